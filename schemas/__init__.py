@@ -1,0 +1,1 @@
+"""The canonical event model of Liaison Exchange, shared by every service."""

@@ -1,0 +1,207 @@
+"""The CloudEvents 1.0 envelope (structured JSON) with Liaison Exchange's extensions.
+
+``data`` is validated by the model of the event's ``type`` (:data:`DATA_MODELS`),
+so ``event.data`` is always that typed model and a data error is located under
+``data``, e.g. ``("data", "drugs", 0, "quantity")``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal, Self, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from schemas.alerts import (
+    COUNTRY_PATTERN,
+    AlertCancelled,
+    AlertClosed,
+    AlertRaised,
+    AlertUpdated,
+    Ref,
+    Timestamp,
+    pattern_check,
+)
+from schemas.receipts import AlertAcknowledged, AlertDelivered, AlertEscalated
+from schemas.seizures import SeizureReported
+from schemas.vocabulary import SYSTEM_TYPES, EventType, Tlp
+
+UNIT_SOURCE_PATTERN = r"^/units/[A-Z0-9][A-Z0-9-]{1,63}$"
+"""Source of an agency event: ``/units/<UNIT-ID>``."""
+SYSTEM_SOURCE_PATTERN = r"^/liaison/[a-z][a-z0-9-]{0,63}$"
+"""Source of an event Liaison Exchange emits: ``/liaison/<component>``."""
+SOURCE_PATTERN = r"^(/units/[A-Z0-9][A-Z0-9-]{1,63}|/liaison/[a-z][a-z0-9-]{0,63})$"
+COUNTRY_LIST_PATTERN = r"^[A-Z]{2}(,[A-Z]{2})*$"
+
+EventData: TypeAlias = (
+    SeizureReported
+    | AlertRaised
+    | AlertUpdated
+    | AlertCancelled
+    | AlertClosed
+    | AlertDelivered
+    | AlertAcknowledged
+    | AlertEscalated
+)
+"""The data of any event; which one is set by the event's ``type``."""
+
+DATA_MODELS: Final[dict[EventType, type[EventData]]] = {
+    EventType.SEIZURE_REPORTED: SeizureReported,
+    EventType.ALERT_RAISED: AlertRaised,
+    EventType.ALERT_UPDATED: AlertUpdated,
+    EventType.ALERT_CANCELLED: AlertCancelled,
+    EventType.ALERT_CLOSED: AlertClosed,
+    EventType.ALERT_DELIVERED: AlertDelivered,
+    EventType.ALERT_ACKNOWLEDGED: AlertAcknowledged,
+    EventType.ALERT_ESCALATED: AlertEscalated,
+}
+"""The data model of each event type."""
+
+NEEDS_SUBJECT: Final = frozenset(
+    {EventType.ALERT_UPDATED, EventType.ALERT_CANCELLED, EventType.ALERT_CLOSED}
+)
+"""Types whose ``subject`` (the original alert's id) is required."""
+
+_UNITS, _SYSTEM = "/units/", "/liaison/"
+_country_code = pattern_check(COUNTRY_PATTERN, "country_code", "an ISO 3166 alpha-2 code", True)
+
+
+def parse_countries(value: str) -> tuple[str, ...]:
+    """``" uz, tj,UZ"`` → ``("UZ", "TJ")``: upper-cased, stripped, de-duplicated, order kept."""
+    codes = [_country_code(part) for part in value.split(",")]
+    if not codes or codes == [""]:
+        raise PydanticCustomError("country_list", "name at least one country, e.g. 'UZ,TJ'")
+    return tuple(dict.fromkeys(codes))
+
+
+def _country_list(value: Any) -> Any:
+    return ",".join(parse_countries(value)) if isinstance(value, str) else value
+
+
+CountryList = Annotated[
+    str, StringConstraints(pattern=COUNTRY_LIST_PATTERN), BeforeValidator(_country_list)
+]
+"""Wire form of a set of countries: ``"UZ,TJ"``."""
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvent 1.0 in structured JSON, with the ``tlp``, ``releasableto`` and
+    ``piireleasableto`` extension attributes; ``data`` is the model of ``type``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"] = Field(description="CloudEvents version: always '1.0'.")
+    id: Ref = Field(description="Unique per source; (source, id) identifies the event.")
+    source: str = Field(
+        pattern=SOURCE_PATTERN,
+        description="'/units/<UNIT-ID>' for agency events, '/liaison/<component>' for the system's.",
+    )
+    type: EventType = Field(description="The kind of event; it chooses the model of data.")
+    time: Timestamp = Field(description="When it happened: RFC 3339 with a timezone.")
+    subject: Ref | None = Field(
+        None,
+        validate_default=True,
+        description="Case or alert reference; for alert.updated, alert.cancelled and "
+        "alert.closed (where it is required) the id of the original alert.",
+    )
+    datacontenttype: Literal["application/json"] = Field(
+        "application/json", description="Media type of data: always application/json."
+    )
+    dataschema: str | None = Field(
+        None, min_length=1, max_length=2048, description="URI of the JSON Schema of data."
+    )
+    tlp: Tlp = Field(Tlp.AMBER, description="Traffic Light Protocol 2.0 label; amber by default.")
+    releasableto: CountryList | None = Field(
+        None,
+        description="Comma-separated ISO 3166 alpha-2 codes of the countries the event may "
+        "reach, e.g. 'UZ,TJ'; absent: the originator's own country only.",
+    )
+    piireleasableto: CountryList | None = Field(
+        None,
+        description="Comma-separated ISO 3166 alpha-2 codes of the countries that may see "
+        "personal data (persons' identities); absent: none abroad.",
+    )
+    data: EventData = Field(description="The payload: the data model of the event's type.")
+
+    @field_validator("tlp", mode="before")
+    @classmethod
+    def _tlp_label(cls, value: Any) -> Any:
+        if isinstance(value, str):  # also "TLP:AMBER", as TLP 2.0 writes it
+            return value.strip().lower().removeprefix("tlp:")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _source_fits_type(cls, value: EventType, info: ValidationInfo) -> EventType:
+        source = info.data.get("source")
+        if source is None:
+            return value  # the source's own error is reported
+        if value in SYSTEM_TYPES and not source.startswith(_SYSTEM):
+            message = "{type} is emitted by Liaison Exchange only: its source is /liaison/<component>, not {source}"
+        elif value not in SYSTEM_TYPES and not source.startswith(_UNITS):
+            message = (
+                "{type} is published by agencies: its source is /units/<UNIT-ID>, not {source}"
+            )
+        else:
+            return value
+        raise PydanticCustomError("source_type", message, {"type": str(value), "source": source})
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_when_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        event_type = info.data.get("type")
+        if value is None and event_type in NEEDS_SUBJECT:
+            raise PydanticCustomError(
+                "subject_required",
+                "{type} needs subject: the id of the alert it changes",
+                {"type": str(event_type)},
+            )
+        return value
+
+    @field_validator("data", mode="wrap")
+    @classmethod
+    def _typed_data(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        event_type = info.data.get("type")
+        if event_type is None:
+            return value  # the type's own error is reported; data cannot be checked without it
+        model = DATA_MODELS[event_type]
+        if type(value) is model:
+            return value
+        # Errors raised here keep their location, prefixed with "data" by pydantic.
+        return model.model_validate(value, context=info.context)
+
+    @property
+    def unit(self) -> str | None:
+        """The originating unit's id (``/units/<UNIT-ID>``); None for the system's own events."""
+        return self.source.removeprefix(_UNITS) if self.source.startswith(_UNITS) else None
+
+    @property
+    def releasable_countries(self) -> frozenset[str] | None:
+        """``releasableto`` as a set of country codes; None when absent."""
+        return None if self.releasableto is None else frozenset(self.releasableto.split(","))
+
+    @property
+    def pii_countries(self) -> frozenset[str] | None:
+        """``piireleasableto`` as a set of country codes; None when absent."""
+        return None if self.piireleasableto is None else frozenset(self.piireleasableto.split(","))
+
+    def to_json(self) -> bytes:
+        """Compact wire JSON: absent (None) attributes left out, aliases used
+        (``window.from``), datetimes in RFC 3339."""
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        """Parse and validate wire JSON; pydantic ``ValidationError`` when it is not valid."""
+        return cls.model_validate_json(raw)

@@ -1,0 +1,51 @@
+"""Data of the events Liaison Exchange itself emits (sources ``/liaison/<component>``).
+
+The notifier records each delivery, acknowledgement and escalation as an event
+on the streams, so the ledger holds what was said to whom and who answered.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from schemas.alerts import MIN_ONE, FrozenModel, Name, Ref, Text, Timestamp, UnitId, at_least_one
+from schemas.vocabulary import Reason, Severity, View
+
+
+class AlertDelivered(FrozenModel):
+    """``alert.delivered``: one recipient's inbox received an alert (one event per recipient)."""
+
+    alert_id: Ref = Field(description="Id of the alert.raised event.")
+    alert_source: UnitId = Field(description="The unit that raised the alert.")
+    recipient: UnitId = Field(description="The unit that received it.")
+    reasons: Annotated[tuple[Reason, ...], at_least_one("reason")] = Field(
+        json_schema_extra=MIN_ONE,
+        description="Why it received it: neighbour, corridor, counterpart, coordinator, explicit.",
+    )
+    view: View = Field(description="full, or non-nominal (persons' identities withheld).")
+    delivered_at: Timestamp = Field(description="When the recipient's inbox was written.")
+
+
+class AlertAcknowledged(FrozenModel):
+    """``alert.acknowledged``: an officer of the receiving unit has taken note of the alert."""
+
+    alert_id: Ref = Field(description="Id of the alert.raised event.")
+    unit: UnitId = Field(description="The acknowledging unit.")
+    officer: Name | None = Field(None, description="The officer who acknowledged, if named.")
+    note: Text | None = Field(None, description="The officer's remark (up to 2000 characters).")
+    acknowledged_at: Timestamp = Field(description="When it was acknowledged.")
+
+
+class AlertEscalated(FrozenModel):
+    """``alert.escalated``: a delivery was still unacknowledged at its deadline."""
+
+    alert_id: Ref = Field(description="Id of the alert.raised event.")
+    unit: UnitId = Field(description="The unit that did not acknowledge in time.")
+    severity: Severity = Field(description="The alert's severity, which set the deadline.")
+    deadline: Timestamp = Field(description="The acknowledgement deadline that passed.")
+    coordinator: UnitId | None = Field(
+        None, description="The national coordinator notified, if any."
+    )
+    escalated_at: Timestamp = Field(description="When the delivery was escalated.")
