@@ -1,0 +1,121 @@
+"""The one place that wires Liaison Exchange together, for every entry point.
+
+``Runtime`` starts (in order) the Redis-compatible server if none is
+configured, the consumer groups, the ledger's database, the broker with
+the chosen services' subscribers, and hands the HTTP API its collaborators.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Collection
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from services.auth import Authenticator
+from services.bus import RedisPublisher, ensure_groups
+from services.config import FileConfig, Settings, read_file_config, resolve_topology
+from services.ledger.app import register_ledger
+from services.ledger.store import SqlLedger, create_engine
+from services.notifier.app import register_notifier
+from services.notifier.handlers import NotifierDeps
+from services.notifier.inbox import RedisInbox
+from services.redis_server import EmbeddedRedis
+from services.runtime_deps import Deps
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("ingest", "ledger", "notifier")
+
+
+def consumer_name(service: str) -> str:
+    """Unique per process, so two processes never share a consumer's pending entries."""
+    return f"{service}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Runtime:
+    """Everything one ``liaison`` process runs, started and stopped in order."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: FileConfig | None = None,
+        services: Collection[str] = SERVICES,
+    ) -> None:
+        self.settings = settings
+        self.config = config if config is not None else read_file_config(settings.config)
+        self.topology = resolve_topology(self.config)
+        self.services = tuple(services)
+        self.embedded: EmbeddedRedis | None = None
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Runtime:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = self.settings.redis_url
+        if url is None:
+            self.embedded = EmbeddedRedis(self.settings.data_dir / "redis")
+            url = self.embedded.start()
+            self._stack.callback(self.embedded.stop)
+            log.info("embedded server at %s", url)
+        self.redis_url = url
+        self.redis = Redis.from_url(url)
+        self._stack.push_async_callback(self.redis.aclose)
+        await ensure_groups(self.redis)  # before anything publishes or subscribes
+        self.ledger = SqlLedger(create_engine(self.settings.effective_database_url))
+        self._stack.push_async_callback(self.ledger.close)
+        await self.ledger.create_schema()
+        self.publisher = RedisPublisher(self.redis)
+        self.inbox = RedisInbox(self.redis)
+        self.notifier = NotifierDeps(self.topology, self.inbox, self.publisher)
+        self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
+        if "ledger" in self.services:
+            register_ledger(self.broker, self.redis, self.ledger, consumer_name("ledger"))
+        if "notifier" in self.services:
+            register_notifier(self.broker, self.redis, self.notifier, consumer_name("notifier"))
+        await self.broker.start()
+        self._stack.push_async_callback(self.broker.stop)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Each check that must hold for the process to take traffic."""
+        checks = {"redis": False, "subscribers": all(s.running for s in self.broker.subscribers)}
+        try:
+            checks["redis"] = bool(await self.redis.ping())
+        except OSError:
+            pass
+        except Exception:
+            log.warning("readiness: redis ping failed", exc_info=True)
+        return checks
+
+    def deps(self) -> Deps:
+        """The HTTP API's collaborators."""
+        return Deps(
+            topology=self.topology,
+            authenticator=Authenticator(self.config.principals),
+            publisher=self.publisher,
+            inbox=self.inbox,
+            notifier=self.notifier,
+            ledger=self.ledger,
+            ready=self.readiness,
+        )

@@ -1,0 +1,132 @@
+"""The canonical streams as the services see them: groups, idempotent publish, dead letters.
+
+Publishing goes through one Lua script so that "is this ``(source, id)``
+new?" and "append it to its stream" happen atomically, for a whole batch at
+once: a batch is all-or-nothing and a retried publish never appends twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
+
+from schemas.events import CloudEvent
+from services import streams
+
+# KEYS[1] = seen hash; KEYS[2..] = streams; ARGV = (stream index, seen field, payload)*
+_PUBLISH_LUA = """
+local flags = {}
+for i = 1, #ARGV, 3 do
+  local field = ARGV[i + 1]
+  if redis.call('HEXISTS', KEYS[1], field) == 1 then
+    flags[#flags + 1] = 0
+  else
+    local entry = redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', '__data__', ARGV[i + 2])
+    redis.call('HSET', KEYS[1], field, entry)
+    flags[#flags + 1] = 1
+  end
+end
+return flags
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry as handlers see it."""
+
+    stream: str
+    entry_id: str
+    payload: bytes
+    """The CloudEvent JSON (empty when the entry had no event field)."""
+
+
+class DeadLetters(Protocol):
+    """Where entries that cannot be handled are kept, with the reason."""
+
+    async def put(self, entry: Entry, reason: str) -> None:
+        """Keep one entry and why it was refused."""
+        ...
+
+
+class Publisher(Protocol):
+    """Appends canonical events to their streams, idempotently by ``(source, id)``."""
+
+    async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
+        """Publish all or nothing; per event, True if new and False if already published."""
+        ...
+
+
+def seen_field(event: CloudEvent) -> str:
+    """The idempotency key of an event: its source and id."""
+    return f"{event.source} {event.id}"
+
+
+class RedisPublisher:
+    """:class:`Publisher` on Redis Streams."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_PUBLISH_LUA)
+        self._keys = [streams.SEEN, *streams.CANONICAL_STREAMS]
+
+    async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
+        if not events:
+            return []
+        argv: list[str | bytes] = []
+        for event in events:
+            index = streams.CANONICAL_STREAMS.index(streams.stream_for(event.type)) + 2
+            argv += [str(index), seen_field(event), event.to_json()]
+        flags = await self._script(keys=self._keys, args=argv)
+        return [bool(flag) for flag in flags]
+
+
+async def ensure_groups(redis: Redis) -> None:
+    """Create every consumer group at id ``0`` (MKSTREAM), before anything publishes.
+
+    Created at ``0`` rather than ``$`` so that nothing appended before a
+    service first starts is skipped; an existing group is left as it is.
+    """
+    for stream, groups in streams.GROUPS.items():
+        for group in groups:
+            try:
+                await redis.xgroup_create(stream, group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+
+async def dead_letter(
+    redis: Redis, *, origin: str, reason: str, payload: bytes | str, entry_id: str = ""
+) -> str:
+    """Keep an entry that could not be processed, with where it came from and why."""
+    fields: dict[FieldT, EncodableT] = {
+        "origin": origin,
+        "entry_id": entry_id,
+        "reason": reason,
+        "at": datetime.now(UTC).isoformat(),
+        "payload": payload,
+    }
+    entry = await redis.xadd(streams.DEAD_LETTERS, fields)
+    return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+
+class RedisDeadLetters:
+    """:class:`DeadLetters` on the dead-letter stream."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def put(self, entry: Entry, reason: str) -> None:
+        await dead_letter(
+            self._redis,
+            origin=entry.stream,
+            reason=reason,
+            payload=entry.payload,
+            entry_id=entry.entry_id,
+        )

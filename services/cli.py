@@ -1,0 +1,149 @@
+"""The ``liaison`` command (DESIGN §4, "Command line")."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from schemas.events import CloudEvent
+from schemas.topology import TopologyError
+from services.config import ConfigError, Settings, read_file_config, resolve_topology
+from services.redis_server import EmbeddedServerError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Liaison Exchange.",
+)
+ledger_app = typer.Typer(no_args_is_help=True, help="Audit the ledger.")
+app.add_typer(ledger_app, name="ledger")
+# Piped output (CI logs, files) gets a width that fits the tables, not 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 132)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ConfigError(f"LIAISON_{str(first['loc'][0]).upper()}: {first['msg']}") from None
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path | None, typer.Option(help="Keep the demo's data here.")] = None,
+) -> None:
+    """Play the seed scenario end to end on embedded defaults."""
+    from services.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="liaison-demo-") as tmp:
+        ok = asyncio.run(run_demo(data_dir or Path(tmp), console))
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def up() -> None:
+    """Run ingest, ledger, notifier and the HTTP API until SIGINT/SIGTERM."""
+    from services.runner import run_services
+
+    asyncio.run(run_services(_settings(), ("ingest", "ledger", "notifier"), console, http=True))
+
+
+@app.command()
+def serve(service: Annotated[str, typer.Argument(help="ingest, ledger or notifier")]) -> None:
+    """Run one service (scaled deployments); ingest also serves the HTTP API."""
+    from services.runner import run_services
+
+    if service not in ("ingest", "ledger", "notifier"):
+        raise ConfigError(f"unknown service {service!r}: choose ingest, ledger or notifier")
+    asyncio.run(run_services(_settings(), (service,), console, http=service == "ingest"))
+
+
+@app.command()
+def route(
+    file: Annotated[Path, typer.Argument(help="An alert.raised CloudEvent (JSON).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Dry run: who would receive this alert, why, and with which view."""
+    from services.tools import print_route
+
+    settings = _settings()
+    topology = resolve_topology(read_file_config(settings.config))
+    try:
+        raw = file.read_bytes()
+        event = CloudEvent.from_json(raw)
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    print_route(event, topology, console, as_json=as_json)
+
+
+@app.command()
+def inbox(unit: str) -> None:
+    """A unit's alerts, newest first."""
+    from services.tools import show_inbox
+
+    asyncio.run(show_inbox(_settings(), unit, console))
+
+
+@app.command()
+def ack(
+    unit: str,
+    alert_id: str,
+    officer: Annotated[str, typer.Option(help="Who acknowledges.")] = "cli",
+    note: Annotated[str | None, typer.Option(help="A remark for the record.")] = None,
+) -> None:
+    """Acknowledge one alert on behalf of an officer of UNIT."""
+    from services.tools import acknowledge_alert
+
+    asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console))
+
+
+@ledger_app.command("replay")
+def ledger_replay(
+    after: Annotated[int, typer.Option(help="Only entries after this seq.")] = 0,
+    type_: Annotated[list[str] | None, typer.Option("--type", help="Only these types.")] = None,
+) -> None:
+    """Ledger entries as JSON lines, one CloudEvent each with its seq and hash."""
+    from services.tools import replay
+
+    asyncio.run(replay(_settings(), after, type_ or []))
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Recompute the chain: exit 0 OK, exit 1 naming the first bad seq."""
+    from services.tools import verify
+
+    ok = asyncio.run(verify(_settings(), console))
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    """Entry point: user errors are one clear line on stderr, never a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except (ConfigError, TopologyError, EmbeddedServerError) as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False)[:10]:
+            where = ".".join(str(p) for p in err["loc"]) or "(event)"
+            errors.print(f"[red]invalid:[/] {where}: {err['msg']}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The HTTP API: the services' routers behind one FastAPI app, with health endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from services import problems
+from services.ingest.api import router as ingest_router
+from services.ledger.api import router as ledger_router
+from services.notifier.api import router as notifier_router
+from services.runtime_deps import Deps
+
+
+def create_app(deps: Deps) -> FastAPI:
+    """The API over already-running services (the bootstrap owns their lifecycle)."""
+    app = FastAPI(
+        title="Liaison Exchange",
+        version="0.1.0",
+        description="Seizure reports and alerts between Border Liaison Offices and "
+        "Interagency Mobile Teams. Authenticate with `Authorization: Bearer <token>`.",
+    )
+    app.state.deps = deps
+    problems.install(app)
+    app.include_router(ingest_router)
+    app.include_router(notifier_router)
+    app.include_router(ledger_router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: every subscriber running")
+    async def readyz() -> JSONResponse:
+        checks: dict[str, Any] = await deps.ready()
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,95 @@
+"""Turning what an agency sent into canonical events, or into located errors.
+
+Pure functions: the HTTP API, the file adapters and the Redis ingress all
+validate through here, so an event means the same thing whichever way it came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.alerts import AlertRaised
+from schemas.events import CloudEvent
+from schemas.topology import Topology
+from schemas.vocabulary import AGENCY_TYPES
+
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one event (or one field of it) was refused."""
+
+    index: int | None
+    field: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shape of one entry of a 422 problem's ``errors``."""
+        return {"index": self.index, "field": self.field, "message": self.message}
+
+
+class Rejected(Exception):
+    """Nothing was accepted; ``rejections`` says what and where."""
+
+    def __init__(self, rejections: Sequence[Rejection]) -> None:
+        super().__init__("; ".join(f"{r.field}: {r.message}" for r in rejections[:5]))
+        self.rejections = tuple(rejections)
+
+
+def _loc(parts: Iterable[object]) -> str:
+    return ".".join(str(p) for p in parts if not str(p).startswith("function-"))
+
+
+def validate_event(raw: Any, topology: Topology, index: int | None = None) -> CloudEvent:
+    """One canonical agency event from its JSON form, or :class:`Rejected`."""
+    try:
+        event = CloudEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise Rejected(
+            [Rejection(index, _loc(e["loc"]) or "(event)", e["msg"]) for e in exc.errors()]
+        ) from None
+    problems = []
+    if event.type not in AGENCY_TYPES:
+        problems.append(Rejection(index, "type", f"{event.type} is emitted by the system only"))
+    if event.unit is not None and event.unit not in topology:
+        problems.append(Rejection(index, "source", f"unknown unit {event.unit!r}"))
+    if isinstance(event.data, AlertRaised):
+        for i, unit in enumerate(event.data.recipients):
+            if unit not in topology:
+                problems.append(Rejection(index, f"data.recipients.{i}", f"unknown unit {unit!r}"))
+    if problems:
+        raise Rejected(problems)
+    return event
+
+
+def validate_batch(body: Any, topology: Topology) -> tuple[list[CloudEvent], bool]:
+    """A JSON object or array of events → canonical events (all or none) and whether it was a batch."""
+    if isinstance(body, dict):
+        return [validate_event(body, topology)], False
+    if not isinstance(body, list):
+        raise Rejected(
+            [Rejection(None, "(body)", "expected a CloudEvent object or an array of them")]
+        )
+    if not body:
+        raise Rejected([Rejection(None, "(body)", "the batch is empty")])
+    events: list[CloudEvent] = []
+    rejections: list[Rejection] = []
+    for index, raw in enumerate(body):
+        try:
+            events.append(validate_event(raw, topology, index))
+        except Rejected as exc:
+            rejections.extend(exc.rejections)
+    if rejections:
+        raise Rejected(rejections)
+    return events, True
+
+
+def foreign_units(events: Sequence[CloudEvent], allowed: Iterable[str]) -> list[str]:
+    """Units the events speak for that the publisher may not publish for."""
+    permitted = set(allowed)
+    return sorted({ev.unit for ev in events if ev.unit and ev.unit not in permitted})

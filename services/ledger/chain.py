@@ -1,0 +1,42 @@
+"""The hash chain: how each ledger entry commits to everything before it.
+
+Canonical form (what an independent verifier recomputes)::
+
+    hash(n) = SHA-256( bytes.fromhex(prev_hash(n))
+                       || UTF-8("<seq>\\n<recorded_at>\\n")
+                       || UTF-8(event_json(n)) )
+
+``prev_hash(1)`` is 64 zeros; ``event_json`` is the ``event`` column exactly
+as stored: the CloudEvent as compact JSON with sorted keys, no ``null``
+members, non-ASCII characters kept (``json.dumps(ev, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)``). The verifier hashes the stored
+text as it is, so it never has to re-serialise anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from schemas.events import CloudEvent
+
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    """Compact, key-sorted JSON: the stored form of an event."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_json(event: CloudEvent) -> str:
+    """The canonical stored text of one event."""
+    return canonical_json(event.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def entry_hash(prev_hash: str, seq: int, recorded_at: str, event_text: str) -> str:
+    """SHA-256 of one entry chained to its predecessor (see the module docstring)."""
+    digest = hashlib.sha256(bytes.fromhex(prev_hash))
+    digest.update(f"{seq}\n{recorded_at}\n".encode())
+    digest.update(event_text.encode())
+    return digest.hexdigest()

@@ -1,0 +1,24 @@
+"""The ledger's SQL tables (SQLAlchemy Core), shared by SQLite and PostgreSQL."""
+
+from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("seq", BigInteger().with_variant(BigInteger, "postgresql"), primary_key=True,
+           autoincrement=False, comment="Gapless position in the chain, from 1."),
+    Column("source", String(300), nullable=False, comment="CloudEvent source."),
+    Column("event_id", String(300), nullable=False, comment="CloudEvent id."),
+    Column("type", String(64), nullable=False),
+    Column("subject", String(300), nullable=True),
+    Column("recorded_at", String(40), nullable=False, comment="RFC 3339 UTC, when appended."),
+    Column("event", Text, nullable=False, comment="The CloudEvent, canonical JSON."),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("source", "event_id", name="uq_ledger_source_id"),
+)  # fmt: skip
+
+Index("ix_ledger_type_seq", entries.c.type, entries.c.seq)
+Index("ix_ledger_subject", entries.c.subject)

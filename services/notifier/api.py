@@ -1,0 +1,62 @@
+"""Inbox and acknowledgement endpoints for liaison officers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.auth import require_officer_of, require_unit_reader
+from services.config import Principal
+from services.notifier.handlers import acknowledge
+from services.problems import Problem
+from services.runtime_deps import Deps, caller, deps
+
+router = APIRouter(tags=["notifier"])
+
+
+class AckRequest(BaseModel):
+    """Optional body of an acknowledgement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    officer: str | None = Field(default=None, max_length=200, description="Who acknowledged.")
+    note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
+
+
+def _known_unit(runtime: Deps, unit: str) -> None:
+    if unit not in runtime.topology:
+        raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
+
+
+@router.get("/v1/units/{unit}/alerts", summary="A unit's deliveries, newest first")
+async def list_alerts(
+    unit: str,
+    principal: Annotated[Principal, Depends(caller)],
+    runtime: Annotated[Deps, Depends(deps)],
+) -> dict[str, Any]:
+    """The unit's inbox: each alert as this unit may see it, with reasons and acks."""
+    require_unit_reader(principal, unit)
+    _known_unit(runtime, unit)
+    return {"unit": unit, "alerts": await runtime.inbox.list(unit)}
+
+
+@router.post("/v1/units/{unit}/alerts/{alert_id}/ack", summary="Acknowledge an alert (idempotent)")
+async def ack_alert(
+    unit: str,
+    alert_id: str,
+    principal: Annotated[Principal, Depends(caller)],
+    runtime: Annotated[Deps, Depends(deps)],
+    body: Annotated[AckRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    """Record that an officer of the unit has seen the alert."""
+    require_officer_of(principal, unit)
+    _known_unit(runtime, unit)
+    request = body or AckRequest()
+    officer = request.officer or principal.name
+    stored = await acknowledge(unit, alert_id, officer, request.note, runtime.notifier)
+    if stored is None:
+        raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
+    delivery = await runtime.inbox.get(unit, alert_id)
+    return {"unit": unit, "alert_id": alert_id, **(delivery or {})}

@@ -1,0 +1,173 @@
+"""The liaison workflow as plain functions: fan an alert out, pass on its changes, take acks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from schemas.alerts import AlertRaised
+from schemas.events import CloudEvent
+from schemas.receipts import AlertAcknowledged, AlertDelivered
+from schemas.topology import Topology
+from schemas.vocabulary import EventType, View
+from services.bus import DeadLetters, Entry, Publisher
+from services.notifier.routing import AlertFacts, Recipient, non_nominal, route_alert
+
+log = logging.getLogger(__name__)
+
+NOTIFIER_SOURCE = "/liaison/notifier"
+CHANGE_TYPES = {EventType.ALERT_UPDATED, EventType.ALERT_CANCELLED, EventType.ALERT_CLOSED}
+
+
+class Inbox(Protocol):
+    """Per-unit inboxes (:class:`~services.notifier.inbox.RedisInbox`)."""
+
+    async def deliver(
+        self, unit: str, delivery: dict[str, Any], score: float
+    ) -> dict[str, Any]: ...
+    async def recipients(self, alert_id: str) -> dict[str, str]: ...
+    async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None: ...
+    async def acknowledge(
+        self, unit: str, alert_id: str, ack: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierDeps:
+    """What the notifier's handlers need, wired once at start-up."""
+
+    topology: Topology
+    inbox: Inbox
+    publisher: Publisher
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def view_of(event: CloudEvent, view: View) -> dict[str, Any]:
+    """The event as a recipient with ``view`` may see it."""
+    wire = event.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if view is View.NON_NOMINAL and "persons" in wire["data"]:
+        wire["data"] = non_nominal(wire["data"])
+    return wire
+
+
+def facts_of(event: CloudEvent) -> AlertFacts:
+    """What routing needs to know of an ``alert.raised`` event."""
+    data = event.data
+    if not isinstance(data, AlertRaised) or event.unit is None:
+        raise TypeError(f"{event.type} from {event.source} is not an agency's alert.raised")
+    return AlertFacts(
+        origin=event.unit,
+        route=tuple(data.route),
+        recipients=tuple(data.recipients),
+        tlp=event.tlp,
+        releasableto=event.releasable_countries,
+        piireleasableto=event.pii_countries,
+    )
+
+
+async def fan_out(event: CloudEvent, deps: NotifierDeps) -> tuple[Recipient, ...]:
+    """Deliver an alert to every recipient's inbox and emit one ``alert.delivered`` each."""
+    facts = facts_of(event)
+    assert isinstance(event.data, AlertRaised)  # facts_of checked it
+    recipients = route_alert(facts, deps.topology)
+    now = deps.clock()
+    receipts = []
+    for recipient in recipients:
+        delivery = {
+            "alert_id": event.id,
+            "alert_source": facts.origin,
+            "event": view_of(event, recipient.view),
+            "reasons": [str(r) for r in recipient.reasons],
+            "view": str(recipient.view),
+            "severity": str(event.data.severity),
+            "delivered_at": now.isoformat(),
+        }
+        stored = await deps.inbox.deliver(recipient.unit, delivery, now.timestamp())
+        receipts.append(
+            _delivered(event, recipient, datetime.fromisoformat(stored["delivered_at"]))
+        )
+    await deps.publisher.publish(receipts)
+    return recipients
+
+
+def _delivered(alert: CloudEvent, recipient: Recipient, at: datetime) -> CloudEvent:
+    data = AlertDelivered(
+        alert_id=alert.id,
+        alert_source=alert.unit,
+        recipient=recipient.unit,
+        reasons=recipient.reasons,
+        view=recipient.view,
+        delivered_at=at,
+    )
+    return _system_event(EventType.ALERT_DELIVERED, f"{alert.id}/{recipient.unit}", alert, data, at)
+
+
+def _system_event(
+    type_: EventType, id_: str, alert: CloudEvent, data: Any, at: datetime
+) -> CloudEvent:
+    # Deterministic ids: a re-run after a crash re-publishes the same (source, id).
+    return CloudEvent(
+        specversion="1.0",
+        id=f"{type_.value.split('.')[1]}/{id_}",
+        source=NOTIFIER_SOURCE,
+        type=type_,
+        time=at,
+        subject=alert.id,
+        tlp=alert.tlp,
+        releasableto=alert.releasableto,
+        piireleasableto=alert.piireleasableto,
+        data=data,
+    )
+
+
+async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
+    """Give an update, cancellation or closure to everyone who received the alert."""
+    alert_id = event.subject or ""
+    recipients = await deps.inbox.recipients(alert_id)
+    for unit, view in recipients.items():
+        await deps.inbox.record_change(unit, alert_id, view_of(event, View(view)))
+    return len(recipients)
+
+
+async def acknowledge(
+    unit: str, alert_id: str, officer: str, note: str | None, deps: NotifierDeps
+) -> dict[str, Any] | None:
+    """Record an officer's acknowledgement (idempotent) and emit ``alert.acknowledged``."""
+    now = deps.clock()
+    ack = {"acknowledged_at": now.isoformat(), "acknowledged_by": officer, "note": note}
+    outcome = await deps.inbox.acknowledge(unit, alert_id, ack)
+    if outcome is None:
+        return None
+    stored, _created = outcome
+    at = datetime.fromisoformat(stored["acknowledged_at"])
+    data = AlertAcknowledged(
+        alert_id=alert_id, unit=unit, officer=stored["acknowledged_by"],
+        note=stored.get("note"), acknowledged_at=at,
+    )  # fmt: skip
+    receipt = CloudEvent(
+        specversion="1.0", id=f"acknowledged/{alert_id}/{unit}", source=NOTIFIER_SOURCE,
+        type=EventType.ALERT_ACKNOWLEDGED, time=at, subject=alert_id, data=data,
+    )  # fmt: skip
+    await deps.publisher.publish([receipt])  # re-published on a repeat: the id makes it a no-op
+    return stored
+
+
+async def handle_alert_entries(
+    entries: Sequence[Entry], deps: NotifierDeps, dead: DeadLetters
+) -> None:
+    """Route each alert-stream entry; a bad one goes to the dead letters, the rest proceed."""
+    for entry in entries:
+        try:
+            event = CloudEvent.from_json(entry.payload)
+        except ValidationError as exc:
+            await dead.put(entry, f"notifier: not a valid event: {exc.error_count()} error(s)")
+            continue
+        if event.type is EventType.ALERT_RAISED:
+            await fan_out(event, deps)
+        elif event.type in CHANGE_TYPES:
+            await pass_on_change(event, deps)

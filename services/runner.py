@@ -1,0 +1,35 @@
+"""``liaison up`` and ``liaison serve``: run until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from rich.console import Console
+
+from services.bootstrap import Runtime
+from services.config import Settings
+from services.http import create_app
+from services.serve import ApiServer, wait_for_signal
+
+
+async def run_services(
+    settings: Settings, services: Collection[str], console: Console, *, http: bool
+) -> None:
+    """Start the services (and the API), print where they are, stop cleanly on a signal."""
+    async with Runtime(settings, services=services) as runtime:
+        server = None
+        if http:
+            host, port = settings.host_port
+            server = ApiServer(create_app(runtime.deps()), host, port)
+            url = await server.start()
+            console.print(
+                f"Liaison Exchange ready at {url} ({', '.join(services)})", highlight=False
+            )
+        else:
+            console.print(f"Liaison Exchange {', '.join(services)} running", highlight=False)
+        try:
+            await wait_for_signal()
+        finally:
+            if server is not None:
+                await server.stop()
+    console.print("stopped")

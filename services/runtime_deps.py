@@ -1,0 +1,41 @@
+"""What the HTTP routers need, built once by the bootstrap and found on ``app.state``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Header, Request
+
+from schemas.topology import Topology
+from services.auth import Authenticator
+from services.bus import Publisher
+from services.config import Principal
+from services.ledger.store import SqlLedger
+from services.notifier.handlers import NotifierDeps
+from services.notifier.inbox import RedisInbox
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """The API's collaborators."""
+
+    topology: Topology
+    authenticator: Authenticator
+    publisher: Publisher
+    inbox: RedisInbox
+    notifier: NotifierDeps
+    ledger: SqlLedger
+    ready: Callable[[], Awaitable[dict[str, bool]]]
+
+
+def deps(request: Request) -> Deps:
+    """FastAPI dependency: the collaborators wired at start-up."""
+    found: Deps = request.app.state.deps
+    return found
+
+
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """FastAPI dependency: the authenticated principal (401 otherwise)."""
+    return deps(request).authenticator.authenticate(authorization)

@@ -1,0 +1,70 @@
+"""Every Redis key, stream and consumer-group name, in one place.
+
+Keys share the ``{liaison}`` hash tag so that, on Redis Cluster, the Lua
+scripts that touch several of them at once stay on one slot.
+"""
+
+from schemas.vocabulary import EventType
+
+PREFIX = "{liaison}"
+
+SEIZURES = f"{PREFIX}:stream:seizures"
+"""``seizure.reported`` events."""
+
+ALERTS = f"{PREFIX}:stream:alerts"
+"""Alert lifecycle events published by agencies (raised, updated, cancelled, closed)."""
+
+RECEIPTS = f"{PREFIX}:stream:receipts"
+"""Events the system emits: ``alert.delivered``, ``alert.acknowledged``, ``alert.escalated``."""
+
+DEAD_LETTERS = f"{PREFIX}:stream:dead-letters"
+"""Entries that could not be processed, each with its reason."""
+
+CANONICAL_STREAMS = (SEIZURES, ALERTS, RECEIPTS)
+
+LEDGER_GROUP = "ledger"
+NOTIFIER_GROUP = "notifier"
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    SEIZURES: (LEDGER_GROUP,),
+    ALERTS: (LEDGER_GROUP, NOTIFIER_GROUP),
+    RECEIPTS: (LEDGER_GROUP,),
+}
+"""Consumer groups per stream; created at id ``0`` before anything publishes."""
+
+SEEN = f"{PREFIX}:seen"
+"""Hash ``source id`` → stream entry id of every event accepted: publish-side idempotency."""
+
+EVENT_FIELD = "__data__"
+"""The stream-entry field holding the CloudEvent's JSON (FastStream's raw-data field)."""
+
+INBOX_PREFIX = f"{PREFIX}:inbox:"
+ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"
+
+
+def stream_for(event_type: EventType) -> str:
+    """The canonical stream an event of this type is published to."""
+    if event_type is EventType.SEIZURE_REPORTED:
+        return SEIZURES
+    if event_type in (
+        EventType.ALERT_DELIVERED,
+        EventType.ALERT_ACKNOWLEDGED,
+        EventType.ALERT_ESCALATED,
+    ):
+        return RECEIPTS
+    return ALERTS
+
+
+def inbox_key(unit: str) -> str:
+    """Hash ``alert id`` → delivery JSON of one unit."""
+    return f"{INBOX_PREFIX}{unit}"
+
+
+def inbox_order_key(unit: str) -> str:
+    """Sorted set of a unit's alert ids scored by delivery time (newest first on read)."""
+    return f"{INBOX_PREFIX}{unit}:order"
+
+
+def recipients_key(alert_id: str) -> str:
+    """Hash ``unit`` → view of everyone who received an alert (for updates and closures)."""
+    return f"{ALERT_RECIPIENTS_PREFIX}{alert_id}"

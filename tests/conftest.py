@@ -1,0 +1,65 @@
+"""Test tiers and their servers.
+
+* ``tests/unit`` — no I/O.
+* ``tests/integration`` — a real Redis-compatible server (one per session,
+  emptied before each test) and real SQLite; PostgreSQL where a test asks.
+* ``tests/e2e`` — the ``liaison`` command as a user runs it.
+
+``LIAISON_TEST_REDIS_URL`` points the suite at an existing server instead of
+the embedded one (it will be FLUSHALLed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.redis_server import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real server for the whole session."""
+    external = os.environ.get("LIAISON_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server_url: str) -> AsyncIterator[str]:
+    """The session's server, empty at the start of each test."""
+    client = Redis.from_url(redis_server_url)
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
+    return redis_server_url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the (emptied) session server."""
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A fresh data directory."""
+    path = tmp_path / "var"
+    path.mkdir()
+    return path

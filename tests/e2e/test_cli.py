@@ -1,0 +1,95 @@
+"""The ``liaison`` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests import factories
+
+LIAISON = str(Path(sys.executable).parent / "liaison")
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``liaison`` with a clean LIAISON_* environment plus ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
+    return subprocess.run(
+        [LIAISON, *args], env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
+
+
+def test_demo_plays_the_seed_scenario() -> None:
+    result = run("demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for unit in ("IMT-TASHKENT", "IMT-GULISTAN", "BLO-FOTEHOBOD", "NIAC-UZ"):
+        assert unit in out
+    fotehobod = next(line for line in out.splitlines() if "BLO-FOTEHOBOD" in line)
+    assert "non-nominal" in fotehobod
+    assert "1 withheld" in fotehobod
+    gulistan = next(line for line in out.splitlines() if "│ IMT-GULISTAN" in line)
+    assert "Duty officer" in gulistan
+    assert "closed" in gulistan
+    assert "20.032 kg of heroin" in out
+    assert "chain OK" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_route_dry_run_json(tmp_path: Path) -> None:
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps(factories.alert()))
+    result = run("route", str(alert), "--json")
+    assert result.returncode == 0, result.stderr
+    recipients = {r["unit"]: r for r in json.loads(result.stdout)["recipients"]}
+    assert set(recipients) == {"IMT-TASHKENT", "IMT-GULISTAN", "BLO-FOTEHOBOD", "NIAC-UZ"}
+    assert recipients["BLO-FOTEHOBOD"] == {
+        "unit": "BLO-FOTEHOBOD", "reasons": ["counterpart"], "view": "non-nominal",
+    }  # fmt: skip
+
+
+def test_invalid_alert_file_is_a_located_error(tmp_path: Path) -> None:
+    alert = factories.alert()
+    del alert["data"]["summary"]
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps(alert))
+    result = run("route", str(path))
+    assert result.returncode == 2
+    assert "data.summary" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "liaison.yaml"
+    config.write_text("principals:\n  - {name: x, role: emperor, token_sha256: abc}\n")
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps(factories.alert()))
+    result = run("route", str(alert), env={"LIAISON_CONFIG": str(config)})
+    assert result.returncode == 2
+    assert str(config) in result.stderr
+    assert "role" in result.stderr
+    assert "token_sha256" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_naming_an_unknown_unit_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "liaison.yaml"
+    config.write_text(
+        f"principals:\n  - {{name: x, role: officer, token_sha256: {'a' * 64}, unit: IMT-ATLANTIS}}\n"
+    )
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps(factories.alert()))
+    result = run("route", str(alert), env={"LIAISON_CONFIG": str(config)})
+    assert result.returncode == 2
+    assert "IMT-ATLANTIS" in result.stderr
+
+
+def test_ledger_verify_on_an_empty_ledger(tmp_path: Path) -> None:
+    result = run("ledger", "verify", env={"LIAISON_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0
+    assert result.stdout.startswith("OK 0 entries")

@@ -1,0 +1,71 @@
+"""A whole Liaison Exchange runtime on the session's real server, per test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.auth import token_digest
+from services.bootstrap import Runtime
+from services.config import FileConfig, Principal, Role, Settings
+from services.http import create_app
+
+TOKENS = {
+    "customs": "customs-token",
+    "mia": "mia-token",
+    "gulistan": "gulistan-officer-token",
+    "tashkent": "tashkent-officer-token",
+    "auditor": "auditor-token",
+}
+
+
+def test_config() -> FileConfig:
+    """One principal of every role."""
+    return FileConfig(
+        principals=(
+            Principal(name="uz-customs", role=Role.PUBLISHER, token_sha256=token_digest(TOKENS["customs"]),
+                      units=("BLO-OYBEK", "BLO-AYRITOM")),
+            Principal(name="uz-mia", role=Role.PUBLISHER, token_sha256=token_digest(TOKENS["mia"]),
+                      units=("IMT-GULISTAN",)),
+            Principal(name="gulistan-duty", role=Role.OFFICER,
+                      token_sha256=token_digest(TOKENS["gulistan"]), unit="IMT-GULISTAN"),
+            Principal(name="tashkent-duty", role=Role.OFFICER,
+                      token_sha256=token_digest(TOKENS["tashkent"]), unit="IMT-TASHKENT"),
+            Principal(name="audit-office", role=Role.AUDITOR, token_sha256=token_digest(TOKENS["auditor"])),
+        )
+    )  # fmt: skip
+
+
+def auth(who: str) -> dict[str, str]:
+    """The Authorization header of a test principal."""
+    return {"Authorization": f"Bearer {TOKENS[who]}"}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until ``check`` holds, failing the test at the deadline."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"condition not met within {timeout}s: {check.__qualname__}")
+
+
+@pytest.fixture
+async def runtime(redis_url: str, data_dir: Path) -> AsyncIterator[Runtime]:
+    """Ingest, ledger (SQLite) and notifier on the session's server."""
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, database_url=None, config=None)
+    async with Runtime(settings, test_config()) as running:
+        yield running
+
+
+@pytest.fixture
+async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the runtime's API (in-process ASGI transport)."""
+    transport = httpx.ASGITransport(app=create_app(runtime.deps()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://liaison") as client:
+        yield client

@@ -1,0 +1,97 @@
+"""The reader/claimer pair on a real server: ack after success, retry, dead-letter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from services import bus, streams
+from services.bus import Entry
+from services.streaming import GroupOptions, subscribe_group
+from tests.integration.conftest import eventually
+
+FAST = GroupOptions(max_records=10, polling_ms=20, claim_idle_ms=200, retry_cap=3)
+
+
+class Recorder:
+    """A handler that fails on chosen payloads, a chosen number of times."""
+
+    def __init__(self, failures: dict[bytes, int]) -> None:
+        self.failures = failures
+        self.seen: list[bytes] = []
+
+    async def __call__(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            if self.failures.get(entry.payload, 0) > 0:
+                self.failures[entry.payload] -= 1
+                raise RuntimeError(f"cannot handle {entry.payload!r} yet")
+        self.seen.extend(e.payload for e in entries)
+
+
+@pytest.fixture
+async def broker(redis_url: str, redis: Redis) -> AsyncIterator[RedisBroker]:
+    await bus.ensure_groups(redis)
+    broker = RedisBroker(redis_url)
+    yield broker
+    await broker.stop()
+
+
+async def _pending(redis: Redis) -> int:
+    groups = await redis.xinfo_groups(streams.SEIZURES)
+    return int(next(g for g in groups if g["name"] == b"ledger")["pending"])
+
+
+async def test_groups_start_at_zero_and_see_what_was_published_before(
+    broker: RedisBroker, redis: Redis
+) -> None:
+    for i in range(25):
+        await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: f"e{i}"})
+    handler = Recorder({})
+    subscribe_group(broker, redis, stream=streams.SEIZURES, group="ledger", consumer="t",
+                    handler=handler, options=FAST)  # fmt: skip
+    await broker.start()
+
+    async def all_seen() -> bool:
+        return len(handler.seen) == 25 and await _pending(redis) == 0
+
+    await eventually(all_seen)
+    assert handler.seen == [f"e{i}".encode() for i in range(25)]
+
+
+async def test_a_failed_batch_is_retried_by_the_claimer(broker: RedisBroker, redis: Redis) -> None:
+    handler = Recorder({b"flaky": 2})
+    subscribe_group(broker, redis, stream=streams.SEIZURES, group="ledger", consumer="t",
+                    handler=handler, options=FAST)  # fmt: skip
+    await broker.start()
+    for payload in ("a", "flaky", "b"):
+        await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: payload})
+
+    async def settled() -> bool:
+        return set(handler.seen) == {b"a", b"flaky", b"b"} and await _pending(redis) == 0
+
+    await eventually(settled)
+    assert await redis.xlen(streams.DEAD_LETTERS) == 0
+
+
+async def test_a_poison_entry_is_dead_lettered_after_the_cap(
+    broker: RedisBroker, redis: Redis
+) -> None:
+    handler = Recorder({b"poison": 1000})
+    subscribe_group(broker, redis, stream=streams.SEIZURES, group="ledger", consumer="t",
+                    handler=handler, options=FAST)  # fmt: skip
+    await broker.start()
+    for payload in ("poison", "after"):
+        await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: payload})
+
+    async def dead_lettered() -> bool:
+        return await redis.xlen(streams.DEAD_LETTERS) == 1 and await _pending(redis) == 0
+
+    await eventually(dead_lettered)
+    [(_, fields)] = await redis.xrange(streams.DEAD_LETTERS)
+    assert fields[b"payload"] == b"poison"
+    assert fields[b"origin"] == streams.SEIZURES.encode()
+    assert b"after 3 deliveries" in fields[b"reason"]
+    assert b"after" in handler.seen

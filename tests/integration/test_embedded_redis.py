@@ -1,0 +1,79 @@
+"""The embedded server: real, persistent, loopback-only, and never orphaned."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from services.redis_server import EmbeddedRedis
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); it is gone for our purposes
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_starts_with_aof_on_loopback_and_stops(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path)
+    server.start()
+    pid = server.pid
+    assert pid is not None
+    client = redis.Redis.from_url(server.url)
+    try:
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("bind") == {"bind": "127.0.0.1"}
+        assert client.config_get("dir")["dir"] == str(tmp_path.resolve())
+        assert (tmp_path / "url").read_text() == server.url
+    finally:
+        client.close()
+    server.stop()
+    assert _wait_gone(pid)
+    assert not (tmp_path / "url").exists()
+
+
+def test_data_survives_a_restart(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        client.xadd("s", {"k": "v"})
+        client.close()
+    with EmbeddedRedis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.xlen("s") == 1
+        client.close()
+
+
+def test_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    script = (
+        "import sys, time; from pathlib import Path; from services.redis_server import EmbeddedRedis\n"
+        f"s = EmbeddedRedis(Path({str(tmp_path)!r})); s.start()\n"
+        "print(s.pid, flush=True); time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        assert _alive(server_pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    assert _wait_gone(server_pid), "the embedded server outlived its parent"

@@ -1,0 +1,65 @@
+"""In-memory stand-ins for the ports, for unit tests of the handlers."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.events import CloudEvent
+from services.bus import Entry, seen_field
+
+
+class FakePublisher:
+    """:class:`services.bus.Publisher` that remembers what was published."""
+
+    def __init__(self) -> None:
+        self.events: list[CloudEvent] = []
+        self._seen: set[str] = set()
+
+    async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
+        flags = []
+        for event in events:
+            new = seen_field(event) not in self._seen
+            if new:
+                self._seen.add(seen_field(event))
+                self.events.append(event)
+            flags.append(new)
+        return flags
+
+
+class FakeInbox:
+    """:class:`services.notifier.handlers.Inbox` in dictionaries."""
+
+    def __init__(self) -> None:
+        self.deliveries: dict[tuple[str, str], dict[str, Any]] = {}
+        self.changes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self.acks: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def deliver(self, unit: str, delivery: dict[str, Any], score: float) -> dict[str, Any]:
+        stored = self.deliveries.setdefault((unit, delivery["alert_id"]), copy.deepcopy(delivery))
+        return copy.deepcopy(stored)
+
+    async def recipients(self, alert_id: str) -> dict[str, str]:
+        return {u: d["view"] for (u, a), d in self.deliveries.items() if a == alert_id}
+
+    async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None:
+        self.changes.setdefault((unit, alert_id), {}).setdefault(change["id"], change)
+
+    async def acknowledge(
+        self, unit: str, alert_id: str, ack: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool] | None:
+        if (unit, alert_id) not in self.deliveries:
+            return None
+        created = (unit, alert_id) not in self.acks
+        return self.acks.setdefault((unit, alert_id), ack), created
+
+
+class FakeDeadLetters:
+    """:class:`services.bus.DeadLetters` as a list."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Entry, str]] = []
+
+    async def put(self, entry: Entry, reason: str) -> None:
+        self.entries.append((entry, reason))

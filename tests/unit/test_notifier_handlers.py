@@ -1,0 +1,111 @@
+"""The notifier's handlers against in-memory ports."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from schemas.events import CloudEvent
+from schemas.receipts import AlertDelivered
+from schemas.topology import default_topology
+from schemas.vocabulary import EventType
+from services.bus import Entry
+from services.notifier.handlers import (
+    NotifierDeps,
+    acknowledge,
+    fan_out,
+    handle_alert_entries,
+    pass_on_change,
+)
+from tests import factories
+from tests.unit.fakes import FakeDeadLetters, FakeInbox, FakePublisher
+
+
+@pytest.fixture
+def deps() -> NotifierDeps:
+    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher())
+
+
+def _inbox(deps: NotifierDeps) -> FakeInbox:
+    assert isinstance(deps.inbox, FakeInbox)
+    return deps.inbox
+
+
+def _published(deps: NotifierDeps) -> list[CloudEvent]:
+    assert isinstance(deps.publisher, FakePublisher)
+    return deps.publisher.events
+
+
+async def test_fan_out_delivers_each_view_and_emits_one_receipt_each(deps: NotifierDeps) -> None:
+    alert = CloudEvent.model_validate(factories.alert())
+    recipients = await fan_out(alert, deps)
+    assert {r.unit for r in recipients} == {
+        "IMT-TASHKENT",
+        "IMT-GULISTAN",
+        "BLO-FOTEHOBOD",
+        "NIAC-UZ",
+    }
+    abroad = _inbox(deps).deliveries[("BLO-FOTEHOBOD", alert.id)]
+    assert "persons" not in abroad["event"]["data"]
+    assert abroad["event"]["data"]["persons_count"] == 1
+    home = _inbox(deps).deliveries[("IMT-GULISTAN", alert.id)]
+    assert home["event"]["data"]["persons"][0]["name"] == "Example Driver"
+    receipts = _published(deps)
+    assert [r.type for r in receipts] == [EventType.ALERT_DELIVERED] * 4
+    assert all(isinstance(r.data, AlertDelivered) and r.subject == alert.id for r in receipts)
+
+
+async def test_fan_out_twice_changes_nothing(deps: NotifierDeps) -> None:
+    alert = CloudEvent.model_validate(factories.alert())
+    await fan_out(alert, deps)
+    before = copy.deepcopy(_inbox(deps).deliveries)
+    await fan_out(alert, deps)
+    assert _inbox(deps).deliveries == before
+    assert len(_published(deps)) == 4
+
+
+async def test_changes_reach_exactly_the_recipients(deps: NotifierDeps) -> None:
+    alert = CloudEvent.model_validate(factories.alert())
+    await fan_out(alert, deps)
+    update = factories.event(
+        "alert.updated", "BLO-OYBEK",
+        {"persons": [{"name": "Second Person"}, {"name": "Third Person"}]},
+        subject=alert.id, releasableto="UZ,TJ",
+    )  # fmt: skip
+    assert await pass_on_change(CloudEvent.model_validate(update), deps) == 4
+    abroad = next(iter(_inbox(deps).changes[("BLO-FOTEHOBOD", alert.id)].values()))
+    assert abroad["data"] == {"persons_count": 2}
+    home = next(iter(_inbox(deps).changes[("NIAC-UZ", alert.id)].values()))
+    assert len(home["data"]["persons"]) == 2
+
+
+async def test_acknowledge_is_idempotent(deps: NotifierDeps) -> None:
+    alert = CloudEvent.model_validate(factories.alert())
+    await fan_out(alert, deps)
+    first = await acknowledge("IMT-GULISTAN", alert.id, "Lt. A", None, deps)
+    second = await acknowledge("IMT-GULISTAN", alert.id, "Lt. B", "late", deps)
+    assert first == second
+    assert first is not None
+    assert first["acknowledged_by"] == "Lt. A"
+    acks = [e for e in _published(deps) if e.type is EventType.ALERT_ACKNOWLEDGED]
+    assert len(acks) == 1
+
+
+async def test_acknowledging_what_was_never_received_is_none(deps: NotifierDeps) -> None:
+    assert await acknowledge("IMT-GULISTAN", "no-such-alert", "Lt. A", None, deps) is None
+    assert _published(deps) == []
+
+
+async def test_a_bad_entry_is_dead_lettered_and_the_rest_proceed(deps: NotifierDeps) -> None:
+    dead = FakeDeadLetters()
+    good = factories.alert()
+    entries = [
+        Entry("alerts", "1-0", b"{not json"),
+        Entry("alerts", "2-0", json.dumps(good).encode()),
+    ]
+    await handle_alert_entries(entries, deps, dead)
+    assert [e.entry_id for e, _ in dead.entries] == ["1-0"]
+    assert "not a valid event" in dead.entries[0][1]
+    assert len(_published(deps)) == 4
