@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
+import pytest
+import redis
 
 from tests import factories
 
@@ -93,3 +99,27 @@ def test_ledger_verify_on_an_empty_ledger(tmp_path: Path) -> None:
     result = run("ledger", "verify", env={"LIAISON_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0
     assert result.stdout.startswith("OK 0 entries")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_up_serves_until_sigterm_and_leaves_nothing_running(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
+    env |= {"LIAISON_DATA_DIR": str(tmp_path), "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}"}
+    with subprocess.Popen([LIAISON, "up"], env=env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        assert f"ready at http://127.0.0.1:{port}" in ready
+        redis_url = (tmp_path / "redis" / "url").read_text()
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert not (tmp_path / "redis" / "url").exists()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
