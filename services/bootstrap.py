@@ -7,13 +7,17 @@ the chosen services' subscribers, and hands the HTTP API its collaborators.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from types import TracebackType
+from typing import Any
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -21,9 +25,9 @@ from redis.asyncio import Redis
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Settings, read_file_config, resolve_topology
-from services.ledger.app import register_ledger
-from services.ledger.store import SqlLedger, create_engine
-from services.notifier.app import register_notifier
+from services.ledger.app import LEDGER_OPTIONS, register_ledger
+from services.ledger.open import open_ledger
+from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.redis_server import EmbeddedRedis
@@ -83,19 +87,57 @@ class Runtime:
         self.redis = Redis.from_url(url)
         self._stack.push_async_callback(self.redis.aclose)
         await ensure_groups(self.redis)  # before anything publishes or subscribes
-        self.ledger = SqlLedger(create_engine(self.settings.effective_database_url))
+        self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
         self._stack.push_async_callback(self.ledger.close)
         await self.ledger.create_schema()
+        if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
+            self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis)
         self.inbox = RedisInbox(self.redis)
         self.notifier = NotifierDeps(self.topology, self.inbox, self.publisher)
         self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
+        claim = {
+            "claim_idle_ms": int(self.settings.claim_idle.total_seconds() * 1000),
+            "retry_cap": self.settings.retry_cap,
+        }
         if "ledger" in self.services:
-            register_ledger(self.broker, self.redis, self.ledger, consumer_name("ledger"))
+            options = replace(LEDGER_OPTIONS, **claim)
+            register_ledger(self.broker, self.redis, self.ledger, consumer_name("ledger"), options)
         if "notifier" in self.services:
-            register_notifier(self.broker, self.redis, self.notifier, consumer_name("notifier"))
+            options = replace(NOTIFIER_OPTIONS, **claim)
+            register_notifier(
+                self.broker, self.redis, self.notifier, consumer_name("notifier"), options
+            )
         await self.broker.start()
         self._stack.push_async_callback(self.broker.stop)
+        if "ledger" in self.services:
+            self._background(self._sign_checkpoints(), "checkpoints")
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+
+        async def cancel() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        self._stack.push_async_callback(cancel)
+
+    async def _final_checkpoint(self) -> None:
+        try:
+            await self.ledger.checkpoint_if_due(force=True)
+        except Exception:
+            log.warning("could not sign the final ledger checkpoint", exc_info=True)
+
+    async def _sign_checkpoints(self) -> None:
+        """Sign the head when entries have waited ``checkpoint_interval``, even if no more come."""
+        interval = max(self.settings.checkpoint_interval.total_seconds() / 2, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.ledger.checkpoint_if_due()
+            except Exception:  # the database may be down for a while; keep trying
+                log.warning("could not sign a ledger checkpoint", exc_info=True)
 
     async def readiness(self) -> dict[str, bool]:
         """Each check that must hold for the process to take traffic."""

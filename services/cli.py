@@ -15,7 +15,14 @@ from rich.console import Console
 
 from schemas.events import CloudEvent
 from schemas.topology import TopologyError
-from services.config import ConfigError, Settings, read_file_config, resolve_topology
+from services.config import (
+    ConfigError,
+    Settings,
+    read_file_config,
+    resolve_topology,
+    settings_from_env,
+)
+from services.ledger import cli as ledger_cli
 from services.redis_server import EmbeddedServerError
 
 app = typer.Typer(
@@ -24,19 +31,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Liaison Exchange.",
 )
-ledger_app = typer.Typer(no_args_is_help=True, help="Audit the ledger.")
-app.add_typer(ledger_app, name="ledger")
+app.add_typer(ledger_cli.app, name="ledger")
 # Piped output (CI logs, files) gets a width that fits the tables, not 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 132)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise ConfigError(f"LIAISON_{str(first['loc'][0]).upper()}: {first['msg']}") from None
+    return settings_from_env()
 
 
 @app.command()
@@ -106,26 +108,6 @@ def ack(
     from services.tools import acknowledge_alert
 
     asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console))
-
-
-@ledger_app.command("replay")
-def ledger_replay(
-    after: Annotated[int, typer.Option(help="Only entries after this seq.")] = 0,
-    type_: Annotated[list[str] | None, typer.Option("--type", help="Only these types.")] = None,
-) -> None:
-    """Ledger entries as JSON lines, one CloudEvent each with its seq and hash."""
-    from services.tools import replay
-
-    asyncio.run(replay(_settings(), after, type_ or []))
-
-
-@ledger_app.command("verify")
-def ledger_verify() -> None:
-    """Recompute the chain: exit 0 OK, exit 1 naming the first bad seq."""
-    from services.tools import verify
-
-    ok = asyncio.run(verify(_settings(), console))
-    raise typer.Exit(0 if ok else 1)
 
 
 def main() -> None:

@@ -118,6 +118,21 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     http_addr: str = Field(default="127.0.0.1:8700", pattern=r"^[^:\s]+:\d{1,5}$")
     config: Path | None = Field(default=None, description="The YAML configuration file.")
+    claim_idle: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long an entry stays pending before a claimer takes it over.",
+    )
+    retry_cap: int = Field(default=5, ge=1, description="Deliveries before dead-lettering.")
+    signing_key: Path | None = Field(
+        default=None,
+        description="The ledger's Ed25519 key (PEM); unset: DATA_DIR/ledger-signing-key.pem.",
+    )
+    checkpoint_every: int = Field(
+        default=1000, ge=1, description="Sign a checkpoint every N entries…"
+    )
+    checkpoint_interval: Duration = Field(
+        default=timedelta(seconds=60), description="…or this long after new entries."
+    )
 
     @property
     def sqlite_url(self) -> str:
@@ -130,10 +145,24 @@ class Settings(BaseSettings):
         return self.database_url or self.sqlite_url
 
     @property
+    def signing_key_path(self) -> Path:
+        """Where the ledger's private key lives (never in the database)."""
+        return self.signing_key or self.data_dir / "ledger-signing-key.pem"
+
+    @property
     def host_port(self) -> tuple[str, int]:
         """``HTTP_ADDR`` split into host and port."""
         host, _, port = self.http_addr.rpartition(":")
         return host, int(port)
+
+
+def settings_from_env() -> Settings:
+    """The ``LIAISON_*`` settings, or a :class:`ConfigError` naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ConfigError(f"LIAISON_{str(first['loc'][0]).upper()}: {first['msg']}") from None
 
 
 def _format_errors(exc: ValidationError) -> str:

@@ -112,6 +112,7 @@ async def _play(client: DemoClient, runtime: Runtime, console: Console) -> bool:
 
     await _until(settled, "ledger")
     await _until(lambda: _closed_everywhere(client, alert["id"]), "closure")
+    await runtime.ledger.checkpoint_if_due(force=True)  # sign the scenario's last entry
     console.print(await _inbox_table(client, units, alert["id"]))
     return await _ledger_summary(client, console)
 
@@ -179,7 +180,8 @@ async def _ledger_summary(client: DemoClient, console: Console) -> bool:
         "[green]OK[/]" if verdict["ok"] else f"[red]BROKEN at seq {verdict['first_bad_seq']}[/]"
     )
     console.print(
-        f"Ledger: {verdict['count']} entries, head {verdict['head'][:16]}…, chain {status}"
+        f"Ledger: {verdict['count']} entries, {verdict['checkpoints']} signed checkpoints, "
+        f"head {verdict['head'][:16]}…, chain {status}"
     )
     ok: bool = verdict["ok"]
     return ok

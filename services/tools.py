@@ -16,7 +16,6 @@ from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services.bus import RedisPublisher
 from services.config import ConfigError, Settings, read_file_config, resolve_topology
-from services.ledger.store import SqlLedger, create_engine
 from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.routing import route_alert
@@ -114,29 +113,3 @@ async def acknowledge_alert(
     console.print(
         f"{alert_id} acknowledged by {stored['acknowledged_by']} at {stored['acknowledged_at']}"
     )
-
-
-async def replay(settings: Settings, after: int, types: list[str]) -> None:
-    """Write ledger entries to stdout as JSON lines, streaming."""
-    ledger = SqlLedger(create_engine(settings.effective_database_url))
-    try:
-        await ledger.create_schema()
-        async for entry in ledger.entries(after=after, types=types):
-            sys.stdout.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
-    finally:
-        await ledger.close()
-
-
-async def verify(settings: Settings, console: Console) -> bool:
-    """Recompute the chain and say so."""
-    ledger = SqlLedger(create_engine(settings.effective_database_url))
-    try:
-        await ledger.create_schema()
-        report = await ledger.verify()
-    finally:
-        await ledger.close()
-    if report.ok:
-        console.print(f"OK {report.count} entries, head {report.head}", highlight=False)
-    else:
-        console.print(f"BROKEN at seq {report.first_bad_seq}: {'; '.join(report.problems)}")
-    return report.ok

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from services.auth import require
 from services.config import Principal, Role
+from services.ledger.store import Query as LedgerQuery
+from services.ledger.store import utc_text
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["ledger"])
+
+
+def _utc(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 @router.get("/v1/ledger/events", summary="Ledger entries after a seq")
@@ -20,13 +29,16 @@ async def ledger_events(
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[list[str] | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="Event time at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Event time before.")] = None,
 ) -> dict[str, Any]:
     """One page of entries with seq, hash, prev_hash, recorded_at and the event."""
     require(principal, Role.AUDITOR)
-    page = [
-        e.to_dict()
-        async for e in runtime.ledger.entries(after=after, limit=limit, types=type or ())
-    ]
+    query = LedgerQuery(
+        after=after, limit=limit, types=tuple(type or ()),
+        since=_utc(since), until=_utc(until),
+    )  # fmt: skip
+    page = [e.to_dict() async for e in runtime.ledger.entries(query)]
     return {"events": page, "next": page[-1]["seq"] if len(page) == limit else None}
 
 

@@ -1,22 +1,25 @@
-"""The append-only ledger on SQL: idempotent append, chained, replayable, verifiable."""
+"""The append-only ledger on SQL: idempotent append, chained, signed, replayable."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import Select, event, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from schemas.events import CloudEvent
-from services.ledger import tables
+from services.ledger import schema, tables
 from services.ledger.chain import GENESIS, entry_hash, event_json
+from services.ledger.signing import Signer, checkpoint_message
+from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
 
 PAGE = 1000
+_WRITER_LOCK = 7250001  # PostgreSQL advisory lock: one chain writer at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +34,8 @@ class LedgerEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """The public shape (DESIGN §4, "ledger entry")."""
-        return {
-            "seq": self.seq,
-            "hash": self.hash,
-            "prev_hash": self.prev_hash,
-            "recorded_at": self.recorded_at,
-            "event": self.event,
-        }
+        return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash,
+                "recorded_at": self.recorded_at, "event": self.event}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,25 +46,25 @@ class AppendResult:
     duplicates: int = 0
 
 
-@dataclass(slots=True)
-class VerifyReport:
-    """Outcome of recomputing the chain."""
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """Sign a checkpoint every ``every`` entries, or ``interval`` seconds after new ones."""
 
-    ok: bool = True
-    count: int = 0
-    head: str = GENESIS
-    first_bad_seq: int | None = None
-    problems: list[str] = field(default_factory=list)
+    every: int = 1000
+    interval: float = 60.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """The public shape of ``GET /v1/ledger/verify``."""
-        return {
-            "ok": self.ok,
-            "count": self.count,
-            "head": self.head,
-            "first_bad_seq": self.first_bad_seq,
-            "problems": self.problems,
-        }
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Which entries to read: after a seq, of some types, event time in [since, until)."""
+
+    after: int = 0
+    limit: int | None = None
+    types: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    about: str | None = None
+    """Only one alert's story: the event with this id and every event whose subject it is."""
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -90,21 +88,26 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def utc_text(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and ``Z``: sorts as text in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SqlLedger:
     """The ledger on a SQLAlchemy async engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        signer: Signer | None = None,
+        policy: CheckpointPolicy = CheckpointPolicy(),
+    ) -> None:
+        self.engine, self.signer, self.policy = engine, signer, policy
         self._write_lock = asyncio.Lock()  # one writer per process; the database guards the rest
 
     async def create_schema(self) -> None:
-        """Create the tables if they do not exist."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(tables.metadata.create_all)
+        """Bring the database to the current schema (Alembic migrations)."""
+        await schema.upgrade(self.engine)
 
     async def close(self) -> None:
         """Release the connection pool."""
@@ -115,43 +118,47 @@ class SqlLedger:
         if not events:
             return AppendResult()
         async with self._write_lock, self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7250001)")
-            fresh = await self._not_recorded(conn, events)
-            seq, prev = await self._head(conn)
-            rows = []
-            recorded_at = _now()
+            await _lock(conn)
+            fresh = await _not_recorded(conn, events)
+            seq, prev = await _head(conn)
+            rows, recorded_at = [], utc_text(datetime.now(UTC))
             for ev in fresh:
-                seq += 1
-                text = event_json(ev)
+                seq, text = seq + 1, event_json(ev)
                 digest = entry_hash(prev, seq, recorded_at, text)
                 rows.append(_row(seq, ev, recorded_at, text, prev, digest))
                 prev = digest
             if rows:
                 await conn.execute(insert(tables.entries), rows)
+                await self._checkpoint_if_due(conn, seq, prev)
         return AppendResult(tuple(r["seq"] for r in rows), len(events) - len(fresh))
 
-    async def _not_recorded(
-        self, conn: AsyncConnection, events: Sequence[CloudEvent]
-    ) -> list[CloudEvent]:
-        ids = {ev.id for ev in events}
-        t = tables.entries
-        query = select(t.c.source, t.c.event_id).where(t.c.event_id.in_(ids))
-        known = {(row.source, row.event_id) for row in await conn.execute(query)}
-        fresh = []
-        for ev in events:
-            if (ev.source, ev.id) not in known:
-                known.add((ev.source, ev.id))
-                fresh.append(ev)
-        return fresh
+    async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
+        """Sign the head if the policy says so, or if unsigned entries exist and ``force`` is set."""
+        async with self._write_lock, self.engine.begin() as conn:
+            await _lock(conn)
+            seq, head = await _head(conn)
+            return await self._checkpoint_if_due(conn, seq, head, force=force)
 
-    @staticmethod
-    async def _head(conn: AsyncConnection) -> tuple[int, str]:
-        t = tables.entries
-        row = (
-            await conn.execute(select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))
+    async def _checkpoint_if_due(
+        self, conn: AsyncConnection, seq: int, head: str, *, force: bool = False
+    ) -> Checkpoint | None:
+        if self.signer is None or seq == 0:
+            return None
+        c = tables.checkpoints
+        last = (
+            await conn.execute(select(c.c.size, c.c.signed_at).order_by(c.c.size.desc()).limit(1))
         ).first()
-        return (row.seq, row.hash) if row else (0, GENESIS)
+        now = datetime.now(UTC)
+        if last is not None:
+            age = (now - datetime.fromisoformat(last.signed_at)).total_seconds()
+            due = force or seq - last.size >= self.policy.every or age >= self.policy.interval
+            if seq == last.size or not due:
+                return None
+        signed_at = utc_text(now)
+        checkpoint = Checkpoint(seq, head, signed_at, self.signer.key_id,
+                                self.signer.sign(checkpoint_message(seq, head, signed_at)))  # fmt: skip
+        await conn.execute(insert(c), [checkpoint.to_dict()])
+        return checkpoint
 
     async def count(self) -> int:
         """Number of entries."""
@@ -160,74 +167,84 @@ class SqlLedger:
                 (await conn.execute(select(func.count()).select_from(tables.entries))).scalar_one()
             )
 
-    async def entries(
-        self, *, after: int = 0, limit: int | None = None, types: Sequence[str] = ()
-    ) -> AsyncIterator[LedgerEntry]:
-        """Entries in seq order, read in pages so memory stays constant."""
-        t = tables.entries
-        remaining = limit
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Every signed checkpoint, oldest first."""
+        c = tables.checkpoints
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(c).order_by(c.c.size))).all()
+        return [Checkpoint(r.size, r.head_hash, r.signed_at, r.key_id, r.signature) for r in rows]
+
+    async def rows(self, query: Query = Query()) -> AsyncIterator[Any]:
+        """Raw rows in seq order, read in pages so memory stays constant."""
+        remaining, after = query.limit, query.after
         while remaining is None or remaining > 0:
             page = PAGE if remaining is None else min(PAGE, remaining)
-            query = select(t).where(t.c.seq > after).order_by(t.c.seq).limit(page)
-            if types:
-                query = query.where(t.c.type.in_(types))
             async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
+                rows = (await conn.execute(_select(query, after).limit(page))).all()
             for row in rows:
-                yield LedgerEntry(
-                    row.seq, row.hash, row.prev_hash, row.recorded_at, json.loads(row.event)
-                )
+                yield row
             if len(rows) < page:
                 return
             after = rows[-1].seq
             remaining = None if remaining is None else remaining - len(rows)
 
+    async def entries(self, query: Query = Query()) -> AsyncIterator[LedgerEntry]:
+        """Entries in seq order, parsed."""
+        async for row in self.rows(query):
+            yield LedgerEntry(
+                row.seq, row.hash, row.prev_hash, row.recorded_at, json.loads(row.event)
+            )
+
     async def verify(self) -> VerifyReport:
-        """Recompute the whole chain; report the first entry that does not match."""
-        report = VerifyReport()
-        t = tables.entries
-        after, prev = 0, GENESIS
-        while True:
-            query = select(t.c.seq, t.c.recorded_at, t.c.event, t.c.prev_hash, t.c.hash)
-            query = query.where(t.c.seq > after).order_by(t.c.seq).limit(PAGE * 10)
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-            for row in rows:
-                problem = _check(row, after + 1, prev)
-                if problem:
-                    report.ok, report.first_bad_seq = (
-                        False,
-                        row.seq if problem != "gap" else after + 1,
-                    )
-                    report.problems.append(f"seq {report.first_bad_seq}: {problem}")
-                    return report
-                after, prev = row.seq, row.hash
-                report.count, report.head = row.seq, row.hash
-            if not rows:
-                return report
+        """Recompute the whole chain and check every signed checkpoint."""
+        key = self.signer.public_key if self.signer else None
+        verifier = ChainVerifier(await self.checkpoints(), key)
+        async for row in self.rows():
+            if not verifier.feed(row):
+                break
+        return verifier.finish()
 
 
-def _check(row: Any, expected_seq: int, prev: str) -> str | None:
-    if row.seq != expected_seq:
-        return "gap"
-    if row.prev_hash != prev:
-        return "prev_hash does not match the previous entry's hash"
-    if entry_hash(prev, row.seq, row.recorded_at, row.event) != row.hash:
-        return "hash does not match the entry's content"
-    return None
+def _select(query: Query, after: int) -> Select[Any]:
+    t = tables.entries
+    stmt = select(t).where(t.c.seq > after).order_by(t.c.seq)
+    if query.types:
+        stmt = stmt.where(t.c.type.in_(query.types))
+    if query.since:
+        stmt = stmt.where(t.c.event_time >= query.since)
+    if query.until:
+        stmt = stmt.where(t.c.event_time < query.until)
+    if query.about:
+        stmt = stmt.where(or_(t.c.subject == query.about, t.c.event_id == query.about))
+    return stmt
+
+
+async def _lock(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITER_LOCK})")
+
+
+async def _not_recorded(conn: AsyncConnection, events: Sequence[CloudEvent]) -> list[CloudEvent]:
+    t = tables.entries
+    query = select(t.c.source, t.c.event_id).where(t.c.event_id.in_({ev.id for ev in events}))
+    known = {(row.source, row.event_id) for row in await conn.execute(query)}
+    fresh = []
+    for ev in events:
+        if (ev.source, ev.id) not in known:
+            known.add((ev.source, ev.id))
+            fresh.append(ev)
+    return fresh
+
+
+async def _head(conn: AsyncConnection) -> tuple[int, str]:
+    t = tables.entries
+    row = (await conn.execute(select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()
+    return (row.seq, row.hash) if row else (0, GENESIS)
 
 
 def _row(
     seq: int, ev: CloudEvent, recorded_at: str, text: str, prev: str, digest: str
 ) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "source": ev.source,
-        "event_id": ev.id,
-        "type": str(ev.type),
-        "subject": ev.subject,
-        "recorded_at": recorded_at,
-        "event": text,
-        "prev_hash": prev,
-        "hash": digest,
-    }
+    return {"seq": seq, "source": ev.source, "event_id": ev.id, "type": str(ev.type),
+            "subject": ev.subject, "event_time": utc_text(ev.time), "recorded_at": recorded_at,
+            "event": text, "prev_hash": prev, "hash": digest}  # fmt: skip

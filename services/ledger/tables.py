@@ -1,4 +1,7 @@
-"""The ledger's SQL tables (SQLAlchemy Core), shared by SQLite and PostgreSQL."""
+"""The ledger's SQL tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Changing them means a new Alembic revision in ``migrations/versions``.
+"""
 
 from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, UniqueConstraint
 
@@ -7,12 +10,13 @@ metadata = MetaData()
 entries = Table(
     "ledger_entries",
     metadata,
-    Column("seq", BigInteger().with_variant(BigInteger, "postgresql"), primary_key=True,
-           autoincrement=False, comment="Gapless position in the chain, from 1."),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False,
+           comment="Gapless position in the chain, from 1."),
     Column("source", String(300), nullable=False, comment="CloudEvent source."),
     Column("event_id", String(300), nullable=False, comment="CloudEvent id."),
     Column("type", String(64), nullable=False),
     Column("subject", String(300), nullable=True),
+    Column("event_time", String(40), nullable=False, comment="CloudEvent time, RFC 3339 UTC."),
     Column("recorded_at", String(40), nullable=False, comment="RFC 3339 UTC, when appended."),
     Column("event", Text, nullable=False, comment="The CloudEvent, canonical JSON."),
     Column("prev_hash", String(64), nullable=False),
@@ -22,3 +26,15 @@ entries = Table(
 
 Index("ix_ledger_type_seq", entries.c.type, entries.c.seq)
 Index("ix_ledger_subject", entries.c.subject)
+Index("ix_ledger_event_time", entries.c.event_time)
+
+checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False,
+           comment="Entries covered: the seq of the head at signing time."),
+    Column("head_hash", String(64), nullable=False),
+    Column("signed_at", String(40), nullable=False, comment="RFC 3339 UTC."),
+    Column("key_id", String(16), nullable=False, comment="First 16 hex of SHA-256(public key)."),
+    Column("signature", String(128), nullable=False, comment="Ed25519 signature, hex."),
+)  # fmt: skip

@@ -1,8 +1,9 @@
-"""The SQL ledger on real SQLite: idempotent append, gapless chain, tamper detection."""
+"""The ledger's contract, run against every backend (real SQLite and real PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -10,22 +11,54 @@ from sqlalchemy import text
 
 from schemas.events import CloudEvent
 from services.ledger.chain import GENESIS, entry_hash
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.signing import Signer, load_or_create_signer
+from services.ledger.store import CheckpointPolicy, Query, SqlLedger, create_engine
 from tests import factories
+from tests.integration.ledger_backends import fresh_postgres_database, postgres_server
+
+__all__ = ["postgres_server"]  # the fixture, imported so pytest finds it here
+
+LedgerFactory = Callable[..., SqlLedger]
+DEFAULT_POLICY = CheckpointPolicy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def make_ledger(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[LedgerFactory]:
+    """Builds ledgers on one fresh database of the backend under test."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+    else:
+        url = await fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    signer = load_or_create_signer(tmp_path / "key.pem")
+    made: list[SqlLedger] = []
+
+    def make(
+        policy: CheckpointPolicy = DEFAULT_POLICY, signer: Signer | None = signer
+    ) -> SqlLedger:
+        made.append(SqlLedger(create_engine(url), signer, policy))
+        return made[-1]
+
+    yield make
+    for ledger in made:
+        await ledger.close()
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqlLedger]:
-    store = SqlLedger(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"))
+async def ledger(make_ledger: LedgerFactory) -> SqlLedger:
+    store = make_ledger()
     await store.create_schema()
-    try:
-        yield store
-    finally:
-        await store.close()
+    return store
 
 
 def _events(n: int) -> list[CloudEvent]:
     return [CloudEvent.model_validate(factories.seizure(grams=1000 + i)) for i in range(n)]
+
+
+async def _tamper(ledger: SqlLedger, sql: str) -> None:
+    async with ledger.engine.begin() as conn:
+        await conn.execute(text(sql))
 
 
 async def test_append_assigns_gapless_seqs_and_counts_duplicates(ledger: SqlLedger) -> None:
@@ -37,26 +70,32 @@ async def test_append_assigns_gapless_seqs_and_counts_duplicates(ledger: SqlLedg
     assert await ledger.count() == 5
 
 
+async def test_migrations_are_idempotent(ledger: SqlLedger) -> None:
+    await ledger.append(_events(2))
+    await ledger.create_schema()
+    assert await ledger.count() == 2
+
+
 async def test_chain_is_recomputable_from_the_stored_text(ledger: SqlLedger) -> None:
     await ledger.append(_events(3))
-    entries = [e async for e in ledger.entries()]
     prev = GENESIS
-    async with ledger.engine.connect() as conn:
-        rows = (
-            await conn.execute(text("SELECT seq, recorded_at, event, hash FROM ledger_entries"))
-        ).all()
-    for entry, row in zip(entries, rows, strict=True):
-        assert entry.prev_hash == prev
-        assert entry_hash(prev, row.seq, row.recorded_at, row.event) == row.hash == entry.hash
-        prev = entry.hash
+    async for row in ledger.rows():
+        assert row.prev_hash == prev
+        assert entry_hash(prev, row.seq, row.recorded_at, row.event) == row.hash
+        prev = row.hash
     report = await ledger.verify()
     assert (report.ok, report.count, report.head) == (True, 3, prev)
 
 
-async def test_entries_filter_and_page(ledger: SqlLedger) -> None:
-    await ledger.append(_events(5))
-    assert [e.seq for e in [x async for x in ledger.entries(after=2, limit=2)]] == [3, 4]
-    assert [x async for x in ledger.entries(types=["alert.raised"])] == []
+async def test_queries_filter_and_page(ledger: SqlLedger) -> None:
+    events = _events(5)
+    alert = CloudEvent.model_validate(factories.alert(time="2026-01-05T10:00:00+05:00"))
+    await ledger.append([*events, alert])
+    assert [e.seq async for e in ledger.entries(Query(after=2, limit=2))] == [3, 4]
+    assert [e.seq async for e in ledger.entries(Query(types=("alert.raised",)))] == [6]
+    january = Query(since="2026-01-05T04:59:00.000000Z", until="2026-01-05T05:01:00.000000Z")
+    assert [e.event["id"] async for e in ledger.entries(january)] == [alert.id]
+    assert [e.seq async for e in ledger.entries(Query(about=alert.id))] == [6]
 
 
 @pytest.mark.parametrize(
@@ -69,9 +108,78 @@ async def test_entries_filter_and_page(ledger: SqlLedger) -> None:
 )
 async def test_verify_names_the_first_bad_seq(ledger: SqlLedger, tamper: str, bad_seq: int) -> None:
     await ledger.append(_events(5))
-    async with ledger.engine.begin() as conn:
-        await conn.execute(text(tamper))
+    await _tamper(ledger, tamper)
     report = await ledger.verify()
     assert report.ok is False
     assert report.first_bad_seq == bad_seq
     assert report.problems
+
+
+async def test_checkpoints_are_signed_every_n_entries(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=10, interval=3600))
+    await ledger.create_schema()
+    for _ in range(5):
+        await ledger.append(_events(4))
+    assert [c.size for c in await ledger.checkpoints()] == [4, 16]
+    report = await ledger.verify()
+    assert (report.ok, report.checkpoints) == (True, 2)
+
+
+async def test_truncating_the_tail_is_caught_by_a_checkpoint(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=5, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(12))
+    await _tamper(ledger, "DELETE FROM ledger_entries WHERE seq > 9")
+    report = await ledger.verify()
+    assert report.ok is False
+    assert report.first_bad_seq == 10
+    assert "truncated" in report.problems[0]
+
+
+async def test_a_rewritten_chain_is_caught_by_a_checkpoint(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=3, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(3))
+    # a forger who recomputes every hash after editing: the chain is consistent, the signature is not
+    async with ledger.engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT seq, recorded_at, event FROM ledger_entries ORDER BY seq")
+            )
+        ).all()
+        prev = GENESIS
+        for row in rows:
+            forged = row.event.replace("heroin", "flour")
+            digest = entry_hash(prev, row.seq, row.recorded_at, forged)
+            await conn.execute(
+                text(
+                    "UPDATE ledger_entries SET event = :e, prev_hash = :p, hash = :h WHERE seq = :s"
+                ),
+                {"e": forged, "p": prev, "h": digest, "s": row.seq},
+            )
+            prev = digest
+    report = await ledger.verify()
+    assert report.ok is False
+    assert report.first_bad_seq == 3
+    assert "signed checkpoint" in report.problems[0]
+
+
+async def test_a_forged_checkpoint_signature_is_caught(ledger: SqlLedger) -> None:
+    await ledger.append(_events(2))
+    await _tamper(
+        ledger,
+        "UPDATE ledger_checkpoints SET signature = replace(signature, substr(signature, 1, 2), 'ff')",
+    )
+    await _tamper(ledger, "UPDATE ledger_checkpoints SET signed_at = '2000-01-01T00:00:00.000000Z'")
+    report = await ledger.verify()
+    assert report.ok is False
+    assert "signature" in report.problems[0]
+
+
+async def test_concurrent_writers_keep_one_chain(make_ledger: LedgerFactory) -> None:
+    first, second = make_ledger(), make_ledger()
+    await first.create_schema()
+    batches = [_events(20) for _ in range(10)]
+    await asyncio.gather(*(w.append(b) for w, b in zip([first, second] * 5, batches, strict=True)))
+    report = await first.verify()
+    assert (report.ok, report.count) == (True, 200)

@@ -1,0 +1,120 @@
+"""What auditors do with the ledger: replay, one alert's trail, seizure statistics,
+and a self-contained bundle that verifies offline."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from services.ledger.signing import load_public_key, public_pem
+from services.ledger.store import Query, SqlLedger
+from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
+
+BUNDLE_FORMAT = "liaison-ledger-bundle/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class BundleRow:
+    """An entry as a bundle carries it: the stored event text, verbatim."""
+
+    seq: int
+    recorded_at: str
+    event: str
+    prev_hash: str
+    hash: str
+
+
+async def seizure_stats(ledger: SqlLedger) -> list[dict[str, Any]]:
+    """Seizure totals by unit, substance, month and measure, read in one streaming pass."""
+    totals: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    async for entry in ledger.entries(Query(types=("seizure.reported",))):
+        event = entry.event
+        unit = event["source"].removeprefix("/units/")
+        month = event["data"]["occurred_at"][:7]
+        for drug in event["data"]["drugs"]:
+            total = totals[(unit, drug["substance"], month, drug["measure"])]
+            total[0] += drug["quantity"]
+            total[1] += 1
+    return [
+        {"unit": unit, "substance": substance, "month": month, "measure": measure,
+         "quantity": round(quantity, 9), "seizures": int(count)}
+        for (unit, substance, month, measure), (quantity, count) in sorted(totals.items())
+    ]  # fmt: skip
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One line telling what an event says, for trails."""
+    data, kind = event["data"], event["type"]
+    if kind == "alert.raised":
+        return f"raised by {event['source'].removeprefix('/units/')} ({data['severity']}): {data['summary']}"
+    if kind == "alert.delivered":
+        return (
+            f"delivered to {data['recipient']} ({', '.join(data['reasons'])}; {data['view']} view)"
+        )
+    if kind == "alert.acknowledged":
+        return f"acknowledged by {data['unit']} ({data.get('officer') or 'unnamed officer'})"
+    if kind == "alert.escalated":
+        return f"escalated: {data['unit']} silent past {data['deadline']}"
+    if kind == "seizure.reported":
+        drugs = ", ".join(f"{d['quantity']} {d['measure']} {d['substance']}" for d in data["drugs"])
+        return f"seizure reported by {event['source'].removeprefix('/units/')}: {drugs}"
+    return f"{kind.removeprefix('alert.')} by {event['source'].removeprefix('/units/')}: {data.get('reason', '')}"
+
+
+async def trail(ledger: SqlLedger, alert_id: str) -> AsyncIterator[tuple[int, str, str]]:
+    """(seq, time, what happened) for one alert, in ledger order."""
+    async for entry in ledger.entries(Query(about=alert_id)):
+        yield entry.seq, entry.event["time"], describe(entry.event)
+
+
+async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:
+    """Write header, checkpoints and every entry as JSON lines; returns the entry count."""
+    if ledger.signer is None:
+        raise ValueError("the ledger has no signing key to export")
+    checkpoints = await ledger.checkpoints()
+    header = {"format": BUNDLE_FORMAT, "exported_at": datetime.now(UTC).isoformat(),
+              "public_key": public_pem(ledger.signer.public_key), "key_id": ledger.signer.key_id}  # fmt: skip
+    out.write(json.dumps(header) + "\n")
+    for checkpoint in checkpoints:
+        out.write(json.dumps({"checkpoint": checkpoint.to_dict()}) + "\n")
+    count = 0
+    async for row in ledger.rows():
+        entry = {"seq": row.seq, "recorded_at": row.recorded_at, "prev_hash": row.prev_hash,
+                 "hash": row.hash, "event": row.event}  # fmt: skip
+        out.write(json.dumps({"entry": entry}, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {number} is not JSON: {exc.msg}") from None
+
+
+def verify_bundle(path: Path, public_key_pem: str | None = None) -> VerifyReport:
+    """Verify an exported bundle offline, with its own public key or the one given."""
+    lines = _lines(path)
+    header = next(lines, None)
+    if not header or header.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"{path}: not a {BUNDLE_FORMAT} file")
+    key = load_public_key(public_key_pem or header["public_key"])
+    checkpoints: list[Checkpoint] = []
+    verifier: ChainVerifier | None = None
+    for line in lines:
+        if "checkpoint" in line:
+            checkpoints.append(Checkpoint(**line["checkpoint"]))
+            continue
+        if verifier is None:
+            verifier = ChainVerifier(checkpoints, key)
+        if not verifier.feed(BundleRow(**line["entry"])):
+            break
+    return (verifier or ChainVerifier(checkpoints, key)).finish()

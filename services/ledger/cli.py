@@ -1,0 +1,167 @@
+"""``liaison ledger …``: the auditor's commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.config import ConfigError, settings_from_env
+from services.ledger import audit
+from services.ledger.open import open_ledger
+from services.ledger.signing import public_pem
+from services.ledger.store import Query, SqlLedger, utc_text
+from services.ledger.verify import VerifyReport
+
+app = typer.Typer(
+    no_args_is_help=True, help="Audit the ledger: replay, verify, trail, stats, export."
+)
+console = Console(width=None if sys.stdout.isatty() else 132)
+T = TypeVar("T")
+
+
+def _run(work: Callable[[SqlLedger], Awaitable[T]], *, create_key: bool = False) -> T:
+    async def main() -> T:
+        ledger = open_ledger(settings_from_env(), create_key=create_key)
+        try:
+            await ledger.create_schema()
+            return await work(ledger)
+        finally:
+            await ledger.close()
+
+    return asyncio.run(main())
+
+
+def _time(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{option}: {value!r} is not an ISO 8601 date or time") from None
+    return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _report(report: VerifyReport) -> None:
+    if report.ok:
+        console.print(f"OK {report.count} entries, {report.checkpoints} signed checkpoints verified, "
+                      f"head {report.head}", highlight=False)  # fmt: skip
+    else:
+        console.print(
+            f"BROKEN at seq {report.first_bad_seq}: {'; '.join(report.problems)}", highlight=False
+        )
+    if not report.checkpoints and report.ok and report.count:
+        console.print("note: no signed checkpoint covers these entries yet", highlight=False)
+
+
+@app.command()
+def replay(
+    after: Annotated[int, typer.Option(help="Only entries after this seq.")] = 0,
+    type_: Annotated[
+        list[str] | None, typer.Option("--type", help="Only these types (repeatable).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Event time at or after (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Event time before (ISO 8601).")] = None,
+) -> None:
+    """Entries as JSON lines — one CloudEvent each with its seq and hash — streamed."""
+    query = Query(
+        after=after,
+        types=tuple(type_ or ()),
+        since=_time(since, "--since"),
+        until=_time(until, "--until"),
+    )
+
+    async def work(ledger: SqlLedger) -> None:
+        async for entry in ledger.entries(query):
+            sys.stdout.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
+
+    _run(work)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[
+        Path | None, typer.Option(help="Verify an exported bundle offline instead.")
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="Trust this public key (PEM), not the bundle's.")
+    ] = None,
+) -> None:
+    """Recompute the chain and check the signed checkpoints: exit 0 OK, 1 naming the first bad seq."""
+    if bundle is not None:
+        pem = public_key.read_text() if public_key else None
+        try:
+            report = audit.verify_bundle(bundle, pem)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{bundle}: cannot read the bundle: {exc}") from None
+    else:
+        report = _run(lambda ledger: ledger.verify())
+    _report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def trail(alert_id: str) -> None:
+    """One alert's story in order: raised, delivered to whom and why, acknowledged, closed."""
+
+    async def work(ledger: SqlLedger) -> list[tuple[int, str, str]]:
+        return [step async for step in audit.trail(ledger, alert_id)]
+
+    steps = _run(work)
+    if not steps:
+        raise ConfigError(f"the ledger has nothing about alert {alert_id!r}")
+    for seq, time, what in steps:
+        sys.stdout.write(f"#{seq:<6} {time}  {what}\n")
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = False) -> None:
+    """Seizure totals by unit, substance and month."""
+    rows = _run(audit.seizure_stats)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="Seizures by unit, substance and month")
+    for column in ("unit", "substance", "month", "quantity", "seizures"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["unit"], row["substance"], row["month"], f"{row['quantity']:g} {row['measure']}",
+                      str(row["seizures"]))  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(help="Where to write the bundle (JSON lines).")],
+) -> None:
+    """A self-contained bundle — entries, checkpoints, public key — that verifies offline."""
+
+    async def work(ledger: SqlLedger) -> int:
+        with file.open("w", encoding="utf-8") as out:
+            return await audit.export_bundle(ledger, out)
+
+    try:
+        count = _run(work)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    console.print(f"wrote {count} entries to {file}", highlight=False)
+
+
+@app.command("public-key")
+def public_key_command() -> None:
+    """Print the ledger's public key (PEM), for auditors to keep."""
+
+    async def work(ledger: SqlLedger) -> str:
+        if ledger.signer is None:
+            raise ConfigError("no signing key yet: the ledger creates it when it first runs")
+        return public_pem(ledger.signer.public_key)
+
+    sys.stdout.write(_run(work))

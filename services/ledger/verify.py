@@ -1,0 +1,135 @@
+"""Recomputing the chain and checking signed checkpoints — pure, so an auditor's
+offline bundle and the live database are verified by the same code.
+
+What is caught: an edited entry (its hash no longer matches), a deleted
+entry (a gap in seq, or a broken ``prev_hash`` link), a chain rewritten with
+recomputed hashes up to a signed checkpoint (the checkpoint's head no longer
+matches), and a truncated tail (a checkpoint covers entries that are gone).
+Not caught without an outside copy: entries appended after the last
+checkpoint and then removed — checkpoints are signed every N entries or T
+seconds, which bounds that window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.ledger.chain import GENESIS, entry_hash
+from services.ledger.signing import checkpoint_message, key_id, signature_valid
+
+
+class Row(Protocol):
+    """What verification reads of an entry."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def recorded_at(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement: the first ``size`` entries end in ``head_hash``."""
+
+    size: int
+    head_hash: str
+    signed_at: str
+    key_id: str
+    signature: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (bundles, API)."""
+        return {"size": self.size, "head_hash": self.head_hash, "signed_at": self.signed_at,
+                "key_id": self.key_id, "signature": self.signature}  # fmt: skip
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """Outcome of a verification."""
+
+    ok: bool = True
+    count: int = 0
+    head: str = GENESIS
+    first_bad_seq: int | None = None
+    checkpoints: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, seq: int, problem: str) -> None:
+        """Record a problem; the first one names the first bad seq."""
+        if self.ok:
+            self.ok, self.first_bad_seq = False, seq
+        self.problems.append(f"seq {seq}: {problem}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public shape of ``GET /v1/ledger/verify``."""
+        return {"ok": self.ok, "count": self.count, "head": self.head,
+                "first_bad_seq": self.first_bad_seq, "checkpoints": self.checkpoints,
+                "problems": self.problems}  # fmt: skip
+
+
+class ChainVerifier:
+    """Feed entries in seq order, then :meth:`finish`."""
+
+    def __init__(
+        self, checkpoints: Sequence[Checkpoint], public_key: Ed25519PublicKey | None
+    ) -> None:
+        self.report = VerifyReport()
+        self._prev = GENESIS
+        self._expected = 1
+        self._signed = {c.size: c for c in checkpoints}
+        self._check_signatures(checkpoints, public_key)
+
+    def _check_signatures(
+        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None
+    ) -> None:
+        if key is None:
+            return
+        for c in checkpoints:
+            message = checkpoint_message(c.size, c.head_hash, c.signed_at)
+            if c.key_id != key_id(key) or not signature_valid(key, message, c.signature):
+                self.report.fail(
+                    c.size, "checkpoint signature does not verify with the ledger's key"
+                )
+
+    def feed(self, row: Row) -> bool:
+        """Check one entry; False once the chain is broken (stop feeding)."""
+        if row.seq != self._expected:
+            self.report.fail(self._expected, f"missing: the chain jumps to seq {row.seq}")
+            return False
+        if row.prev_hash != self._prev:
+            self.report.fail(row.seq, "prev_hash does not match the previous entry's hash")
+            return False
+        if entry_hash(self._prev, row.seq, row.recorded_at, row.event) != row.hash:
+            self.report.fail(row.seq, "hash does not match the entry's content")
+            return False
+        signed = self._signed.get(row.seq)
+        if signed is not None:
+            if signed.head_hash != row.hash:
+                self.report.fail(
+                    row.seq, "differs from the signed checkpoint: entries up to here were rewritten"
+                )
+                return False
+            self.report.checkpoints += 1
+        self._prev, self._expected = row.hash, row.seq + 1
+        self.report.count, self.report.head = row.seq, row.hash
+        return True
+
+    def finish(self) -> VerifyReport:
+        """Checkpoints beyond the last entry mean the tail was cut off."""
+        beyond = [size for size in self._signed if size > self.report.count]
+        if beyond and self.report.ok:
+            self.report.fail(
+                self.report.count + 1,
+                f"truncated: a signed checkpoint covers {max(beyond)} entries, the ledger has {self.report.count}",
+            )
+        return self.report

@@ -1,0 +1,102 @@
+"""An auditor's session: after the demo, replay, trail, stats, export and verify offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import run
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding the demo's ledger and signing key."""
+    path = tmp_path_factory.mktemp("demo")
+    result = run("demo", "--data-dir", str(path))
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def _env(path: Path) -> dict[str, str]:
+    return {"LIAISON_DATA_DIR": str(path)}
+
+
+def test_verify_checks_chain_and_signed_checkpoints(demo_dir: Path) -> None:
+    result = run("ledger", "verify", env=_env(demo_dir))
+    assert result.returncode == 0
+    assert result.stdout.startswith("OK 8 entries, 2 signed checkpoints verified")
+
+
+def test_replay_filters_by_type_and_time(demo_dir: Path) -> None:
+    lines = run(
+        "ledger", "replay", "--type", "alert.delivered", env=_env(demo_dir)
+    ).stdout.splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert [e["event"]["data"]["recipient"] for e in entries] == [
+        "BLO-FOTEHOBOD", "IMT-GULISTAN", "IMT-TASHKENT", "NIAC-UZ",
+    ]  # fmt: skip
+    assert set(entries[0]) == {"seq", "hash", "prev_hash", "recorded_at", "event"}
+    future = run("ledger", "replay", "--since", "2999-01-01", env=_env(demo_dir))
+    assert future.returncode == 0
+    assert future.stdout == ""
+    bad = run("ledger", "replay", "--since", "last tuesday", env=_env(demo_dir))
+    assert bad.returncode == 2
+    assert "--since" in bad.stderr
+
+
+def test_trail_tells_the_alerts_story_in_order(demo_dir: Path) -> None:
+    raised = json.loads(
+        run("ledger", "replay", "--type", "alert.raised", env=_env(demo_dir)).stdout
+    )
+    story = run("ledger", "trail", raised["event"]["id"], env=_env(demo_dir)).stdout
+    steps = [line.split("Z  ", 1)[1] for line in story.splitlines() if line.startswith("#")]
+    assert steps[0].startswith("raised by BLO-OYBEK (urgent)")
+    assert "delivered to BLO-FOTEHOBOD (counterpart; non-nominal view)" in steps
+    assert any(s.startswith("acknowledged by IMT-GULISTAN") for s in steps)
+    assert steps[-1].startswith("closed by BLO-OYBEK")
+    unknown = run("ledger", "trail", "no-such-alert", env=_env(demo_dir))
+    assert unknown.returncode == 2
+
+
+def test_stats_json(demo_dir: Path) -> None:
+    rows = json.loads(run("ledger", "stats", "--json", env=_env(demo_dir)).stdout)
+    assert len(rows) == 1
+    row = rows[0]
+    assert {k: row[k] for k in ("unit", "substance", "measure", "quantity", "seizures")} == {
+        "unit": "IMT-GULISTAN", "substance": "heroin", "measure": "kg", "quantity": 20.032, "seizures": 1,
+    }  # fmt: skip
+
+
+def test_bundle_verifies_offline_and_fails_when_altered(demo_dir: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "ledger.jsonl"
+    assert run("ledger", "export", str(bundle), env=_env(demo_dir)).returncode == 0
+    offline = run("ledger", "verify", "--bundle", str(bundle))  # no data directory at all
+    assert offline.returncode == 0
+    assert offline.stdout.startswith("OK 8 entries")
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(bundle.read_text().replace("20.032", "2.032"))
+    result = run("ledger", "verify", "--bundle", str(edited))
+    assert result.returncode == 1
+    assert "BROKEN at seq 7" in result.stdout
+    truncated = tmp_path / "truncated.jsonl"
+    truncated.write_text("".join(bundle.read_text().splitlines(keepends=True)[:-2]))
+    result = run("ledger", "verify", "--bundle", str(truncated))
+    assert result.returncode == 1
+    assert "truncated" in result.stdout
+
+
+def test_bundle_checked_against_the_auditors_own_copy_of_the_key(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ledger.jsonl"
+    run("ledger", "export", str(bundle), env=_env(demo_dir))
+    other = tmp_path / "other"
+    other.mkdir()
+    run("demo", "--data-dir", str(other))
+    foreign_key = tmp_path / "foreign.pem"
+    foreign_key.write_text(run("ledger", "public-key", env=_env(other)).stdout)
+    result = run("ledger", "verify", "--bundle", str(bundle), "--public-key", str(foreign_key))
+    assert result.returncode == 1
+    assert "signature" in result.stdout
