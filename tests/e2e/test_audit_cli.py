@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,25 @@ def test_bundle_checked_against_the_auditors_own_copy_of_the_key(
     result = run("ledger", "verify", "--bundle", str(bundle), "--public-key", str(foreign_key))
     assert result.returncode == 1
     assert "signature" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (
+            "UPDATE ledger_entries SET event = replace(event, '20.032', '2.032') WHERE seq = 7",
+            "BROKEN at seq 7",
+        ),
+        ("DELETE FROM ledger_entries WHERE seq = 3", "BROKEN at seq 3"),
+        ("DELETE FROM ledger_entries WHERE seq = 8", "truncated"),
+    ],
+)
+def test_verify_names_what_broke_in_the_database(
+    tmp_path: Path, tamper: str, expected: str
+) -> None:
+    assert run("demo", "--data-dir", str(tmp_path)).returncode == 0
+    with closing(sqlite3.connect(tmp_path / "ledger.sqlite3")) as db, db:
+        db.execute(tamper)
+    result = run("ledger", "verify", env=_env(tmp_path))
+    assert result.returncode == 1
+    assert expected in result.stdout
