@@ -28,6 +28,7 @@ from services.config import FileConfig, Settings, read_file_config, resolve_topo
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
 from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
+from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.redis_server import EmbeddedRedis
@@ -94,7 +95,9 @@ class Runtime:
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis)
         self.inbox = RedisInbox(self.redis)
-        self.notifier = NotifierDeps(self.topology, self.inbox, self.publisher)
+        self.notifier = NotifierDeps(
+            self.topology, self.inbox, self.publisher, deadlines=self.config.ack_deadlines
+        )
         self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
         claim = {
             "claim_idle_ms": int(self.settings.claim_idle.total_seconds() * 1000),
@@ -112,6 +115,8 @@ class Runtime:
         self._stack.push_async_callback(self.broker.stop)
         if "ledger" in self.services:
             self._background(self._sign_checkpoints(), "checkpoints")
+        if "notifier" in self.services:
+            self._background(self._escalate(), "escalation")
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -122,6 +127,18 @@ class Runtime:
                 await task
 
         self._stack.push_async_callback(cancel)
+
+    async def _escalate(self) -> None:
+        """Escalate deliveries past their deadline, checking often enough for the shortest."""
+        deadlines = self.config.ack_deadlines
+        shortest = min(deadlines.flash, deadlines.urgent, deadlines.routine).total_seconds()
+        tick = min(max(shortest / 10, 0.05), 1.0)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await escalate_due(self.notifier)
+            except Exception:  # Redis may be away for a while; deadlines wait in it
+                log.warning("could not escalate due deliveries", exc_info=True)
 
     async def _final_checkpoint(self) -> None:
         try:
@@ -157,6 +174,7 @@ class Runtime:
             authenticator=Authenticator(self.config.principals),
             publisher=self.publisher,
             inbox=self.inbox,
+            redis=self.redis,
             notifier=self.notifier,
             ledger=self.ledger,
             ready=self.readiness,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Header, Request
+from redis.asyncio import Redis
 
 from schemas.topology import Topology
 from services.auth import Authenticator
@@ -25,6 +26,7 @@ class Deps:
     authenticator: Authenticator
     publisher: Publisher
     inbox: RedisInbox
+    redis: Redis
     notifier: NotifierDeps
     ledger: SqlLedger
     ready: Callable[[], Awaitable[dict[str, bool]]]

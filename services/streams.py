@@ -38,6 +38,12 @@ SEEN = f"{PREFIX}:seen"
 EVENT_FIELD = "__data__"
 """The stream-entry field holding the CloudEvent's JSON (FastStream's raw-data field)."""
 
+DEADLINES = f"{PREFIX}:deadlines"
+"""Sorted set ``unit\nalert id`` → acknowledgement deadline (epoch seconds)."""
+
+FEED_MAXLEN = 10_000
+"""Entries kept per unit feed: it serves live screens; the inbox is the record."""
+
 INBOX_PREFIX = f"{PREFIX}:inbox:"
 ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"
 
@@ -68,3 +74,8 @@ def inbox_order_key(unit: str) -> str:
 def recipients_key(alert_id: str) -> str:
     """Hash ``unit`` → view of everyone who received an alert (for updates and closures)."""
     return f"{ALERT_RECIPIENTS_PREFIX}{alert_id}"
+
+
+def feed_key(unit: str) -> str:
+    """Stream of a unit's inbox changes, for live screens (Server-Sent Events)."""
+    return f"{INBOX_PREFIX}{unit}:feed"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Principal
+from services.notifier import live
 from services.notifier.handlers import acknowledge
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
@@ -39,7 +41,33 @@ async def list_alerts(
     """The unit's inbox: each alert as this unit may see it, with reasons and acks."""
     require_unit_reader(principal, unit)
     _known_unit(runtime, unit)
-    return {"unit": unit, "alerts": await runtime.inbox.list(unit)}
+    return {
+        "unit": unit,
+        "alerts": await runtime.inbox.list(unit),
+        "notices": await runtime.inbox.notices(unit),
+    }
+
+
+@router.get(
+    "/v1/units/{unit}/alerts/stream",
+    summary="Live deliveries and changes (Server-Sent Events, resumable with Last-Event-ID)",
+    response_class=StreamingResponse,
+)
+async def stream_alerts(
+    unit: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(caller)],
+    runtime: Annotated[Deps, Depends(deps)],
+    last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
+) -> StreamingResponse:
+    """One SSE event per delivery, change, acknowledgement, escalation or notice."""
+    require_officer_of(principal, unit)
+    _known_unit(runtime, unit)
+    after = await live.start_id(runtime.redis, unit, last_event_id)
+    frames = live.events(runtime.redis, runtime.inbox, unit, after, request.is_disconnected)
+    return StreamingResponse(
+        frames, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post("/v1/units/{unit}/alerts/{alert_id}/ack", summary="Acknowledge an alert (idempotent)")

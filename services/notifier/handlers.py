@@ -16,11 +16,13 @@ from schemas.receipts import AlertAcknowledged, AlertDelivered
 from schemas.topology import Topology
 from schemas.vocabulary import EventType, View
 from services.bus import DeadLetters, Entry, Publisher
+from services.config import AckDeadlines
 from services.notifier.routing import AlertFacts, Recipient, non_nominal, route_alert
 
 log = logging.getLogger(__name__)
 
 NOTIFIER_SOURCE = "/liaison/notifier"
+DEFAULT_DEADLINES = AckDeadlines()
 CHANGE_TYPES = {EventType.ALERT_UPDATED, EventType.ALERT_CANCELLED, EventType.ALERT_CLOSED}
 
 
@@ -35,6 +37,13 @@ class Inbox(Protocol):
     async def acknowledge(
         self, unit: str, alert_id: str, ack: dict[str, Any]
     ) -> tuple[dict[str, Any], bool] | None: ...
+    async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None: ...
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]: ...
+    async def settle(self, unit: str, alert_id: str) -> None: ...
+    async def escalate(
+        self, unit: str, alert_id: str, record: dict[str, Any]
+    ) -> dict[str, Any]: ...
+    async def notify(self, coordinator: str, notice: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ class NotifierDeps:
     topology: Topology
     inbox: Inbox
     publisher: Publisher
+    deadlines: AckDeadlines = DEFAULT_DEADLINES
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -86,6 +96,7 @@ async def fan_out(event: CloudEvent, deps: NotifierDeps) -> tuple[Recipient, ...
             "view": str(recipient.view),
             "severity": str(event.data.severity),
             "delivered_at": now.isoformat(),
+            "deadline": (now + deps.deadlines.for_severity(event.data.severity)).isoformat(),
         }
         stored = await deps.inbox.deliver(recipient.unit, delivery, now.timestamp())
         receipts.append(
@@ -104,10 +115,10 @@ def _delivered(alert: CloudEvent, recipient: Recipient, at: datetime) -> CloudEv
         view=recipient.view,
         delivered_at=at,
     )
-    return _system_event(EventType.ALERT_DELIVERED, f"{alert.id}/{recipient.unit}", alert, data, at)
+    return system_event(EventType.ALERT_DELIVERED, f"{alert.id}/{recipient.unit}", alert, data, at)
 
 
-def _system_event(
+def system_event(
     type_: EventType, id_: str, alert: CloudEvent, data: Any, at: datetime
 ) -> CloudEvent:
     # Deterministic ids: a re-run after a crash re-publishes the same (source, id).
@@ -131,6 +142,8 @@ async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
     recipients = await deps.inbox.recipients(alert_id)
     for unit, view in recipients.items():
         await deps.inbox.record_change(unit, alert_id, view_of(event, View(view)))
+        if event.type is not EventType.ALERT_UPDATED:  # nothing left to acknowledge
+            await deps.inbox.settle(unit, alert_id)
     return len(recipients)
 
 
@@ -144,6 +157,7 @@ async def acknowledge(
     if outcome is None:
         return None
     stored, _created = outcome
+    await deps.inbox.settle(unit, alert_id)
     at = datetime.fromisoformat(stored["acknowledged_at"])
     data = AlertAcknowledged(
         alert_id=alert_id, unit=unit, officer=stored["acknowledged_by"],

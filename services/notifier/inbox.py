@@ -7,9 +7,11 @@ the unit or the event — so a redelivered stream entry changes nothing.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from services import streams
 
@@ -20,6 +22,18 @@ def _changes_key(unit: str, alert_id: str) -> str:
 
 def _acks_key(unit: str) -> str:
     return f"{streams.inbox_key(unit)}:acks"
+
+
+def _escalations_key(unit: str) -> str:
+    return f"{streams.inbox_key(unit)}:escalations"
+
+
+def _notices_key(unit: str) -> str:
+    return f"{streams.inbox_key(unit)}:notices"
+
+
+def _member(unit: str, alert_id: str) -> str:
+    return f"{unit}\n{alert_id}"
 
 
 class RedisInbox:
@@ -35,10 +49,24 @@ class RedisInbox:
             pipe.hsetnx(key, alert_id, json.dumps(delivery))
             pipe.zadd(streams.inbox_order_key(unit), {alert_id: score}, nx=True)
             pipe.hsetnx(streams.recipients_key(alert_id), unit, delivery["view"])
+            if delivery.get(
+                "deadline"
+            ):  # idempotent too: a redelivery re-adds what escalation checks
+                deadline = datetime.fromisoformat(delivery["deadline"]).timestamp()
+                pipe.zadd(streams.DEADLINES, {_member(unit, alert_id): deadline}, nx=True)
             pipe.hget(key, alert_id)
-            *_, stored = await pipe.execute()
+            created, *_, stored = await pipe.execute()
         result: dict[str, Any] = json.loads(stored)
+        if created:
+            await self._feed(unit, "delivered", alert_id)
         return result
+
+    async def _feed(self, unit: str, kind: str, alert_id: str) -> None:
+        # Live screens only: a crash right before this loses a notification, never the inbox entry.
+        fields: dict[FieldT, EncodableT] = {"kind": kind, "alert_id": alert_id}
+        await self._redis.xadd(
+            streams.feed_key(unit), fields, maxlen=streams.FEED_MAXLEN, approximate=True
+        )
 
     async def recipients(self, alert_id: str) -> dict[str, str]:
         """Every unit that received the alert, with the view it got."""
@@ -47,7 +75,8 @@ class RedisInbox:
 
     async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None:
         """Add an update, cancellation or closure to a delivered alert (once per event)."""
-        await self._redis.hsetnx(_changes_key(unit, alert_id), change["id"], json.dumps(change))
+        if await self._redis.hsetnx(_changes_key(unit, alert_id), change["id"], json.dumps(change)):
+            await self._feed(unit, change["type"].removeprefix("alert."), alert_id)
 
     async def acknowledge(
         self, unit: str, alert_id: str, ack: dict[str, Any]
@@ -62,7 +91,42 @@ class RedisInbox:
             pipe.hsetnx(_acks_key(unit), alert_id, json.dumps(ack))
             pipe.hget(_acks_key(unit), alert_id)
             created, stored = await pipe.execute()
+        if created:
+            await self._feed(unit, "acknowledged", alert_id)
         return json.loads(stored), bool(created)
+
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """Deliveries whose acknowledgement deadline has passed: (unit, alert id)."""
+        members = await self._redis.zrangebyscore(
+            streams.DEADLINES, "-inf", now, start=0, num=limit
+        )
+        pairs = [_text(m).split("\n", 1) for m in members if isinstance(m, bytes | str)]
+        return [(unit, alert_id) for unit, alert_id in pairs]
+
+    async def settle(self, unit: str, alert_id: str) -> None:
+        """The deadline is dealt with: acknowledged, closed, or escalated."""
+        await self._redis.zrem(streams.DEADLINES, _member(unit, alert_id))
+
+    async def escalate(self, unit: str, alert_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Mark a delivery escalated (once); return the escalation in force."""
+        key = _escalations_key(unit)
+        if await self._redis.hsetnx(key, alert_id, json.dumps(record)):
+            await self._feed(unit, "escalated", alert_id)
+        stored = await self._redis.hget(key, alert_id)
+        result: dict[str, Any] = json.loads(stored or "{}")
+        return result
+
+    async def notify(self, coordinator: str, notice: dict[str, Any]) -> None:
+        """Leave a coordinator a notice that a unit did not acknowledge in time (once)."""
+        field = f"{notice['unit']}/{notice['alert_id']}"
+        if await self._redis.hsetnx(_notices_key(coordinator), field, json.dumps(notice)):
+            await self._feed(coordinator, "notice", notice["alert_id"])
+
+    async def notices(self, unit: str) -> list[dict[str, Any]]:
+        """Escalation notices for a coordinator, newest first."""
+        raw = await self._redis.hvals(_notices_key(unit))
+        docs = [json.loads(r) for r in raw]
+        return sorted(docs, key=lambda d: d["escalated_at"], reverse=True)
 
     async def list(self, unit: str, limit: int = 100) -> list[dict[str, Any]]:
         """A unit's deliveries, newest first, with their changes and acknowledgement."""
@@ -75,8 +139,9 @@ class RedisInbox:
         result = []
         for alert_id, delivery, ack in zip(ids, raw, acks, strict=True):
             changes = await self._redis.hvals(_changes_key(unit, alert_id))
+            escalation = await self._redis.hget(_escalations_key(unit), alert_id)
             if delivery is not None:
-                result.append(_assemble(json.loads(delivery), ack, changes))
+                result.append(_assemble(json.loads(delivery), ack, changes, escalation))
         return result
 
     async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None:
@@ -86,7 +151,8 @@ class RedisInbox:
             return None
         ack = await self._redis.hget(_acks_key(unit), alert_id)
         changes = await self._redis.hvals(_changes_key(unit, alert_id))
-        return _assemble(json.loads(raw), ack, changes)
+        escalation = await self._redis.hget(_escalations_key(unit), alert_id)
+        return _assemble(json.loads(raw), ack, changes, escalation)
 
 
 def _text(value: bytes | str) -> str:
@@ -97,7 +163,10 @@ _FINAL_STATES = {"alert.cancelled": "cancelled", "alert.closed": "closed"}
 
 
 def _assemble(
-    delivery: dict[str, Any], ack: bytes | str | None, changes: list[bytes | str]
+    delivery: dict[str, Any],
+    ack: bytes | str | None,
+    changes: list[bytes | str],
+    escalation: bytes | str | None,
 ) -> dict[str, Any]:
     ack_doc = json.loads(ack) if ack else {}
     history = sorted((json.loads(c) for c in changes), key=lambda c: (c["time"], c["id"]))
@@ -108,7 +177,8 @@ def _assemble(
         **delivery,
         "acknowledged_at": ack_doc.get("acknowledged_at"),
         "acknowledged_by": ack_doc.get("acknowledged_by"),
-        "escalated": False,
+        "escalated": escalation is not None,
+        "escalation": json.loads(escalation) if escalation else None,
         "state": state,
         "changes": history,
     }

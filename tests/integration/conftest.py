@@ -23,7 +23,7 @@ TOKENS = {
 }
 
 
-def test_config() -> FileConfig:
+def principals_config() -> FileConfig:
     """One principal of every role."""
     return FileConfig(
         principals=(
@@ -59,7 +59,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 async def runtime(redis_url: str, data_dir: Path) -> AsyncIterator[Runtime]:
     """Ingest, ledger (SQLite) and notifier on the session's server."""
     settings = Settings(data_dir=data_dir, redis_url=redis_url, database_url=None, config=None)
-    async with Runtime(settings, test_config()) as running:
+    async with Runtime(settings, principals_config()) as running:
         yield running
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from schemas.events import CloudEvent
@@ -35,9 +36,15 @@ class FakeInbox:
         self.deliveries: dict[tuple[str, str], dict[str, Any]] = {}
         self.changes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.acks: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deadlines: dict[tuple[str, str], float] = {}
+        self.escalations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.notices: dict[str, dict[str, dict[str, Any]]] = {}
 
     async def deliver(self, unit: str, delivery: dict[str, Any], score: float) -> dict[str, Any]:
-        stored = self.deliveries.setdefault((unit, delivery["alert_id"]), copy.deepcopy(delivery))
+        key = (unit, delivery["alert_id"])
+        stored = self.deliveries.setdefault(key, copy.deepcopy(delivery))
+        if delivery.get("deadline"):
+            self.deadlines.setdefault(key, datetime.fromisoformat(delivery["deadline"]).timestamp())
         return copy.deepcopy(stored)
 
     async def recipients(self, alert_id: str) -> dict[str, str]:
@@ -53,6 +60,34 @@ class FakeInbox:
             return None
         created = (unit, alert_id) not in self.acks
         return self.acks.setdefault((unit, alert_id), ack), created
+
+    async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None:
+        key = (unit, alert_id)
+        if key not in self.deliveries:
+            return None
+        changes = [c["type"] for c in self.changes.get(key, {}).values()]
+        final = [t for t in changes if t in ("alert.closed", "alert.cancelled")]
+        ack = self.acks.get(key, {})
+        return {
+            **self.deliveries[key],
+            "acknowledged_at": ack.get("acknowledged_at"),
+            "acknowledged_by": ack.get("acknowledged_by"),
+            "state": final[-1].removeprefix("alert.") if final else "open",
+            "escalated": key in self.escalations,
+        }
+
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        return sorted(k for k, at in self.deadlines.items() if at <= now)[:limit]
+
+    async def settle(self, unit: str, alert_id: str) -> None:
+        self.deadlines.pop((unit, alert_id), None)
+
+    async def escalate(self, unit: str, alert_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        return self.escalations.setdefault((unit, alert_id), record)
+
+    async def notify(self, coordinator: str, notice: dict[str, Any]) -> None:
+        field = f"{notice['unit']}/{notice['alert_id']}"
+        self.notices.setdefault(coordinator, {}).setdefault(field, notice)
 
 
 class FakeDeadLetters:

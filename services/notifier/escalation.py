@@ -1,0 +1,77 @@
+"""Silence escalates: deliveries not acknowledged by their deadline.
+
+Deadlines live in Redis (a sorted set, persisted by the AOF), not in timers,
+so they survive restarts. Escalating is idempotent — the inbox marks a
+delivery escalated only once, the coordinator's notice is set-if-absent and
+``alert.escalated`` has a deterministic id — so two notifier processes that
+see the same due deadline produce one escalation between them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from schemas.events import CloudEvent
+from schemas.receipts import AlertEscalated
+from schemas.vocabulary import EventType, Severity
+from services.notifier.handlers import NOTIFIER_SOURCE, NotifierDeps
+
+log = logging.getLogger(__name__)
+
+
+async def escalate_due(deps: NotifierDeps, limit: int = 100) -> int:
+    """Escalate every delivery past its deadline; returns how many were escalated now."""
+    now = deps.clock()
+    escalated = 0
+    for unit, alert_id in await deps.inbox.due(now.timestamp(), limit):
+        delivery = await deps.inbox.get(unit, alert_id)
+        if delivery is not None and _still_waiting(delivery):
+            await _escalate(unit, alert_id, delivery, now, deps)
+            escalated += 1
+        await deps.inbox.settle(unit, alert_id)
+    return escalated
+
+
+def _still_waiting(delivery: dict[str, object]) -> bool:
+    return (
+        delivery.get("acknowledged_at") is None
+        and delivery.get("state") not in ("closed", "cancelled")
+        and not delivery.get("escalated")
+    )
+
+
+async def _escalate(
+    unit: str, alert_id: str, delivery: dict[str, object], now: datetime, deps: NotifierDeps
+) -> None:
+    country = deps.topology.country_of(unit)
+    coordinators = [c for c in deps.topology.coordinators(country) if c != unit]
+    deadline = datetime.fromisoformat(str(delivery["deadline"]))
+    record = {
+        "escalated_at": now.isoformat(),
+        "deadline": deadline.isoformat(),
+        "coordinators": coordinators,
+        "reminder": f"Alert {alert_id} awaits acknowledgement by {unit} since {deadline.isoformat()}",
+    }
+    stored = await deps.inbox.escalate(unit, alert_id, record)
+    at = datetime.fromisoformat(stored["escalated_at"])
+    for coordinator in coordinators:
+        await deps.inbox.notify(coordinator, {"alert_id": alert_id, "unit": unit, **stored})
+    event = CloudEvent(
+        specversion="1.0",
+        id=f"escalated/{alert_id}/{unit}",
+        source=NOTIFIER_SOURCE,
+        type=EventType.ALERT_ESCALATED,
+        time=at,
+        subject=alert_id,
+        data=AlertEscalated(
+            alert_id=alert_id,
+            unit=unit,
+            severity=Severity(str(delivery.get("severity", "routine"))),
+            deadline=deadline,
+            coordinator=coordinators[0] if coordinators else None,
+            escalated_at=at,
+        ),
+    )
+    await deps.publisher.publish([event])
+    log.warning("escalated alert %s: %s did not acknowledge by %s", alert_id, unit, deadline)

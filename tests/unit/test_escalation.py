@@ -1,0 +1,88 @@
+"""Escalation against in-memory ports and a controllable clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.events import CloudEvent
+from schemas.receipts import AlertEscalated
+from schemas.topology import default_topology
+from schemas.vocabulary import EventType
+from services.config import AckDeadlines
+from services.notifier.escalation import escalate_due
+from services.notifier.handlers import NotifierDeps, acknowledge, fan_out, pass_on_change
+from tests import factories
+from tests.unit.fakes import FakeInbox, FakePublisher
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def deps(clock: Clock) -> NotifierDeps:
+    deadlines = AckDeadlines(urgent=timedelta(minutes=10))
+    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher(), deadlines, clock)
+
+
+def _escalations(deps: NotifierDeps) -> list[CloudEvent]:
+    assert isinstance(deps.publisher, FakePublisher)
+    return [e for e in deps.publisher.events if e.type is EventType.ALERT_ESCALATED]
+
+
+async def test_silence_past_the_deadline_escalates_once(deps: NotifierDeps, clock: Clock) -> None:
+    alert = CloudEvent.model_validate(factories.alert())
+    await fan_out(alert, deps)
+    clock.now += timedelta(minutes=9)
+    assert await escalate_due(deps) == 0
+    clock.now += timedelta(minutes=2)
+    assert await escalate_due(deps) == 4
+    assert await escalate_due(deps) == 0
+    events = _escalations(deps)
+    assert sorted(e.data.unit for e in events if isinstance(e.data, AlertEscalated)) == [
+        "BLO-FOTEHOBOD", "IMT-GULISTAN", "IMT-TASHKENT", "NIAC-UZ",
+    ]  # fmt: skip
+    inbox = deps.inbox
+    assert isinstance(inbox, FakeInbox)
+    assert set(inbox.notices["NIAC-UZ"]) == {f"IMT-GULISTAN/{alert.id}", f"IMT-TASHKENT/{alert.id}"}
+    gulistan = inbox.escalations[("IMT-GULISTAN", alert.id)]
+    assert gulistan["coordinators"] == ["NIAC-UZ"]
+    assert "awaits acknowledgement by IMT-GULISTAN" in gulistan["reminder"]
+
+
+async def test_acknowledged_or_closed_deliveries_do_not_escalate(
+    deps: NotifierDeps, clock: Clock
+) -> None:
+    alert = CloudEvent.model_validate(factories.alert())
+    await fan_out(alert, deps)
+    await acknowledge("IMT-GULISTAN", alert.id, "Lt. A", None, deps)
+    closed = factories.event("alert.closed", "BLO-OYBEK", {"reason": "seized"}, subject=alert.id)
+    clock.now += timedelta(minutes=5)
+    await pass_on_change(CloudEvent.model_validate(closed), deps)
+    clock.now += timedelta(hours=1)
+    assert await escalate_due(deps) == 0
+    assert _escalations(deps) == []
+
+
+async def test_an_update_does_not_stop_the_clock(deps: NotifierDeps, clock: Clock) -> None:
+    alert = CloudEvent.model_validate(factories.alert())
+    await fan_out(alert, deps)
+    update = factories.event(
+        "alert.updated", "BLO-OYBEK", {"summary": "now two trucks"}, subject=alert.id
+    )
+    await pass_on_change(CloudEvent.model_validate(update), deps)
+    clock.now += timedelta(minutes=11)
+    assert await escalate_due(deps) == 4
