@@ -27,12 +27,14 @@ from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Settings, read_file_config, resolve_topology
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
+from services.loops import forever
 from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
+from services.streaming import Claimer
 
 log = logging.getLogger(__name__)
 
@@ -99,20 +101,25 @@ class Runtime:
             self.topology, self.inbox, self.publisher, deadlines=self.config.ack_deadlines
         )
         self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
+        claimers: list[Claimer] = []
         claim = {
             "claim_idle_ms": int(self.settings.claim_idle.total_seconds() * 1000),
             "retry_cap": self.settings.retry_cap,
         }
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
-            register_ledger(self.broker, self.redis, self.ledger, consumer_name("ledger"), options)
+            claimers += register_ledger(
+                self.broker, self.redis, self.ledger, consumer_name("ledger"), options
+            )
         if "notifier" in self.services:
             options = replace(NOTIFIER_OPTIONS, **claim)
-            register_notifier(
+            claimers += register_notifier(
                 self.broker, self.redis, self.notifier, consumer_name("notifier"), options
             )
         await self.broker.start()
         self._stack.push_async_callback(self.broker.stop)
+        for claimer in claimers:
+            self._background(claimer.run(), f"claimer {claimer.stream}/{claimer.group}")
         if "ledger" in self.services:
             self._background(self._sign_checkpoints(), "checkpoints")
         if "notifier" in self.services:
@@ -132,13 +139,9 @@ class Runtime:
         """Escalate deliveries past their deadline, checking often enough for the shortest."""
         deadlines = self.config.ack_deadlines
         shortest = min(deadlines.flash, deadlines.urgent, deadlines.routine).total_seconds()
-        tick = min(max(shortest / 10, 0.05), 1.0)
-        while True:
-            await asyncio.sleep(tick)
-            try:
-                await escalate_due(self.notifier)
-            except Exception:  # Redis may be away for a while; deadlines wait in it
-                log.warning("could not escalate due deliveries", exc_info=True)
+        await forever(
+            lambda: escalate_due(self.notifier), min(max(shortest / 10, 0.05), 1.0), "escalation"
+        )
 
     async def _final_checkpoint(self) -> None:
         try:
@@ -148,13 +151,8 @@ class Runtime:
 
     async def _sign_checkpoints(self) -> None:
         """Sign the head when entries have waited ``checkpoint_interval``, even if no more come."""
-        interval = max(self.settings.checkpoint_interval.total_seconds() / 2, 0.05)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.ledger.checkpoint_if_due()
-            except Exception:  # the database may be down for a while; keep trying
-                log.warning("could not sign a ledger checkpoint", exc_info=True)
+        pause = max(self.settings.checkpoint_interval.total_seconds() / 2, 0.05)
+        await forever(self.ledger.checkpoint_if_due, pause, "signing a ledger checkpoint")
 
     async def readiness(self) -> dict[str, bool]:
         """Each check that must hold for the process to take traffic."""

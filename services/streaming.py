@@ -17,9 +17,11 @@ per-item problems it settles itself, so the rest of the batch proceeds.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
@@ -28,6 +30,7 @@ from redis.asyncio import Redis
 
 from services import streams
 from services.bus import Entry, dead_letter
+from services.loops import forever
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +48,36 @@ class GroupOptions:
     retry_cap: int = 5
 
 
+DEFAULT_OPTIONS = GroupOptions()
+
+
 def _entries(stream: str, msg: RedisBatchStreamMessage) -> list[Entry]:
     raw = msg.raw_message
     return [
-        Entry(stream, entry_id.decode(), fields.get(streams.EVENT_FIELD.encode(), b""))
+        _entry(stream, entry_id, fields)
         for entry_id, fields in zip(raw["message_ids"], raw["data"], strict=True)
     ]
+
+
+def _entry(stream: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    payload = fields.get(streams.EVENT_FIELD.encode())
+    if payload is None:  # not written by Liaison Exchange: keep every field for the dead letters
+        payload = json.dumps(
+            {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+        ).encode()
+    return Entry(stream, entry_id.decode() if isinstance(entry_id, bytes) else entry_id, payload)
+
+
+async def _raw_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser, kept away from the payloads.
+
+    Its batch parser decodes and re-encodes every body as JSON, and raises on
+    bytes that are not UTF-8 — before any handler runs, so such an entry would
+    stay pending forever. Handlers here read the raw entries themselves.
+    """
+    parsed = await original({**msg, "data": [{} for _ in msg["data"]]})
+    parsed.raw_message = msg
+    return parsed
 
 
 def subscribe_group(
@@ -61,9 +88,9 @@ def subscribe_group(
     group: str,
     consumer: str,
     handler: EntryHandler,
-    options: GroupOptions = GroupOptions(),
-) -> None:
-    """Register the reader and the claimer of ``group`` on ``stream``."""
+    options: GroupOptions = DEFAULT_OPTIONS,
+) -> Claimer:
+    """Register the reader of ``group`` on ``stream``; return its claimer, for the caller to run."""
 
     @broker.subscriber(
         stream=StreamSub(
@@ -75,40 +102,100 @@ def subscribe_group(
             polling_interval=options.polling_ms,
         ),
         ack_policy=AckPolicy.MANUAL,
+        parser=_raw_parser,
     )
     async def read(msg: RedisBatchStreamMessage) -> None:
         await handler(_entries(stream, msg))
         await msg.ack()
 
-    @broker.subscriber(
-        stream=StreamSub(
-            stream,
-            group=group,
-            consumer=f"{consumer}:claimer",
-            batch=True,
-            min_idle_time=options.claim_idle_ms,
-            polling_interval=max(options.polling_ms, options.claim_idle_ms // 4),
-        ),
-        ack_policy=AckPolicy.MANUAL,
-    )
-    async def claim(msg: RedisBatchStreamMessage) -> None:
-        entries = _entries(stream, msg)
-        retry: list[Entry] = []
-        give_up: list[Entry] = []
+    return Claimer(redis, stream, group, f"{consumer}:claimer", handler, options)
+
+
+class Claimer:
+    """Takes over entries pending longer than ``claim_idle_ms``, a batch at a time.
+
+    Our own loop rather than FastStream's ``min_idle_time`` subscriber, which
+    claims one entry per call: after a crash that means one transaction per
+    entry. An entry delivered more than ``retry_cap`` times goes to the
+    dead-letter stream, with the reason, and is acknowledged.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: EntryHandler,
+        options: GroupOptions,
+    ) -> None:
+        self.redis, self.stream, self.group, self.consumer = redis, stream, group, consumer
+        self.handler, self.options = handler, options
+
+    async def run(self) -> None:
+        """Claim until cancelled; failures are logged and retried on the next round."""
+
+        async def drain() -> None:
+            while await self.claim_once() == self.options.max_records:
+                pass  # a full batch: more may be waiting
+
+        pause = max(self.options.claim_idle_ms / 4000, 0.05)
+        await forever(drain, pause, f"claimer of {self.stream}/{self.group}")
+
+    async def claim_once(self) -> int:
+        """One XAUTOCLAIM round over the whole pending list; returns entries claimed."""
+        cursor, claimed = "0-0", 0
+        while True:
+            reply: Any = await self.redis.xautoclaim(
+                self.stream, self.group, self.consumer, self.options.claim_idle_ms,
+                start_id=cursor, count=self.options.max_records,
+            )  # fmt: skip
+            cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+            entries = [
+                _entry(self.stream, eid, fields) for eid, fields in reply[1] if fields is not None
+            ]
+            if entries:
+                await self._settle(entries)
+                claimed += len(entries)
+            if cursor == "0-0":
+                return claimed
+
+    async def _settle(self, entries: list[Entry]) -> None:
+        counts = await self._deliveries(entries)
+        retry = [e for e in entries if counts.get(e.entry_id, 0) <= self.options.retry_cap]
         for entry in entries:
-            deliveries = await _deliveries(redis, stream, group, entry.entry_id)
-            (give_up if deliveries > options.retry_cap else retry).append(entry)
-        for entry in give_up:
-            reason = f"{group}: still failing after {options.retry_cap} deliveries"
-            log.error("dead-lettering %s %s: %s", stream, entry.entry_id, reason)
-            await dead_letter(
-                redis, origin=stream, reason=reason, payload=entry.payload, entry_id=entry.entry_id
-            )
+            if counts.get(entry.entry_id, 0) > self.options.retry_cap:
+                reason = f"{self.group}: still failing after {self.options.retry_cap} deliveries"
+                log.error("dead-lettering %s %s: %s", self.stream, entry.entry_id, reason)
+                await dead_letter(self.redis, origin=self.stream, reason=reason,
+                                  payload=entry.payload, entry_id=entry.entry_id)  # fmt: skip
+        done = [e for e in entries if e not in retry]
         if retry:
-            await handler(retry)
-        await msg.ack()
+            done += await self._handle(retry)
+        if done:
+            await self.redis.xack(self.stream, self.group, *[e.entry_id for e in done])
+
+    async def _handle(self, entries: list[Entry]) -> list[Entry]:
+        """Handle a batch; if it fails, each entry alone, so one bad entry fails alone."""
+        try:
+            await self.handler(entries)
+            return entries
+        except Exception:
+            if len(entries) == 1:
+                log.warning("%s %s failed again", self.stream, entries[0].entry_id, exc_info=True)
+                return []
+        handled = []
+        for entry in entries:
+            handled += await self._handle([entry])
+        return handled
+
+    async def _deliveries(self, entries: list[Entry]) -> dict[str, int]:
+        pending: Any = await self.redis.xpending_range(
+            self.stream, self.group, min=entries[0].entry_id, max=entries[-1].entry_id,
+            count=len(entries) * 2, consumername=self.consumer,
+        )  # fmt: skip
+        return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
 
-async def _deliveries(redis: Redis, stream: str, group: str, entry_id: str) -> int:
-    pending = await redis.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
-    return int(pending[0]["times_delivered"]) if pending else 0
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -11,7 +11,7 @@ from services import streams
 from services.bus import Entry, RedisDeadLetters
 from services.ledger.handlers import record_events
 from services.ledger.store import SqlLedger
-from services.streaming import GroupOptions, subscribe_group
+from services.streaming import Claimer, GroupOptions, subscribe_group
 
 LEDGER_OPTIONS = GroupOptions(max_records=500)
 
@@ -22,14 +22,14 @@ def register_ledger(
     ledger: SqlLedger,
     consumer: str,
     options: GroupOptions = LEDGER_OPTIONS,
-) -> None:
-    """Subscribe the ledger's consumer group to every canonical stream."""
+) -> list[Claimer]:
+    """Subscribe the ledger's consumer group to every canonical stream; return the claimers to run."""
     dead = RedisDeadLetters(redis)
 
     async def handle(entries: Sequence[Entry]) -> None:
         await record_events(entries, ledger, dead)
 
-    for stream in streams.CANONICAL_STREAMS:
+    return [
         subscribe_group(
             broker,
             redis,
@@ -39,3 +39,5 @@ def register_ledger(
             handler=handle,
             options=options,
         )
+        for stream in streams.CANONICAL_STREAMS
+    ]

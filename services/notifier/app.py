@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from services import streams
 from services.bus import Entry, RedisDeadLetters
 from services.notifier.handlers import NotifierDeps, handle_alert_entries
-from services.streaming import GroupOptions, subscribe_group
+from services.streaming import Claimer, GroupOptions, subscribe_group
 
 NOTIFIER_OPTIONS = GroupOptions(max_records=100)
 
@@ -21,14 +21,14 @@ def register_notifier(
     deps: NotifierDeps,
     consumer: str,
     options: GroupOptions = NOTIFIER_OPTIONS,
-) -> None:
-    """Subscribe the notifier's consumer group to the alert stream."""
+) -> list[Claimer]:
+    """Subscribe the notifier's consumer group to the alert stream; return the claimer to run."""
     dead = RedisDeadLetters(redis)
 
     async def handle(entries: Sequence[Entry]) -> None:
         await handle_alert_entries(entries, deps, dead)
 
-    subscribe_group(
+    claimer = subscribe_group(
         broker,
         redis,
         stream=streams.ALERTS,
@@ -37,3 +37,4 @@ def register_notifier(
         handler=handle,
         options=options,
     )
+    return [claimer]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 from faststream.redis import RedisBroker
@@ -13,6 +15,7 @@ from services.bus import Entry
 from services.streaming import GroupOptions, subscribe_group
 from tests.integration.conftest import eventually
 
+Start = Callable[["Recorder"], Awaitable[None]]
 FAST = GroupOptions(max_records=10, polling_ms=20, claim_idle_ms=200, retry_cap=3)
 
 
@@ -22,8 +25,10 @@ class Recorder:
     def __init__(self, failures: dict[bytes, int]) -> None:
         self.failures = failures
         self.seen: list[bytes] = []
+        self.calls = 0
 
     async def __call__(self, entries: Sequence[Entry]) -> None:
+        self.calls += 1
         for entry in entries:
             if self.failures.get(entry.payload, 0) > 0:
                 self.failures[entry.payload] -= 1
@@ -39,20 +44,38 @@ async def broker(redis_url: str, redis: Redis) -> AsyncIterator[RedisBroker]:
     await broker.stop()
 
 
+@pytest.fixture
+async def start(
+    broker: RedisBroker, redis: Redis
+) -> AsyncIterator[Callable[[Recorder], Awaitable[None]]]:
+    """Subscribe a handler on the seizures stream and start the reader and its claimer."""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def go(handler: Recorder) -> None:
+        claimer = subscribe_group(broker, redis, stream=streams.SEIZURES, group="ledger",
+                                  consumer="t", handler=handler, options=FAST)  # fmt: skip
+        await broker.start()
+        tasks.append(asyncio.create_task(claimer.run()))
+
+    yield go
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _pending(redis: Redis) -> int:
     groups = await redis.xinfo_groups(streams.SEIZURES)
     return int(next(g for g in groups if g["name"] == b"ledger")["pending"])
 
 
 async def test_groups_start_at_zero_and_see_what_was_published_before(
-    broker: RedisBroker, redis: Redis
+    start: Start, redis: Redis
 ) -> None:
     for i in range(25):
         await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: f"e{i}"})
     handler = Recorder({})
-    subscribe_group(broker, redis, stream=streams.SEIZURES, group="ledger", consumer="t",
-                    handler=handler, options=FAST)  # fmt: skip
-    await broker.start()
+    await start(handler)
 
     async def all_seen() -> bool:
         return len(handler.seen) == 25 and await _pending(redis) == 0
@@ -61,11 +84,9 @@ async def test_groups_start_at_zero_and_see_what_was_published_before(
     assert handler.seen == [f"e{i}".encode() for i in range(25)]
 
 
-async def test_a_failed_batch_is_retried_by_the_claimer(broker: RedisBroker, redis: Redis) -> None:
+async def test_a_failed_batch_is_retried_by_the_claimer(start: Start, redis: Redis) -> None:
     handler = Recorder({b"flaky": 2})
-    subscribe_group(broker, redis, stream=streams.SEIZURES, group="ledger", consumer="t",
-                    handler=handler, options=FAST)  # fmt: skip
-    await broker.start()
+    await start(handler)
     for payload in ("a", "flaky", "b"):
         await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: payload})
 
@@ -76,13 +97,9 @@ async def test_a_failed_batch_is_retried_by_the_claimer(broker: RedisBroker, red
     assert await redis.xlen(streams.DEAD_LETTERS) == 0
 
 
-async def test_a_poison_entry_is_dead_lettered_after_the_cap(
-    broker: RedisBroker, redis: Redis
-) -> None:
+async def test_a_poison_entry_is_dead_lettered_after_the_cap(start: Start, redis: Redis) -> None:
     handler = Recorder({b"poison": 1000})
-    subscribe_group(broker, redis, stream=streams.SEIZURES, group="ledger", consumer="t",
-                    handler=handler, options=FAST)  # fmt: skip
-    await broker.start()
+    await start(handler)
     for payload in ("poison", "after"):
         await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: payload})
 
@@ -95,3 +112,33 @@ async def test_a_poison_entry_is_dead_lettered_after_the_cap(
     assert fields[b"origin"] == streams.SEIZURES.encode()
     assert b"after 3 deliveries" in fields[b"reason"]
     assert b"after" in handler.seen
+
+
+async def test_bytes_that_are_not_utf8_are_dead_lettered_not_stuck(
+    start: Start, redis: Redis
+) -> None:
+    handler = Recorder({b"\xff\xfe": 1000})
+    await start(handler)
+    for payload in (b"before", b"\xff\xfe", b"after"):
+        await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: payload})
+
+    async def settled() -> bool:
+        return await redis.xlen(streams.DEAD_LETTERS) == 1 and await _pending(redis) == 0
+
+    await eventually(settled)
+    assert {b"before", b"after"} <= set(handler.seen)
+
+
+async def test_a_crashed_batch_is_reclaimed_in_batches(start: Start, redis: Redis) -> None:
+    for i in range(30):
+        await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: f"e{i}"})
+    # a consumer that read everything and died without acknowledging
+    await redis.xreadgroup("ledger", "dead-consumer", {streams.SEIZURES: ">"}, count=100)
+    handler = Recorder({})
+    await start(handler)
+
+    async def recovered() -> bool:
+        return len(set(handler.seen)) == 30 and await _pending(redis) == 0
+
+    await eventually(recovered)
+    assert handler.calls <= 3 + 3  # claimed 10 at a time (max_records), not one by one
