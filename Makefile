@@ -21,14 +21,18 @@ test: $(STAMP) lint typecheck  ## install what tests need and run the whole suit
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check schemas services tests
-	$(BIN)/ruff format --check schemas services tests
+	$(BIN)/ruff check schemas services tests bench
+	$(BIN)/ruff format --check schemas services tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 schemas: $(STAMP)  ## re-export the JSON Schemas after changing the models
 	$(BIN)/python -m schemas.export
+
+BENCH_ARGS ?= --postgres
+bench: $(STAMP)  ## ledger benchmark: figures next to this machine's raw limits (bench/results/)
+	$(BIN)/python -m bench.ledger $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

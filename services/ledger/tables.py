@@ -27,6 +27,7 @@ entries = Table(
 Index("ix_ledger_type_seq", entries.c.type, entries.c.seq)
 Index("ix_ledger_subject", entries.c.subject)
 Index("ix_ledger_event_time", entries.c.event_time)
+Index("ix_ledger_event_id", entries.c.event_id)
 
 checkpoints = Table(
     "ledger_checkpoints",

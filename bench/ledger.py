@@ -1,0 +1,174 @@
+"""Ledger benchmark: persisted events/s and replay/verify entries/s, next to raw limits.
+
+``python -m bench.ledger [--events N] [--postgres] [--out FILE | --no-out]``
+starts an embedded server in a temporary directory (or uses
+``LIAISON_REDIS_URL``, which must hold no Liaison Exchange keys), measures the
+raw limits of this machine — pipelined XADD, XREADGROUP+XACK in batches of
+500, batched SQL append with SHA-256 chaining on the plain driver, full SQL
+scans — then the product: events published with ``RedisPublisher``, consumed
+by the ledger service on a FastStream broker into ``SqlLedger``, replayed and
+verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, ExitStack
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from bench import pg, product, raw_redis, raw_sql
+from bench.payloads import Payloads, build
+from bench.report import Figure, Report, machine, render, serial, write
+from services.ledger.store import SqlLedger, create_engine
+from services.redis_server import EmbeddedRedis
+
+RESULTS = Path(__file__).parent / "results" / "ledger-latest.md"
+PERSIST_TARGET = 20_000  # events/s into SQLite on 2 cores (the issue)
+REPLAY_TARGET = 150_000  # entries/s, replay and verify
+XADD_PACKED, XADD_CLIENT = "XADD pipelined, pre-packed RESP", "XADD pipelined, redis-py"
+READ = "XREADGROUP+XACK, batches of 500 (redis-py)"
+NOTES = [
+    "Raw limits: best of `--repeat` runs; XADD 1000 per round trip; SQL append = the ledger's own table, 500 rows per "
+    "transaction, SHA-256 chain computed, stored text prepared before the clock starts.",
+    "`serial` limit = 1 / (1/XREADGROUP+XACK + 1/SQL append): one consumer does both in turn.",
+    "Ledger persisted: from broker start until the ledger group has acknowledged every entry "
+    "(XINFO GROUPS, polled every 50 ms; acks follow commits) and `SqlLedger.count()` = N; "
+    "no signing key. SQLite: WAL, synchronous=FULL. PostgreSQL: fsync on.",
+]
+
+
+async def run(events: int, *, postgres: bool = False, repeat: int = 3) -> Report:
+    """Measure everything on ``events`` events: raw limits best of ``repeat``, the product once."""
+    payloads = build(events)
+    with tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp, ExitStack() as stack:
+        url = os.environ.get("LIAISON_REDIS_URL")
+        if not url:
+            url = stack.enter_context(EmbeddedRedis(Path(tmp) / "redis")).url
+        async with AsyncExitStack() as cleanup:
+            redis = Redis.from_url(url)
+            cleanup.push_async_callback(redis.aclose)
+            if await product.streams_in_use(redis):
+                raise SystemExit(f"{url} holds Liaison Exchange keys: use an empty server")
+            cleanup.push_async_callback(redis.delete, *product.PRODUCT_KEYS)
+            version = await raw_redis.server_version(redis)
+            report = Report(events, payloads.mean_wire_bytes, machine(version), notes=NOTES)
+            report.machine["raw limits"] = f"best of {repeat}"
+            for _ in range(repeat):
+                await _redis_limits(report, url, redis, payloads)
+
+            async def sqlite(name: str) -> str:
+                return f"sqlite+aiosqlite:///{tmp}/{name}.sqlite3"
+
+            await _backend(report, "SQLite", (redis, url), sqlite, payloads, repeat)
+            if postgres:
+                server = stack.enter_context(pg.postgres_cluster())
+                report.machine["postgresql"] = await pg.server_version(server)
+
+                async def postgresql(name: str) -> str:
+                    return await pg.create_database(server, name)
+
+                await _backend(report, "PostgreSQL", (redis, url), postgresql, payloads, repeat)
+    return report
+
+
+def _best(report: Report, name: str, rate: float) -> float:
+    report.raw[name] = max(rate, report.raw.get(name, 0.0))
+    return report.raw[name]
+
+
+async def _redis_limits(report: Report, url: str, redis: Redis, payloads: Payloads) -> None:
+    n = len(payloads.wire)
+    _best(report, XADD_PACKED, n / await raw_redis.xadd_prepacked(url, payloads.wire))
+    _best(report, READ, n / await raw_redis.xreadgroup_xack(redis, n))
+    _best(report, XADD_CLIENT, n / await raw_redis.xadd_pipelined(redis, payloads.wire))
+
+
+async def _backend(
+    report: Report,
+    name: str,
+    server: tuple[Redis, str],
+    database: Callable[[str], Awaitable[str]],
+    p: Payloads,
+    repeat: int,
+) -> None:
+    """Raw SQL limits (a fresh database each time), then the product on another."""
+    redis, redis_url = server
+    n, fixed = len(p.events), raw_sql.fixed_columns(p.events, p.stored)
+    for i in range(repeat):
+        raw_url = await database(f"raw{i}")
+        await _create_schema(raw_url)
+        _settle()
+        append_rate = n / await raw_sql.append(raw_url, fixed)
+        append_rate = _best(
+            report, f"{name}: SQL append + SHA-256 chain, 500 per commit", append_rate
+        )
+    url = await database("ledger")
+
+    await product.reset_streams(redis)
+    publish_rate = n / await product.publish(redis, p.events)
+    if "Redis" not in report.figures:  # one sample is enough; each backend gets fresh streams
+        for limit in (XADD_PACKED, XADD_CLIENT):
+            report.add("Redis", Figure("publish (RedisPublisher: Lua, 1000 per call)", publish_rate, limit, report.raw[limit]))  # fmt: skip
+    ledger = SqlLedger(create_engine(url))
+    try:
+        await ledger.create_schema()
+        _settle()
+        persisted = n / await product.consume(redis_url, redis, ledger, n)
+        replay_s, seen = await product.replay(ledger)
+        verify_s, verdict = await product.verify(ledger)
+    finally:
+        await ledger.close()
+    if seen != n or not verdict.ok or verdict.count != n:
+        raise RuntimeError(f"{name}: replay saw {seen}, verify {verdict.to_dict()}")
+    parse_s, rehash_s = await raw_sql.scans(url)
+    report.raw[f"{name}: scan + json.loads"] = n / parse_s
+    report.raw[f"{name}: scan + SHA-256 chain"] = n / rehash_s
+
+    target = PERSIST_TARGET if name == "SQLite" else None
+    pipeline = serial(report.raw[READ], append_rate)
+    report.add(name, Figure("ledger persisted (broker → SqlLedger)", persisted, "XREADGROUP+XACK then SQL append, serial", pipeline, target))  # fmt: skip
+    report.add(name, Figure("ledger persisted (broker → SqlLedger)", persisted, "SQL append alone", append_rate))  # fmt: skip
+    report.add(name, Figure("replay (SqlLedger.entries)", n / replay_s, "scan + json.loads", n / parse_s, REPLAY_TARGET))  # fmt: skip
+    report.add(name, Figure("verify (SqlLedger.verify)", n / verify_s, "scan + SHA-256 chain", n / rehash_s, REPLAY_TARGET))  # fmt: skip
+    report.add(name, Figure("replay + verify (both passes)", n / (replay_s + verify_s), "both raw scans", n / (parse_s + rehash_s)))  # fmt: skip
+
+
+async def _create_schema(url: str) -> None:
+    ledger = SqlLedger(create_engine(url))
+    try:
+        await ledger.create_schema()
+    finally:
+        await ledger.close()
+
+
+def _settle() -> None:
+    """Flush dirty pages (the server's AOF, the last phase's writes) before a timed SQL phase."""
+    os.sync()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run, print the table, write it to ``--out``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000, help="events (default 20000)")
+    parser.add_argument("--postgres", action="store_true", help="also on a throwaway cluster")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
+    parser.add_argument("--no-out", action="store_true", help="print only")
+    parser.add_argument("--repeat", type=int, default=3, help="raw limits: best of (default 3)")
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(args.events, postgres=args.postgres, repeat=args.repeat))
+    sys.stdout.write(render(report))
+    if not args.no_out:
+        write(report, args.out)
+        print(f"\nwritten to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

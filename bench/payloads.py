@@ -1,0 +1,61 @@
+"""Realistic ``seizure.reported`` CloudEvents, as the ledger receives them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from schemas.events import CloudEvent
+from services.ledger.chain import event_json
+
+_UNITS = ("IMT-GULISTAN", "IMT-TERMEZ", "BLO-OYBEK", "BLO-AYRITOM", "IMT-FERGHANA", "BLO-DUSTLIK")
+_DRUGS = (("heroin", "g"), ("hashish", "kg"), ("opium", "kg"), ("tramadol", "tablets"))
+
+
+@dataclass(frozen=True, slots=True)
+class Payloads:
+    """N validated events: the models, their wire JSON and their canonical stored text."""
+
+    events: list[CloudEvent]
+    wire: list[bytes]
+    stored: list[str]
+
+    @property
+    def mean_wire_bytes(self) -> int:
+        """Average size of one stream entry's JSON."""
+        return sum(map(len, self.wire)) // max(len(self.wire), 1)
+
+
+def seizure(i: int, now: datetime) -> dict[str, object]:
+    """The i-th event: like ``tests.factories.seizure``, varied in unit, drug and amount."""
+    unit = _UNITS[i % len(_UNITS)]
+    substance, measure = _DRUGS[i % len(_DRUGS)]
+    at = (now - timedelta(minutes=i)).isoformat()
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": f"/units/{unit}",
+        "type": "seizure.reported",
+        "time": at,
+        "subject": f"CASE-{i // 10:06d}",
+        "data": {
+            "occurred_at": at,
+            "drugs": [{"substance": substance, "quantity": 1000 + i % 20_000, "measure": measure}],
+            "agencies": ["MIA", "SSS", "SCC"],
+            "location": {"unit": unit, "region": "Syrdarya", "bcp": "Oybek"},
+            "route": ["AF", "TJ", "UZ", "KZ"],
+            "transport": "truck",
+            "concealment": "hidden compartment in a KAMAZ fuel tank",
+            "detained": 2,
+            "persons": [{"name": "Example Driver", "nationality": "TJ", "document": "P-0000"}],
+        },
+    }
+
+
+def build(n: int) -> Payloads:
+    """N validated events (the JSON round-trips through :class:`CloudEvent`)."""
+    now = datetime.now(UTC)
+    events = [CloudEvent.model_validate_json(json.dumps(seizure(i, now))) for i in range(n)]
+    return Payloads(events, [ev.to_json() for ev in events], [event_json(ev) for ev in events])

@@ -1,0 +1,158 @@
+"""Raw limits of the database, on the plain driver: batched chained append, full scans.
+
+The table is the ledger's own (created by its migrations), so indexes and the
+unique constraint cost the same; the stored text is prepared outside the
+timing, the chain (:func:`services.ledger.chain.entry_hash`) inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from schemas.events import CloudEvent
+from services.ledger.chain import GENESIS, entry_hash
+from services.ledger.store import utc_text
+
+BATCH = 500
+COLUMNS = "seq, source, event_id, type, subject, event_time, recorded_at, event, prev_hash, hash"
+INSERT_SQLITE = f"INSERT INTO ledger_entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_PG = (
+    f"INSERT INTO ledger_entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+SCAN = "SELECT seq, recorded_at, event, prev_hash, hash FROM ledger_entries ORDER BY seq"
+PAGE_SCAN = "SELECT seq, recorded_at, event, prev_hash, hash FROM ledger_entries WHERE seq > $1 ORDER BY seq LIMIT $2"
+PAGE = 5000
+
+Fixed = tuple[str, str, str, str | None, str, str]
+Row = tuple[int, str, str, str, str | None, str, str, str, str, str]
+
+
+def fixed_columns(events: Sequence[CloudEvent], stored: Sequence[str]) -> list[Fixed]:
+    """What does not depend on the chain: source, id, type, subject, time, stored text."""
+    return [
+        (ev.source, ev.id, str(ev.type), ev.subject, utc_text(ev.time), text)
+        for ev, text in zip(events, stored, strict=True)
+    ]
+
+
+def _chain(batch: Sequence[Fixed], seq: int, prev: str) -> tuple[list[Row], int, str]:
+    recorded_at = utc_text(datetime.now(UTC))
+    rows: list[Row] = []
+    for source, event_id, type_, subject, event_time, text in batch:
+        seq += 1
+        digest = entry_hash(prev, seq, recorded_at, text)
+        rows.append((seq, source, event_id, type_, subject, event_time, recorded_at, text, prev, digest))  # fmt: skip
+        prev = digest
+    return rows, seq, prev
+
+
+def sqlite_connect(path: str) -> sqlite3.Connection:
+    """The pragmas of ``services.ledger.store.create_engine``: WAL, synchronous=FULL."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
+def sqlite_append(path: str, fixed: Sequence[Fixed]) -> float:
+    """Seconds to append every row, ``BATCH`` per ``BEGIN IMMEDIATE`` … ``COMMIT``."""
+    db = sqlite_connect(path)
+    seq, prev = 0, GENESIS
+    start = time.perf_counter()
+    for i in range(0, len(fixed), BATCH):
+        rows, seq, prev = _chain(fixed[i : i + BATCH], seq, prev)
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(INSERT_SQLITE, rows)
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return elapsed
+
+
+def sqlite_scans(path: str) -> tuple[float, float]:
+    """Seconds for a full scan that parses each event, and one that recomputes the chain."""
+    db = sqlite_connect(path)
+    start = time.perf_counter()
+    for row in db.execute(SCAN):
+        json.loads(row[2])
+    parse = time.perf_counter() - start
+    start = time.perf_counter()
+    _rehash(db.execute(SCAN), GENESIS)
+    rehash = time.perf_counter() - start
+    db.close()
+    return parse, rehash
+
+
+def _rehash(rows: Iterable[Any], prev: str) -> str:
+    for seq, recorded_at, text, prev_hash, digest in rows:
+        if prev_hash != prev or entry_hash(prev, seq, recorded_at, text) != digest:
+            raise RuntimeError(f"raw scan: chain broken at seq {seq}")
+        prev = digest
+    return prev
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The asyncpg DSN of a SQLAlchemy ``postgresql+asyncpg://`` URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def pg_append(url: str, fixed: Sequence[Fixed]) -> float:
+    """Seconds to append every row, ``BATCH`` per transaction (asyncpg ``executemany``)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    seq, prev = 0, GENESIS
+    try:
+        start = time.perf_counter()
+        for i in range(0, len(fixed), BATCH):
+            rows, seq, prev = _chain(fixed[i : i + BATCH], seq, prev)
+            async with conn.transaction():
+                await conn.executemany(INSERT_PG, rows)
+        return time.perf_counter() - start
+    finally:
+        await conn.close()
+
+
+async def pg_scans(url: str) -> tuple[float, float]:
+    """Like :func:`sqlite_scans`, in keyset pages of ``PAGE`` rows (asyncpg ``fetch``)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        start = time.perf_counter()
+        async for rows in _pages(conn):
+            for row in rows:
+                json.loads(row[2])
+        parse = time.perf_counter() - start
+        start, prev = time.perf_counter(), GENESIS
+        async for rows in _pages(conn):
+            prev = _rehash(rows, prev)
+        return parse, time.perf_counter() - start
+    finally:
+        await conn.close()
+
+
+async def _pages(conn: Any) -> AsyncIterator[list[Any]]:
+    after = 0
+    while rows := await conn.fetch(PAGE_SCAN, after, PAGE):
+        yield rows
+        after = rows[-1][0]
+
+
+def _sqlite_path(url: str) -> str | None:
+    return url.split(":///", 1)[1] if url.startswith("sqlite") else None
+
+
+async def append(url: str, fixed: Sequence[Fixed]) -> float:
+    """Seconds for the batched chained append on the database of ``url`` (SQLAlchemy form)."""
+    path = _sqlite_path(url)
+    return sqlite_append(path, fixed) if path else await pg_append(url, fixed)
+
+
+async def scans(url: str) -> tuple[float, float]:
+    """Seconds for the two raw scans (parse, rehash) of the ledger at ``url``."""
+    path = _sqlite_path(url)
+    return sqlite_scans(path) if path else await pg_scans(url)
