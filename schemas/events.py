@@ -31,7 +31,12 @@ from schemas.alerts import (
     Timestamp,
     pattern_check,
 )
-from schemas.receipts import AlertAcknowledged, AlertDelivered, AlertEscalated
+from schemas.receipts import (
+    AlertAcknowledged,
+    AlertDelivered,
+    AlertEscalated,
+    AlertWebhookFailed,
+)
 from schemas.seizures import SeizureReported
 from schemas.vocabulary import SYSTEM_TYPES, EventType, Tlp
 
@@ -51,6 +56,7 @@ EventData: TypeAlias = (
     | AlertDelivered
     | AlertAcknowledged
     | AlertEscalated
+    | AlertWebhookFailed
 )
 """The data of any event; which one is set by the event's ``type``."""
 
@@ -63,6 +69,7 @@ DATA_MODELS: Final[dict[EventType, type[EventData]]] = {
     EventType.ALERT_DELIVERED: AlertDelivered,
     EventType.ALERT_ACKNOWLEDGED: AlertAcknowledged,
     EventType.ALERT_ESCALATED: AlertEscalated,
+    EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
 }
 """The data model of each event type."""
 

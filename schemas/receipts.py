@@ -49,3 +49,19 @@ class AlertEscalated(FrozenModel):
         None, description="The national coordinator notified, if any."
     )
     escalated_at: Timestamp = Field(description="When the delivery was escalated.")
+
+
+class AlertWebhookFailed(FrozenModel):
+    """``alert.webhook_failed``: a unit's webhook endpoint never took a delivery."""
+
+    alert_id: Ref = Field(description="Id of the alert.raised event.")
+    event_id: Ref = Field(description="Id of the event that was being delivered.")
+    unit: UnitId = Field(description="The unit whose endpoint failed.")
+    webhook_id: Name = Field(description="The webhook-id sent with every attempt.")
+    endpoint: Text = Field(description="The endpoint URL, credentials and query removed.")
+    attempts: int = Field(ge=0, description="Attempts made.")
+    last_status: int | None = Field(None, description="Last HTTP status, if any answer came.")
+    last_error: Text | None = Field(None, description="Last error, if no answer came.")
+    reason: Text | None = Field(None, description="Why delivery was given up.")
+    queued_at: Timestamp = Field(description="When the delivery was queued.")
+    failed_at: Timestamp = Field(description="When it was given up.")

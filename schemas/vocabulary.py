@@ -18,6 +18,7 @@ class EventType(StrEnum):
     ALERT_DELIVERED = "alert.delivered"
     ALERT_ACKNOWLEDGED = "alert.acknowledged"
     ALERT_ESCALATED = "alert.escalated"
+    ALERT_WEBHOOK_FAILED = "alert.webhook_failed"
 
 
 AGENCY_TYPES = frozenset(

@@ -8,7 +8,6 @@ the chosen services' subscribers, and hands the HTTP API its collaborators.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -32,6 +31,8 @@ from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
+from services.notifier.webhooks import WebhookQueue, WebhookWorker, WorkerOptions
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
 from services.streaming import Claimer
@@ -97,9 +98,11 @@ class Runtime:
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis)
         self.inbox = RedisInbox(self.redis)
+        self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
-            self.topology, self.inbox, self.publisher, deadlines=self.config.ack_deadlines
-        )
+            self.topology, self.inbox, self.publisher,
+            deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
+        )  # fmt: skip
         self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
         claimers: list[Claimer] = []
         claim = {
@@ -124,14 +127,27 @@ class Runtime:
             self._background(self._sign_checkpoints(), "checkpoints")
         if "notifier" in self.services:
             self._background(self._escalate(), "escalation")
+            self.webhook_worker = WebhookWorker(
+                self.redis, self.config.webhooks,
+                RecordedWebhookOutcomes(self.redis, self.publisher), consumer_name("webhooks"),
+                options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
+            )  # fmt: skip
+            self._background(self.webhook_worker.run(), "webhooks")
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
 
         async def cancel() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancel again while it runs: a client library may swallow one cancellation.
+            for _ in range(8):
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.25)
+                if task.done():
+                    break
+            else:
+                log.error("background task %s did not stop: %s", name, task.get_stack(limit=5))
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("background task %s failed", name, exc_info=task.exception())
 
         self._stack.push_async_callback(cancel)
 
@@ -157,6 +173,8 @@ class Runtime:
     async def readiness(self) -> dict[str, bool]:
         """Each check that must hold for the process to take traffic."""
         checks = {"redis": False, "subscribers": all(s.running for s in self.broker.subscribers)}
+        if "notifier" in self.services:
+            checks["webhooks"] = self.webhook_worker.running
         try:
             checks["redis"] = bool(await self.redis.ping())
         except OSError:

@@ -4,7 +4,7 @@ Keys share the ``{liaison}`` hash tag so that, on Redis Cluster, the Lua
 scripts that touch several of them at once stay on one slot.
 """
 
-from schemas.vocabulary import EventType
+from schemas.vocabulary import SYSTEM_TYPES, EventType
 
 PREFIX = "{liaison}"
 
@@ -22,6 +22,13 @@ DEAD_LETTERS = f"{PREFIX}:stream:dead-letters"
 
 CANONICAL_STREAMS = (SEIZURES, ALERTS, RECEIPTS)
 
+WEBHOOKS = f"{PREFIX}:stream:webhooks"
+"""Webhook jobs, one per (delivery, endpoint); not CloudEvents, so not for the ledger."""
+
+WEBHOOKS_GROUP = "webhooks"
+WEBHOOKS_PROGRESS = f"{PREFIX}:webhooks:progress"
+WEBHOOKS_MARKER_PREFIX = f"{PREFIX}:webhooks:queued:"
+
 LEDGER_GROUP = "ledger"
 NOTIFIER_GROUP = "notifier"
 
@@ -29,6 +36,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     SEIZURES: (LEDGER_GROUP,),
     ALERTS: (LEDGER_GROUP, NOTIFIER_GROUP),
     RECEIPTS: (LEDGER_GROUP,),
+    WEBHOOKS: (WEBHOOKS_GROUP,),
 }
 """Consumer groups per stream; created at id ``0`` before anything publishes."""
 
@@ -52,11 +60,7 @@ def stream_for(event_type: EventType) -> str:
     """The canonical stream an event of this type is published to."""
     if event_type is EventType.SEIZURE_REPORTED:
         return SEIZURES
-    if event_type in (
-        EventType.ALERT_DELIVERED,
-        EventType.ALERT_ACKNOWLEDGED,
-        EventType.ALERT_ESCALATED,
-    ):
+    if event_type in SYSTEM_TYPES:
         return RECEIPTS
     return ALERTS
 

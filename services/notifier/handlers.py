@@ -46,6 +46,12 @@ class Inbox(Protocol):
     async def notify(self, coordinator: str, notice: dict[str, Any]) -> None: ...
 
 
+class WebhookEnqueuer(Protocol):
+    """Queues a delivery for the unit's webhook endpoints (:class:`~services.notifier.webhooks.WebhookQueue`)."""
+
+    async def enqueue(self, unit: str, alert_id: str, event: dict[str, Any]) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NotifierDeps:
     """What the notifier's handlers need, wired once at start-up."""
@@ -54,6 +60,7 @@ class NotifierDeps:
     inbox: Inbox
     publisher: Publisher
     deadlines: AckDeadlines = DEFAULT_DEADLINES
+    webhooks: WebhookEnqueuer | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -99,6 +106,8 @@ async def fan_out(event: CloudEvent, deps: NotifierDeps) -> tuple[Recipient, ...
             "deadline": (now + deps.deadlines.for_severity(event.data.severity)).isoformat(),
         }
         stored = await deps.inbox.deliver(recipient.unit, delivery, now.timestamp())
+        if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
+            await deps.webhooks.enqueue(recipient.unit, event.id, stored["event"])
         receipts.append(
             _delivered(event, recipient, datetime.fromisoformat(stored["delivered_at"]))
         )

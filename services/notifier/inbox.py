@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from services import streams
+from services.notifier.webhooks import webhook_outcomes
 
 
 def _changes_key(unit: str, alert_id: str) -> str:
@@ -141,7 +142,9 @@ class RedisInbox:
             changes = await self._redis.hvals(_changes_key(unit, alert_id))
             escalation = await self._redis.hget(_escalations_key(unit), alert_id)
             if delivery is not None:
-                result.append(_assemble(json.loads(delivery), ack, changes, escalation))
+                entry = _assemble(json.loads(delivery), ack, changes, escalation)
+                entry["webhooks"] = await webhook_outcomes(self._redis, unit, alert_id)
+                result.append(entry)
         return result
 
     async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None:
@@ -152,7 +155,9 @@ class RedisInbox:
         ack = await self._redis.hget(_acks_key(unit), alert_id)
         changes = await self._redis.hvals(_changes_key(unit, alert_id))
         escalation = await self._redis.hget(_escalations_key(unit), alert_id)
-        return _assemble(json.loads(raw), ack, changes, escalation)
+        entry = _assemble(json.loads(raw), ack, changes, escalation)
+        entry["webhooks"] = await webhook_outcomes(self._redis, unit, alert_id)
+        return entry
 
 
 def _text(value: bytes | str) -> str:

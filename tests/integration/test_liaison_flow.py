@@ -165,6 +165,10 @@ async def test_ledger_records_everything_once_and_verifies(api: httpx.AsyncClien
 
 async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
-    ready = await api.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json()["checks"] == {"redis": True, "subscribers": True}
+
+    async def ready() -> bool:
+        return (await api.get("/readyz")).status_code == 200
+
+    await eventually(ready)
+    checks = (await api.get("/readyz")).json()["checks"]
+    assert checks == {"redis": True, "subscribers": True, "webhooks": True}

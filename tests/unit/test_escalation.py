@@ -35,7 +35,7 @@ def clock() -> Clock:
 @pytest.fixture
 def deps(clock: Clock) -> NotifierDeps:
     deadlines = AckDeadlines(urgent=timedelta(minutes=10))
-    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher(), deadlines, clock)
+    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher(), deadlines, clock=clock)
 
 
 def _escalations(deps: NotifierDeps) -> list[CloudEvent]:

@@ -11,7 +11,12 @@ from pydantic import ValidationError
 
 from schemas.alerts import AlertCancelled, AlertClosed, AlertRaised, AlertUpdated, Window
 from schemas.events import DATA_MODELS, NEEDS_SUBJECT, CloudEvent
-from schemas.receipts import AlertAcknowledged, AlertDelivered, AlertEscalated
+from schemas.receipts import (
+    AlertAcknowledged,
+    AlertDelivered,
+    AlertEscalated,
+    AlertWebhookFailed,
+)
 from schemas.seizures import SeizureReported
 from schemas.vocabulary import AGENCY_TYPES, SYSTEM_TYPES, EventType, Reason, Tlp, View
 from tests import factories
@@ -69,6 +74,18 @@ DATA: dict[EventType, dict[str, Any]] = {
         "coordinator": "NIAC-UZ",
         "escalated_at": T1,
     },
+    EventType.ALERT_WEBHOOK_FAILED: {
+        "alert_id": "alert-1",
+        "event_id": "alert-1",
+        "unit": "IMT-GULISTAN",
+        "webhook_id": "msg_alert-1_IMT-GULISTAN",
+        "endpoint": "https://hooks.example.invalid/liaison",
+        "attempts": 10,
+        "last_status": 503,
+        "reason": "no success in 10 attempts",
+        "queued_at": T0,
+        "failed_at": T1,
+    },
 }
 
 
@@ -108,6 +125,7 @@ def test_every_type_has_a_data_model() -> None:
         EventType.ALERT_DELIVERED: AlertDelivered,
         EventType.ALERT_ACKNOWLEDGED: AlertAcknowledged,
         EventType.ALERT_ESCALATED: AlertEscalated,
+        EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
     } == DATA_MODELS
 
 
