@@ -1,8 +1,8 @@
-"""A throwaway PostgreSQL cluster for one benchmark run (``initdb``/``pg_ctl`` from PATH).
+"""A throwaway PostgreSQL cluster (``initdb``/``pg_ctl`` from PATH), for benchmarks and tests.
 
-The logic of ``tests/pg.py``, except that the cluster keeps ``fsync`` on by
-default: the benchmark measures durable commits, as SQLite's
-``synchronous=FULL`` does. Runs as the ``postgres`` system user when root.
+``fsync`` stays on by default: the benchmark measures durable commits, as
+SQLite's ``synchronous=FULL`` does; the tests turn it off. Runs as the
+``postgres`` system user when root (PostgreSQL refuses to run as root).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.pg import PostgresUnavailable, postgres_cluster
+from bench.pg import PostgresUnavailable, postgres_cluster
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def postgres_server() -> Iterator[str]:
         yield external
         return
     try:
-        with postgres_cluster() as url:
+        with postgres_cluster(fsync=False) as url:  # tests need no durable commits
             yield url
     except PostgresUnavailable as exc:
         if os.environ.get("CI"):
