@@ -32,7 +32,8 @@ from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
-from services.notifier.webhooks import WebhookQueue, WebhookWorker, WorkerOptions
+from services.notifier.webhook_queue import WebhookQueue
+from services.notifier.webhooks import WebhookWorker, WorkerOptions
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
 from services.streaming import Claimer

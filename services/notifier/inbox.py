@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from services import streams
-from services.notifier.webhooks import webhook_outcomes
+from services.notifier.webhook_outcomes import webhook_outcomes
 
 
 def _changes_key(unit: str, alert_id: str) -> str:

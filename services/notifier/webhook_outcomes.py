@@ -1,23 +1,149 @@
-"""What happens when a webhook job ends: the inbox shows it, and a failure is recorded in the ledger."""
+"""What happens when a webhook job ends: the inbox shows it, and a failure is recorded in the ledger.
+
+:class:`WebhookOutcomes` is the notifier's port; :class:`RedisWebhookOutcomes`
+keeps each outcome beside the unit's inbox entry, and
+:class:`RecordedWebhookOutcomes` also publishes ``alert.webhook_failed`` for the
+ledger when a job is given up on.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
 from schemas.receipts import AlertWebhookFailed
 from schemas.vocabulary import EventType
+from services import streams
 from services.bus import Publisher
 from services.notifier.handlers import NOTIFIER_SOURCE
-from services.notifier.webhooks import (
-    Outcome,
-    RedisWebhookOutcomes,
-    WebhookJob,
-    failure_event_data,
-    failure_event_id,
-)
+from services.notifier.webhook_queue import WebhookJob, endpoint_digest, redact_url
+
+# KEYS[1] = outcome hash; ARGV = field, record JSON, rank of its state.
+# A later record never replaces a more final one (delivered > failed > retrying).
+_RECORD_LUA = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local ok, doc = pcall(cjson.decode, current)
+  local rank = {retrying = 0, failed = 1, delivered = 2}
+  if ok and rank[doc['state']] and rank[doc['state']] > tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+State = Literal["retrying", "delivered", "failed"]
+_RANK: dict[State, int] = {"retrying": 0, "failed": 1, "delivered": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Where a job stands after an attempt."""
+
+    state: State
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    at: datetime
+    reason: str | None = None
+    """Why it was given up on (``failed`` only)."""
+    next_attempt_at: datetime | None = None
+    """When it will be tried again (``retrying`` only)."""
+
+    def record(self, job: WebhookJob) -> dict[str, Any]:
+        """The JSON document kept beside the inbox entry."""
+        return {
+            "webhook_id": job.msg_id,
+            "event_id": job.event_id,
+            "url": job.url,
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "reason": self.reason,
+            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "at": self.at.isoformat(),
+        }
+
+
+class WebhookOutcomes(Protocol):
+    """The notifier's side: told how each job went."""
+
+    async def retrying(self, job: WebhookJob, outcome: Outcome) -> None:
+        """An attempt failed; another one is scheduled."""
+        ...
+
+    async def delivered(self, job: WebhookJob, outcome: Outcome) -> None:
+        """The endpoint answered 2xx."""
+        ...
+
+    async def exhausted(self, job: WebhookJob, outcome: Outcome) -> None:
+        """Given up on (retries used up, a permanent refusal, or the endpoint is gone)."""
+        ...
+
+
+def outcomes_key(unit: str, alert_id: str) -> str:
+    """Hash ``<webhook id> <url>`` → outcome JSON of one inbox entry's webhook deliveries."""
+    return f"{streams.inbox_key(unit)}:webhooks:{alert_id}"
+
+
+class RedisWebhookOutcomes:
+    """:class:`WebhookOutcomes` kept beside the unit's inbox entry (:func:`webhook_outcomes`)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_RECORD_LUA)
+
+    async def _record(self, job: WebhookJob, outcome: Outcome) -> None:
+        doc = json.dumps(outcome.record(job))
+        field = f"{job.msg_id} {job.url}"
+        key = outcomes_key(job.unit, job.alert_id)
+        await self._script(keys=[key], args=[field, doc, _RANK[outcome.state]])
+
+    async def retrying(self, job: WebhookJob, outcome: Outcome) -> None:
+        await self._record(job, outcome)
+
+    async def delivered(self, job: WebhookJob, outcome: Outcome) -> None:
+        await self._record(job, outcome)
+
+    async def exhausted(self, job: WebhookJob, outcome: Outcome) -> None:
+        await self._record(job, outcome)
+
+
+async def webhook_outcomes(redis: Redis, unit: str, alert_id: str) -> list[dict[str, Any]]:
+    """How an inbox entry's webhook deliveries went, one document per endpoint and event."""
+    raw = await redis.hvals(outcomes_key(unit, alert_id))
+    docs: list[dict[str, Any]] = [json.loads(r) for r in raw]
+    return sorted(docs, key=lambda d: (d["url"], d["event_id"]))
+
+
+def failure_event_id(job: WebhookJob) -> str:
+    """A deterministic CloudEvent id for the ledger's record of an exhausted job."""
+    return f"webhook_failed/{job.event_id}/{job.unit}/{endpoint_digest(job.url)}"
+
+
+def failure_event_data(job: WebhookJob, outcome: Outcome) -> dict[str, Any]:
+    """What the ledger should record of an exhausted job (no secrets, no URL credentials)."""
+    return {
+        "alert_id": job.alert_id,
+        "event_id": job.event_id,
+        "unit": job.unit,
+        "webhook_id": job.msg_id,
+        "endpoint": redact_url(job.url),
+        "attempts": outcome.attempts,
+        "last_status": outcome.last_status,
+        "last_error": outcome.last_error,
+        "reason": outcome.reason,
+        "queued_at": datetime.fromtimestamp(job.enqueued_at, UTC).isoformat(),
+        "failed_at": outcome.at.isoformat(),
+    }
 
 
 class RecordedWebhookOutcomes(RedisWebhookOutcomes):

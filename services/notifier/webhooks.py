@@ -7,15 +7,10 @@ Standard Webhooks (:mod:`services.notifier.webhook_signing`), retried with
 exponential backoff and full jitter (honouring ``Retry-After``), never
 blocking other recipients; exhausted retries are recorded, not lost.
 
-How it is built
----------------
+Jobs are queued by :mod:`services.notifier.webhook_queue`; the retry
+schedule is :mod:`services.notifier.webhook_retry`; outcomes go through
+:mod:`services.notifier.webhook_outcomes`. This module is the worker:
 
-* :meth:`WebhookQueue.enqueue` appends one **job** per (delivery, endpoint) to
-  the stream :data:`STREAM`, atomically with a set-if-absent marker (one Lua
-  script), so the notifier re-running a fan-out after a crash queues nothing
-  twice. The job holds the exact body bytes, so every attempt — on any worker,
-  after any restart — sends and signs the same bytes. Secrets stay in the
-  configuration: the worker looks the endpoint up when it sends.
 * :class:`WebhookWorker` reads the stream in the consumer group :data:`GROUP`
   (created at id ``0``) and runs **each job in its own task**. Requests are
   bounded globally (``max_requests``) and **per endpoint** (``per_endpoint``),
@@ -41,9 +36,6 @@ claim idle time and be acknowledged on its own when it finishes, while other
 jobs of the same read start, succeed and are acknowledged independently.
 That needs per-entry XACK, ownership heartbeats and a concurrency bound per
 endpoint, which is this small loop.
-
-Outcomes go through :class:`WebhookOutcomes` (the notifier's port);
-:class:`RedisWebhookOutcomes` keeps them beside the unit's inbox entry.
 """
 
 from __future__ import annotations
@@ -51,60 +43,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
-from redis.typing import EncodableT
 
-from services import streams
 from services.bus import dead_letter
 from services.config import Webhook
+from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
+from services.notifier.webhook_queue import (
+    CONTENT_TYPE,
+    GROUP,
+    PROGRESS,
+    STREAM,
+    USER_AGENT,
+    WebhookJob,
+    ensure_webhook_group,
+    redact_url,
+)
+from services.notifier.webhook_retry import (
+    DEFAULT_POLICY,
+    AttemptResult,
+    RetryPolicy,
+    backoff_delay,
+    is_retryable_status,
+    parse_retry_after,
+)
 from services.notifier.webhook_signing import signed_headers
 
 log = logging.getLogger(__name__)
 
-STREAM = streams.WEBHOOKS
-"""Webhook jobs, one per (delivery, endpoint); deleted once finished."""
-
-GROUP = streams.WEBHOOKS_GROUP
-"""The consumer group of the webhook workers on :data:`STREAM`."""
-
-PROGRESS = streams.WEBHOOKS_PROGRESS
-"""Hash ``<entry id>:n`` → attempts made, ``<entry id>:next`` → next attempt (epoch s)."""
-
-MARKER_PREFIX = streams.WEBHOOKS_MARKER_PREFIX
-"""``…<webhook id>:<endpoint digest>`` → job entry id: set-if-absent guard of :meth:`WebhookQueue.enqueue`."""
-
-MARKER_TTL_S = 7 * 24 * 3600
-"""How long a re-run fan-out is recognised (it re-runs within minutes, after a crash)."""
-
-CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
-USER_AGENT = "liaison-exchange-webhooks/1"
-
-# KEYS[1] = marker, KEYS[2] = stream; ARGV[1] = marker TTL (s); ARGV[2..] = field, value, …
-_ENQUEUE_LUA = """
-if not redis.call('SET', KEYS[1], '', 'NX', 'EX', ARGV[1]) then
-  return false
-end
-local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
-return id
-"""
-
-# KEYS[1] = stream; ARGV[1] = group, ARGV[2] = consumer, ARGV[3..] = entry ids.
 # Refreshes the idle time of the entries this consumer still owns; returns the others.
 _HEARTBEAT_LUA = """
 local lost = {}
@@ -118,343 +94,6 @@ for i = 3, #ARGV do
 end
 return lost
 """
-
-# KEYS[1] = outcome hash; ARGV = field, record JSON, rank of its state.
-# A later record never replaces a more final one (delivered > failed > retrying).
-_RECORD_LUA = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if current then
-  local ok, doc = pcall(cjson.decode, current)
-  local rank = {retrying = 0, failed = 1, delivered = 2}
-  if ok and rank[doc['state']] and rank[doc['state']] > tonumber(ARGV[3]) then
-    return 0
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def webhook_id(event_id: str, unit: str) -> str:
-    """The ``webhook-id`` of an event's delivery to a unit: deterministic, ``.``-free.
-
-    Readable (``msg_<event id>_<unit>`` with unsafe characters replaced) and
-    made unique by a digest of the exact pair, so two ids that sanitise alike
-    still differ. For ``alert.raised`` the event id is the alert id.
-    """
-    digest = hashlib.sha256(f"{event_id}\n{unit}".encode()).hexdigest()[:16]
-    readable = _UNSAFE.sub("-", f"{event_id}_{unit}")[:120]
-    return f"msg_{readable}_{digest}"
-
-
-def endpoint_digest(url: str) -> str:
-    """A short stable name of an endpoint (for keys and event ids; never the URL itself)."""
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def redact_url(url: str) -> str:
-    """The URL without credentials, query or fragment — what may be written to the ledger."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-# --- jobs and the queue -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookJob:
-    """One delivery to one endpoint, as queued."""
-
-    msg_id: str
-    """The ``webhook-id``: the same on every attempt."""
-    unit: str
-    alert_id: str
-    event_id: str
-    url: str
-    body: bytes
-    """The exact bytes POSTed and signed: the recipient's view of the CloudEvent."""
-    enqueued_at: float
-    """Epoch seconds; the retry window (:attr:`RetryPolicy.max_elapsed`) counts from here."""
-
-    def fields(self) -> dict[str, EncodableT]:
-        """The stream entry's fields."""
-        return {
-            "msg_id": self.msg_id,
-            "unit": self.unit,
-            "alert_id": self.alert_id,
-            "event_id": self.event_id,
-            "url": self.url,
-            "body": self.body,
-            "enqueued_at": repr(self.enqueued_at),
-        }
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[bytes, bytes]) -> WebhookJob:
-        """Parse a stream entry (KeyError or ValueError if it is not a job)."""
-
-        def text(name: str) -> str:
-            return fields[name.encode()].decode()
-
-        return cls(
-            msg_id=text("msg_id"),
-            unit=text("unit"),
-            alert_id=text("alert_id"),
-            event_id=text("event_id"),
-            url=text("url"),
-            body=fields[b"body"],
-            enqueued_at=float(text("enqueued_at")),
-        )
-
-
-def encode_body(event: Mapping[str, Any]) -> bytes:
-    """The wire form of an event: compact JSON, sorted keys, UTF-8."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-
-
-async def ensure_webhook_group(redis: Redis) -> None:
-    """Create :data:`GROUP` on :data:`STREAM` at id ``0`` (MKSTREAM); keep an existing one."""
-    try:
-        await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
-class WebhookQueue:
-    """Queues a unit's deliveries for its configured endpoints."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        endpoints: Sequence[Webhook],
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._redis = redis
-        self._clock = clock
-        self._by_unit: dict[str, list[Webhook]] = {}
-        for endpoint in endpoints:
-            self._by_unit.setdefault(endpoint.unit, []).append(endpoint)
-        self._script = redis.register_script(_ENQUEUE_LUA)
-
-    def endpoints(self, unit: str) -> list[Webhook]:
-        """The unit's endpoints (none: nothing is queued for it)."""
-        return list(self._by_unit.get(unit, ()))
-
-    async def enqueue(self, unit: str, alert_id: str, event: Mapping[str, Any]) -> int:
-        """Queue ``event`` (the unit's view, as stored in its inbox) for each of its endpoints.
-
-        Idempotent per (event id, unit, endpoint); returns how many jobs were new.
-        """
-        endpoints = self._by_unit.get(unit)
-        if not endpoints:
-            return 0
-        event_id = str(event["id"])
-        msg_id = webhook_id(event_id, unit)
-        body = encode_body(event)
-        queued = 0
-        for endpoint in endpoints:
-            job = WebhookJob(msg_id, unit, alert_id, event_id, endpoint.url, body, self._clock())
-            args: list[EncodableT] = [MARKER_TTL_S]
-            for name, value in job.fields().items():
-                args += [name, value]
-            marker = f"{MARKER_PREFIX}{msg_id}:{endpoint_digest(endpoint.url)}"
-            if await self._script(keys=[marker, STREAM], args=args):
-                queued += 1
-        return queued
-
-
-# --- the retry policy -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """When to try again and when to give up (seconds throughout)."""
-
-    max_attempts: int = 10
-    max_elapsed: float = 24 * 3600.0
-    """Give up rather than schedule an attempt later than this after the job was queued."""
-    base_delay: float = 5.0
-    """The backoff ceiling after the first failure; it doubles after each further one."""
-    max_delay: float = 2 * 3600.0
-    retry_after_cap: float = 2 * 3600.0
-    """The longest ``Retry-After`` honoured."""
-    request_timeout: float = 15.0
-    """Total time allowed for one request (Standard Webhooks recommends 15-30 s)."""
-    connect_timeout: float = 5.0
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date; None if absent or bad."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
-
-
-def backoff_delay(
-    policy: RetryPolicy,
-    failures: int,
-    retry_after: float | None = None,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to wait after ``failures`` failed attempts: full jitter, never before ``Retry-After``.
-
-    The delay is uniform in ``[0, min(max_delay, base_delay · 2^(failures-1))]``;
-    a ``Retry-After`` (capped at ``retry_after_cap``) is a lower bound.
-    """
-    ceiling = min(policy.max_delay, policy.base_delay * 2.0 ** min(max(failures - 1, 0), 62))
-    delay = ceiling * rand()
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, policy.retry_after_cap))
-    return delay
-
-
-def is_retryable_status(status: int) -> bool:
-    """408, 429 and 5xx are worth another attempt; other failures are not."""
-    return status in (408, 429) or 500 <= status <= 599
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptResult:
-    """What one POST came to."""
-
-    status: int | None
-    """The HTTP status, or None when there was no answer."""
-    error: str | None = None
-    retry_after: float | None = None
-    """Seconds the endpoint asked us to wait (``Retry-After``)."""
-    retryable: bool = False
-
-    @property
-    def delivered(self) -> bool:
-        """A 2xx answer."""
-        return self.status is not None and 200 <= self.status <= 299
-
-
-# --- outcomes ---------------------------------------------------------------------------------
-
-State = Literal["retrying", "delivered", "failed"]
-_RANK: dict[State, int] = {"retrying": 0, "failed": 1, "delivered": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Where a job stands after an attempt."""
-
-    state: State
-    attempts: int
-    last_status: int | None
-    last_error: str | None
-    at: datetime
-    reason: str | None = None
-    """Why it was given up on (``failed`` only)."""
-    next_attempt_at: datetime | None = None
-    """When it will be tried again (``retrying`` only)."""
-
-    def record(self, job: WebhookJob) -> dict[str, Any]:
-        """The JSON document kept beside the inbox entry."""
-        return {
-            "webhook_id": job.msg_id,
-            "event_id": job.event_id,
-            "url": job.url,
-            "state": self.state,
-            "attempts": self.attempts,
-            "last_status": self.last_status,
-            "last_error": self.last_error,
-            "reason": self.reason,
-            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
-            "at": self.at.isoformat(),
-        }
-
-
-class WebhookOutcomes(Protocol):
-    """The notifier's side: told how each job went."""
-
-    async def retrying(self, job: WebhookJob, outcome: Outcome) -> None:
-        """An attempt failed; another one is scheduled."""
-        ...
-
-    async def delivered(self, job: WebhookJob, outcome: Outcome) -> None:
-        """The endpoint answered 2xx."""
-        ...
-
-    async def exhausted(self, job: WebhookJob, outcome: Outcome) -> None:
-        """Given up on (retries used up, a permanent refusal, or the endpoint is gone)."""
-        ...
-
-
-def outcomes_key(unit: str, alert_id: str) -> str:
-    """Hash ``<webhook id> <url>`` → outcome JSON of one inbox entry's webhook deliveries."""
-    return f"{streams.inbox_key(unit)}:webhooks:{alert_id}"
-
-
-class RedisWebhookOutcomes:
-    """:class:`WebhookOutcomes` kept beside the unit's inbox entry (:func:`webhook_outcomes`)."""
-
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-        self._script = redis.register_script(_RECORD_LUA)
-
-    async def _record(self, job: WebhookJob, outcome: Outcome) -> None:
-        doc = json.dumps(outcome.record(job))
-        field = f"{job.msg_id} {job.url}"
-        key = outcomes_key(job.unit, job.alert_id)
-        await self._script(keys=[key], args=[field, doc, _RANK[outcome.state]])
-
-    async def retrying(self, job: WebhookJob, outcome: Outcome) -> None:
-        await self._record(job, outcome)
-
-    async def delivered(self, job: WebhookJob, outcome: Outcome) -> None:
-        await self._record(job, outcome)
-
-    async def exhausted(self, job: WebhookJob, outcome: Outcome) -> None:
-        await self._record(job, outcome)
-
-
-async def webhook_outcomes(redis: Redis, unit: str, alert_id: str) -> list[dict[str, Any]]:
-    """How an inbox entry's webhook deliveries went, one document per endpoint and event."""
-    raw = await redis.hvals(outcomes_key(unit, alert_id))
-    docs: list[dict[str, Any]] = [json.loads(r) for r in raw]
-    return sorted(docs, key=lambda d: (d["url"], d["event_id"]))
-
-
-def failure_event_id(job: WebhookJob) -> str:
-    """A deterministic CloudEvent id for the ledger's record of an exhausted job."""
-    return f"webhook_failed/{job.event_id}/{job.unit}/{endpoint_digest(job.url)}"
-
-
-def failure_event_data(job: WebhookJob, outcome: Outcome) -> dict[str, Any]:
-    """What the ledger should record of an exhausted job (no secrets, no URL credentials)."""
-    return {
-        "alert_id": job.alert_id,
-        "event_id": job.event_id,
-        "unit": job.unit,
-        "webhook_id": job.msg_id,
-        "endpoint": redact_url(job.url),
-        "attempts": outcome.attempts,
-        "last_status": outcome.last_status,
-        "last_error": outcome.last_error,
-        "reason": outcome.reason,
-        "queued_at": datetime.fromtimestamp(job.enqueued_at, UTC).isoformat(),
-        "failed_at": outcome.at.isoformat(),
-    }
-
-
-# --- the worker -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,7 +141,7 @@ class WebhookWorker:
         outcomes: WebhookOutcomes,
         consumer: str,
         *,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy = DEFAULT_POLICY,
         options: WorkerOptions = WorkerOptions(),
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,

@@ -16,7 +16,8 @@ from services.bus import RedisPublisher, ensure_groups
 from services.config import Settings, Webhook
 from services.http import create_app
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
-from services.notifier.webhooks import WebhookQueue, WebhookWorker
+from services.notifier.webhook_queue import WebhookQueue
+from services.notifier.webhooks import WebhookWorker
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 from tests.integration.test_webhooks import (

@@ -21,18 +21,16 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from services import streams
 from services.config import Webhook
-from services.notifier import webhooks
-from services.notifier.webhooks import (
+from services.notifier import webhook_queue as queue
+from services.notifier.webhook_outcomes import (
     Outcome,
     RedisWebhookOutcomes,
-    RetryPolicy,
-    WebhookJob,
-    WebhookQueue,
-    WebhookWorker,
-    WorkerOptions,
-    webhook_id,
+    failure_event_data,
     webhook_outcomes,
 )
+from services.notifier.webhook_queue import WebhookJob, WebhookQueue, webhook_id
+from services.notifier.webhook_retry import RetryPolicy
+from services.notifier.webhooks import WebhookWorker, WorkerOptions
 from services.serve import ApiServer
 from tests import factories
 from tests.integration.conftest import eventually
@@ -140,11 +138,11 @@ async def _state(redis: Redis, unit: str, alert_id: str) -> str | None:
 
 
 async def _queue_is_empty(redis: Redis) -> bool:
-    pending = await redis.xpending(webhooks.STREAM, webhooks.GROUP)
+    pending = await redis.xpending(queue.STREAM, queue.GROUP)
     return (
         int(pending["pending"]) == 0
-        and await redis.xlen(webhooks.STREAM) == 0
-        and await redis.hlen(webhooks.PROGRESS) == 0
+        and await redis.xlen(queue.STREAM) == 0
+        and await redis.hlen(queue.PROGRESS) == 0
     )
 
 
@@ -220,7 +218,7 @@ async def test_a_dead_endpoint_is_exhausted_and_recorded_without_delaying_others
     assert "no success in 4 attempts" in record["reason"]
     job = WebhookJob(record["webhook_id"], "BLO-OYBEK", alert["id"], alert["id"], dead_url,
                      b"", time.time())  # fmt: skip
-    data = webhooks.failure_event_data(job, outcome)
+    data = failure_event_data(job, outcome)
     assert data["endpoint"] == dead_url
     assert data["attempts"] == 4
 
@@ -277,7 +275,7 @@ async def test_a_worker_killed_mid_retry_is_taken_over_and_the_schedule_kept(
 
         await eventually(retrying)
     # Killed while waiting for its second attempt: the job is still pending, and its own.
-    [pending] = await redis.xpending_range(webhooks.STREAM, webhooks.GROUP, "-", "+", 10)
+    [pending] = await redis.xpending_range(queue.STREAM, queue.GROUP, "-", "+", 10)
     assert pending["consumer"] == b"dies"
 
     second = WebhookWorker(redis, [endpoint], RedisWebhookOutcomes(redis), "takes-over",
@@ -332,8 +330,8 @@ async def test_a_live_worker_keeps_its_job_through_a_long_wait(
 
 
 async def test_an_entry_that_is_not_a_job_is_dead_lettered(redis: Redis) -> None:
-    await webhooks.ensure_webhook_group(redis)
-    await redis.xadd(webhooks.STREAM, {"unit": "IMT-GULISTAN"})
+    await queue.ensure_webhook_group(redis)
+    await redis.xadd(queue.STREAM, {"unit": "IMT-GULISTAN"})
     worker = WebhookWorker(redis, [], RedisWebhookOutcomes(redis), "w1", options=OPTIONS)
     async with running(worker):
 

@@ -16,14 +16,12 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.notifier import webhook_signing as signing
-from services.notifier.webhooks import (
+from services.notifier.webhook_queue import encode_body, redact_url, webhook_id
+from services.notifier.webhook_retry import (
     RetryPolicy,
     backoff_delay,
-    encode_body,
     is_retryable_status,
     parse_retry_after,
-    redact_url,
-    webhook_id,
 )
 from tests import factories
 

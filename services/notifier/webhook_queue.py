@@ -1,0 +1,188 @@
+"""Webhook jobs: what is queued for each (delivery, endpoint), and the queue itself.
+
+:meth:`WebhookQueue.enqueue` appends one **job** per (delivery, endpoint) to
+the stream :data:`STREAM`, atomically with a set-if-absent marker (one Lua
+script), so the notifier re-running a fan-out after a crash queues nothing
+twice. The job holds the exact body bytes, so every attempt — on any worker,
+after any restart — sends and signs the same bytes. Secrets stay in the
+configuration: the worker (:mod:`services.notifier.webhooks`) looks the
+endpoint up when it sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from redis.typing import EncodableT
+
+from services import streams
+from services.config import Webhook
+
+STREAM = streams.WEBHOOKS
+"""Webhook jobs, one per (delivery, endpoint); deleted once finished."""
+
+GROUP = streams.WEBHOOKS_GROUP
+"""The consumer group of the webhook workers on :data:`STREAM`."""
+
+PROGRESS = streams.WEBHOOKS_PROGRESS
+"""Hash ``<entry id>:n`` → attempts made, ``<entry id>:next`` → next attempt (epoch s)."""
+
+MARKER_PREFIX = streams.WEBHOOKS_MARKER_PREFIX
+"""``…<webhook id>:<endpoint digest>`` → job entry id: set-if-absent guard of :meth:`WebhookQueue.enqueue`."""
+
+MARKER_TTL_S = 7 * 24 * 3600
+"""How long a re-run fan-out is recognised (it re-runs within minutes, after a crash)."""
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+USER_AGENT = "liaison-exchange-webhooks/1"
+
+# KEYS[1] = marker, KEYS[2] = stream; ARGV[1] = marker TTL (s); ARGV[2..] = field, value, …
+_ENQUEUE_LUA = """
+if not redis.call('SET', KEYS[1], '', 'NX', 'EX', ARGV[1]) then
+  return false
+end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+return id
+"""
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def webhook_id(event_id: str, unit: str) -> str:
+    """The ``webhook-id`` of an event's delivery to a unit: deterministic, ``.``-free.
+
+    Readable (``msg_<event id>_<unit>`` with unsafe characters replaced) and
+    made unique by a digest of the exact pair, so two ids that sanitise alike
+    still differ. For ``alert.raised`` the event id is the alert id.
+    """
+    digest = hashlib.sha256(f"{event_id}\n{unit}".encode()).hexdigest()[:16]
+    readable = _UNSAFE.sub("-", f"{event_id}_{unit}")[:120]
+    return f"msg_{readable}_{digest}"
+
+
+def endpoint_digest(url: str) -> str:
+    """A short stable name of an endpoint (for keys and event ids; never the URL itself)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials, query or fragment — what may be written to the ledger."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookJob:
+    """One delivery to one endpoint, as queued."""
+
+    msg_id: str
+    """The ``webhook-id``: the same on every attempt."""
+    unit: str
+    alert_id: str
+    event_id: str
+    url: str
+    body: bytes
+    """The exact bytes POSTed and signed: the recipient's view of the CloudEvent."""
+    enqueued_at: float
+    """Epoch seconds; the retry window (:attr:`RetryPolicy.max_elapsed`) counts from here."""
+
+    def fields(self) -> dict[str, EncodableT]:
+        """The stream entry's fields."""
+        return {
+            "msg_id": self.msg_id,
+            "unit": self.unit,
+            "alert_id": self.alert_id,
+            "event_id": self.event_id,
+            "url": self.url,
+            "body": self.body,
+            "enqueued_at": repr(self.enqueued_at),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[bytes, bytes]) -> WebhookJob:
+        """Parse a stream entry (KeyError or ValueError if it is not a job)."""
+
+        def text(name: str) -> str:
+            return fields[name.encode()].decode()
+
+        return cls(
+            msg_id=text("msg_id"),
+            unit=text("unit"),
+            alert_id=text("alert_id"),
+            event_id=text("event_id"),
+            url=text("url"),
+            body=fields[b"body"],
+            enqueued_at=float(text("enqueued_at")),
+        )
+
+
+def encode_body(event: Mapping[str, Any]) -> bytes:
+    """The wire form of an event: compact JSON, sorted keys, UTF-8."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+async def ensure_webhook_group(redis: Redis) -> None:
+    """Create :data:`GROUP` on :data:`STREAM` at id ``0`` (MKSTREAM); keep an existing one."""
+    try:
+        await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class WebhookQueue:
+    """Queues a unit's deliveries for its configured endpoints."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        endpoints: Sequence[Webhook],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._by_unit: dict[str, list[Webhook]] = {}
+        for endpoint in endpoints:
+            self._by_unit.setdefault(endpoint.unit, []).append(endpoint)
+        self._script = redis.register_script(_ENQUEUE_LUA)
+
+    def endpoints(self, unit: str) -> list[Webhook]:
+        """The unit's endpoints (none: nothing is queued for it)."""
+        return list(self._by_unit.get(unit, ()))
+
+    async def enqueue(self, unit: str, alert_id: str, event: Mapping[str, Any]) -> int:
+        """Queue ``event`` (the unit's view, as stored in its inbox) for each of its endpoints.
+
+        Idempotent per (event id, unit, endpoint); returns how many jobs were new.
+        """
+        endpoints = self._by_unit.get(unit)
+        if not endpoints:
+            return 0
+        event_id = str(event["id"])
+        msg_id = webhook_id(event_id, unit)
+        body = encode_body(event)
+        queued = 0
+        for endpoint in endpoints:
+            job = WebhookJob(msg_id, unit, alert_id, event_id, endpoint.url, body, self._clock())
+            args: list[EncodableT] = [MARKER_TTL_S]
+            for name, value in job.fields().items():
+                args += [name, value]
+            marker = f"{MARKER_PREFIX}{msg_id}:{endpoint_digest(endpoint.url)}"
+            if await self._script(keys=[marker, STREAM], args=args):
+                queued += 1
+        return queued
