@@ -24,10 +24,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from schemas.vocabulary import Severity
+from schemas.vocabulary import UNIT_PATTERN, Severity
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
-UNIT_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,63}$"
 REF_PATTERN = r"^[^\x00-\x1F\x7F-\x9F]+$"
 _PRINTABLE = r"[^\x00-\x1F\x7F-\x9F]*"
 

@@ -19,6 +19,8 @@ from typing import Annotated
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.vocabulary import UNIT_PATTERN
+
 DEFAULT_ORIGIN = "schemas/topology.yaml"
 
 
@@ -36,8 +38,10 @@ def _matching(pattern: str, what: str) -> AfterValidator:
 CountryCode = Annotated[
     str, _matching("[A-Z]{2}", "an ISO 3166 alpha-2 code (two capital letters)")
 ]
-# Unit ids travel in CloudEvent sources (/units/<id>) and URL paths: keep them path-safe.
-UnitId = Annotated[str, _matching("[A-Za-z0-9][A-Za-z0-9._-]*", "a unit id (A-Z a-z 0-9 . _ -)")]
+# The same rule as in events: a topology unit must be able to publish and be named in alerts.
+UnitId = Annotated[
+    str, _matching(UNIT_PATTERN[1:-1], "a unit id (A-Z, 0-9 and '-', 2-64 characters)")
+]
 
 
 class TopologyError(ValueError):

@@ -6,6 +6,9 @@ Every service speaks these words; they are part of the public contract
 
 from enum import StrEnum
 
+UNIT_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,63}$"
+"""A unit id: capitals, digits and ``-``, 2-64 characters (it travels in sources and URL paths)."""
+
 
 class EventType(StrEnum):
     """CloudEvents ``type`` values."""

@@ -75,19 +75,19 @@ def test_corridor_skips_units_as_near_but_off_the_shortest_paths() -> None:
 
 
 def _diamond() -> Topology:
-    """O with two equal shortest paths (via A and via B) to T, which borders XX; a farther
-    unit F also borders XX; D is a dead end beside O."""
+    """O1 with two equal shortest paths (via A1 and via B1) to T1, which borders XX; a farther
+    unit F1 also borders XX; D1 is a dead end beside O1."""
     units = [
         {"id": i, "kind": "imt", "country": "UZ", "name": i, "borders": b}
-        for i, b in [("O", []), ("A", []), ("B", []), ("T", ["XX"]), ("D", []), ("F", ["XX"])]
+        for i, b in [("O1", []), ("A1", []), ("B1", []), ("T1", ["XX"]), ("D1", []), ("F1", ["XX"])]
     ]
-    links = [["O", "A"], ["O", "B"], ["A", "T"], ["B", "T"], ["O", "D"], ["T", "F"]]
+    links = [["O1", "A1"], ["O1", "B1"], ["A1", "T1"], ["B1", "T1"], ["O1", "D1"], ["T1", "F1"]]
     return parse_topology({"units": units, "neighbours": links}, "diamond")
 
 
 def test_corridor_takes_every_shortest_path_to_the_same_unit() -> None:
-    assert corridor("O", "XX", _diamond()) == {"A", "B", "T"}
-    assert corridor("D", "XX", _diamond()) == {"O", "A", "B", "T"}
+    assert corridor("O1", "XX", _diamond()) == {"A1", "B1", "T1"}
+    assert corridor("D1", "XX", _diamond()) == {"O1", "A1", "B1", "T1"}
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,7 @@ BAD_DOCUMENTS: list[tuple[str, Edit, str]] = [
     ("bad border", _unit(1, borders=["Tajikistan"]), "borders.0: 'Tajikistan' is not an ISO 3166"),
     ("YAML boolean", _unit(1, country=False), "country: Input should be a valid string (YAML read False: quote"),
     ("bad id", _unit(1, id="IMT A"), "unit 2 (IMT A): id: 'IMT A' is not a unit id"),
+    ("id no event could carry", _unit(1, id="imt.a"), "unit 2 (imt.a): id: 'imt.a' is not a unit id"),
     ("unknown field", _unit(1, colour="red"), "unit 2 (IMT-A): colour: Extra inputs are not permitted"),
     ("own country", _unit(1, borders=["UZ"]), "unit 2 (IMT-A): borders lists the unit's own country UZ"),
     ("BLO faces two", _unit(2, borders=["TJ", "KG"]), "unit 3 (BLO-B): a BLO faces exactly one country"),
