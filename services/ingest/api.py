@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from services.config import Principal, Role
+from services.ingest.content_modes import decode, locate
 from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
@@ -17,7 +17,7 @@ MAX_BODY = 8 * 1024 * 1024
 router = APIRouter(tags=["ingest"])
 
 
-async def _read_json(request: Request) -> Any:
+async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY:
         raise Problem(413, "Payload too large", f"the limit is {MAX_BODY} bytes")
@@ -26,16 +26,21 @@ async def _read_json(request: Request) -> Any:
         body += chunk
         if len(body) > MAX_BODY:
             raise Problem(413, "Payload too large", f"the limit is {MAX_BODY} bytes")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, "Malformed JSON", str(exc)) from None
+    return bytes(body)
+
+
+def _invalid(exc: Rejected, binary: bool = False) -> Problem:
+    errors = [locate(r, binary).to_dict() for r in exc.rejections]
+    return Problem(422, "Invalid event", str(exc), errors=errors)
 
 
 @router.post(
     "/v1/events",
     status_code=202,
     summary="Publish one CloudEvent or a batch (all or nothing)",
+    description="Structured mode (`application/cloudevents+json` or `application/json`), "
+    "binary mode (`ce-*` headers, `data` as the `application/json` body) or a batch "
+    f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}).",
     responses={202: {"description": '{"accepted": [ids], "duplicates": [ids]}'}},
 )
 async def publish_events(
@@ -46,14 +51,16 @@ async def publish_events(
     """Validate, authorise and durably publish; answer which ids were new."""
     if principal.role is not Role.PUBLISHER:
         raise Problem(403, "Forbidden", f"{principal.name} is not a publisher")
-    body = await _read_json(request)
-    if isinstance(body, list) and len(body) > MAX_BATCH:
+    try:
+        decoded = decode(request.headers, await _read_body(request))
+    except Rejected as exc:
+        raise _invalid(exc) from None
+    if isinstance(decoded.body, list) and len(decoded.body) > MAX_BATCH:
         raise Problem(413, "Batch too large", f"at most {MAX_BATCH} events per request")
     try:
-        events, _ = validate_batch(body, runtime.topology)
+        events, _ = validate_batch(decoded.body, runtime.topology)
     except Rejected as exc:
-        errors = [r.to_dict() for r in exc.rejections]
-        raise Problem(422, "Invalid event", str(exc), errors=errors) from None
+        raise _invalid(exc, decoded.binary) from None
     foreign = foreign_units(events, principal.units)
     if foreign:
         raise Problem(
