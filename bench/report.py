@@ -92,9 +92,9 @@ def _version(package: str) -> str:
         return "-"
 
 
-def render(report: Report) -> str:
+def render(report: Report, title: str = "Ledger benchmark") -> str:
     """The report as Markdown."""
-    lines = [f"# Ledger benchmark — {report.events:,} events", ""]
+    lines = [f"# {title} — {report.events:,} events", ""]
     lines += [f"- **{key}**: {value}" for key, value in report.machine.items()]
     lines += [f"- **payload**: `seizure.reported`, {report.payload_bytes} bytes of JSON on average"]
     lines += ["", "## Raw limits (same machine, same run)", "", "| raw limit | per second |"]
@@ -115,9 +115,9 @@ def render(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: Report, path: Path) -> None:
+def write(report: Report, path: Path, title: str = "Ledger benchmark") -> None:
     """Write the Markdown atomically (``*.tmp`` then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render(report))
+    tmp.write_text(render(report, title))
     tmp.replace(path)
