@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Settings, read_file_config, resolve_topology
+from services.ingest.app import INGEST_OPTIONS, register_ingest
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
 from services.loops import forever
@@ -110,6 +111,10 @@ class Runtime:
             "claim_idle_ms": int(self.settings.claim_idle.total_seconds() * 1000),
             "retry_cap": self.settings.retry_cap,
         }
+        if "ingest" in self.services:
+            options = replace(INGEST_OPTIONS, **claim)
+            claimers += register_ingest(self.broker, self.redis, self.topology, self.publisher,
+                                        consumer_name("ingest"), options)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
             claimers += register_ledger(

@@ -101,17 +101,24 @@ async def ensure_groups(redis: Redis) -> None:
                     raise
 
 
-async def dead_letter(
-    redis: Redis, *, origin: str, reason: str, payload: bytes | str, entry_id: str = ""
-) -> str:
-    """Keep an entry that could not be processed, with where it came from and why."""
-    fields: dict[FieldT, EncodableT] = {
+def dead_letter_fields(
+    *, origin: str, reason: str, payload: bytes | str, entry_id: str = ""
+) -> dict[FieldT, EncodableT]:
+    """The fields of one dead-letter entry (for callers that append several in a pipeline)."""
+    return {
         "origin": origin,
         "entry_id": entry_id,
         "reason": reason,
         "at": datetime.now(UTC).isoformat(),
         "payload": payload,
     }
+
+
+async def dead_letter(
+    redis: Redis, *, origin: str, reason: str, payload: bytes | str, entry_id: str = ""
+) -> str:
+    """Keep an entry that could not be processed, with where it came from and why."""
+    fields = dead_letter_fields(origin=origin, reason=reason, payload=payload, entry_id=entry_id)
     entry = await redis.xadd(streams.DEAD_LETTERS, fields)
     return entry.decode() if isinstance(entry, bytes) else str(entry)
 

@@ -22,6 +22,7 @@ from services.config import (
     resolve_topology,
     settings_from_env,
 )
+from services.ingest import cli as ingest_cli
 from services.ledger import cli as ledger_cli
 from services.redis_server import EmbeddedServerError
 
@@ -32,6 +33,8 @@ app = typer.Typer(
     help="Liaison Exchange.",
 )
 app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(ingest_cli.dlq_app, name="dlq")
+app.command("import")(ingest_cli.import_command)
 # Piped output (CI logs, files) gets a width that fits the tables, not 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 132)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 132)

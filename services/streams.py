@@ -22,6 +22,10 @@ DEAD_LETTERS = f"{PREFIX}:stream:dead-letters"
 
 CANONICAL_STREAMS = (SEIZURES, ALERTS, RECEIPTS)
 
+INGRESS = f"{PREFIX}:stream:ingress"
+"""Raw CloudEvent JSON (field ``__data__``) XADDed by agency systems with direct Redis access;
+ingest validates each entry and forwards it to its canonical stream or dead-letters it."""
+
 WEBHOOKS = f"{PREFIX}:stream:webhooks"
 """Webhook jobs, one per (delivery, endpoint); not CloudEvents, so not for the ledger."""
 
@@ -31,12 +35,14 @@ WEBHOOKS_MARKER_PREFIX = f"{PREFIX}:webhooks:queued:"
 
 LEDGER_GROUP = "ledger"
 NOTIFIER_GROUP = "notifier"
+INGEST_GROUP = "ingest"
 
 GROUPS: dict[str, tuple[str, ...]] = {
     SEIZURES: (LEDGER_GROUP,),
     ALERTS: (LEDGER_GROUP, NOTIFIER_GROUP),
     RECEIPTS: (LEDGER_GROUP,),
     WEBHOOKS: (WEBHOOKS_GROUP,),
+    INGRESS: (INGEST_GROUP,),
 }
 """Consumer groups per stream; created at id ``0`` before anything publishes."""
 

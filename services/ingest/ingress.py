@@ -1,0 +1,83 @@
+"""The Redis ingress: raw CloudEvents XADDed by agency systems, forwarded or dead-lettered.
+
+An agency system with direct Redis access appends to
+:data:`~services.streams.INGRESS` one entry per event, its CloudEvent JSON
+in field ``__data__``. Ingest validates each entry as the HTTP API would
+(:func:`~services.ingest.intake.validate_event`), publishes the valid ones
+to their canonical streams through the idempotent publisher, and puts the
+others on the dead-letter stream with the reason; only then are the entries
+acknowledged (by the caller), so a crash in between redelivers them and the
+publisher's ``(source, id)`` check keeps the effect single.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from schemas.events import CloudEvent
+from schemas.topology import Topology
+from services import streams
+from services.bus import Entry, Publisher, dead_letter_fields
+from services.ingest.intake import Rejected, validate_event
+
+
+class NotAnEvent(ValueError):
+    """An ingress payload that is not a valid agency CloudEvent; the message says why."""
+
+
+def parse_payload(payload: bytes | str) -> Any:
+    """The JSON of an entry's ``__data__``, or :class:`NotAnEvent`."""
+    try:
+        return json.loads(payload)
+    except UnicodeDecodeError:
+        raise NotAnEvent("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise NotAnEvent(f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+
+
+def event_of(payload: bytes | str, topology: Topology) -> CloudEvent:
+    """The canonical event of an ingress payload, or :class:`NotAnEvent` with every error located."""
+    raw = parse_payload(payload)
+    if isinstance(raw, dict) and not {"specversion", "type", "source"} & raw.keys():
+        # an entry without __data__ reaches us as all its fields: say which field is expected
+        raise NotAnEvent(f"no CloudEvent: put its JSON in field {streams.EVENT_FIELD}")
+    try:
+        return validate_event(raw, topology)
+    except Rejected as exc:
+        raise NotAnEvent(
+            "invalid event: " + "; ".join(f"{r.field}: {r.message}" for r in exc.rejections)
+        ) from None
+
+
+async def forward(
+    entries: Sequence[Entry], topology: Topology, publisher: Publisher, redis: Redis
+) -> None:
+    """Publish the valid entries, dead-letter the others (atomically, all of them at once).
+
+    Raises only when Redis fails; then nothing is acknowledged and the claimer
+    redelivers the batch (a re-publish is a duplicate, so nothing doubles).
+    """
+    valid: list[CloudEvent] = []
+    refused: list[tuple[Entry, str]] = []
+    for entry in entries:
+        try:
+            valid.append(event_of(entry.payload, topology))
+        except NotAnEvent as exc:
+            refused.append((entry, str(exc)))
+    if valid:
+        await publisher.publish(valid)
+    if refused:
+        async with redis.pipeline(transaction=True) as pipe:
+            for entry, reason in refused:
+                pipe.xadd(
+                    streams.DEAD_LETTERS,
+                    dead_letter_fields(
+                        origin=entry.stream, reason=reason, payload=entry.payload,
+                        entry_id=entry.entry_id,
+                    ),
+                )  # fmt: skip
+            await pipe.execute()
