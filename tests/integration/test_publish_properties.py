@@ -52,7 +52,9 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     event = copy.deepcopy(draw(st.sampled_from(TEMPLATES)))
     event["id"] = str(draw(st.uuids()))
     for _ in range(draw(st.integers(0, 3))):
-        target = event["data"] if draw(st.booleans()) and isinstance(event["data"], dict) else event
+        target = (
+            event["data"] if draw(st.booleans()) and isinstance(event.get("data"), dict) else event
+        )
         key = draw(st.sampled_from([*target, "extra", "quantity"]))
         if draw(st.booleans()) and key in target:
             del target[key]
