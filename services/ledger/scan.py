@@ -111,9 +111,7 @@ async def _aiosqlite(
             ahead = asyncio.ensure_future(cursor.fetchmany(size))
             yield rows
     finally:
-        if not ahead.done():
-            ahead.cancel()
-        await asyncio.gather(ahead, return_exceptions=True)
+        await _settle(ahead)
         await cursor.close()
 
 
@@ -123,5 +121,16 @@ async def _asyncpg(
     # A server-side cursor needs a transaction; read-only, it is one consistent snapshot.
     async with conn.transaction(readonly=True):
         cursor = await conn.cursor(sql, *params)
-        while records := await cursor.fetch(size):
-            yield [tuple(record) for record in records]
+        ahead = asyncio.ensure_future(cursor.fetch(size))
+        try:
+            # the server reads the next page while the caller works on this one
+            while records := await ahead:
+                ahead = asyncio.ensure_future(cursor.fetch(size))
+                yield [tuple(record) for record in records]
+        finally:
+            await _settle(ahead)
+
+
+async def _settle(ahead: asyncio.Future[Any]) -> None:
+    """Let a read-ahead finish (its rows unused) before the cursor or transaction ends."""
+    await asyncio.gather(ahead, return_exceptions=True)
