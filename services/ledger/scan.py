@@ -80,13 +80,14 @@ def select_sql(query: Query, placeholder: Callable[[int], str]) -> tuple[str, li
 
 
 async def pages(
-    engine: AsyncEngine, query: Query, size: int = PAGE
+    engine: AsyncEngine, query: Query, size: int | None = None
 ) -> AsyncGenerator[list[RawRow]]:
-    """The selected entries in seq order, ``size`` rows a page, on one pooled connection.
+    """The selected entries in seq order, ``size`` (``PAGE``) rows a page, on one pooled connection.
 
     Close the iterator (``contextlib.aclosing``) when leaving it early, so the
     connection goes back to the pool at once.
     """
+    size = size or PAGE
     async with engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         if conn.dialect.name == "postgresql":
