@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ledger import tables
+
 if TYPE_CHECKING:
     from services.ledger.store import Query
 
@@ -73,7 +75,7 @@ def select_sql(query: Query, placeholder: Callable[[int], str]) -> tuple[str, li
         where.append(f"event_time < {param(query.until)}")
     if query.about:
         where.append(f"(subject = {param(query.about)} OR event_id = {param(query.about)})")
-    sql = f"SELECT {_COLUMNS} FROM ledger_entries WHERE {' AND '.join(where)} ORDER BY seq"
+    sql = f"SELECT {_COLUMNS} FROM {tables.entries.name} WHERE {' AND '.join(where)} ORDER BY seq"
     if query.limit is not None:
         sql += f" LIMIT {param(query.limit)}"
     return sql, params
