@@ -1,6 +1,6 @@
 """Profile the ledger's product path (broker → SqlLedger on SQLite).
 
-``python -m bench.profile_ledger [--events N] [--phase consume|replay|verify]
+``python -m bench.profile_ledger [--events N] [--phase consume|replay|verify|entries]
 [--out FILE]`` profiles one phase (consume: broker start until every event is
 recorded) with pyinstrument, which is not a dependency (``pip install pyinstrument``).
 ``--no-profiler`` runs the same phase bare, to sample it from outside::
@@ -24,7 +24,7 @@ from bench.payloads import build
 from services.ledger.store import SqlLedger, create_engine
 from services.redis_server import EmbeddedRedis
 
-PHASES = {"replay": product.replay, "verify": product.verify}
+PHASES = {"replay": product.replay, "verify": product.verify, "entries": product.entries}
 
 
 def _profiler(interval: float | None) -> Any:
@@ -38,7 +38,7 @@ def _profiler(interval: float | None) -> Any:
 
 
 async def profile(events: int, interval: float | None, phase: str = "consume") -> tuple[float, str]:
-    """Per second of one phase (consume, replay or verify), and pyinstrument's report of it
+    """Per second of one phase (consume, replay, verify or entries), and pyinstrument's report of it
     ("" without a profiler); the phases before it run unprofiled."""
     profiler = _profiler(interval)
     payloads = build(events)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.auth import require
 from services.config import Principal, Role
+from services.ledger.scan import entry_json
 from services.ledger.store import Query as LedgerQuery
 from services.ledger.store import utc_text
 from services.runtime_deps import Deps, caller, deps
@@ -22,7 +23,12 @@ def _utc(moment: datetime | None) -> str | None:
     return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-@router.get("/v1/ledger/events", summary="Ledger entries after a seq")
+@router.get(
+    "/v1/ledger/events",
+    summary="Ledger entries after a seq",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
 async def ledger_events(
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
@@ -31,15 +37,18 @@ async def ledger_events(
     type: Annotated[list[str] | None, Query()] = None,
     since: Annotated[datetime | None, Query(description="Event time at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Event time before.")] = None,
-) -> dict[str, Any]:
-    """One page of entries with seq, hash, prev_hash, recorded_at and the event."""
+) -> Response:
+    """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``."""
     require(principal, Role.AUDITOR)
     query = LedgerQuery(
         after=after, limit=limit, types=tuple(type or ()),
         since=_utc(since), until=_utc(until),
     )  # fmt: skip
-    page = [e.to_dict() async for e in runtime.ledger.entries(query)]
-    return {"events": page, "next": page[-1]["seq"] if len(page) == limit else None}
+    rows = [row async for page in runtime.ledger.pages(query) for row in page]
+    following = str(rows[-1][0]) if len(rows) == limit else "null"
+    # the stored event text is canonical JSON already: embedded as it is, never re-parsed
+    body = f'{{"events":[{",".join(map(entry_json, rows))}],"next":{following}}}'
+    return Response(body, media_type="application/json")
 
 
 @router.get("/v1/ledger/verify", summary="Recompute the hash chain")

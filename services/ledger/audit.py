@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from services.ledger import scan
 from services.ledger.signing import load_public_key, public_pem
 from services.ledger.store import Query, SqlLedger
 from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
@@ -27,6 +28,15 @@ class BundleRow:
     event: str
     prev_hash: str
     hash: str
+
+
+async def replay(ledger: SqlLedger, query: Query, out: IO[str]) -> int:
+    """Write the selected entries to ``out`` as JSON lines, a page at a time; returns how many."""
+    count = 0
+    async for page in ledger.pages(query):
+        out.writelines(scan.json_lines(page))
+        count += len(page)
+    return count
 
 
 async def seizure_stats(ledger: SqlLedger) -> list[dict[str, Any]]:
@@ -83,11 +93,9 @@ async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:
     for checkpoint in checkpoints:
         out.write(json.dumps({"checkpoint": checkpoint.to_dict()}) + "\n")
     count = 0
-    async for row in ledger.rows():
-        entry = {"seq": row.seq, "recorded_at": row.recorded_at, "prev_hash": row.prev_hash,
-                 "hash": row.hash, "event": row.event}  # fmt: skip
-        out.write(json.dumps({"entry": entry}, ensure_ascii=False) + "\n")
-        count += 1
+    async for page in ledger.pages():
+        out.writelines(scan.bundle_lines(page))
+        count += len(page)
     return count
 
 

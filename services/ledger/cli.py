@@ -79,11 +79,7 @@ def replay(
         until=_time(until, "--until"),
     )
 
-    async def work(ledger: SqlLedger) -> None:
-        async for entry in ledger.entries(query):
-            sys.stdout.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
-
-    _run(work)
+    _run(lambda ledger: audit.replay(ledger, query, sys.stdout))
 
 
 @app.command()

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, event, func, insert, or_, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from schemas.events import CloudEvent
-from services.ledger import schema, tables
+from services.ledger import scan, schema, tables
 from services.ledger.chain import GENESIS, entry_hash, event_json
+from services.ledger.scan import RawRow
 from services.ledger.signing import Signer, checkpoint_message
 from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
 
-PAGE = 1000
 _WRITER_LOCK = 7250001  # PostgreSQL advisory lock: one chain writer at a time
 
 
@@ -36,6 +37,16 @@ class LedgerEntry:
         """The public shape (DESIGN §4, "ledger entry")."""
         return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash,
                 "recorded_at": self.recorded_at, "event": self.event}  # fmt: skip
+
+
+class StoredEntry(NamedTuple):
+    """One entry as stored: the event is its canonical JSON text, unparsed."""
+
+    seq: int
+    hash: str
+    prev_hash: str
+    recorded_at: str
+    event: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,49 +185,37 @@ class SqlLedger:
             rows = (await conn.execute(select(c).order_by(c.c.size))).all()
         return [Checkpoint(r.size, r.head_hash, r.signed_at, r.key_id, r.signature) for r in rows]
 
-    async def rows(self, query: Query = Query()) -> AsyncIterator[Any]:
-        """Raw rows in seq order, read in pages so memory stays constant."""
-        remaining, after = query.limit, query.after
-        while remaining is None or remaining > 0:
-            page = PAGE if remaining is None else min(PAGE, remaining)
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(_select(query, after).limit(page))).all()
-            for row in rows:
-                yield row
-            if len(rows) < page:
-                return
-            after = rows[-1].seq
-            remaining = None if remaining is None else remaining - len(rows)
+    async def pages(self, query: Query = Query()) -> AsyncGenerator[list[RawRow]]:
+        """The selected entries in seq order as pages of ``(seq, hash, prev_hash, recorded_at,
+        event)`` tuples, ``event`` the stored text: the fast path for replay, export and verify."""
+        async with aclosing(scan.pages(self.engine, query)) as pages:
+            async for page in pages:
+                yield page
+
+    async def rows(self, query: Query = Query()) -> AsyncIterator[StoredEntry]:
+        """Entries in seq order with the stored event text, streamed so memory stays constant."""
+        async with aclosing(self.pages(query)) as pages:
+            async for page in pages:
+                for row in page:
+                    yield StoredEntry(*row)
 
     async def entries(self, query: Query = Query()) -> AsyncIterator[LedgerEntry]:
         """Entries in seq order, parsed."""
-        async for row in self.rows(query):
-            yield LedgerEntry(
-                row.seq, row.hash, row.prev_hash, row.recorded_at, json.loads(row.event)
-            )
+        loads = json.loads
+        async with aclosing(self.pages(query)) as pages:
+            async for page in pages:
+                for seq, digest, prev, recorded_at, text in page:
+                    yield LedgerEntry(seq, digest, prev, recorded_at, loads(text))
 
     async def verify(self) -> VerifyReport:
         """Recompute the whole chain and check every signed checkpoint."""
         key = self.signer.public_key if self.signer else None
         verifier = ChainVerifier(await self.checkpoints(), key)
-        async for row in self.rows():
-            if not verifier.feed(row):
-                break
+        async with aclosing(self.pages()) as pages:
+            async for page in pages:
+                if not verifier.feed_page(page):
+                    break
         return verifier.finish()
-
-
-def _select(query: Query, after: int) -> Select[Any]:
-    t = tables.entries
-    stmt = select(t).where(t.c.seq > after).order_by(t.c.seq)
-    if query.types:
-        stmt = stmt.where(t.c.type.in_(query.types))
-    if query.since:
-        stmt = stmt.where(t.c.event_time >= query.since)
-    if query.until:
-        stmt = stmt.where(t.c.event_time < query.until)
-    if query.about:
-        stmt = stmt.where(or_(t.c.subject == query.about, t.c.event_id == query.about))
-    return stmt
 
 
 async def _lock(conn: AsyncConnection) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from schemas.events import CloudEvent
+from services.ledger import audit, scan
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.signing import Signer, load_or_create_signer
 from services.ledger.store import CheckpointPolicy, Query, SqlLedger, create_engine
@@ -113,6 +116,27 @@ async def test_verify_names_the_first_bad_seq(ledger: SqlLedger, tamper: str, ba
     assert report.ok is False
     assert report.first_bad_seq == bad_seq
     assert report.problems
+
+
+async def test_reads_stream_page_by_page(
+    make_ledger: LedgerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scan, "PAGE", 4)  # pages end mid-chain and next to checkpoints
+    ledger = make_ledger(CheckpointPolicy(every=4, interval=3600))
+    await ledger.create_schema()
+    for _ in range(2):
+        await ledger.append(_events(5))
+    assert [e.seq async for e in ledger.entries()] == list(range(1, 11))
+    assert [e.seq async for e in ledger.entries(Query(after=2, limit=5))] == [3, 4, 5, 6, 7]
+    out = io.StringIO()
+    assert await audit.replay(ledger, Query(after=3), out) == 7
+    replayed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert replayed == [e.to_dict() async for e in ledger.entries(Query(after=3))]
+    report = await ledger.verify()
+    assert (report.ok, report.count, report.checkpoints) == (True, 10, 2)
+    await _tamper(ledger, "UPDATE ledger_entries SET recorded_at = 'x' WHERE seq = 6")
+    report = await ledger.verify()
+    assert (report.ok, report.first_bad_seq, report.count) == (False, 6, 5)
 
 
 async def test_checkpoints_are_signed_every_n_entries(make_ledger: LedgerFactory) -> None:
