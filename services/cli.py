@@ -24,6 +24,7 @@ from services.config import (
 )
 from services.ingest import cli as ingest_cli
 from services.ledger import cli as ledger_cli
+from services.ledger.store import UnreadableEntry
 from services.redis_server import EmbeddedServerError
 
 app = typer.Typer(
@@ -121,6 +122,9 @@ def main() -> None:
     except (ConfigError, TopologyError, EmbeddedServerError) as exc:
         errors.print(f"[red]error:[/] {exc}")
         sys.exit(2)
+    except UnreadableEntry as exc:  # the ledger was tampered with: the verdict is verify's
+        errors.print(f"[red]ledger altered:[/] {exc}")
+        sys.exit(1)
     except ValidationError as exc:
         for err in exc.errors(include_url=False)[:10]:
             where = ".".join(str(p) for p in err["loc"]) or "(event)"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import IO, Any
 
 from services.ledger import scan
 from services.ledger.signing import load_public_key, public_pem
-from services.ledger.store import Query, SqlLedger
+from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
 from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
 
 BUNDLE_FORMAT = "liaison-ledger-bundle/v1"
@@ -42,14 +43,16 @@ async def replay(ledger: SqlLedger, query: Query, out: IO[str]) -> int:
 async def seizure_stats(ledger: SqlLedger) -> list[dict[str, Any]]:
     """Seizure totals by unit, substance, month and measure, read in one streaming pass."""
     totals: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
-    async for entry in ledger.entries(Query(types=("seizure.reported",))):
-        event = entry.event
-        unit = event["source"].removeprefix("/units/")
-        month = event["data"]["occurred_at"][:7]
-        for drug in event["data"]["drugs"]:
-            total = totals[(unit, drug["substance"], month, drug["measure"])]
-            total[0] += drug["quantity"]
-            total[1] += 1
+    async with aclosing(ledger.entries(Query(types=("seizure.reported",)))) as entries:
+        async for entry in entries:
+            with _well_formed(entry):
+                event = entry.event
+                unit = event["source"].removeprefix("/units/")
+                month = event["data"]["occurred_at"][:7]
+                for drug in event["data"]["drugs"]:
+                    total = totals[(unit, drug["substance"], month, drug["measure"])]
+                    total[0] += drug["quantity"]
+                    total[1] += 1
     return [
         {"unit": unit, "substance": substance, "month": month, "measure": measure,
          "quantity": round(quantity, 9), "seizures": int(count)}
@@ -76,10 +79,22 @@ def describe(event: dict[str, Any]) -> str:
     return f"{kind.removeprefix('alert.')} by {event['source'].removeprefix('/units/')}: {data.get('reason', '')}"
 
 
-async def trail(ledger: SqlLedger, alert_id: str) -> AsyncIterator[tuple[int, str, str]]:
+async def trail(ledger: SqlLedger, alert_id: str) -> AsyncGenerator[tuple[int, str, str]]:
     """(seq, time, what happened) for one alert, in ledger order."""
-    async for entry in ledger.entries(Query(about=alert_id)):
-        yield entry.seq, entry.event["time"], describe(entry.event)
+    async with aclosing(ledger.entries(Query(about=alert_id))) as entries:
+        async for entry in entries:
+            with _well_formed(entry):
+                step = entry.seq, entry.event["time"], describe(entry.event)
+            yield step
+
+
+@contextmanager
+def _well_formed(entry: LedgerEntry) -> Iterator[None]:
+    """Turn a stored event missing what its type has (an altered row) into a clear error."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UnreadableEntry(entry.seq, f"is not a well-formed event ({exc!r})") from None
 
 
 async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -109,7 +110,8 @@ def trail(alert_id: str) -> None:
     """One alert's story in order: raised, delivered to whom and why, acknowledged, closed."""
 
     async def work(ledger: SqlLedger) -> list[tuple[int, str, str]]:
-        return [step async for step in audit.trail(ledger, alert_id)]
+        async with aclosing(audit.trail(ledger, alert_id)) as steps:
+            return [step async for step in steps]
 
     steps = _run(work)
     if not steps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +37,16 @@ class LedgerEntry:
         """The public shape (DESIGN §4, "ledger entry")."""
         return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash,
                 "recorded_at": self.recorded_at, "event": self.event}  # fmt: skip
+
+
+class UnreadableEntry(ValueError):
+    """A stored entry that is not what the ledger wrote: the database was altered."""
+
+    def __init__(self, seq: int, what: str) -> None:
+        super().__init__(
+            f"entry #{seq} {what}: the database was altered; `liaison ledger verify` names what broke"
+        )
+        self.seq = seq
 
 
 class StoredEntry(NamedTuple):
@@ -192,20 +202,24 @@ class SqlLedger:
             async for page in pages:
                 yield page
 
-    async def rows(self, query: Query = Query()) -> AsyncIterator[StoredEntry]:
+    async def rows(self, query: Query = Query()) -> AsyncGenerator[StoredEntry]:
         """Entries in seq order with the stored event text, streamed so memory stays constant."""
         async with aclosing(self.pages(query)) as pages:
             async for page in pages:
                 for row in page:
                     yield StoredEntry(*row)
 
-    async def entries(self, query: Query = Query()) -> AsyncIterator[LedgerEntry]:
+    async def entries(self, query: Query = Query()) -> AsyncGenerator[LedgerEntry]:
         """Entries in seq order, parsed."""
         loads = json.loads
         async with aclosing(self.pages(query)) as pages:
             async for page in pages:
                 for seq, digest, prev, recorded_at, text in page:
-                    yield LedgerEntry(seq, digest, prev, recorded_at, loads(text))
+                    try:
+                        event = loads(text)
+                    except ValueError:
+                        raise UnreadableEntry(seq, "is not JSON") from None
+                    yield LedgerEntry(seq, digest, prev, recorded_at, event)
 
     async def verify(self) -> VerifyReport:
         """Recompute the whole chain and check every signed checkpoint."""

@@ -124,3 +124,24 @@ def test_verify_names_what_broke_in_the_database(
     result = run("ledger", "verify", env=_env(tmp_path))
     assert result.returncode == 1
     assert expected in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("tamper", "command"),
+    [
+        ("UPDATE ledger_entries SET event = 'gone' WHERE type = 'seizure.reported'", "stats"),
+        ("UPDATE ledger_entries SET event = '{}' WHERE type = 'alert.raised'", "trail"),
+    ],
+)
+def test_reading_an_altered_row_is_a_clear_error(tmp_path: Path, tamper: str, command: str) -> None:
+    assert run("demo", "--data-dir", str(tmp_path)).returncode == 0
+    with closing(sqlite3.connect(tmp_path / "ledger.sqlite3")) as db, db:
+        [alert_id] = db.execute(
+            "SELECT event_id FROM ledger_entries WHERE type = 'alert.raised'"
+        ).fetchone()
+        db.execute(tamper)
+    args = ("ledger", command) if command == "stats" else ("ledger", command, alert_id)
+    result = run(*args, env=_env(tmp_path))
+    assert result.returncode == 1
+    assert "the database was altered" in result.stderr
+    assert "Traceback" not in result.stderr
