@@ -11,6 +11,11 @@ service consumes it registers:
   which gives up on an entry after ``retry_cap`` deliveries and moves it to
   the dead-letter stream, so one bad entry never blocks a stream.
 
+:func:`subscribe_pipelined` is the variant for a serial writer (the
+ledger): reading overlaps committing. Readers prepare their batches and
+queue them; one :class:`GroupCommit` task commits everything queued in one
+call and only then acknowledges it.
+
 A handler raises only for failures worth retrying (the database is down);
 per-item problems it settles itself, so the rest of the batch proceeds.
 """
@@ -21,7 +26,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
@@ -30,12 +35,27 @@ from redis.asyncio import Redis
 
 from services import streams
 from services.bus import Entry, dead_letter
+from services.group_commit import GroupCommit
 from services.loops import forever
 
 log = logging.getLogger(__name__)
 
 
 EntryHandler = Callable[[Sequence[Entry]], Awaitable[None]]
+T = TypeVar("T")
+
+
+class Background(Protocol):
+    """A loop a service runs beside its broker until cancelled."""
+
+    @property
+    def name(self) -> str:
+        """What it is, for logs."""
+        ...
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +66,8 @@ class GroupOptions:
     polling_ms: int = 100
     claim_idle_ms: int = 30_000
     retry_cap: int = 5
+    queue_batches: int = 8
+    """Pipelined readers only: batches read ahead of the writer before reading pauses."""
 
 
 DEFAULT_OPTIONS = GroupOptions()
@@ -73,9 +95,11 @@ async def _raw_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> An
 
     Its batch parser decodes and re-encodes every body as JSON, and raises on
     bytes that are not UTF-8 — before any handler runs, so such an entry would
-    stay pending forever. Handlers here read the raw entries themselves.
+    stay pending forever; and it costs more than the handler's own work. It
+    sees no entries here (ids and acks go by ``raw_message``); handlers read
+    the raw entries themselves.
     """
-    parsed = await original({**msg, "data": [{} for _ in msg["data"]]})
+    parsed = await original({**msg, "data": []})
     parsed.raw_message = msg
     return parsed
 
@@ -111,6 +135,53 @@ def subscribe_group(
     return Claimer(redis, stream, group, f"{consumer}:claimer", handler, options)
 
 
+def subscribe_pipelined(
+    broker: RedisBroker,
+    redis: Redis,
+    *,
+    streams: Sequence[str],
+    group: str,
+    consumer: str,
+    prepare: Callable[[Sequence[Entry]], Awaitable[T]],
+    commit: Callable[[Sequence[T]], Awaitable[object]],
+    options: GroupOptions = DEFAULT_OPTIONS,
+) -> list[Background]:
+    """Readers of ``group`` on every stream feeding one :class:`GroupCommit`.
+
+    Each reader prepares its batch and queues it, then reads on; the group
+    commit commits queued batches together and acknowledges them after. The
+    claimers (returned with the writer, for the caller to run) prepare and
+    commit the batches they reclaim directly.
+    """
+    writer = GroupCommit(redis, group, commit, options.queue_batches)
+
+    async def handle(entries: Sequence[Entry]) -> None:  # the claimers' path
+        await commit([await prepare(entries)])
+
+    def reader(stream: str) -> None:
+        @broker.subscriber(
+            stream=StreamSub(
+                stream,
+                group=group,
+                consumer=consumer,
+                batch=True,
+                max_records=options.max_records,
+                polling_interval=options.polling_ms,
+            ),
+            ack_policy=AckPolicy.MANUAL,  # the group commit acknowledges, after its commit
+            parser=_raw_parser,
+        )
+        async def read(msg: RedisBatchStreamMessage) -> None:
+            entries = _entries(stream, msg)
+            await writer.put(stream, entries, await prepare(entries))
+
+    claimers: list[Background] = []
+    for stream in streams:
+        reader(stream)
+        claimers.append(Claimer(redis, stream, group, f"{consumer}:claimer", handle, options))
+    return [writer, *claimers]
+
+
 class Claimer:
     """Takes over entries pending longer than ``claim_idle_ms``, a batch at a time.
 
@@ -131,6 +202,11 @@ class Claimer:
     ) -> None:
         self.redis, self.stream, self.group, self.consumer = redis, stream, group, consumer
         self.handler, self.options = handler, options
+
+    @property
+    def name(self) -> str:
+        """For logs: which stream and group it claims for."""
+        return f"claimer {self.stream}/{self.group}"
 
     async def run(self) -> None:
         """Claim until cancelled; failures are logged and retried on the next round."""

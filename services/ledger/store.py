@@ -13,13 +13,15 @@ from sqlalchemy import Select, event, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from schemas.events import CloudEvent
+from services.ledger import append as sql
 from services.ledger import schema, tables
-from services.ledger.chain import GENESIS, entry_hash, event_json
+from services.ledger.records import Record, utc_text
 from services.ledger.signing import Signer, checkpoint_message
 from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
 
+__all__ = ["utc_text"]  # re-exported: it used to live here
+
 PAGE = 1000
-_WRITER_LOCK = 7250001  # PostgreSQL advisory lock: one chain writer at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +90,6 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def utc_text(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z``: sorts as text in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class SqlLedger:
     """The ledger on a SQLAlchemy async engine (SQLite or PostgreSQL)."""
 
@@ -115,28 +112,29 @@ class SqlLedger:
 
     async def append(self, events: Sequence[CloudEvent]) -> AppendResult:
         """Append the events not yet recorded, in order, in one transaction."""
-        if not events:
+        return await self.append_records([Record.of_event(ev) for ev in events])
+
+    async def append_records(self, records: Sequence[Record]) -> AppendResult:
+        """Append the records not yet recorded (by ``(source, id)``), in order, in one transaction."""
+        if not records:
             return AppendResult()
         async with self._write_lock, self.engine.begin() as conn:
-            await _lock(conn)
-            fresh = await _not_recorded(conn, events)
-            seq, prev = await _head(conn)
-            rows, recorded_at = [], utc_text(datetime.now(UTC))
-            for ev in fresh:
-                seq, text = seq + 1, event_json(ev)
-                digest = entry_hash(prev, seq, recorded_at, text)
-                rows.append(_row(seq, ev, recorded_at, text, prev, digest))
-                prev = digest
+            await sql.lock(conn)
+            fresh = await sql.not_recorded(conn, records)
+            first, prev = await sql.head(conn)
+            rows, head = sql.chain(fresh, first, prev, utc_text(datetime.now(UTC)))
             if rows:
-                await conn.execute(insert(tables.entries), rows)
-                await self._checkpoint_if_due(conn, seq, prev)
-        return AppendResult(tuple(r["seq"] for r in rows), len(events) - len(fresh))
+                await sql.insert(conn, rows)
+                await self._checkpoint_if_due(conn, first + len(rows), head)
+        return AppendResult(
+            tuple(range(first + 1, first + len(rows) + 1)), len(records) - len(fresh)
+        )
 
     async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
         """Sign the head if the policy says so, or if unsigned entries exist and ``force`` is set."""
         async with self._write_lock, self.engine.begin() as conn:
-            await _lock(conn)
-            seq, head = await _head(conn)
+            await sql.lock(conn)
+            seq, head = await sql.head(conn)
             return await self._checkpoint_if_due(conn, seq, head, force=force)
 
     async def _checkpoint_if_due(
@@ -217,34 +215,3 @@ def _select(query: Query, after: int) -> Select[Any]:
     if query.about:
         stmt = stmt.where(or_(t.c.subject == query.about, t.c.event_id == query.about))
     return stmt
-
-
-async def _lock(conn: AsyncConnection) -> None:
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITER_LOCK})")
-
-
-async def _not_recorded(conn: AsyncConnection, events: Sequence[CloudEvent]) -> list[CloudEvent]:
-    t = tables.entries
-    query = select(t.c.source, t.c.event_id).where(t.c.event_id.in_({ev.id for ev in events}))
-    known = {(row.source, row.event_id) for row in await conn.execute(query)}
-    fresh = []
-    for ev in events:
-        if (ev.source, ev.id) not in known:
-            known.add((ev.source, ev.id))
-            fresh.append(ev)
-    return fresh
-
-
-async def _head(conn: AsyncConnection) -> tuple[int, str]:
-    t = tables.entries
-    row = (await conn.execute(select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))).first()
-    return (row.seq, row.hash) if row else (0, GENESIS)
-
-
-def _row(
-    seq: int, ev: CloudEvent, recorded_at: str, text: str, prev: str, digest: str
-) -> dict[str, Any]:
-    return {"seq": seq, "source": ev.source, "event_id": ev.id, "type": str(ev.type),
-            "subject": ev.subject, "event_time": utc_text(ev.time), "recorded_at": recorded_at,
-            "event": text, "prev_hash": prev, "hash": digest}  # fmt: skip
