@@ -56,6 +56,7 @@ class GroupCommit(Generic[T]):
     ) -> None:
         self.redis, self.group, self.commit = redis, group, commit
         self._queue: asyncio.Queue[Prepared[T]] = asyncio.Queue(maxsize=queue_batches)
+        self._stopped = False
 
     @property
     def name(self) -> str:
@@ -63,17 +64,33 @@ class GroupCommit(Generic[T]):
         return f"group commit of {self.group}"
 
     async def put(self, stream: str, entries: Sequence[Entry], work: T) -> None:
-        """Queue one prepared batch; waits while the queue is full (backpressure)."""
+        """Queue one prepared batch; waits while the queue is full (backpressure).
+
+        Raises once the writer has stopped: the batch stays pending for a claimer.
+        """
+        if self._stopped:
+            raise RuntimeError(f"{self.name} has stopped; the batch stays pending")
         await self._queue.put(Prepared(stream, tuple(e.entry_id for e in entries), work))
 
     async def run(self) -> None:
         """Commit and acknowledge until cancelled; a failed commit leaves its entries pending."""
-        while True:
-            batches = [await self._queue.get()]
-            while not self._queue.empty():  # everything read meanwhile joins this commit
-                batches.append(self._queue.get_nowait())
-            if not await self._settle(batches):
-                await asyncio.sleep(FAILURE_PAUSE)
+        self._stopped = False
+        try:
+            while True:
+                batches = [await self._queue.get()]
+                while not self._queue.empty():  # everything read meanwhile joins this commit
+                    batches.append(self._queue.get_nowait())
+                if not await self._settle(batches):
+                    await asyncio.sleep(FAILURE_PAUSE)
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        """Refuse further batches and release readers waiting on a full queue (so that the
+        broker can stop); what was queued stays pending, for a claimer."""
+        self._stopped = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
 
     async def _settle(self, batches: list[Prepared[T]]) -> bool:
         task = asyncio.current_task()

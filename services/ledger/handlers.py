@@ -15,7 +15,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from services.bus import DeadLetters, Entry
-from services.ledger.records import Record
+from services.ledger.records import Record, record_of_payload
 from services.ledger.store import AppendResult
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ async def prepare_entries(entries: Sequence[Entry], dead: DeadLetters) -> list[R
     records: list[Record] = []
     for entry in entries:
         try:
-            records.append(Record.of_payload(entry.payload))
+            records.append(record_of_payload(entry.payload))
         except ValidationError as exc:
             await dead.put(entry, f"ledger: not a valid event: {_summary(exc)}")
     return records

@@ -12,13 +12,12 @@ stored text is canonical either way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
-from schemas.alerts import Ref, Timestamp
+from schemas.alerts import REF_PATTERN
 from schemas.events import SOURCE_PATTERN, CloudEvent
 from schemas.vocabulary import EventType
 
@@ -31,21 +30,24 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" off
 
 
+_Ref = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=REF_PATTERN)]
+
+
 class Envelope(BaseModel):
-    """The CloudEvent attributes the ledger indexes, validated as :class:`CloudEvent` does."""
+    """The CloudEvent attributes the ledger indexes, checked by the same rules as
+    :class:`CloudEvent` (without its Python-level validators, which only word errors)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     specversion: Literal["1.0"]
-    id: Ref
+    id: _Ref
     source: str = Field(pattern=SOURCE_PATTERN)
     type: EventType
-    time: Timestamp
-    subject: Ref | None = None
+    time: Annotated[AwareDatetime, Strict()]  # an RFC 3339 string with a timezone
+    subject: _Ref | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One event as the ledger stores it, before it has a place in the chain."""
 
     source: str
@@ -56,17 +58,17 @@ class Record:
     text: str
     """The canonical JSON (see :mod:`services.ledger.chain`)."""
 
-    @classmethod
-    def of_event(cls, event: CloudEvent) -> Record:
-        """The record of a validated event (its canonical text serialised here)."""
-        return cls(event.source, event.id, str(event.type), event.subject,
-                   utc_text(event.time), event.to_json().decode())  # fmt: skip
 
-    @classmethod
-    def of_payload(cls, payload: bytes) -> Record:
-        """The record of a stream entry's JSON; pydantic ``ValidationError`` if it is no event."""
-        if not payload.startswith(CANONICAL_PREFIX):
-            return cls.of_event(CloudEvent.from_json(payload))
-        env = Envelope.model_validate_json(payload)
-        return cls(env.source, env.id, str(env.type), env.subject, utc_text(env.time),
-                   payload.decode())  # fmt: skip
+def record_of_event(event: CloudEvent) -> Record:
+    """The record of a validated event (its canonical text serialised here)."""
+    return Record(event.source, event.id, event.type.value, event.subject,
+                  utc_text(event.time), event.to_json().decode())  # fmt: skip
+
+
+def record_of_payload(payload: bytes) -> Record:
+    """The record of a stream entry's JSON; pydantic ``ValidationError`` if it is no event."""
+    if not payload.startswith(CANONICAL_PREFIX):
+        return record_of_event(CloudEvent.from_json(payload))
+    env = Envelope.model_validate_json(payload)
+    return Record(env.source, env.id, env.type.value, env.subject, utc_text(env.time),
+                  payload.decode())  # fmt: skip

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from schemas.events import CloudEvent
 from services.ledger import append as sql
 from services.ledger import schema, tables
-from services.ledger.records import Record, utc_text
+from services.ledger.records import Record, record_of_event, utc_text
 from services.ledger.signing import Signer, checkpoint_message
 from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
 
@@ -112,7 +112,7 @@ class SqlLedger:
 
     async def append(self, events: Sequence[CloudEvent]) -> AppendResult:
         """Append the events not yet recorded, in order, in one transaction."""
-        return await self.append_records([Record.of_event(ev) for ev in events])
+        return await self.append_records([record_of_event(ev) for ev in events])
 
     async def append_records(self, records: Sequence[Record]) -> AppendResult:
         """Append the records not yet recorded (by ``(source, id)``), in order, in one transaction."""
