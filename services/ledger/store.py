@@ -69,6 +69,15 @@ class Query:
     """Only one alert's story: the event with this id and every event whose subject it is."""
 
 
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",  # a commit (and so an acknowledgement) survives power loss
+    "PRAGMA cache_size=-32000",  # ~32 MB: index pages stay cached across appends
+    "PRAGMA wal_autocheckpoint=10000",  # checkpoint every ~40 MB of WAL, not every ~4 MB
+)
+"""Every SQLite connection's settings (the benchmark's raw limits use the same)."""
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An engine for the ledger; SQLite gets WAL and ``BEGIN IMMEDIATE`` writers."""
     if not url.startswith("sqlite"):
@@ -79,8 +88,8 @@ def create_engine(url: str) -> AsyncEngine:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

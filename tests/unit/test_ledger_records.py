@@ -46,7 +46,9 @@ def test_non_ascii_text_is_kept_as_utf8() -> None:
 
 
 def test_the_indexed_columns() -> None:
-    event = CloudEvent.model_validate(raw(EventType.ALERT_CANCELLED, time="2024-05-01T10:00:00+05:00"))
+    event = CloudEvent.model_validate(
+        raw(EventType.ALERT_CANCELLED, time="2024-05-01T10:00:00+05:00")
+    )
     assert record_of_payload(event.to_json()) == Record(
         source="/units/BLO-OYBEK", event_id="alert.cancelled-1", type="alert.cancelled",
         subject="alert-1", event_time="2024-05-01T05:00:00.000000Z", text=event_json(event),
