@@ -24,7 +24,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bench import pg, product, raw_redis, raw_sql
-from bench.payloads import Payloads, build
+from bench.payloads import Payloads, build, out_of_gc
 from bench.report import Figure, Report, machine, render, serial, write
 from services.ledger.app import LEDGER_OPTIONS
 from services.ledger.store import SqlLedger, create_engine
@@ -53,7 +53,11 @@ NOTES = [
 async def run(events: int, *, postgres: bool = False, repeat: int = 3) -> Report:
     """Measure everything on ``events`` events: raw limits best of ``repeat``, the product once."""
     payloads = build(events)
-    with tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp, ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="liaison-bench-") as tmp,
+        ExitStack() as stack,
+        out_of_gc(),
+    ):
         url = os.environ.get("LIAISON_REDIS_URL")
         if not url:
             url = stack.enter_context(EmbeddedRedis(Path(tmp) / "redis")).url

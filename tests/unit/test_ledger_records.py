@@ -55,6 +55,19 @@ def test_the_indexed_columns() -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("time", "utc"),
+    [
+        ("2024-05-01T05:00:00Z", "2024-05-01T05:00:00.000000Z"),
+        ("2024-05-01T05:00:00.5+05:00", "2024-05-01T00:00:00.500000Z"),
+        ("2024-05-01T00:30:00.123456-01:00", "2024-05-01T01:30:00.123456Z"),
+    ],
+)
+def test_event_time_is_kept_in_utc(time: str, utc: str) -> None:
+    payload = canonical({**raw(EventType.SEIZURE_REPORTED), "time": time})
+    assert record_of_payload(payload).event_time == utc
+
+
 def test_text_not_in_canonical_form_is_validated_in_full_and_re_serialised() -> None:
     event = CloudEvent.model_validate(raw(EventType.SEIZURE_REPORTED))
     published = json.dumps(raw(EventType.SEIZURE_REPORTED), indent=1).encode()  # unsorted, spaced
@@ -70,6 +83,8 @@ def test_text_not_in_canonical_form_is_validated_in_full_and_re_serialised() -> 
         ({"source": "units/x"}, ("source",)),
         ({"id": ""}, ("id",)),
         ({"time": "2024-05-01T10:00:00"}, ("time",)),
+        ({"time": "2024-13-01T10:00:00Z"}, ("time",)),
+        ({"time": "2024-05-01T10:00:00+0500"}, ("time",)),
         ({"time": 1714539600}, ("time",)),
         ({"type": "seizure.deleted"}, ("type",)),
         ({"specversion": "0.3"}, ("specversion",)),
