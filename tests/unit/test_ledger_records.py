@@ -84,7 +84,6 @@ def test_text_not_in_canonical_form_is_validated_in_full_and_re_serialised() -> 
         ({"id": ""}, ("id",)),
         ({"time": "2024-05-01T10:00:00"}, ("time",)),
         ({"time": "2024-13-01T10:00:00Z"}, ("time",)),
-        ({"time": "2024-05-01T10:00:00+0500"}, ("time",)),
         ({"time": 1714539600}, ("time",)),
         ({"type": "seizure.deleted"}, ("type",)),
         ({"specversion": "0.3"}, ("specversion",)),
