@@ -20,7 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench import product
-from bench.payloads import build
+from bench.payloads import build, out_of_gc
 from services.ledger.store import SqlLedger, create_engine
 from services.redis_server import EmbeddedRedis
 
@@ -45,6 +45,7 @@ async def profile(events: int, interval: float | None, phase: str = "consume") -
     with (
         tempfile.TemporaryDirectory(prefix="liaison-prof-") as tmp,
         EmbeddedRedis(Path(tmp) / "redis") as server,
+        out_of_gc(),
     ):
         redis = Redis.from_url(server.url)
         ledger = SqlLedger(create_engine(f"sqlite+aiosqlite:///{tmp}/ledger.sqlite3"))

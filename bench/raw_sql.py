@@ -19,7 +19,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from schemas.events import CloudEvent
 from services.ledger.chain import GENESIS, entry_hash
-from services.ledger.store import utc_text
+from services.ledger.store import SQLITE_PRAGMAS, utc_text
 
 BATCH = 500
 COLUMNS = "seq, source, event_id, type, subject, event_time, recorded_at, event, prev_hash, hash"
@@ -56,20 +56,20 @@ def _chain(batch: Sequence[Fixed], seq: int, prev: str) -> tuple[list[Row], int,
 
 
 def sqlite_connect(path: str) -> sqlite3.Connection:
-    """The pragmas of ``services.ledger.store.create_engine``: WAL, synchronous=FULL."""
+    """The pragmas of ``services.ledger.store.create_engine``: WAL, synchronous=FULL, …"""
     db = sqlite3.connect(path, isolation_level=None, timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    for pragma in SQLITE_PRAGMAS:
+        db.execute(pragma)
     return db
 
 
-def sqlite_append(path: str, fixed: Sequence[Fixed]) -> float:
-    """Seconds to append every row, ``BATCH`` per ``BEGIN IMMEDIATE`` … ``COMMIT``."""
+def sqlite_append(path: str, fixed: Sequence[Fixed], batch: int = BATCH) -> float:
+    """Seconds to append every row, ``batch`` per ``BEGIN IMMEDIATE`` … ``COMMIT``."""
     db = sqlite_connect(path)
     seq, prev = 0, GENESIS
     start = time.perf_counter()
-    for i in range(0, len(fixed), BATCH):
-        rows, seq, prev = _chain(fixed[i : i + BATCH], seq, prev)
+    for i in range(0, len(fixed), batch):
+        rows, seq, prev = _chain(fixed[i : i + batch], seq, prev)
         db.execute("BEGIN IMMEDIATE")
         db.executemany(INSERT_SQLITE, rows)
         db.execute("COMMIT")
@@ -125,14 +125,14 @@ def asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def pg_append(url: str, fixed: Sequence[Fixed]) -> float:
-    """Seconds to append every row, ``BATCH`` per transaction (asyncpg ``executemany``)."""
+async def pg_append(url: str, fixed: Sequence[Fixed], batch: int = BATCH) -> float:
+    """Seconds to append every row, ``batch`` per transaction (asyncpg ``executemany``)."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     seq, prev = 0, GENESIS
     try:
         start = time.perf_counter()
-        for i in range(0, len(fixed), BATCH):
-            rows, seq, prev = _chain(fixed[i : i + BATCH], seq, prev)
+        for i in range(0, len(fixed), batch):
+            rows, seq, prev = _chain(fixed[i : i + batch], seq, prev)
             async with conn.transaction():
                 await conn.executemany(INSERT_PG, rows)
         return time.perf_counter() - start
@@ -173,10 +173,10 @@ def _sqlite_path(url: str) -> str | None:
     return url.split(":///", 1)[1] if url.startswith("sqlite") else None
 
 
-async def append(url: str, fixed: Sequence[Fixed]) -> float:
+async def append(url: str, fixed: Sequence[Fixed], batch: int = BATCH) -> float:
     """Seconds for the batched chained append on the database of ``url`` (SQLAlchemy form)."""
     path = _sqlite_path(url)
-    return sqlite_append(path, fixed) if path else await pg_append(url, fixed)
+    return sqlite_append(path, fixed, batch) if path else await pg_append(url, fixed, batch)
 
 
 async def scans(url: str) -> Scans:

@@ -7,6 +7,7 @@ so ``event.data`` is always that typed model and a data error is located under
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Final, Literal, Self, TypeAlias
 
 from pydantic import (
@@ -204,9 +205,14 @@ class CloudEvent(BaseModel):
         return None if self.piireleasableto is None else frozenset(self.piireleasableto.split(","))
 
     def to_json(self) -> bytes:
-        """Compact wire JSON: absent (None) attributes left out, aliases used
-        (``window.from``), datetimes in RFC 3339."""
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        """Canonical wire JSON, UTF-8: compact, keys sorted, absent (None) attributes
+        left out, aliases used (``window.from``), datetimes in RFC 3339.
+
+        The ledger stores this text verbatim and hashes it, so it is defined
+        once, here (``services/ledger/chain.py`` documents it for auditors).
+        """
+        doc = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:

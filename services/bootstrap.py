@@ -37,7 +37,7 @@ from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
-from services.streaming import Claimer
+from services.streaming import Background
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Runtime:
             deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
         )  # fmt: skip
         self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
-        claimers: list[Claimer] = []
+        loops: list[Background] = []  # claimers, group commits
         claim = {
             "claim_idle_ms": int(self.settings.claim_idle.total_seconds() * 1000),
             "retry_cap": self.settings.retry_cap,
@@ -117,18 +117,18 @@ class Runtime:
                                         consumer_name("ingest"), options)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
-            claimers += register_ledger(
+            loops += register_ledger(
                 self.broker, self.redis, self.ledger, consumer_name("ledger"), options
             )
         if "notifier" in self.services:
             options = replace(NOTIFIER_OPTIONS, **claim)
-            claimers += register_notifier(
+            loops += register_notifier(
                 self.broker, self.redis, self.notifier, consumer_name("notifier"), options
             )
         await self.broker.start()
         self._stack.push_async_callback(self.broker.stop)
-        for claimer in claimers:
-            self._background(claimer.run(), f"claimer {claimer.stream}/{claimer.group}")
+        for loop in loops:
+            self._background(loop.run(), loop.name)
         if "ledger" in self.services:
             self._background(self._sign_checkpoints(), "checkpoints")
         if "notifier" in self.services:

@@ -6,10 +6,16 @@ service consumes it registers:
 
 * a **reader** — ``XREADGROUP`` in batches of ``max_records``, acknowledged
   (manually) only after the handler returned;
-* a **claimer** — ``XAUTOCLAIM`` of entries pending longer than
-  ``claim_idle_ms`` (a crashed consumer's, or a batch whose handler raised),
-  which gives up on an entry after ``retry_cap`` deliveries and moves it to
-  the dead-letter stream, so one bad entry never blocks a stream.
+* a **claimer** (:mod:`services.claimer`) — ``XAUTOCLAIM`` of entries
+  pending longer than ``claim_idle_ms`` (a crashed consumer's, or a batch
+  whose handler raised), which gives up on an entry after ``retry_cap``
+  deliveries and moves it to the dead-letter stream, so one bad entry never
+  blocks a stream.
+
+:func:`subscribe_pipelined` is the variant for a serial writer (the
+ledger): reading overlaps committing. Readers prepare their batches and
+queue them; one :class:`GroupCommit` task commits everything queued in one
+call and only then acknowledges it.
 
 A handler raises only for failures worth retrying (the database is down);
 per-item problems it settles itself, so the rest of the batch proceeds.
@@ -17,35 +23,37 @@ per-item problems it settles itself, so the rest of the batch proceeds.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis.asyncio import Redis
 
-from services import streams
-from services.bus import Entry, dead_letter
-from services.loops import forever
+from services.bus import Entry
+from services.claimer import Claimer, EntryHandler, GroupOptions, stream_entry
+from services.group_commit import GroupCommit
+
+__all__ = ["Background", "Claimer", "GroupOptions", "subscribe_group", "subscribe_pipelined"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-EntryHandler = Callable[[Sequence[Entry]], Awaitable[None]]
 
+class Background(Protocol):
+    """A loop a service runs beside its broker until cancelled."""
 
-@dataclass(frozen=True, slots=True)
-class GroupOptions:
-    """Tuning of one consumer group's reader and claimer."""
+    @property
+    def name(self) -> str:
+        """What it is, for logs."""
+        ...
 
-    max_records: int = 500
-    polling_ms: int = 100
-    claim_idle_ms: int = 30_000
-    retry_cap: int = 5
+    async def run(self) -> None:
+        """Run until cancelled."""
+        ...
 
 
 DEFAULT_OPTIONS = GroupOptions()
@@ -54,18 +62,9 @@ DEFAULT_OPTIONS = GroupOptions()
 def _entries(stream: str, msg: RedisBatchStreamMessage) -> list[Entry]:
     raw = msg.raw_message
     return [
-        _entry(stream, entry_id, fields)
+        stream_entry(stream, entry_id, fields)
         for entry_id, fields in zip(raw["message_ids"], raw["data"], strict=True)
     ]
-
-
-def _entry(stream: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
-    payload = fields.get(streams.EVENT_FIELD.encode())
-    if payload is None:  # not written by Liaison Exchange: keep every field for the dead letters
-        payload = json.dumps(
-            {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
-        ).encode()
-    return Entry(stream, entry_id.decode() if isinstance(entry_id, bytes) else entry_id, payload)
 
 
 async def _raw_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -73,9 +72,11 @@ async def _raw_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> An
 
     Its batch parser decodes and re-encodes every body as JSON, and raises on
     bytes that are not UTF-8 — before any handler runs, so such an entry would
-    stay pending forever. Handlers here read the raw entries themselves.
+    stay pending forever; and it costs more than the handler's own work. It
+    sees no entries here (ids and acks go by ``raw_message``); handlers read
+    the raw entries themselves.
     """
-    parsed = await original({**msg, "data": [{} for _ in msg["data"]]})
+    parsed = await original({**msg, "data": []})
     parsed.raw_message = msg
     return parsed
 
@@ -111,91 +112,48 @@ def subscribe_group(
     return Claimer(redis, stream, group, f"{consumer}:claimer", handler, options)
 
 
-class Claimer:
-    """Takes over entries pending longer than ``claim_idle_ms``, a batch at a time.
+def subscribe_pipelined(
+    broker: RedisBroker,
+    redis: Redis,
+    *,
+    streams: Sequence[str],
+    group: str,
+    consumer: str,
+    prepare: Callable[[Sequence[Entry]], Awaitable[T]],
+    commit: Callable[[Sequence[T]], Awaitable[object]],
+    options: GroupOptions = DEFAULT_OPTIONS,
+) -> list[Background]:
+    """Readers of ``group`` on every stream feeding one :class:`GroupCommit`.
 
-    Our own loop rather than FastStream's ``min_idle_time`` subscriber, which
-    claims one entry per call: after a crash that means one transaction per
-    entry. An entry delivered more than ``retry_cap`` times goes to the
-    dead-letter stream, with the reason, and is acknowledged.
+    Each reader prepares its batch and queues it, then reads on; the group
+    commit commits queued batches together and acknowledges them after. The
+    claimers (returned with the writer, for the caller to run) prepare and
+    commit the batches they reclaim directly.
     """
+    writer = GroupCommit(redis, group, commit, options.queue_batches)
 
-    def __init__(
-        self,
-        redis: Redis,
-        stream: str,
-        group: str,
-        consumer: str,
-        handler: EntryHandler,
-        options: GroupOptions,
-    ) -> None:
-        self.redis, self.stream, self.group, self.consumer = redis, stream, group, consumer
-        self.handler, self.options = handler, options
+    async def handle(entries: Sequence[Entry]) -> None:  # the claimers' path
+        await commit([await prepare(entries)])
 
-    async def run(self) -> None:
-        """Claim until cancelled; failures are logged and retried on the next round."""
+    def reader(stream: str) -> None:
+        @broker.subscriber(
+            stream=StreamSub(
+                stream,
+                group=group,
+                consumer=consumer,
+                batch=True,
+                max_records=options.max_records,
+                polling_interval=options.polling_ms,
+            ),
+            ack_policy=AckPolicy.MANUAL,  # the group commit acknowledges, after its commit
+            parser=_raw_parser,
+        )
+        async def read(msg: RedisBatchStreamMessage) -> None:
+            entries = _entries(stream, msg)
+            await writer.put(stream, entries, await prepare(entries))
 
-        async def drain() -> None:
-            while await self.claim_once() == self.options.max_records:
-                pass  # a full batch: more may be waiting
-
-        pause = max(self.options.claim_idle_ms / 4000, 0.05)
-        await forever(drain, pause, f"claimer of {self.stream}/{self.group}")
-
-    async def claim_once(self) -> int:
-        """One XAUTOCLAIM round over the whole pending list; returns entries claimed."""
-        cursor, claimed = "0-0", 0
-        while True:
-            reply: Any = await self.redis.xautoclaim(
-                self.stream, self.group, self.consumer, self.options.claim_idle_ms,
-                start_id=cursor, count=self.options.max_records,
-            )  # fmt: skip
-            cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-            entries = [
-                _entry(self.stream, eid, fields) for eid, fields in reply[1] if fields is not None
-            ]
-            if entries:
-                await self._settle(entries)
-                claimed += len(entries)
-            if cursor == "0-0":
-                return claimed
-
-    async def _settle(self, entries: list[Entry]) -> None:
-        counts = await self._deliveries(entries)
-        retry = [e for e in entries if counts.get(e.entry_id, 0) <= self.options.retry_cap]
-        for entry in entries:
-            if counts.get(entry.entry_id, 0) > self.options.retry_cap:
-                reason = f"{self.group}: still failing after {self.options.retry_cap} deliveries"
-                log.error("dead-lettering %s %s: %s", self.stream, entry.entry_id, reason)
-                await dead_letter(self.redis, origin=self.stream, reason=reason,
-                                  payload=entry.payload, entry_id=entry.entry_id)  # fmt: skip
-        done = [e for e in entries if e not in retry]
-        if retry:
-            done += await self._handle(retry)
-        if done:
-            await self.redis.xack(self.stream, self.group, *[e.entry_id for e in done])
-
-    async def _handle(self, entries: list[Entry]) -> list[Entry]:
-        """Handle a batch; if it fails, each entry alone, so one bad entry fails alone."""
-        try:
-            await self.handler(entries)
-            return entries
-        except Exception:
-            if len(entries) == 1:
-                log.warning("%s %s failed again", self.stream, entries[0].entry_id, exc_info=True)
-                return []
-        handled = []
-        for entry in entries:
-            handled += await self._handle([entry])
-        return handled
-
-    async def _deliveries(self, entries: list[Entry]) -> dict[str, int]:
-        pending: Any = await self.redis.xpending_range(
-            self.stream, self.group, min=entries[0].entry_id, max=entries[-1].entry_id,
-            count=len(entries) * 2, consumername=self.consumer,
-        )  # fmt: skip
-        return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    claimers: list[Background] = []
+    for stream in streams:
+        reader(stream)
+        claimers.append(Claimer(redis, stream, group, f"{consumer}:claimer", handle, options))
+    return [writer, *claimers]

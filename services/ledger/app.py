@@ -9,11 +9,13 @@ from redis.asyncio import Redis
 
 from services import streams
 from services.bus import Entry, RedisDeadLetters
-from services.ledger.handlers import record_events
+from services.ledger.handlers import append_prepared, prepare_entries
+from services.ledger.records import Record
 from services.ledger.store import SqlLedger
-from services.streaming import Claimer, GroupOptions, subscribe_group
+from services.streaming import Background, GroupOptions, subscribe_pipelined
 
-LEDGER_OPTIONS = GroupOptions(max_records=500)
+LEDGER_OPTIONS = GroupOptions(max_records=500, queue_batches=8)
+"""Up to 8 batches of 500 read ahead of the commit: one transaction takes what is queued."""
 
 
 def register_ledger(
@@ -22,22 +24,27 @@ def register_ledger(
     ledger: SqlLedger,
     consumer: str,
     options: GroupOptions = LEDGER_OPTIONS,
-) -> list[Claimer]:
-    """Subscribe the ledger's consumer group to every canonical stream; return the claimers to run."""
+) -> list[Background]:
+    """Subscribe the ledger's consumer group to every canonical stream.
+
+    Returns what to run beside the broker: the group commit (the one writer
+    of the chain in this process) and a claimer per stream.
+    """
     dead = RedisDeadLetters(redis)
 
-    async def handle(entries: Sequence[Entry]) -> None:
-        await record_events(entries, ledger, dead)
+    async def prepare(entries: Sequence[Entry]) -> list[Record]:
+        return await prepare_entries(entries, dead)
 
-    return [
-        subscribe_group(
-            broker,
-            redis,
-            stream=stream,
-            group=streams.LEDGER_GROUP,
-            consumer=consumer,
-            handler=handle,
-            options=options,
-        )
-        for stream in streams.CANONICAL_STREAMS
-    ]
+    async def commit(batches: Sequence[list[Record]]) -> None:
+        await append_prepared(batches, ledger)
+
+    return subscribe_pipelined(
+        broker,
+        redis,
+        streams=streams.CANONICAL_STREAMS,
+        group=streams.LEDGER_GROUP,
+        consumer=consumer,
+        prepare=prepare,
+        commit=commit,
+        options=options,
+    )

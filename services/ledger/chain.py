@@ -9,8 +9,11 @@ Canonical form (what an independent verifier recomputes)::
 ``prev_hash(1)`` is 64 zeros; ``event_json`` is the ``event`` column exactly
 as stored: the CloudEvent as compact JSON with sorted keys, no ``null``
 members, non-ASCII characters kept (``json.dumps(ev, sort_keys=True,
-separators=(",", ":"), ensure_ascii=False)``). The verifier hashes the stored
-text as it is, so it never has to re-serialise anything.
+separators=(",", ":"), ensure_ascii=False)``). That is the form ingest
+publishes on the streams (:meth:`CloudEvent.to_json`), so the ledger stores
+the published text verbatim (see :mod:`services.ledger.records`). The
+verifier hashes the stored text as it is, so it never has to re-serialise
+anything.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ def canonical_json(value: Any) -> str:
 
 
 def event_json(event: CloudEvent) -> str:
-    """The canonical stored text of one event."""
-    return canonical_json(event.model_dump(mode="json", by_alias=True, exclude_none=True))
+    """The canonical stored text of one event (its wire form, :meth:`CloudEvent.to_json`)."""
+    return event.to_json().decode()
 
 
 def entry_hash(prev_hash: str, seq: int, recorded_at: str, event_text: str) -> str:

@@ -1,4 +1,10 @@
-"""What the ledger does with a batch of stream entries: record every event once."""
+"""What the ledger does with stream entries: record every event once.
+
+Two steps, so that a service can overlap them: :func:`prepare_entries`
+(per entry: check it and build its record; refused entries go to the dead
+letters) and :meth:`Ledger.append_records` (one transaction for records
+from many batches). :func:`record_events` does both at once.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from schemas.events import CloudEvent
 from services.bus import DeadLetters, Entry
+from services.ledger.records import Record, record_of_payload
 from services.ledger.store import AppendResult
 
 log = logging.getLogger(__name__)
@@ -18,9 +24,28 @@ log = logging.getLogger(__name__)
 class Ledger(Protocol):
     """Where events are recorded (:class:`~services.ledger.store.SqlLedger`)."""
 
-    async def append(self, events: Sequence[CloudEvent]) -> AppendResult:
-        """Append the events not yet recorded, in order, atomically."""
+    async def append_records(self, records: Sequence[Record]) -> AppendResult:
+        """Append the records not yet recorded, in order, atomically."""
         ...
+
+
+async def prepare_entries(entries: Sequence[Entry], dead: DeadLetters) -> list[Record]:
+    """The records of a batch's events; entries that are no valid event go to the dead letters."""
+    records: list[Record] = []
+    for entry in entries:
+        try:
+            records.append(record_of_payload(entry.payload))
+        except ValidationError as exc:
+            await dead.put(entry, f"ledger: not a valid event: {_summary(exc)}")
+    return records
+
+
+async def append_prepared(batches: Sequence[Sequence[Record]], ledger: Ledger) -> AppendResult:
+    """Append prepared batches in one transaction. Raises only if the ledger itself fails."""
+    result = await ledger.append_records([record for batch in batches for record in batch])
+    if result.duplicates:
+        log.info("ledger: %d already recorded (redelivery or re-publish)", result.duplicates)
+    return result
 
 
 async def record_events(
@@ -30,16 +55,7 @@ async def record_events(
 
     Raises only if the ledger itself fails, leaving the batch pending for a retry.
     """
-    events: list[CloudEvent] = []
-    for entry in entries:
-        try:
-            events.append(CloudEvent.from_json(entry.payload))
-        except ValidationError as exc:
-            await dead.put(entry, f"ledger: not a valid event: {_summary(exc)}")
-    result = await ledger.append(events)
-    if result.duplicates:
-        log.info("ledger: %d already recorded (redelivery or re-publish)", result.duplicates)
-    return result
+    return await append_prepared([await prepare_entries(entries, dead)], ledger)
 
 
 def _summary(exc: ValidationError) -> str:

@@ -8,7 +8,11 @@ batch it has read but not committed; half-way through its successor's
 reclaiming of the dead consumer's entries; holding entries committed but
 not yet acknowledged. To kill in a state rather than at a guessed moment,
 the process is frozen (SIGSTOP), looked at, and either SIGKILLed there or
-let go (SIGCONT). A last restart must then record everything.
+let go (SIGCONT). For the third state the server first holds every write
+(``CLIENT PAUSE … WRITE``): the ledger commits what it has read, and its
+acknowledgement waits at the server, so the state lasts until the kill
+(the ledger acknowledges right after each commit, too soon to catch by
+chance). A last restart must then record everything.
 
 The claimer's idle time is shortened through ``LIAISON_CLAIM_IDLE`` so that
 reclaiming starts after one second rather than thirty. Poison entries (not
@@ -44,6 +48,8 @@ LEAD = 1500
 """The publisher stays at most this many events ahead of the ledger."""
 CLAIM_IDLE = "1s"
 """How long a dead consumer's entries stay pending before the claimer takes them."""
+WRITES_PAUSED_MS = 20_000
+"""Longest the server holds writes for kill 3 (it is let go right after the kill)."""
 
 
 @dataclass
@@ -297,10 +303,24 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
         feeder.target = TOTAL
         third = processes.start()
         at_least = kills[-1].recorded + 500
-        await kill_when(
-            third, "committed, not acknowledged", lambda: recorded(db) >= at_least,
-            lambda entries, committed: committed > 0,
-        )  # fmt: skip
+
+        async def writes_held() -> bool:
+            """Writes held at the server while it has entries in hand: it commits, then waits."""
+            if recorded(db) < at_least:
+                return False
+            await redis.client_pause(WRITES_PAUSED_MS, all=False)
+            if (await held(third))[0] > 0:
+                return True
+            await redis.client_unpause()
+            return False
+
+        try:
+            await kill_when(
+                third, "committed, not acknowledged", writes_held,
+                lambda entries, committed: committed > 0,
+            )  # fmt: skip
+        finally:
+            await redis.client_unpause()
 
         # 4. the last restart records everything and leaves nothing pending
         restarted = time.monotonic()
