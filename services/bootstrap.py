@@ -113,7 +113,7 @@ class Runtime:
         }
         if "ingest" in self.services:
             options = replace(INGEST_OPTIONS, **claim)
-            claimers += register_ingest(self.broker, self.redis, self.topology, self.publisher,
+            loops += register_ingest(self.broker, self.redis, self.topology, self.publisher,
                                         consumer_name("ingest"), options)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)

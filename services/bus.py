@@ -36,6 +36,15 @@ return flags
 """
 
 
+class Unavailable(Exception):
+    """A dependency (the database, the server) is down: try again later.
+
+    Handlers raise it, rather than what their driver raised, for failures
+    that say nothing about the entry; a claimer never counts them toward an
+    entry's retry cap, so an outage never sends good events to the dead letters.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One stream entry as handlers see it."""

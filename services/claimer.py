@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services import streams
-from services.bus import Entry, dead_letter
+from services.bus import Entry, Unavailable, dead_letter
 from services.loops import forever
 
 log = logging.getLogger(__name__)
 
 EntryHandler = Callable[[Sequence[Entry]], Awaitable[None]]
+OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError)
+"""Failures that say nothing about the entries: not counted toward their retry cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,9 @@ class Claimer:
     Our own loop rather than FastStream's ``min_idle_time`` subscriber, which
     claims one entry per call: after a crash that means one transaction per
     entry. An entry delivered more than ``retry_cap`` times goes to the
-    dead-letter stream, with the reason, and is acknowledged.
+    dead-letter stream, with the reason, and is acknowledged — unless its
+    handler failed for an outage (:data:`OUTAGES`): then the claim is undone
+    (the delivery count put back) and retried after ``claim_idle_ms``.
     """
 
     def __init__(
@@ -114,7 +120,12 @@ class Claimer:
                                   payload=entry.payload, entry_id=entry.entry_id)  # fmt: skip
         done = [e for e in entries if e not in retry]
         if retry:
-            done += await self._handle(retry)
+            try:
+                done += await self._handle(retry)
+            except OUTAGES:
+                log.warning("%s: handler unavailable; %d entries wait for the next round",
+                            self.name, len(retry), exc_info=True)  # fmt: skip
+                await self._unclaim(retry, counts)
         if done:
             await self.redis.xack(self.stream, self.group, *[e.entry_id for e in done])
 
@@ -123,6 +134,8 @@ class Claimer:
         try:
             await self.handler(entries)
             return entries
+        except OUTAGES:
+            raise  # not the entries' fault: split nothing, count nothing
         except Exception:
             if len(entries) == 1:
                 log.warning("%s %s failed again", self.stream, entries[0].entry_id, exc_info=True)
@@ -131,6 +144,16 @@ class Claimer:
         for entry in entries:
             handled += await self._handle([entry])
         return handled
+
+    async def _unclaim(self, entries: list[Entry], counts: dict[str, int]) -> None:
+        """Put each entry's delivery count back to before this claim (``XCLAIM … RETRYCOUNT``)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for entry in entries:
+            pipe.xclaim(
+                self.stream, self.group, self.consumer, 0, [entry.entry_id],
+                retrycount=max(counts.get(entry.entry_id, 1) - 1, 0), justid=True,
+            )  # fmt: skip
+        await pipe.execute()
 
     async def _deliveries(self, entries: list[Entry]) -> dict[str, int]:
         pending: Any = await self.redis.xpending_range(

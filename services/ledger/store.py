@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import event, func, insert, select
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from schemas.events import CloudEvent
+from services.bus import Unavailable
 from services.ledger import append as sql
 from services.ledger import scan, schema, tables
 from services.ledger.records import Record, record_of_event, utc_text
@@ -147,7 +149,7 @@ class SqlLedger:
         """Append the records not yet recorded (by ``(source, id)``), in order, in one transaction."""
         if not records:
             return AppendResult()
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._write_lock, _outage(), self.engine.begin() as conn:
             await sql.lock(conn)
             fresh = await sql.not_recorded(conn, records)
             first, prev = await sql.head(conn)
@@ -238,3 +240,14 @@ class SqlLedger:
         return verifier.finish()
 
 
+@asynccontextmanager
+async def _outage() -> AsyncIterator[None]:
+    """The database's own failures (down, locked, gone) as :class:`Unavailable`: not the events'."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, DisconnectionError, OSError, TimeoutError) as exc:
+        raise Unavailable(f"ledger database unavailable: {exc}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise Unavailable(f"ledger database connection lost: {exc}") from exc
+        raise

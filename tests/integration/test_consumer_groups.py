@@ -11,7 +11,7 @@ from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from services import bus, streams
-from services.bus import Entry
+from services.bus import Entry, Unavailable
 from services.streaming import GroupOptions, subscribe_group
 from tests.integration.conftest import eventually
 
@@ -22,8 +22,9 @@ FAST = GroupOptions(max_records=10, polling_ms=20, claim_idle_ms=200, retry_cap=
 class Recorder:
     """A handler that fails on chosen payloads, a chosen number of times."""
 
-    def __init__(self, failures: dict[bytes, int]) -> None:
+    def __init__(self, failures: dict[bytes, int], error: type[Exception] = RuntimeError) -> None:
         self.failures = failures
+        self.error = error
         self.seen: list[bytes] = []
         self.calls = 0
 
@@ -32,7 +33,7 @@ class Recorder:
         for entry in entries:
             if self.failures.get(entry.payload, 0) > 0:
                 self.failures[entry.payload] -= 1
-                raise RuntimeError(f"cannot handle {entry.payload!r} yet")
+                raise self.error(f"cannot handle {entry.payload!r} yet")
         self.seen.extend(e.payload for e in entries)
 
 
@@ -112,6 +113,22 @@ async def test_a_poison_entry_is_dead_lettered_after_the_cap(start: Start, redis
     assert fields[b"origin"] == streams.SEIZURES.encode()
     assert b"after 3 deliveries" in fields[b"reason"]
     assert b"after" in handler.seen
+
+
+async def test_an_outage_longer_than_the_cap_dead_letters_nothing(
+    start: Start, redis: Redis
+) -> None:
+    handler = Recorder({b"during-outage": 3 * FAST.retry_cap}, error=Unavailable)
+    await start(handler)
+    for payload in ("during-outage", "next"):
+        await redis.xadd(streams.SEIZURES, {streams.EVENT_FIELD: payload})
+
+    async def recorded() -> bool:
+        return {b"during-outage", b"next"} <= set(handler.seen) and await _pending(redis) == 0
+
+    await eventually(recorded, timeout=30)
+    assert handler.failures[b"during-outage"] == 0  # it really failed 9 times, more than the cap
+    assert await redis.xlen(streams.DEAD_LETTERS) == 0
 
 
 async def test_bytes_that_are_not_utf8_are_dead_lettered_not_stuck(

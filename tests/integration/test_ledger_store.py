@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from schemas.events import CloudEvent
+from services.bus import Unavailable
 from services.ledger import audit, scan
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.signing import Signer, load_or_create_signer
@@ -207,3 +208,20 @@ async def test_concurrent_writers_keep_one_chain(make_ledger: LedgerFactory) -> 
     await asyncio.gather(*(w.append(b) for w, b in zip([first, second] * 5, batches, strict=True)))
     report = await first.verify()
     assert (report.ok, report.count) == (True, 200)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite:////nonexistent-dir/ledger.sqlite3",
+        "postgresql+asyncpg://nobody@127.0.0.1:9/nothing",  # nothing listens on the discard port
+    ],
+    ids=["sqlite", "postgresql"],
+)
+async def test_a_database_that_is_down_is_unavailable_not_the_events_fault(url: str) -> None:
+    ledger = SqlLedger(create_engine(url))
+    try:
+        with pytest.raises(Unavailable):  # a claimer retries it without counting toward the cap
+            await ledger.append(_events(1))
+    finally:
+        await ledger.close()
