@@ -122,7 +122,7 @@ async def _measure(
         sent |= recipients
         watcher.expect(recipients)
         accepted: dict[str, float] = {}
-        cpu = cpu_seconds(proc.pid)
+        steady_cpu = cpu_seconds(proc.pid)
         start = time.perf_counter()
         for i, alert in enumerate(steady):
             delay = start + i / rate - time.perf_counter()  # open loop: late ones go at once
@@ -131,7 +131,7 @@ async def _measure(
             await publisher.publish([alert])
             accepted[alert.id] = time.perf_counter()
         await watcher.until_complete(list(accepted), 60)
-        report.cpu_ms_per_alert = (cpu_seconds(proc.pid) - cpu) * 1000 / len(steady)
+        report.cpu_ms_per_alert = (cpu_seconds(proc.pid) - steady_cpu) * 1000 / len(steady)
         report.latencies = [watcher.completed[a] - t for a, t in accepted.items()]
         report.alerts = len(steady)
         report.recipients = sum(map(len, recipients.values()))
@@ -142,17 +142,22 @@ async def _measure(
         proc.send_signal(signal.SIGSTOP)
         for i in range(0, burst, PUBLISH_BATCH):
             await publisher.publish(events[i : i + PUBLISH_BATCH])
+        server = int((await redis.info("server"))["process_id"])
+        pids = (proc.pid, server, os.getpid())
+        cpu = [cpu_seconds(pid) for pid in pids]
         proc.send_signal(signal.SIGCONT)
         go = time.perf_counter()
         await watcher.until_complete(list(recipients), 120)
+        wall = time.perf_counter() - go
+        report.peak_cpu = [(cpu_seconds(p) - c) / wall for p, c in zip(pids, cpu, strict=True)]
         report.peak_deliveries = sum(map(len, recipients.values()))
         report.peak_seconds = max(watcher.completed[a] for a in recipients) - go
         report.duplicates = watcher.duplicates
         await _drained(redis)
         return sent
     finally:
-        watching.cancel()
-        await asyncio.gather(watching, return_exceptions=True)
+        watcher.stopped = True
+        await asyncio.wait_for(watching, 5)
         await redis.aclose()
         await watch.aclose()
 
@@ -198,6 +203,14 @@ async def check(redis: Redis, sent: dict[str, set[str]]) -> None:
     deliveries = sum(map(len, sent.values()))
     if receipts != deliveries:
         raise RuntimeError(f"{receipts} receipts for {deliveries} deliveries")
+
+
+async def smoke(alerts: int = 40) -> FanoutReport:
+    """A tiny run for the test suite: raises if a delivery is missing or repeated; no timing."""
+    report = await run(seconds=alerts / 2 / RATE, burst=alerts // 2)
+    if report.duplicates or report.dead_letters or not report.latencies:
+        raise RuntimeError(f"{report.duplicates} duplicates, {report.dead_letters} dead letters")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,22 +24,23 @@ async def hop_latencies(url: str, n: int = 2000) -> list[float]:
         await writer.delete(KEY)
         await writer.xgroup_create(KEY, GROUP, id="0", mkstream=True)
         got: asyncio.Queue[float] = asyncio.Queue()
+        done = False
 
         async def read() -> None:
-            while True:
-                reply: Any = await reader.xreadgroup(GROUP, "r", {KEY: ">"}, count=10, block=1000)
+            # Stops by itself: redis-py may swallow the cancellation of a blocked read.
+            while not done:
+                reply: Any = await reader.xreadgroup(GROUP, "r", {KEY: ">"}, count=10, block=100)
                 if reply:
                     got.put_nowait(time.perf_counter())
 
         task = asyncio.create_task(read())
-        await asyncio.sleep(0.05)  # let the reader block first
         latencies = []
         for i in range(n):
             start = time.perf_counter()
             await writer.xadd(KEY, {"i": i})
             latencies.append(await asyncio.wait_for(got.get(), 5) - start)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        done = True
+        await asyncio.wait_for(task, 5)
         await writer.delete(KEY)
         return latencies
     finally:

@@ -12,17 +12,21 @@ TARGET_PEAK = 10_000.0
 NOTES = [
     "Latency: from the moment `RedisPublisher.publish` returned (the alert is in the stream) "
     "until the watcher read the last recipient's `delivered` entry on its feed stream "
-    "(`XREAD BLOCK` over every unit's feed, own connection). The notifier appends to a unit's "
-    "feed right after that unit's inbox write returned, so this is an upper bound of "
-    "'last inbox written', late by one server push.",
+    "(`XREAD BLOCK` over every unit's feed, own connection, in the publishing process). The "
+    "feed entry is appended by the same server-side script as the inbox write, so the watcher "
+    "sees the inbox written, late by one server push (an upper bound).",
     "The path has two stream hops (publish → notifier's XREADGROUP; feed XADD → watcher), "
-    "hence the raw floor is about twice the one-hop latency plus the inbox writes.",
+    "hence the raw floor is about twice the one-hop latency plus the inbox script.",
     "Steady: open loop (alerts are sent on schedule whatever the latency); a 100-alert "
     "warm-up is not counted. Peak: the notifier is frozen (SIGSTOP) while the burst is "
     "published, then let go (SIGCONT); deliveries / seconds until the last one is seen.",
     "The notifier is `liaison serve notifier` (services/bootstrap.py's Runtime, as in "
     "`liaison up`, without ingest and ledger) in its own process; the publisher and the watcher "
     "share this process. Everything on the same cores as the server.",
+    "Peak is bounded by CPU, not by the server's write rate (ratio to pipelined HSET ≈ 0.1): per "
+    "delivery the notifier renders and encodes the entry and builds the `alert.delivered` "
+    "receipt; the server runs ~8 commands in scripts (inbox, order, recipients, deadline, "
+    "feed; receipt's dedupe check, XADD, index).",
 ]
 
 
@@ -39,6 +43,8 @@ class FanoutReport:
     hop: list[float] = field(default_factory=list)
     hset_per_s: float = 0.0
     cpu_ms_per_alert: float = 0.0
+    peak_cpu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    """CPU time over wall time during the burst (1.0 = one core): notifier, server, bench."""
     duplicates: int = 0
     dead_letters: int = 0
 
@@ -82,6 +88,8 @@ def render(report: FanoutReport) -> str:
                  f" | {peak:,.0f} | HSET {report.hset_per_s:,.0f}/s | {peak / report.hset_per_s:.2f}"
                  f" | ≥ {TARGET_PEAK:,.0f} {_mark(peak >= TARGET_PEAK)} |")  # fmt: skip
     lines.append(f"| notifier CPU per alert (steady) | {report.cpu_ms_per_alert:.2f} ms | | | |")
+    shares = " / ".join(f"{share:.0%}" for share in report.peak_cpu)
+    lines.append(f"| CPU in the burst: notifier / server / bench (of one core) | {shares} | | | |")
     lines.append(f"| duplicate deliveries seen / dead letters | {report.duplicates} / "
                  f"{report.dead_letters} | | | 0 / 0 |")  # fmt: skip
     lines += ["", "## Method", ""] + [f"- {note}" for note in NOTES]

@@ -70,13 +70,15 @@ class Watcher:
     seen_at: list[float] = field(default_factory=list)
     """``perf_counter()`` of every delivery seen, in order."""
     duplicates: int = 0
+    stopped: bool = False
+    """Set to stop :meth:`run` (redis-py may swallow the cancellation of a blocked read)."""
 
     async def run(self) -> None:
-        """Read the feeds until cancelled."""
+        """Read the feeds until :attr:`stopped`."""
         last = {streams.feed_key(unit): "0-0" for unit in self.units}
         delivered = set()
-        while True:
-            reply: Any = await self.redis.xread(last, block=1000, count=1000)  # type: ignore[arg-type]
+        while not self.stopped:
+            reply: Any = await self.redis.xread(last, block=100, count=1000)  # type: ignore[arg-type]
             now = time.perf_counter()
             for key, entries in reply or ():
                 last[key.decode()] = entries[-1][0].decode()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -66,10 +67,25 @@ class NotifierDeps:
 
 def view_of(event: CloudEvent, view: View) -> dict[str, Any]:
     """The event as a recipient with ``view`` may see it."""
+    return views_of(event, {view})[view]
+
+
+def views_of(event: CloudEvent, views: Iterable[View]) -> dict[View, dict[str, Any]]:
+    """The event as each of ``views`` may see it, serialised once."""
     wire = event.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if view is View.NON_NOMINAL and "persons" in wire["data"]:
-        wire["data"] = non_nominal(wire["data"])
-    return wire
+    result: dict[View, dict[str, Any]] = {}
+    for view in views:
+        if view is View.NON_NOMINAL and "persons" in wire["data"]:
+            result[view] = {**wire, "data": non_nominal(wire["data"])}
+        else:
+            result[view] = wire
+    return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _route(facts: AlertFacts, topology: Topology) -> tuple[Recipient, ...]:
+    # Alerts along the same route from the same unit share their recipients; routing is pure.
+    return route_alert(facts, topology)
 
 
 def facts_of(event: CloudEvent) -> AlertFacts:
@@ -97,7 +113,7 @@ async def fan_out_all(
 ) -> list[tuple[Recipient, ...]]:
     """:func:`fan_out` for several alerts: one inbox write and one publish for them all."""
     now = deps.clock()
-    routed = [(event, route_alert(facts_of(event), deps.topology)) for event in events]
+    routed = [(event, _route(facts_of(event), deps.topology)) for event in events]
     pending = [
         (event, recipient, delivery)
         for event, recipients in routed
@@ -110,10 +126,10 @@ async def fan_out_all(
     )
     receipts = []
     for (event, recipient, _), kept in zip(pending, stored, strict=True):
+        # the stored time: a redelivery's receipt is the first run's, so it dedupes
+        receipts.append(_delivered(event, recipient, datetime.fromisoformat(kept["delivered_at"])))
         if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
             await deps.webhooks.enqueue(recipient.unit, event.id, kept["event"])
-        at = datetime.fromisoformat(kept["delivered_at"])
-        receipts.append(_delivered(event, recipient, at))
     await deps.publisher.publish(receipts)  # deterministic ids: a re-run re-publishes nothing
     return [recipients for _, recipients in routed]
 
@@ -123,7 +139,7 @@ def _deliveries(
 ) -> list[dict[str, Any]]:
     """Each recipient's inbox entry; each view of the event is rendered once."""
     assert isinstance(event.data, AlertRaised)  # facts_of checked it
-    views = {view: view_of(event, view) for view in {r.view for r in recipients}}
+    views = views_of(event, {r.view for r in recipients})
     deadline = (now + deps.deadlines.for_severity(event.data.severity)).isoformat()
     return [
         {
@@ -141,7 +157,9 @@ def _deliveries(
 
 
 def _delivered(alert: CloudEvent, recipient: Recipient, at: datetime) -> CloudEvent:
-    data = AlertDelivered(
+    # Not validated again: every value comes from the validated alert, routing or the clock.
+    assert alert.unit is not None  # facts_of checked it
+    data = AlertDelivered.model_construct(
         alert_id=alert.id,
         alert_source=alert.unit,
         recipient=recipient.unit,

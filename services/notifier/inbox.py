@@ -83,13 +83,15 @@ class RedisInbox:
             return []
         keys: list[KeyT] = [streams.DEADLINES]
         args: list[EncodableT] = [streams.FEED_MAXLEN]
+        encoded: dict[int, str] = {}  # an alert's recipients share its views: encode each once
         for unit, delivery, score in deliveries:
             alert_id = delivery["alert_id"]
             keys += [streams.inbox_key(unit), streams.inbox_order_key(unit),
                      streams.recipients_key(alert_id), streams.feed_key(unit)]  # fmt: skip
             deadline = delivery.get("deadline")
             at = repr(datetime.fromisoformat(deadline).timestamp()) if deadline else ""
-            args += [alert_id, unit, json.dumps(delivery), repr(score), delivery["view"], at]
+            text = _encode(delivery, encoded)
+            args += [alert_id, unit, text, repr(score), delivery["view"], at]
         replies = await self._deliver(keys=keys, args=args)
         return [
             delivery if reply == 1 else json.loads(reply)
@@ -192,6 +194,15 @@ class RedisInbox:
         entry = _assemble(json.loads(raw), ack, changes, escalation)
         entry["webhooks"] = await webhook_outcomes(self._redis, unit, alert_id)
         return entry
+
+
+def _encode(delivery: dict[str, Any], encoded: dict[int, str]) -> str:
+    """``json.dumps(delivery)``, its ``event`` (shared by id) encoded only once."""
+    event = delivery["event"]
+    if id(event) not in encoded:
+        encoded[id(event)] = json.dumps(event)
+    rest = json.dumps({k: v for k, v in delivery.items() if k != "event"})
+    return f'{rest[:-1]}, "event": {encoded[id(event)]}}}'
 
 
 def _text(value: bytes | str) -> str:
