@@ -6,8 +6,9 @@ session's server while alerts are published through the real path
 it holds alerts it has read but not acknowledged whose inbox entries are
 already written (a batch's deliveries are one script: all or none), and is
 SIGKILLed there, so the survivor's redelivery meets deliveries that exist
-(if that state is not caught within 10 s: holding alerts read, not delivered). With ``LIAISON_CLAIM_IDLE`` at one
-second the survivor's claimer takes its pending alerts over. Deadlines are
+(if that state is not caught within 10 s: holding alerts read, not yet
+delivered). With ``LIAISON_CLAIM_IDLE`` at one second the survivor's
+claimer takes its pending alerts over. Deadlines are
 one second, so both processes escalate while all this happens.
 
 Then every recipient has every alert exactly once, every (alert, unit) has
