@@ -27,17 +27,18 @@ async def escalate_due(deps: NotifierDeps, limit: int = 100) -> int:
     for unit, alert_id in await deps.inbox.due(now.timestamp(), limit):
         delivery = await deps.inbox.get(unit, alert_id)
         if delivery is not None and _still_waiting(delivery):
+            # Also when already marked escalated: the deadline is still due, so a process died
+            # between marking and notifying; finishing is idempotent (notices, event id).
             await _escalate(unit, alert_id, delivery, now, deps)
-            escalated += 1
+            escalated += not delivery.get("escalated")
         await deps.inbox.settle(unit, alert_id)
     return escalated
 
 
 def _still_waiting(delivery: dict[str, object]) -> bool:
-    return (
-        delivery.get("acknowledged_at") is None
-        and delivery.get("state") not in ("closed", "cancelled")
-        and not delivery.get("escalated")
+    return delivery.get("acknowledged_at") is None and delivery.get("state") not in (
+        "closed",
+        "cancelled",
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -30,8 +31,8 @@ class Inbox(Protocol):
     """Per-unit inboxes (:class:`~services.notifier.inbox.RedisInbox`)."""
 
     async def deliver(
-        self, unit: str, delivery: dict[str, Any], score: float
-    ) -> dict[str, Any]: ...
+        self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
+    ) -> list[dict[str, Any]]: ...
     async def recipients(self, alert_id: str) -> dict[str, str]: ...
     async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None: ...
     async def acknowledge(
@@ -66,10 +67,25 @@ class NotifierDeps:
 
 def view_of(event: CloudEvent, view: View) -> dict[str, Any]:
     """The event as a recipient with ``view`` may see it."""
+    return views_of(event, {view})[view]
+
+
+def views_of(event: CloudEvent, views: Iterable[View]) -> dict[View, dict[str, Any]]:
+    """The event as each of ``views`` may see it, serialised once."""
     wire = event.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if view is View.NON_NOMINAL and "persons" in wire["data"]:
-        wire["data"] = non_nominal(wire["data"])
-    return wire
+    result: dict[View, dict[str, Any]] = {}
+    for view in views:
+        if view is View.NON_NOMINAL and "persons" in wire["data"]:
+            result[view] = {**wire, "data": non_nominal(wire["data"])}
+        else:
+            result[view] = wire
+    return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _route(facts: AlertFacts, topology: Topology) -> tuple[Recipient, ...]:
+    # Alerts along the same route from the same unit share their recipients; routing is pure.
+    return route_alert(facts, topology)
 
 
 def facts_of(event: CloudEvent) -> AlertFacts:
@@ -89,34 +105,61 @@ def facts_of(event: CloudEvent) -> AlertFacts:
 
 async def fan_out(event: CloudEvent, deps: NotifierDeps) -> tuple[Recipient, ...]:
     """Deliver an alert to every recipient's inbox and emit one ``alert.delivered`` each."""
-    facts = facts_of(event)
-    assert isinstance(event.data, AlertRaised)  # facts_of checked it
-    recipients = route_alert(facts, deps.topology)
+    return (await fan_out_all([event], deps))[0]
+
+
+async def fan_out_all(
+    events: Sequence[CloudEvent], deps: NotifierDeps
+) -> list[tuple[Recipient, ...]]:
+    """:func:`fan_out` for several alerts: one inbox write and one publish for them all."""
     now = deps.clock()
+    routed = [(event, _route(facts_of(event), deps.topology)) for event in events]
+    pending = [
+        (event, recipient, delivery)
+        for event, recipients in routed
+        for recipient, delivery in zip(
+            recipients, _deliveries(event, recipients, now, deps), strict=True
+        )
+    ]
+    stored = await deps.inbox.deliver(
+        [(r.unit, delivery, now.timestamp()) for _, r, delivery in pending]
+    )
     receipts = []
-    for recipient in recipients:
-        delivery = {
+    for (event, recipient, _), kept in zip(pending, stored, strict=True):
+        # the stored time: a redelivery's receipt is the first run's, so it dedupes
+        receipts.append(_delivered(event, recipient, datetime.fromisoformat(kept["delivered_at"])))
+        if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
+            await deps.webhooks.enqueue(recipient.unit, event.id, kept["event"])
+    await deps.publisher.publish(receipts)  # deterministic ids: a re-run re-publishes nothing
+    return [recipients for _, recipients in routed]
+
+
+def _deliveries(
+    event: CloudEvent, recipients: Sequence[Recipient], now: datetime, deps: NotifierDeps
+) -> list[dict[str, Any]]:
+    """Each recipient's inbox entry; each view of the event is rendered once."""
+    assert isinstance(event.data, AlertRaised)  # facts_of checked it
+    views = views_of(event, {r.view for r in recipients})
+    deadline = (now + deps.deadlines.for_severity(event.data.severity)).isoformat()
+    return [
+        {
             "alert_id": event.id,
-            "alert_source": facts.origin,
-            "event": view_of(event, recipient.view),
+            "alert_source": event.unit,
+            "event": views[recipient.view],
             "reasons": [str(r) for r in recipient.reasons],
             "view": str(recipient.view),
             "severity": str(event.data.severity),
             "delivered_at": now.isoformat(),
-            "deadline": (now + deps.deadlines.for_severity(event.data.severity)).isoformat(),
+            "deadline": deadline,
         }
-        stored = await deps.inbox.deliver(recipient.unit, delivery, now.timestamp())
-        if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
-            await deps.webhooks.enqueue(recipient.unit, event.id, stored["event"])
-        receipts.append(
-            _delivered(event, recipient, datetime.fromisoformat(stored["delivered_at"]))
-        )
-    await deps.publisher.publish(receipts)
-    return recipients
+        for recipient in recipients
+    ]
 
 
 def _delivered(alert: CloudEvent, recipient: Recipient, at: datetime) -> CloudEvent:
-    data = AlertDelivered(
+    # Not validated again: every value comes from the validated alert, routing or the clock.
+    assert alert.unit is not None  # facts_of checked it
+    data = AlertDelivered.model_construct(
         alert_id=alert.id,
         alert_source=alert.unit,
         recipient=recipient.unit,
@@ -183,7 +226,12 @@ async def acknowledge(
 async def handle_alert_entries(
     entries: Sequence[Entry], deps: NotifierDeps, dead: DeadLetters
 ) -> None:
-    """Route each alert-stream entry; a bad one goes to the dead letters, the rest proceed."""
+    """Route each alert-stream entry; a bad one goes to the dead letters, the rest proceed.
+
+    Consecutive ``alert.raised`` entries are fanned out together; a change is passed on
+    only after every alert before it was delivered, so it finds their recipients.
+    """
+    raised: list[CloudEvent] = []
     for entry in entries:
         try:
             event = CloudEvent.from_json(entry.payload)
@@ -191,6 +239,9 @@ async def handle_alert_entries(
             await dead.put(entry, f"notifier: not a valid event: {exc.error_count()} error(s)")
             continue
         if event.type is EventType.ALERT_RAISED:
-            await fan_out(event, deps)
+            raised.append(event)
         elif event.type in CHANGE_TYPES:
+            await fan_out_all(raised, deps)
+            raised = []
             await pass_on_change(event, deps)
+    await fan_out_all(raised, deps)

@@ -7,11 +7,12 @@ the unit or the event — so a redelivered stream entry changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT, FieldT, KeyT
 
 from services import streams
 from services.notifier.webhook_outcomes import webhook_outcomes
@@ -37,30 +38,65 @@ def _member(unit: str, alert_id: str) -> str:
     return f"{unit}\n{alert_id}"
 
 
+# KEYS[1] = deadlines, then per delivery: inbox, order, recipients, feed.
+# ARGV[1] = feed maxlen, then per delivery: alert id, unit, delivery JSON, score, view, deadline.
+# Per delivery: 1 if stored now, else the delivery stored before (a redelivery changes nothing).
+_DELIVER_LUA = """
+local out = {}
+for i = 0, (#KEYS - 1) / 4 - 1 do
+  local k, a = 2 + i * 4, 2 + i * 6
+  local alert, unit = ARGV[a], ARGV[a + 1]
+  local created = redis.call('HSETNX', KEYS[k], alert, ARGV[a + 2])
+  redis.call('ZADD', KEYS[k + 1], 'NX', ARGV[a + 3], alert)
+  redis.call('HSETNX', KEYS[k + 2], unit, ARGV[a + 4])
+  if ARGV[a + 5] ~= '' then
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[a + 5], unit .. '\\n' .. alert)
+  end
+  if created == 1 then
+    redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[1], '*',
+               'kind', 'delivered', 'alert_id', alert)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = redis.call('HGET', KEYS[k], alert)
+  end
+end
+return out
+"""
+
+
 class RedisInbox:
     """The inboxes of every unit."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._deliver = redis.register_script(_DELIVER_LUA)
 
-    async def deliver(self, unit: str, delivery: dict[str, Any], score: float) -> dict[str, Any]:
-        """Store a delivery unless the unit already has this alert; return the stored one."""
-        key, alert_id = streams.inbox_key(unit), delivery["alert_id"]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, alert_id, json.dumps(delivery))
-            pipe.zadd(streams.inbox_order_key(unit), {alert_id: score}, nx=True)
-            pipe.hsetnx(streams.recipients_key(alert_id), unit, delivery["view"])
-            if delivery.get(
-                "deadline"
-            ):  # idempotent too: a redelivery re-adds what escalation checks
-                deadline = datetime.fromisoformat(delivery["deadline"]).timestamp()
-                pipe.zadd(streams.DEADLINES, {_member(unit, alert_id): deadline}, nx=True)
-            pipe.hget(key, alert_id)
-            created, *_, stored = await pipe.execute()
-        result: dict[str, Any] = json.loads(stored)
-        if created:
-            await self._feed(unit, "delivered", alert_id)
-        return result
+    async def deliver(
+        self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
+    ) -> list[dict[str, Any]]:
+        """Store each ``(unit, delivery, score)`` unless the unit already has this alert.
+
+        One script for the whole batch (one round trip, each delivery atomic
+        with its feed entry); returns the deliveries as stored, in order.
+        """
+        if not deliveries:
+            return []
+        keys: list[KeyT] = [streams.DEADLINES]
+        args: list[EncodableT] = [streams.FEED_MAXLEN]
+        encoded: dict[int, str] = {}  # an alert's recipients share its views: encode each once
+        for unit, delivery, score in deliveries:
+            alert_id = delivery["alert_id"]
+            keys += [streams.inbox_key(unit), streams.inbox_order_key(unit),
+                     streams.recipients_key(alert_id), streams.feed_key(unit)]  # fmt: skip
+            deadline = delivery.get("deadline")
+            at = repr(datetime.fromisoformat(deadline).timestamp()) if deadline else ""
+            text = _encode(delivery, encoded)
+            args += [alert_id, unit, text, repr(score), delivery["view"], at]
+        replies = await self._deliver(keys=keys, args=args)
+        return [
+            delivery if reply == 1 else json.loads(reply)
+            for (_, delivery, _), reply in zip(deliveries, replies, strict=True)
+        ]
 
     async def _feed(self, unit: str, kind: str, alert_id: str) -> None:
         # Live screens only: a crash right before this loses a notification, never the inbox entry.
@@ -158,6 +194,15 @@ class RedisInbox:
         entry = _assemble(json.loads(raw), ack, changes, escalation)
         entry["webhooks"] = await webhook_outcomes(self._redis, unit, alert_id)
         return entry
+
+
+def _encode(delivery: dict[str, Any], encoded: dict[int, str]) -> str:
+    """``json.dumps(delivery)``, its ``event`` (shared by id) encoded only once."""
+    event = delivery["event"]
+    if id(event) not in encoded:
+        encoded[id(event)] = json.dumps(event)
+    rest = json.dumps({k: v for k, v in delivery.items() if k != "event"})
+    return f'{rest[:-1]}, "event": {encoded[id(event)]}}}'
 
 
 def _text(value: bytes | str) -> str:

@@ -1,10 +1,10 @@
-"""The benchmarks still run end to end on a few hundred events; they assert no speed."""
+"""The benchmarks still run end to end on a few hundred events or alerts; no speed asserted."""
 
 from __future__ import annotations
 
 import pytest
 
-import bench.ingest
+from bench import fanout, ingest
 from bench.smoke import smoke
 
 
@@ -17,9 +17,17 @@ async def test_ledger_benchmark_runs_end_to_end() -> None:
 
 @pytest.mark.timeout(120)
 async def test_ingest_benchmark_runs_end_to_end() -> None:
-    report = await bench.ingest.run(
-        600, senders=2
-    )  # raises unless the stream holds every event accepted
+    # raises unless the stream holds every event accepted
+    report = await ingest.run(600, senders=2)
     [figure, *_] = report.figures["Ingest"]
     assert figure.rate > 0
     assert figure.limit > 0
+
+
+@pytest.mark.timeout(120)
+async def test_fanout_benchmark_runs_end_to_end() -> None:
+    report = await fanout.smoke()  # raises unless every inbox holds every alert once
+    assert report.alerts == 20
+    assert report.recipients == 100
+    assert report.peak_deliveries == 100
+    assert report.duplicates == 0

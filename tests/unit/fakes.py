@@ -40,7 +40,12 @@ class FakeInbox:
         self.escalations: dict[tuple[str, str], dict[str, Any]] = {}
         self.notices: dict[str, dict[str, dict[str, Any]]] = {}
 
-    async def deliver(self, unit: str, delivery: dict[str, Any], score: float) -> dict[str, Any]:
+    async def deliver(
+        self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
+    ) -> list[dict[str, Any]]:
+        return [self._deliver(unit, delivery) for unit, delivery, _ in deliveries]
+
+    def _deliver(self, unit: str, delivery: dict[str, Any]) -> dict[str, Any]:
         key = (unit, delivery["alert_id"])
         stored = self.deliveries.setdefault(key, copy.deepcopy(delivery))
         if delivery.get("deadline"):

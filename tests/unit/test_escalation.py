@@ -86,3 +86,22 @@ async def test_an_update_does_not_stop_the_clock(deps: NotifierDeps, clock: Cloc
     await pass_on_change(CloudEvent.model_validate(update), deps)
     clock.now += timedelta(minutes=11)
     assert await escalate_due(deps) == 4
+
+
+async def test_a_crash_after_marking_is_finished_by_the_next_round(
+    deps: NotifierDeps, clock: Clock
+) -> None:
+    """Marked escalated, then the process died before the notice and the event: still due."""
+    alert = CloudEvent.model_validate(factories.alert())
+    await fan_out(alert, deps)
+    clock.now += timedelta(minutes=11)
+    record = {"escalated_at": clock.now.isoformat(), "deadline": clock.now.isoformat(),
+              "coordinators": ["NIAC-UZ"], "reminder": "r"}  # fmt: skip
+    await deps.inbox.escalate("IMT-GULISTAN", alert.id, record)
+    assert await escalate_due(deps) == 3  # the other three are new; Gulistan's is finished
+    inbox = deps.inbox
+    assert isinstance(inbox, FakeInbox)
+    assert f"IMT-GULISTAN/{alert.id}" in inbox.notices["NIAC-UZ"]
+    units = sorted(e.data.unit for e in _escalations(deps) if isinstance(e.data, AlertEscalated))
+    assert units == ["BLO-FOTEHOBOD", "IMT-GULISTAN", "IMT-TASHKENT", "NIAC-UZ"]
+    assert await escalate_due(deps) == 0

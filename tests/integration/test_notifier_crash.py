@@ -1,0 +1,247 @@
+"""Two notifier processes share the alerts; one is SIGKILLed mid-batch; the other finishes.
+
+Two ``liaison serve notifier`` processes (one consumer group) run on the
+session's server while alerts are published through the real path
+(:class:`~services.bus.RedisPublisher`). One of them is frozen (SIGSTOP) until
+it holds alerts it has read but not acknowledged whose inbox entries are
+already written (a batch's deliveries are one script: all or none), and is
+SIGKILLed there, so the survivor's redelivery meets deliveries that exist
+(if that state is not caught within 10 s: holding alerts read, not yet
+delivered). With ``LIAISON_CLAIM_IDLE`` at one second the survivor's
+claimer takes its pending alerts over. Deadlines are
+one second, so both processes escalate while all this happens.
+
+Then every recipient has every alert exactly once, every (alert, unit) has
+exactly one ``alert.delivered`` and one ``alert.escalated`` receipt, nothing
+is pending or dead-lettered, and the survivor stops cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas.events import CloudEvent
+from schemas.topology import default_topology
+from services import bus, streams
+from services.notifier.handlers import facts_of
+from services.notifier.routing import route_alert
+from tests import factories
+from tests.integration.processes import ServiceProcess, ServiceProcesses
+
+TOTAL = 600
+"""Alerts published; each reaches five units."""
+BATCH = 50
+"""Alerts per publish call."""
+LEAD = 200
+"""The publisher stays at most this many alerts ahead of the notifiers' reads."""
+EXTRA = "BLO-AYRITOM"
+"""An explicit recipient on top of the design example's four."""
+
+
+@pytest.fixture
+def notifiers(tmp_path: Path, redis_url: str) -> Iterator[ServiceProcesses]:
+    """``liaison serve notifier`` with one-second claim idle and deadlines; reaped at the end."""
+    config = tmp_path / "liaison.yaml"
+    config.write_text("ack_deadlines: {flash: 1s, urgent: 1s, routine: 1s}\n", encoding="utf-8")
+    env = {
+        "LIAISON_REDIS_URL": redis_url,
+        "LIAISON_DATA_DIR": str(tmp_path / "var"),
+        "LIAISON_CLAIM_IDLE": "1s",
+        "LIAISON_CONFIG": str(config),
+    }
+    processes = ServiceProcesses(tmp_path / "logs", env)
+    try:
+        yield processes
+    finally:
+        processes.close()
+
+
+async def wait_for(
+    check: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    processes: ServiceProcesses,
+    timeout: float = 30,
+) -> None:
+    """Poll ``check`` until it holds; fail with the processes' output at the deadline."""
+
+    async def holds() -> bool:
+        result = check()
+        return await result if inspect.isawaitable(result) else result
+
+    try:
+        async with asyncio.timeout(timeout):
+            while not await holds():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail(f"not within {timeout}s: {what}\n{processes.logs()}")
+
+
+async def group_info(redis: Redis) -> dict[str, object]:
+    """XINFO GROUPS of the notifier's group on the alert stream."""
+    groups = await redis.xinfo_groups(streams.ALERTS)
+    info: dict[str, object] = next(g for g in groups if g["name"] == b"notifier")
+    return info
+
+
+async def held_by(redis: Redis, process: ServiceProcess) -> list[str]:
+    """Alert-stream entry ids read (or claimed) by this process and not acknowledged."""
+    tag, ids = f":{process.pid}:", []
+    for consumer in await redis.xinfo_consumers(streams.ALERTS, streams.NOTIFIER_GROUP):
+        if tag in consumer["name"].decode() and consumer["pending"]:
+            rows = await redis.xpending_range(
+                streams.ALERTS, streams.NOTIFIER_GROUP, min="-", max="+", count=TOTAL,
+                consumername=consumer["name"],
+            )  # fmt: skip
+            ids += [row["message_id"].decode() for row in rows]
+    return ids
+
+
+@dataclass
+class Feeder:
+    """Publishes alerts in batches up to ``target``, at most ``LEAD`` ahead of the reads."""
+
+    redis: Redis
+    alerts: list[CloudEvent]
+    target: int = 0
+    published: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        publisher = bus.RedisPublisher(self.redis)
+        while self.published < len(self.alerts):
+            read = int(str((await group_info(self.redis))["entries-read"] or 0))
+            if self.published >= self.target or self.published - read >= LEAD:
+                await asyncio.sleep(0.01)
+                continue
+            batch = self.alerts[self.published : min(self.published + BATCH, self.target)]
+            assert all(await publisher.publish(batch)), "a fresh alert was taken for a duplicate"
+            self.published += len(batch)
+        self.done.set()
+
+
+def _receipts(entries: list[tuple[bytes, dict[bytes, bytes]]], kind: str) -> Counter[str]:
+    """``alert id/unit`` → how many receipts of ``kind`` the receipt stream holds."""
+    counts: Counter[str] = Counter()
+    for _, fields in entries:
+        event = json.loads(fields[streams.EVENT_FIELD.encode()])
+        if event["type"] == kind:
+            data = event["data"]
+            counts[f"{data['alert_id']}/{data.get('recipient') or data.get('unit')}"] += 1
+    return counts
+
+
+@pytest.mark.timeout(120)
+async def test_a_notifier_killed_mid_batch_loses_and_duplicates_nothing(
+    redis: Redis, notifiers: ServiceProcesses
+) -> None:
+    topology = default_topology()
+    alerts = [CloudEvent.model_validate(_alert()) for _ in range(TOTAL)]
+    expected = {a.id: {r.unit for r in route_alert(facts_of(a), topology)} for a in alerts}
+    units = set().union(*expected.values())
+    deliveries = {f"{alert}/{unit}" for alert, to in expected.items() for unit in to}
+    assert all(len(to) == 5 for to in expected.values())
+    await bus.ensure_groups(redis)
+    alert_of: dict[str, str] = {}  # stream entry id -> alert id
+
+    async def delivered(entry_ids: list[str]) -> int:
+        """Of these entries, how many alerts already reached their inboxes."""
+        if any(e not in alert_of for e in entry_ids):
+            seen = await redis.hgetall(streams.SEEN)
+            alert_of.update({v.decode(): k.decode().split(" ", 1)[1] for k, v in seen.items()})
+        ids = [alert_of[e] for e in entry_ids]
+        pipe = redis.pipeline(transaction=False)
+        for alert_id in ids:
+            pipe.exists(streams.recipients_key(alert_id))
+        return sum(await pipe.execute())
+
+    first, second = notifiers.start("notifier"), notifiers.start("notifier")
+    feeder = Feeder(redis, alerts, target=TOTAL - 100)  # the rest after the kill
+    feeding = asyncio.create_task(feeder.run())
+    try:
+
+        async def both_reading() -> bool:
+            consumers = await redis.xinfo_consumers(streams.ALERTS, streams.NOTIFIER_GROUP)
+            names = " ".join(c["name"].decode() for c in consumers)
+            return all(f":{p.pid}:" in names for p in (first, second))
+
+        await wait_for(both_reading, "both notifiers reading", notifiers)
+
+        async def a_sixth_delivered() -> bool:
+            return bool(await redis.exists(streams.recipients_key(alerts[TOTAL // 6].id)))
+
+        await wait_for(a_sixth_delivered, "a sixth delivered", notifiers)
+
+        async def frozen_holding(written: bool) -> bool:
+            first.pause()
+            held = await held_by(redis, first)
+            if held and (not written or await delivered(held) > 0):
+                return True
+            first.resume()
+            return False
+
+        try:  # best: deliveries written, not acknowledged (a redelivery meets them)
+            async with asyncio.timeout(10):
+                while not await frozen_holding(written=True):
+                    await asyncio.sleep(0.005)
+        except TimeoutError:  # else read, not yet delivered: only the claimer saves them
+            await wait_for(lambda: frozen_holding(written=False), "frozen holding", notifiers)
+        stranded = await held_by(redis, first)
+        written = await delivered(stranded)
+        first.kill()
+        feeder.target = TOTAL
+
+        async def settled() -> bool:
+            if not feeder.done.is_set():
+                return False
+            info = await group_info(redis)
+            entries = await redis.xrange(streams.RECEIPTS)
+            return (
+                info["pending"] == 0
+                and info["lag"] == 0
+                and set(_receipts(entries, "alert.delivered")) == deliveries
+                and set(_receipts(entries, "alert.escalated")) == deliveries
+                and await redis.zcard(streams.DEADLINES) == 0
+            )
+
+        await wait_for(settled, "every alert delivered and escalated", notifiers, 60)
+        assert await second.terminate() == 0, second.output()
+    finally:
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
+
+    print(f"\nkilled holding {len(stranded)} alerts, {written} of them delivered")
+    assert stranded, "the kill stranded nothing: the claimer was not needed"
+    # every recipient has every alert addressed to it, exactly once
+    for unit in units:
+        mine = {a for a, to in expected.items() if unit in to}
+        assert {k.decode() for k in await redis.hkeys(streams.inbox_key(unit))} == mine
+        assert await redis.zcard(streams.inbox_order_key(unit)) == len(mine)
+        feed = await redis.xrange(streams.feed_key(unit))
+        kinds = Counter((f[b"kind"], f[b"alert_id"]) for _, f in feed if f[b"kind"] != b"notice")
+        assert set(kinds.values()) == {1}, "a feed notification was repeated"
+    # one receipt per (alert, unit) of each kind, no more: the redelivery re-published nothing
+    entries = await redis.xrange(streams.RECEIPTS)
+    for kind in ("alert.delivered", "alert.escalated"):
+        counts = _receipts(entries, kind)
+        assert set(counts) == deliveries
+        assert set(counts.values()) == {1}, f"{kind} receipt duplicated"
+    assert await redis.xlen(streams.DEAD_LETTERS) == 0
+    for process in notifiers.started:
+        assert "Traceback" not in process.output(), process.output()
+
+
+def _alert() -> dict[str, object]:
+    alert = factories.alert()
+    alert["data"]["recipients"] = [EXTRA]
+    return alert
