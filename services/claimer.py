@@ -73,6 +73,7 @@ class Claimer:
     ) -> None:
         self.redis, self.stream, self.group, self.consumer = redis, stream, group, consumer
         self.handler, self.options = handler, options
+        self._last_error: dict[str, str] = {}  # entry id → why it last failed alone (this process)
 
     @property
     def name(self) -> str:
@@ -115,6 +116,8 @@ class Claimer:
         for entry in entries:
             if counts.get(entry.entry_id, 0) > self.options.retry_cap:
                 reason = f"{self.group}: still failing after {self.options.retry_cap} deliveries"
+                if last := self._last_error.pop(entry.entry_id, None):
+                    reason += f"; last: {last}"
                 log.error("dead-lettering %s %s: %s", self.stream, entry.entry_id, reason)
                 await dead_letter(self.redis, origin=self.stream, reason=reason,
                                   payload=entry.payload, entry_id=entry.entry_id)  # fmt: skip
@@ -126,6 +129,8 @@ class Claimer:
                 log.warning("%s: handler unavailable; %d entries wait for the next round",
                             self.name, len(retry), exc_info=True)  # fmt: skip
                 await self._unclaim(retry, counts)
+        for entry in done:
+            self._last_error.pop(entry.entry_id, None)
         if done:
             await self.redis.xack(self.stream, self.group, *[e.entry_id for e in done])
 
@@ -136,9 +141,10 @@ class Claimer:
             return entries
         except OUTAGES:
             raise  # not the entries' fault: split nothing, count nothing
-        except Exception:
+        except Exception as exc:
             if len(entries) == 1:
                 log.warning("%s %s failed again", self.stream, entries[0].entry_id, exc_info=True)
+                self._last_error[entries[0].entry_id] = f"{type(exc).__name__}: {exc}"[:500]
                 return []
         handled = []
         for entry in entries:

@@ -58,6 +58,9 @@ DEADLINES = f"{PREFIX}:deadlines"
 FEED_MAXLEN = 10_000
 """Entries kept per unit feed: it serves live screens; the inbox is the record."""
 
+ALERT_ORIGINS = f"{PREFIX}:alert-origins"
+"""Hash alert id → source of the ``alert.raised`` that first used it: an alert id names one alert."""
+
 INBOX_PREFIX = f"{PREFIX}:inbox:"
 ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"
 

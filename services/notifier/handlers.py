@@ -18,17 +18,17 @@ from schemas.topology import Topology
 from schemas.vocabulary import EventType, View
 from services.bus import DeadLetters, Entry, Publisher
 from services.config import AckDeadlines
+from services.notifier.admission import CHANGE_TYPES, AlertOwners, UnknownAlert, admit
 from services.notifier.routing import AlertFacts, Recipient, non_nominal, route_alert
 
 log = logging.getLogger(__name__)
 
 NOTIFIER_SOURCE = "/liaison/notifier"
 DEFAULT_DEADLINES = AckDeadlines()
-CHANGE_TYPES = {EventType.ALERT_UPDATED, EventType.ALERT_CANCELLED, EventType.ALERT_CLOSED}
 
 
-class Inbox(Protocol):
-    """Per-unit inboxes (:class:`~services.notifier.inbox.RedisInbox`)."""
+class Inbox(AlertOwners, Protocol):
+    """Per-unit inboxes and the alert register (:class:`~services.notifier.inbox.RedisInbox`)."""
 
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
@@ -231,13 +231,17 @@ async def handle_alert_entries(
     Consecutive ``alert.raised`` entries are fanned out together; a change is passed on
     only after every alert before it was delivered, so it finds their recipients.
     """
-    raised: list[CloudEvent] = []
+    parsed: list[tuple[Entry, CloudEvent]] = []
     for entry in entries:
         try:
-            event = CloudEvent.from_json(entry.payload)
+            parsed.append((entry, CloudEvent.from_json(entry.payload)))
         except ValidationError as exc:
             await dead.put(entry, f"notifier: not a valid event: {exc.error_count()} error(s)")
-            continue
+    admission = await admit(parsed, deps.inbox)
+    for entry, reason in admission.refused:
+        await dead.put(entry, reason)
+    raised: list[CloudEvent] = []
+    for event in admission.admitted:
         if event.type is EventType.ALERT_RAISED:
             raised.append(event)
         elif event.type in CHANGE_TYPES:
@@ -245,3 +249,5 @@ async def handle_alert_entries(
             raised = []
             await pass_on_change(event, deps)
     await fan_out_all(raised, deps)
+    if admission.held:  # the rest is done; these stay pending for the claimer
+        raise UnknownAlert("; ".join(admission.held))

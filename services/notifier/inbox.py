@@ -105,6 +105,24 @@ class RedisInbox:
             streams.feed_key(unit), fields, maxlen=streams.FEED_MAXLEN, approximate=True
         )
 
+    async def claim_alerts(self, alerts: Sequence[tuple[str, str]]) -> list[str]:
+        """Register each ``(alert id, source)`` whose id is new; the owning source of each id."""
+        if not alerts:
+            return []
+        pipe = self._redis.pipeline(transaction=True)
+        for alert_id, source in alerts:
+            pipe.hsetnx(streams.ALERT_ORIGINS, alert_id, source)
+        pipe.hmget(streams.ALERT_ORIGINS, [alert_id for alert_id, _ in alerts])
+        *_, owners = await pipe.execute()
+        return [_text(owner) for owner in owners]
+
+    async def alert_owners(self, alert_ids: Sequence[str]) -> list[str | None]:
+        """The owning source of each alert id; None for an id never raised."""
+        if not alert_ids:
+            return []
+        owners = await self._redis.hmget(streams.ALERT_ORIGINS, list(alert_ids))
+        return [None if owner is None else _text(owner) for owner in owners]
+
     async def recipients(self, alert_id: str) -> dict[str, str]:
         """Every unit that received the alert, with the view it got."""
         raw = await self._redis.hgetall(streams.recipients_key(alert_id))

@@ -111,7 +111,9 @@ async def test_a_poison_entry_is_dead_lettered_after_the_cap(start: Start, redis
     [(_, fields)] = await redis.xrange(streams.DEAD_LETTERS)
     assert fields[b"payload"] == b"poison"
     assert fields[b"origin"] == streams.SEIZURES.encode()
-    assert b"after 3 deliveries" in fields[b"reason"]
+    assert (
+        b"after 3 deliveries; last: RuntimeError: cannot handle b'poison' yet" in fields[b"reason"]
+    )
     assert b"after" in handler.seen
 
 

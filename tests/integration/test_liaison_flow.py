@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from services import streams
 from services.bootstrap import Runtime
 from tests import factories
 from tests.integration.conftest import auth, eventually
@@ -172,3 +173,28 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     await eventually(ready)
     checks = (await api.get("/readyz")).json()["checks"]
     assert checks == {"redis": True, "subscribers": True, "webhooks": True}
+
+
+async def test_only_the_originator_closes_an_alert(
+    api: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    alert = factories.alert()
+    await api.post("/v1/events", json=alert, headers=auth("customs"))
+
+    async def delivered() -> bool:
+        return (await _ledger_types(api)).count("alert.delivered") == 4
+
+    await eventually(delivered)
+    # the same publisher, but another of its units: not the alert's originator
+    closed = factories.event("alert.closed", "BLO-AYRITOM", {"reason": "seized"},
+                             subject=alert["id"], releasableto="UZ,TJ")  # fmt: skip
+    assert (await api.post("/v1/events", json=closed, headers=auth("customs"))).status_code == 202
+
+    async def refused() -> bool:
+        return await runtime.redis.xlen(streams.DEAD_LETTERS) == 1
+
+    await eventually(refused)
+    [(_, fields)] = await runtime.redis.xrange(streams.DEAD_LETTERS)
+    assert b"only /units/BLO-OYBEK, which raised alert" in fields[b"reason"]
+    assert (await _inbox(api, "IMT-GULISTAN"))[0]["state"] != "closed"
+    assert "alert.closed" in await _ledger_types(api)  # what was said is on the record all the same

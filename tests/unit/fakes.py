@@ -39,6 +39,7 @@ class FakeInbox:
         self.deadlines: dict[tuple[str, str], float] = {}
         self.escalations: dict[tuple[str, str], dict[str, Any]] = {}
         self.notices: dict[str, dict[str, dict[str, Any]]] = {}
+        self.owners: dict[str, str] = {}
 
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
@@ -51,6 +52,12 @@ class FakeInbox:
         if delivery.get("deadline"):
             self.deadlines.setdefault(key, datetime.fromisoformat(delivery["deadline"]).timestamp())
         return copy.deepcopy(stored)
+
+    async def claim_alerts(self, alerts: Sequence[tuple[str, str]]) -> list[str]:
+        return [self.owners.setdefault(alert_id, source) for alert_id, source in alerts]
+
+    async def alert_owners(self, alert_ids: Sequence[str]) -> list[str | None]:
+        return [self.owners.get(alert_id) for alert_id in alert_ids]
 
     async def recipients(self, alert_id: str) -> dict[str, str]:
         return {u: d["view"] for (u, a), d in self.deliveries.items() if a == alert_id}

@@ -1,0 +1,86 @@
+"""Who may do what to which alert: one id, one alert; only its originator changes it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from schemas.topology import default_topology
+from services.bus import Entry
+from services.notifier.admission import UnknownAlert
+from services.notifier.handlers import NotifierDeps, handle_alert_entries
+from tests import factories
+from tests.unit.fakes import FakeDeadLetters, FakeInbox, FakePublisher
+
+
+@pytest.fixture
+def deps() -> NotifierDeps:
+    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher())
+
+
+def _entries(*events: dict[str, Any]) -> list[Entry]:
+    return [Entry("alerts", f"{i}-0", json.dumps(ev).encode()) for i, ev in enumerate(events)]
+
+
+def _closed(alert: dict[str, Any], unit: str = "BLO-OYBEK") -> dict[str, Any]:
+    return factories.event("alert.closed", unit, {"reason": "seized"},
+                           subject=alert["id"], releasableto="UZ,TJ")  # fmt: skip
+
+
+def _delivered(deps: NotifierDeps) -> dict[tuple[str, str], dict[str, Any]]:
+    assert isinstance(deps.inbox, FakeInbox)
+    return deps.inbox.deliveries
+
+
+def _changes(deps: NotifierDeps) -> int:
+    assert isinstance(deps.inbox, FakeInbox)
+    return sum(len(c) for c in deps.inbox.changes.values())
+
+
+async def test_a_raise_and_its_closure_in_one_batch_are_both_acted_on(deps: NotifierDeps) -> None:
+    alert, dead = factories.alert(), FakeDeadLetters()
+    await handle_alert_entries(_entries(alert, _closed(alert)), deps, dead)
+    assert len(_delivered(deps)) == 4
+    assert _changes(deps) == 4
+    assert dead.entries == []
+
+
+async def test_an_alert_id_reused_by_another_unit_is_refused(deps: NotifierDeps) -> None:
+    first, dead = factories.alert(), FakeDeadLetters()
+    await handle_alert_entries(_entries(first), deps, dead)
+    impostor = factories.alert("BLO-AYRITOM", id=first["id"])
+    await handle_alert_entries(_entries(impostor), deps, dead)
+    assert {unit for unit, _ in _delivered(deps)} == {
+        "IMT-TASHKENT", "IMT-GULISTAN", "BLO-FOTEHOBOD", "NIAC-UZ"
+    }  # fmt: skip
+    [(_, reason)] = dead.entries
+    assert "already used by an alert from /units/BLO-OYBEK" in reason
+
+
+async def test_the_same_alert_delivered_again_is_not_refused(deps: NotifierDeps) -> None:
+    alert, dead = factories.alert(), FakeDeadLetters()
+    await handle_alert_entries(_entries(alert), deps, dead)
+    await handle_alert_entries(_entries(alert), deps, dead)
+    assert dead.entries == []
+    assert len(_delivered(deps)) == 4
+
+
+async def test_only_the_originator_may_close_an_alert(deps: NotifierDeps) -> None:
+    alert, dead = factories.alert(), FakeDeadLetters()
+    await handle_alert_entries(_entries(alert, _closed(alert, "BLO-AYRITOM")), deps, dead)
+    assert _changes(deps) == 0
+    [(_, reason)] = dead.entries
+    assert "only /units/BLO-OYBEK, which raised alert" in reason
+
+
+async def test_a_change_of_an_alert_not_delivered_yet_is_held_back(deps: NotifierDeps) -> None:
+    alert, other, dead = factories.alert(), factories.alert(), FakeDeadLetters()
+    with pytest.raises(UnknownAlert, match="never delivered"):
+        await handle_alert_entries(_entries(_closed(alert), other), deps, dead)
+    assert {a for _, a in _delivered(deps)} == {other["id"]}  # the rest of the batch was done
+    assert dead.entries == []
+    await handle_alert_entries(_entries(alert), deps, dead)  # e.g. by another notifier process
+    await handle_alert_entries(_entries(_closed(alert), other), deps, dead)  # the claimer's retry
+    assert _changes(deps) == 4
