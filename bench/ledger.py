@@ -49,7 +49,7 @@ NOTES = [
     "Ledger persisted: from broker start until the ledger group has acknowledged every entry "
     "(XINFO GROUPS, polled every 50 ms; acks follow commits) and `SqlLedger.count()` = N; "
     "no signing key. SQLite: WAL, synchronous=FULL. PostgreSQL: fsync on.",
-    "The machine is shared while helpers work in parallel (2 cores): compare ratios, not absolute figures.",
+    "Absolute figures vary from run to run on a 2-core machine (the server, the ledger and the harness share it): compare ratios.",
 ]
 
 

@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 from faststream.redis import RedisBroker
-from redis.asyncio import Redis
 
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
@@ -35,6 +34,7 @@ from services.notifier.inbox import RedisInbox
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
+from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
 from services.streaming import Background
@@ -90,7 +90,7 @@ class Runtime:
             self._stack.callback(self.embedded.stop)
             log.info("embedded server at %s", url)
         self.redis_url = url
-        self.redis = Redis.from_url(url)
+        self.redis = connect(url)
         self._stack.push_async_callback(self.redis.aclose)
         await ensure_groups(self.redis)  # before anything publishes or subscribes
         self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)

@@ -19,6 +19,7 @@ from services.config import ConfigError, Settings, read_file_config, resolve_top
 from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.routing import route_alert
+from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
 
 
@@ -40,7 +41,7 @@ async def connect_redis(settings: Settings) -> AsyncIterator[Redis]:
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         url = embedded.start()
-    client = Redis.from_url(url)
+    client = connect(url)
     try:
         yield client
     finally:

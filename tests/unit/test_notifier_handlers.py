@@ -55,6 +55,8 @@ async def test_fan_out_delivers_each_view_and_emits_one_receipt_each(deps: Notif
     receipts = _published(deps)
     assert [r.type for r in receipts] == [EventType.ALERT_DELIVERED] * 4
     assert all(isinstance(r.data, AlertDelivered) and r.subject == alert.id for r in receipts)
+    # built without validation: each must still be exactly what validation would accept
+    assert all(CloudEvent.from_json(r.to_json()).to_json() == r.to_json() for r in receipts)
 
 
 async def test_fan_out_twice_changes_nothing(deps: NotifierDeps) -> None:
