@@ -9,6 +9,13 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 
+def stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop, even if a library swallowed it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def forever(step: Callable[[], Awaitable[object]], pause: float, what: str) -> None:
     """Run ``step`` every ``pause`` seconds until cancelled; log failures and go on.
 

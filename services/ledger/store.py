@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -24,6 +25,9 @@ from services.ledger.signing import Signer, checkpoint_message
 from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
 
 __all__ = ["utc_text"]  # re-exported: it used to live here
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,9 @@ class SqlLedger:
         """Append the records not yet recorded (by ``(source, id)``), in order, in one transaction."""
         if not records:
             return AppendResult()
+        return await _to_completion(self._append_records(records))
+
+    async def _append_records(self, records: Sequence[Record]) -> AppendResult:
         async with self._write_lock, _outage(), self.engine.begin() as conn:
             await sql.lock(conn)
             fresh = await sql.not_recorded(conn, records)
@@ -163,7 +170,10 @@ class SqlLedger:
 
     async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
         """Sign the head if the policy says so, or if unsigned entries exist and ``force`` is set."""
-        async with self._write_lock, self.engine.begin() as conn:
+        return await _to_completion(self._checkpoint(force))
+
+    async def _checkpoint(self, force: bool) -> Checkpoint | None:
+        async with self._write_lock, _outage(), self.engine.begin() as conn:
             await sql.lock(conn)
             seq, head = await sql.head(conn)
             return await self._checkpoint_if_due(conn, seq, head, force=force)
@@ -251,3 +261,23 @@ async def _outage() -> AsyncIterator[None]:
         if exc.connection_invalidated:
             raise Unavailable(f"ledger database connection lost: {exc}") from exc
         raise
+
+
+async def _to_completion(work: Coroutine[Any, Any, T]) -> T:
+    """Run a write transaction to its end even if the caller is cancelled.
+
+    A stopping service cancels its tasks, repeatedly; cancelled between
+    ``BEGIN IMMEDIATE`` and its rollback, a connection kept SQLite's write lock
+    and the final checkpoint waited out the 30 s busy timeout. Shielded, the
+    transaction commits or rolls back, and the next writer waits for it on
+    the in-process lock.
+    """
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_log_if_orphaned)
+    return await asyncio.shield(task)
+
+
+def _log_if_orphaned(task: asyncio.Future[Any]) -> None:
+    # Retrieve the outcome: when the caller was cancelled, nobody else will.
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.debug("ledger write ended with %r", exc)

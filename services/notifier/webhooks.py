@@ -58,6 +58,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from services.bus import dead_letter
 from services.config import Webhook
+from services.loops import stop_if_cancelled
 from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
 from services.notifier.webhook_queue import (
     CONTENT_TYPE,
@@ -207,6 +208,7 @@ class WebhookWorker:
         claim_every = self._options.claim_idle / 2
         next_claim = 0.0
         while True:
+            stop_if_cancelled()  # even if a redis-py call swallowed the cancellation
             free = self._options.max_jobs - len(self._jobs)
             if free <= 0:
                 self._slot_freed.clear()
@@ -231,6 +233,7 @@ class WebhookWorker:
                 await ensure_webhook_group(self._redis)  # the stream was deleted under us
                 continue
             except (RedisError, OSError):
+                stop_if_cancelled()  # redis-py may turn our cancellation into its own error
                 log.warning("webhooks: cannot read jobs; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
@@ -286,6 +289,7 @@ class WebhookWorker:
                     keys=[STREAM], args=[GROUP, self.consumer, *held]
                 )
             except (RedisError, OSError):
+                stop_if_cancelled()
                 log.warning("webhooks: heartbeat failed", exc_info=True)
                 continue
             for entry in lost:
