@@ -80,8 +80,11 @@ async def show_inbox(settings: Settings, unit: str, console: Console) -> None:
     async with connect_redis(settings) as redis:
         items = await RedisInbox(redis).list(unit)
     table = Table(title=f"Inbox of {unit}")
+    # the officer copies the id into `liaison ack`: never cut it short
+    table.add_column(
+        "alert", no_wrap=True, min_width=max((len(i["alert_id"]) for i in items), default=5)
+    )
     for column in (
-        "alert",
         "from",
         "severity",
         "reasons",
