@@ -32,7 +32,12 @@ def create_app(deps: Deps) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: every subscriber running")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: every subscriber running",
+        responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
+    )
     async def readyz() -> JSONResponse:
         checks: dict[str, Any] = await deps.ready()
         ok = all(checks.values())

@@ -12,6 +12,7 @@ from services.config import Principal, Role
 from services.ledger.scan import entry_json
 from services.ledger.store import Query as LedgerQuery
 from services.ledger.store import utc_text
+from services.problems import documented
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["ledger"])
@@ -27,7 +28,7 @@ def _utc(moment: datetime | None) -> str | None:
     "/v1/ledger/events",
     summary="Ledger entries after a seq",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses={200: {"content": {"application/json": {}}}, **documented(401, 403, 422)},
 )
 async def ledger_events(
     principal: Annotated[Principal, Depends(caller)],
@@ -51,7 +52,7 @@ async def ledger_events(
     return Response(body, media_type="application/json")
 
 
-@router.get("/v1/ledger/verify", summary="Recompute the hash chain")
+@router.get("/v1/ledger/verify", summary="Recompute the hash chain", responses=documented(401, 403))
 async def ledger_verify(
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
