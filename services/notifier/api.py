@@ -28,6 +28,16 @@ class AckRequest(BaseModel):
     note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
 
 
+def _json_body(request: Request) -> None:
+    """415 for a body that is not JSON (FastAPI would try to read it as JSON anyway)."""
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if has_body and media != "application/json":
+        raise Problem(415, "Unsupported media type", "send the body as application/json")
+
+
 def _known_unit(runtime: Deps, unit: str) -> None:
     if unit not in runtime.topology:
         raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
@@ -80,7 +90,8 @@ async def stream_alerts(
 @router.post(
     "/v1/units/{unit}/alerts/{alert_id}/ack",
     summary="Acknowledge an alert (idempotent)",
-    responses={**_REFUSED, **problems.documented(400)},
+    responses={**_REFUSED, **problems.documented(400, 413, 415)},
+    dependencies=[Depends(_json_body)],
 )
 async def ack_alert(
     unit: str,
