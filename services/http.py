@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from services import problems
+from services.body_limit import BodyLimit
 from services.ingest.api import router as ingest_router
 from services.ledger.api import router as ledger_router
 from services.notifier.api import router as notifier_router
@@ -24,6 +25,7 @@ def create_app(deps: Deps) -> FastAPI:
     )
     app.state.deps = deps
     problems.install(app)
+    app.add_middleware(BodyLimit, exempt=["/v1/events"])  # ingest has its own limit
     app.include_router(ingest_router)
     app.include_router(notifier_router)
     app.include_router(ledger_router)
@@ -32,7 +34,12 @@ def create_app(deps: Deps) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: every subscriber running")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: every subscriber running",
+        responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
+    )
     async def readyz() -> JSONResponse:
         checks: dict[str, Any] = await deps.ready()
         ok = all(checks.values())

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from services import problems
 from services.config import Principal, Role
 from services.ingest.content_modes import decode, locate
 from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
@@ -15,6 +16,19 @@ from services.runtime_deps import Deps, caller, deps
 
 MAX_BODY = 8 * 1024 * 1024
 router = APIRouter(tags=["ingest"])
+_IDS = {"type": "array", "items": {"type": "string"}}
+_ACCEPTED = {
+    "type": "object",
+    "required": ["accepted", "duplicates"],
+    "properties": {"accepted": _IDS, "duplicates": _IDS},
+}
+# Read by hand (three content modes), so the body is declared here: see schemas/json/.
+_EVENT = {"type": "object", "description": "A CloudEvent (schemas/json/)."}
+_BODIES = {
+    "application/cloudevents+json": {"schema": _EVENT},
+    "application/cloudevents-batch+json": {"schema": {"type": "array", "items": _EVENT}},
+    "application/json": {"schema": {"oneOf": [_EVENT, {"type": "array", "items": _EVENT}]}},
+}
 
 
 async def _read_body(request: Request) -> bytes:
@@ -41,7 +55,14 @@ def _invalid(exc: Rejected, binary: bool = False) -> Problem:
     description="Structured mode (`application/cloudevents+json` or `application/json`), "
     "binary mode (`ce-*` headers, `data` as the `application/json` body) or a batch "
     f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}).",
-    responses={202: {"description": '{"accepted": [ids], "duplicates": [ids]}'}},
+    responses={
+        202: {
+            "description": '{"accepted": [ids], "duplicates": [ids]}',
+            "content": {"application/json": {"schema": _ACCEPTED}},
+        },
+        **problems.documented(400, 401, 403, 413, 415, 422),
+    },
+    openapi_extra={"requestBody": {"required": True, "content": _BODIES}},
 )
 async def publish_events(
     request: Request,

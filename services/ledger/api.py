@@ -12,27 +12,32 @@ from services.config import Principal, Role
 from services.ledger.scan import entry_json
 from services.ledger.store import Query as LedgerQuery
 from services.ledger.store import utc_text
+from services.problems import Problem, documented
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["ledger"])
 
 
-def _utc(moment: datetime | None) -> str | None:
+def _utc(moment: datetime | None, name: str) -> str | None:
     if moment is None:
         return None
-    return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    try:
+        return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past the last UTC year
+        errors = [{"field": f"query.{name}", "message": "out of range once in UTC"}]
+        raise Problem(422, "Invalid request", errors=errors) from None
 
 
 @router.get(
     "/v1/ledger/events",
     summary="Ledger entries after a seq",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses={200: {"content": {"application/json": {}}}, **documented(401, 403, 422)},
 )
 async def ledger_events(
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[list[str] | None, Query()] = None,
     since: Annotated[datetime | None, Query(description="Event time at or after.")] = None,
@@ -42,7 +47,7 @@ async def ledger_events(
     require(principal, Role.AUDITOR)
     query = LedgerQuery(
         after=after, limit=limit, types=tuple(type or ()),
-        since=_utc(since), until=_utc(until),
+        since=_utc(since, "since"), until=_utc(until, "until"),
     )  # fmt: skip
     rows = [row async for page in runtime.ledger.pages(query) for row in page]
     following = str(rows[-1][0]) if len(rows) == limit else "null"
@@ -51,7 +56,7 @@ async def ledger_events(
     return Response(body, media_type="application/json")
 
 
-@router.get("/v1/ledger/verify", summary="Recompute the hash chain")
+@router.get("/v1/ledger/verify", summary="Recompute the hash chain", responses=documented(401, 403))
 async def ledger_verify(
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from schemas.events import CloudEvent
 from services.bus import Unavailable
 from services.ledger import append as sql
-from services.ledger import scan, schema, tables
+from services.ledger import redaction, scan, schema, tables
 from services.ledger.records import Record, record_of_event, utc_text
 from services.ledger.scan import RawRow
 from services.ledger.signing import Signer, checkpoint_message
@@ -105,10 +105,14 @@ SQLITE_PRAGMAS = (
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An engine for the ledger; SQLite gets WAL and ``BEGIN IMMEDIATE`` writers."""
+    """An engine for the ledger; SQLite gets WAL and ``BEGIN IMMEDIATE`` writers.
+
+    ``hide_parameters``: statement parameters carry persons' identities, so neither
+    SQLAlchemy's logs nor its error messages may print them (nor aiosqlite's: redaction)."""
+    redaction.install()
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services import problems
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Principal
 from services.notifier import live
@@ -27,12 +28,27 @@ class AckRequest(BaseModel):
     note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
 
 
+def _json_body(request: Request) -> None:
+    """415 for a body that is not JSON (FastAPI would try to read it as JSON anyway)."""
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if has_body and media != "application/json":
+        raise Problem(415, "Unsupported media type", "send the body as application/json")
+
+
 def _known_unit(runtime: Deps, unit: str) -> None:
     if unit not in runtime.topology:
         raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
 
 
-@router.get("/v1/units/{unit}/alerts", summary="A unit's deliveries, newest first")
+_REFUSED = problems.documented(401, 403, 404, 422)
+
+
+@router.get(
+    "/v1/units/{unit}/alerts", summary="A unit's deliveries, newest first", responses=_REFUSED
+)
 async def list_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
@@ -52,6 +68,7 @@ async def list_alerts(
     "/v1/units/{unit}/alerts/stream",
     summary="Live deliveries and changes (Server-Sent Events, resumable with Last-Event-ID)",
     response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **_REFUSED},
 )
 async def stream_alerts(
     unit: str,
@@ -70,7 +87,12 @@ async def stream_alerts(
     )
 
 
-@router.post("/v1/units/{unit}/alerts/{alert_id}/ack", summary="Acknowledge an alert (idempotent)")
+@router.post(
+    "/v1/units/{unit}/alerts/{alert_id}/ack",
+    summary="Acknowledge an alert (idempotent)",
+    responses={**_REFUSED, **problems.documented(400, 413, 415)},
+    dependencies=[Depends(_json_body)],
+)
 async def ack_alert(
     unit: str,
     alert_id: str,
