@@ -8,13 +8,16 @@ whatever is still running, so a failing test leaves no orphan behind.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 LIAISON = Path(sys.executable).parent / "liaison"
 
@@ -103,3 +106,23 @@ class ServiceProcesses:
     def logs(self) -> str:
         """Every process's output, for a failure message."""
         return "\n".join(f"--- {p.name} (pid {p.pid})\n{p.output()}" for p in self.started)
+
+
+async def wait_for(
+    check: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    processes: ServiceProcesses,
+    timeout: float = 30,
+) -> None:
+    """Poll ``check`` until it holds; fail with the processes' output at the deadline."""
+
+    async def holds() -> bool:
+        result = check()
+        return await result if inspect.isawaitable(result) else result
+
+    try:
+        async with asyncio.timeout(timeout):
+            while not await holds():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail(f"not within {timeout}s: {what}\n{processes.logs()}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -38,7 +37,7 @@ from services import bus, streams
 from services.config import Settings
 from services.ledger.open import open_ledger
 from tests import factories
-from tests.integration.processes import ServiceProcess, ServiceProcesses
+from tests.integration.processes import ServiceProcess, ServiceProcesses, wait_for
 
 TOTAL = 6000
 """Events published in the crash test."""
@@ -163,23 +162,6 @@ async def dead_letters(redis: Redis) -> list[dict[bytes, bytes]]:
     return [fields for _, fields in entries]
 
 
-async def wait_for(
-    check: Callable[[], bool | Awaitable[bool]], what: str, ledger: Ledger, timeout: float
-) -> None:
-    """Poll ``check`` until it holds; fail with the processes' output at the deadline."""
-
-    async def holds() -> bool:
-        result = check()
-        return await result if inspect.isawaitable(result) else result
-
-    try:
-        async with asyncio.timeout(timeout):
-            while not await holds():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"not within {timeout}s: {what}\n{ledger.processes.logs()}")
-
-
 # --- publishing while the ledger runs --------------------------------------------------
 
 
@@ -258,7 +240,7 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
 
         Looking at a frozen process makes the observed state exactly the state it dies in.
         """
-        await wait_for(ready, f"{when}: ready", ledger_home, 30)
+        await wait_for(ready, f"{when}: ready", ledger_home.processes, 30)
 
         async def frozen_in_state() -> bool:
             process.pause()
@@ -267,7 +249,7 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
             process.resume()
             return False
 
-        await wait_for(frozen_in_state, when, ledger_home, 30)
+        await wait_for(frozen_in_state, when, ledger_home.processes, 30)
         assert process.running(), f"{process.name} died on its own:\n{process.output()}"
         earlier = len(await pending_of(redis, dead))
         stranded, committed = await held(process)
@@ -278,7 +260,7 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
         kills.append(Kill(when, now, feeder.published, stranded, committed, earlier))
 
     try:
-        await wait_for(lambda: feeder.published >= LEAD, "preload", ledger_home, 10)
+        await wait_for(lambda: feeder.published >= LEAD, "preload", ledger_home.processes, 10)
 
         # 1. a batch read but not committed: only the claimer can save it from being lost
         first = processes.start()
@@ -332,7 +314,7 @@ async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
             infos = [await group_info(redis, s) for s in streams.CANONICAL_STREAMS]
             return all(info["pending"] == 0 and info["lag"] == 0 for info in infos)
 
-        await wait_for(settled, f"all {TOTAL} recorded, nothing pending", ledger_home, 60)
+        await wait_for(settled, f"all {TOTAL} recorded, nothing pending", ledger_home.processes, 60)
         recovery = time.monotonic() - restarted
         assert await last.terminate() == 0, last.output()
     finally:
@@ -412,7 +394,9 @@ async def _poison_test(redis: Redis, ledger_home: Ledger, poisons: list[bytes]) 
             and info["lag"] == 0
         )
 
-    await wait_for(settled, "valid events recorded, poison dead-lettered", ledger_home, 15)
+    await wait_for(
+        settled, "valid events recorded, poison dead-lettered", ledger_home.processes, 15
+    )
     assert await process.terminate() == 0, process.output()
 
     assert recorded_keys(db) == {(ev.source, ev.id) for ev in valid}

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from services import bus, streams
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
 from tests import factories
-from tests.integration.processes import ServiceProcess, ServiceProcesses
+from tests.integration.processes import ServiceProcess, ServiceProcesses, wait_for
 
 TOTAL = 600
 """Alerts published; each reaches five units."""
@@ -64,26 +63,6 @@ def notifiers(tmp_path: Path, redis_url: str) -> Iterator[ServiceProcesses]:
         yield processes
     finally:
         processes.close()
-
-
-async def wait_for(
-    check: Callable[[], bool | Awaitable[bool]],
-    what: str,
-    processes: ServiceProcesses,
-    timeout: float = 30,
-) -> None:
-    """Poll ``check`` until it holds; fail with the processes' output at the deadline."""
-
-    async def holds() -> bool:
-        result = check()
-        return await result if inspect.isawaitable(result) else result
-
-    try:
-        async with asyncio.timeout(timeout):
-            while not await holds():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"not within {timeout}s: {what}\n{processes.logs()}")
 
 
 async def group_info(redis: Redis) -> dict[str, object]:
