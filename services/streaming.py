@@ -93,22 +93,11 @@ def subscribe_group(
 ) -> Claimer:
     """Register the reader of ``group`` on ``stream``; return its claimer, for the caller to run."""
 
-    @broker.subscriber(
-        stream=StreamSub(
-            stream,
-            group=group,
-            consumer=consumer,
-            batch=True,
-            max_records=options.max_records,
-            polling_interval=options.polling_ms,
-        ),
-        ack_policy=AckPolicy.MANUAL,
-        parser=_raw_parser,
-    )
     async def read(msg: RedisBatchStreamMessage) -> None:
         await handler(_entries(stream, msg))
         await msg.ack()
 
+    _reader(broker, stream, group, consumer, options, read)
     return Claimer(redis, stream, group, f"{consumer}:claimer", handler, options)
 
 
@@ -136,24 +125,37 @@ def subscribe_pipelined(
         await commit([await prepare(entries)])
 
     def reader(stream: str) -> None:
-        @broker.subscriber(
-            stream=StreamSub(
-                stream,
-                group=group,
-                consumer=consumer,
-                batch=True,
-                max_records=options.max_records,
-                polling_interval=options.polling_ms,
-            ),
-            ack_policy=AckPolicy.MANUAL,  # the group commit acknowledges, after its commit
-            parser=_raw_parser,
-        )
-        async def read(msg: RedisBatchStreamMessage) -> None:
+        async def read(msg: RedisBatchStreamMessage) -> None:  # the group commit acknowledges
             entries = _entries(stream, msg)
             await writer.put(stream, entries, await prepare(entries))
+
+        _reader(broker, stream, group, consumer, options, read)
 
     claimers: list[Background] = []
     for stream in streams:
         reader(stream)
         claimers.append(Claimer(redis, stream, group, f"{consumer}:claimer", handle, options))
     return [writer, *claimers]
+
+
+def _reader(
+    broker: RedisBroker,
+    stream: str,
+    group: str,
+    consumer: str,
+    options: GroupOptions,
+    read: Callable[[RedisBatchStreamMessage], Awaitable[None]],
+) -> None:
+    """Subscribe ``read`` to batches of ``group`` on ``stream``, acknowledged by ``read`` itself."""
+    broker.subscriber(
+        stream=StreamSub(
+            stream,
+            group=group,
+            consumer=consumer,
+            batch=True,
+            max_records=options.max_records,
+            polling_interval=options.polling_ms,
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        parser=_raw_parser,
+    )(read)
