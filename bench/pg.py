@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -48,31 +49,69 @@ def _system_user() -> str | None:
     return "postgres"
 
 
+@dataclass
+class PostgresCluster:
+    """A cluster in a temporary directory on a free loopback port; stop and start it at will."""
+
+    fsync: bool = True
+    root: Path = field(init=False)
+    port: int = field(init=False)
+    user: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        initdb = shutil.which("initdb")
+        if not initdb or not shutil.which("pg_ctl"):
+            raise PostgresUnavailable(
+                "initdb/pg_ctl not on PATH: install PostgreSQL server binaries"
+            )
+        self.user = _system_user()
+        self.root = Path(tempfile.mkdtemp(prefix="liaison-bench-pg-"))
+        if self.user:
+            shutil.chown(self.root, self.user)
+        self.port = _free_port()
+        _run([initdb, "-D", str(self.root / "data"), "-U", "liaison", "--auth=trust", "-E",
+              "UTF8", "--no-sync"], self.user)  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """The URL of its ``postgres`` database."""
+        return f"postgresql+asyncpg://liaison@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+        options += f" -c unix_socket_directories={self.root}"
+        if not self.fsync:
+            options += " -c fsync=off"
+        _run([self._pg_ctl, "-D", str(self.root / "data"), "-o", options, "-w", "-t", "60",
+              "-l", str(self.root / "log"), "start"], self.user)  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop it as a crash would (``-m immediate``): connections are cut, nothing flushed."""
+        _run([self._pg_ctl, "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"],
+             self.user)  # fmt: skip
+
+    def remove(self) -> None:
+        """Delete its files (stop it first)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @property
+    def _pg_ctl(self) -> str:
+        return shutil.which("pg_ctl") or "pg_ctl"
+
+
 @contextmanager
 def postgres_cluster(*, fsync: bool = True) -> Iterator[str]:
     """Start a cluster on a free loopback port; yield the URL of its ``postgres`` database."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
-        raise PostgresUnavailable("initdb/pg_ctl not on PATH: install PostgreSQL server binaries")
-    user = _system_user()
-    root = Path(tempfile.mkdtemp(prefix="liaison-bench-pg-"))
-    data = root / "data"
-    if user:
-        shutil.chown(root, user)
-    port = _free_port()
-    _run(
-        [initdb, "-D", str(data), "-U", "liaison", "--auth=trust", "-E", "UTF8", "--no-sync"], user
-    )
-    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root}"
-    if not fsync:
-        options += " -c fsync=off"
-    start = [pg_ctl, "-D", str(data), "-o", options, "-w", "-t", "60", "-l", str(root / "log")]
-    _run([*start, "start"], user)
+    cluster = PostgresCluster(fsync=fsync)
+    cluster.start()
     try:
-        yield f"postgresql+asyncpg://liaison@127.0.0.1:{port}/postgres"
+        yield cluster.url
     finally:
-        _run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], user)
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            cluster.stop()
+        finally:
+            cluster.remove()
 
 
 def _dsn(url: str) -> str:

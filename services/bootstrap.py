@@ -26,7 +26,7 @@ from services.config import FileConfig, Settings, read_file_config, resolve_topo
 from services.ingest.app import INGEST_OPTIONS, register_ingest
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
-from services.loops import forever
+from services.loops import forever, log_failure
 from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
@@ -85,7 +85,9 @@ class Runtime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = self.settings.redis_url
         if url is None:
-            self.embedded = EmbeddedRedis(self.settings.data_dir / "redis")
+            self.embedded = EmbeddedRedis(
+                self.settings.data_dir / "redis", appendfsync=self.settings.appendfsync
+            )
             url = self.embedded.start()
             self._stack.callback(self.embedded.stop)
             log.info("embedded server at %s", url)
@@ -98,7 +100,7 @@ class Runtime:
         await self.ledger.create_schema()
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
-        self.publisher = RedisPublisher(self.redis)
+        self.publisher = RedisPublisher(self.redis, durable=self.settings.strict)
         self.inbox = RedisInbox(self.redis)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
@@ -169,7 +171,7 @@ class Runtime:
         try:
             await self.ledger.checkpoint_if_due(force=True)
         except Exception:
-            log.warning("could not sign the final ledger checkpoint", exc_info=True)
+            log_failure(log, "could not sign the final ledger checkpoint")
 
     async def _sign_checkpoints(self) -> None:
         """Sign the head when entries have waited ``checkpoint_interval``, even if no more come."""
@@ -181,12 +183,14 @@ class Runtime:
         checks = {"redis": False, "subscribers": all(s.running for s in self.broker.subscribers)}
         if "notifier" in self.services:
             checks["webhooks"] = self.webhook_worker.running
+        if "ledger" in self.services:
+            checks["database"] = await self.ledger.ready()
         try:
             checks["redis"] = bool(await self.redis.ping())
         except OSError:
             pass
         except Exception:
-            log.warning("readiness: redis ping failed", exc_info=True)
+            log_failure(log, "readiness: redis ping failed")
         return checks
 
     def deps(self) -> Deps:

@@ -3,6 +3,8 @@
 Publishing goes through one Lua script so that "is this ``(source, id)``
 new?" and "append it to its stream" happen atomically, for a whole batch at
 once: a batch is all-or-nothing and a retried publish never appends twice.
+A durable publisher also waits, on the same connection, until the server
+has fsynced the batch to its append-only file (``WAITAOF``).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
 from schemas.events import CloudEvent
@@ -24,7 +28,10 @@ _PUBLISH_LUA = """
 local flags = {}
 for i = 1, #ARGV, 3 do
   local field = ARGV[i + 1]
-  if redis.call('HEXISTS', KEYS[1], field) == 1 then
+  local prior = redis.call('HGET', KEYS[1], field)
+  if prior then
+    -- written again: a WAITAOF after this script then also covers the first publish's write
+    redis.call('HSET', KEYS[1], field, prior)
     flags[#flags + 1] = 0
   else
     local entry = redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', '__data__', ARGV[i + 2])
@@ -43,6 +50,11 @@ class Unavailable(Exception):
     that say nothing about the entry; a claimer never counts them toward an
     entry's retry cap, so an outage never sends good events to the dead letters.
     """
+
+
+OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError)
+"""Failures that say nothing about the work at hand: the server or the database is away
+(a server still loading its AOF answers ``BusyLoadingError``, a ``ConnectionError`` too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +88,18 @@ def seen_field(event: CloudEvent) -> str:
     return f"{event.source} {event.id}"
 
 
-class RedisPublisher:
-    """:class:`Publisher` on Redis Streams."""
+FSYNC_TIMEOUT_MS = 5000
+"""How long a durable publish waits for the server's fsync before reporting it unavailable."""
 
-    def __init__(self, redis: Redis) -> None:
+
+class RedisPublisher:
+    """:class:`Publisher` on Redis Streams; ``durable``: return only once fsynced (WAITAOF)."""
+
+    def __init__(self, redis: Redis, *, durable: bool = False) -> None:
         self._redis = redis
         self._script = redis.register_script(_PUBLISH_LUA)
         self._keys = [streams.SEEN, *streams.CANONICAL_STREAMS]
+        self.durable = durable
 
     async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
         if not events:
@@ -91,8 +108,28 @@ class RedisPublisher:
         for event in events:
             index = streams.CANONICAL_STREAMS.index(streams.stream_for(event.type)) + 2
             argv += [str(index), seen_field(event), event.to_json()]
-        flags = await self._script(keys=self._keys, args=argv)
+        if not self.durable:
+            flags = await self._script(keys=self._keys, args=argv)
+            return [bool(flag) for flag in flags]
+        flags, synced = await self._publish_and_wait(argv)
+        if isinstance(flags, NoScriptError):  # a restarted server forgot the script
+            await self._redis.script_load(_PUBLISH_LUA)
+            flags, synced = await self._publish_and_wait(argv)
+        if isinstance(flags, Exception):
+            raise flags
+        if isinstance(synced, Exception):  # e.g. the server runs without an append-only file
+            raise Unavailable(f"the server cannot confirm an fsync: {synced}") from synced
+        if synced[0] < 1:
+            raise Unavailable(f"the server did not fsync within {FSYNC_TIMEOUT_MS} ms")
         return [bool(flag) for flag in flags]
+
+    async def _publish_and_wait(self, argv: list[str | bytes]) -> list[Any]:
+        # One connection for both (WAITAOF covers that client's writes); EVALSHA directly,
+        # as a pipeline's script check (SCRIPT EXISTS) needs a permission the ACL users lack.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._script.sha, len(self._keys), *self._keys, *argv)
+            pipe.waitaof(1, 0, FSYNC_TIMEOUT_MS)
+            return await pipe.execute(raise_on_error=False)
 
 
 async def ensure_groups(redis: Redis) -> None:

@@ -15,18 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services import streams
-from services.bus import Entry, Unavailable, dead_letter
-from services.loops import forever
+from services.bus import OUTAGES, Entry, dead_letter
+from services.loops import forever, log_failure
 
 log = logging.getLogger(__name__)
 
 EntryHandler = Callable[[Sequence[Entry]], Awaitable[None]]
-OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError)
-"""Failures that say nothing about the entries: not counted toward their retry cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +122,8 @@ class Claimer:
             try:
                 done += await self._handle(retry)
             except OUTAGES:
-                log.warning("%s: handler unavailable; %d entries wait for the next round",
-                            self.name, len(retry), exc_info=True)  # fmt: skip
+                log_failure(log, "%s: handler unavailable; %d entries wait for the next round",
+                            self.name, len(retry))  # fmt: skip
                 await self._unclaim(retry, counts)
         for entry in done:
             self._last_error.pop(entry.entry_id, None)

@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     checkpoint_interval: Duration = Field(
         default=timedelta(seconds=60), description="…or this long after new entries."
     )
+    durability: Literal["standard", "strict"] = Field(
+        default="standard",
+        description="standard: acknowledge once the server has the event (AOF fsynced every "
+        "second); strict: only once the server has fsynced it (WAITAOF; the embedded server "
+        "runs appendfsync always).",
+    )
+    health_addr: str | None = Field(
+        default=None,
+        pattern=r"^[^:\s]+:\d{1,5}$",
+        description="`serve ledger`/`serve notifier`: serve /healthz and /readyz here.",
+    )
 
     @property
     def sqlite_url(self) -> str:
@@ -152,8 +163,27 @@ class Settings(BaseSettings):
     @property
     def host_port(self) -> tuple[str, int]:
         """``HTTP_ADDR`` split into host and port."""
-        host, _, port = self.http_addr.rpartition(":")
-        return host, int(port)
+        return _split(self.http_addr)
+
+    @property
+    def health_host_port(self) -> tuple[str, int] | None:
+        """``HEALTH_ADDR`` split into host and port, if set."""
+        return _split(self.health_addr) if self.health_addr else None
+
+    @property
+    def strict(self) -> bool:
+        """Whether acknowledgements wait for the server's fsync."""
+        return self.durability == "strict"
+
+    @property
+    def appendfsync(self) -> str:
+        """The embedded server's fsync policy for this durability mode."""
+        return "always" if self.strict else "everysec"
+
+
+def _split(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host, int(port)
 
 
 def settings_from_env() -> Settings:

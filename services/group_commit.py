@@ -24,6 +24,7 @@ from typing import Generic, TypeVar
 from redis.asyncio import Redis
 
 from services.bus import Entry
+from services.loops import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +101,15 @@ class GroupCommit(Generic[T]):
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from None
             entries = sum(len(b.entry_ids) for b in batches)
-            log.warning("%s: commit of %d entries failed; they stay pending for the claimer",
-                        self.name, entries, exc_info=True)  # fmt: skip
+            log_failure(log, "%s: commit of %d entries failed; they stay pending for the claimer",
+                        self.name, entries)  # fmt: skip
             return False
         try:
             await self._ack(batches)
         except Exception:  # committed: a redelivery is recognised as already recorded
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from None
-            log.warning("%s: acknowledgement failed after the commit", self.name, exc_info=True)
+            log_failure(log, "%s: acknowledgement failed after the commit", self.name)
             return False
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,6 +30,19 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(notifier_router)
     app.include_router(ledger_router)
+    add_health(app, lambda: app.state.deps.ready())  # looked up per request, as the routers do
+    return app
+
+
+def create_health_app(ready: Callable[[], Awaitable[dict[str, bool]]]) -> FastAPI:
+    """Only ``/healthz`` and ``/readyz``: for ``liaison serve ledger|notifier`` (HEALTH_ADDR)."""
+    app = FastAPI(title="Liaison Exchange health", version="0.1.0")
+    add_health(app, ready)
+    return app
+
+
+def add_health(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+    """Liveness, and readiness: every check of the process holds (503 and which do not)."""
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -37,12 +51,10 @@ def create_app(deps: Deps) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Readiness: every subscriber running",
+        summary="Readiness: server reachable, subscribers running, database writable",
         responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
     )
     async def readyz() -> JSONResponse:
-        checks: dict[str, Any] = await deps.ready()
+        checks: dict[str, Any] = await ready()
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
-
-    return app

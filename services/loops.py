@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 
+from services.bus import OUTAGES
+
 log = logging.getLogger(__name__)
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """Inside ``except``: warn — with the traceback, unless the failure is an outage
+    (the server or the database away), which one line explains."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OUTAGES):
+        logger.warning(f"{message}: %s", *args, exc)
+    else:
+        logger.warning(message, *args, exc_info=True)
 
 
 def stop_if_cancelled() -> None:
@@ -29,7 +42,7 @@ async def forever(step: Callable[[], Awaitable[object]], pause: float, what: str
             await step()
         except Exception:
             if task is None or not task.cancelling():
-                log.warning("%s failed; retrying in %.1fs", what, pause, exc_info=True)
+                log_failure(log, "%s failed; retrying in %.1fs", what, pause)
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
         await asyncio.sleep(pause)

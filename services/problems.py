@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -9,6 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.bus import OUTAGES
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER = "1"
+"""Seconds to wait before retrying a request refused for an outage (publishing is idempotent)."""
 
 MEDIA_TYPE = "application/problem+json"
 SCHEMA: dict[str, Any] = {
@@ -89,6 +97,15 @@ def install(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
         ]
         return _respond(request, Problem(422, "Invalid request", errors=errors))
+
+    async def _outage(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: unavailable: %s", request.method, request.url.path, exc)
+        problem = Problem(503, "Service unavailable", "a dependency is down; retry the request",
+                          headers={"Retry-After": RETRY_AFTER})  # fmt: skip
+        return _respond(request, problem)
+
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, _outage)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

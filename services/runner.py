@@ -9,7 +9,7 @@ from rich.console import Console
 
 from services.bootstrap import Runtime
 from services.config import Settings
-from services.http import create_app
+from services.http import create_app, create_health_app
 from services.serve import ApiServer, wait_for_signal
 
 
@@ -26,6 +26,11 @@ async def run_services(
             console.print(
                 f"Liaison Exchange ready at {url} ({', '.join(services)})", highlight=False
             )
+        elif settings.health_host_port is not None:
+            server = ApiServer(create_health_app(runtime.readiness), *settings.health_host_port)
+            url = await server.start()
+            console.print(f"Liaison Exchange {', '.join(services)} running; health at {url}",
+                          highlight=False)  # fmt: skip
         else:
             console.print(f"Liaison Exchange {', '.join(services)} running", highlight=False)
         # Everything loaded so far lives as long as the process: keep it out of the collector's

@@ -39,7 +39,7 @@ async def connect_redis(settings: Settings) -> AsyncIterator[Redis]:
         finally:
             await probe.aclose()
     if url is None:
-        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        embedded = EmbeddedRedis(settings.data_dir / "redis", appendfsync=settings.appendfsync)
         url = embedded.start()
     client = connect(url)
     try:

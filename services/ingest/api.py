@@ -60,7 +60,7 @@ def _invalid(exc: Rejected, binary: bool = False) -> Problem:
             "description": '{"accepted": [ids], "duplicates": [ids]}',
             "content": {"application/json": {"schema": _ACCEPTED}},
         },
-        **problems.documented(400, 401, 403, 413, 415, 422),
+        **problems.documented(400, 401, 403, 413, 415, 422, 503),
     },
     openapi_extra={"requestBody": {"required": True, "content": _BODIES}},
 )

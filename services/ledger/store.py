@@ -19,6 +19,7 @@ from schemas.events import CloudEvent
 from services.bus import Unavailable
 from services.ledger import append as sql
 from services.ledger import redaction, scan, schema, tables
+from services.ledger.health import WriteHealth
 from services.ledger.records import Record, record_of_event, utc_text
 from services.ledger.scan import RawRow
 from services.ledger.signing import Signer, checkpoint_message
@@ -140,6 +141,7 @@ class SqlLedger:
     ) -> None:
         self.engine, self.signer, self.policy = engine, signer, policy
         self._write_lock = asyncio.Lock()  # one writer per process; the database guards the rest
+        self.health = WriteHealth()
 
     async def create_schema(self) -> None:
         """Bring the database to the current schema (Alembic migrations)."""
@@ -160,7 +162,7 @@ class SqlLedger:
         return await _to_completion(self._append_records(records))
 
     async def _append_records(self, records: Sequence[Record]) -> AppendResult:
-        async with self._write_lock, _outage(), self.engine.begin() as conn:
+        async with self._write_lock, self.health.watch(), _outage(), self.engine.begin() as conn:
             await sql.lock(conn)
             fresh = await sql.not_recorded(conn, records)
             first, prev = await sql.head(conn)
@@ -177,7 +179,7 @@ class SqlLedger:
         return await _to_completion(self._checkpoint(force))
 
     async def _checkpoint(self, force: bool) -> Checkpoint | None:
-        async with self._write_lock, _outage(), self.engine.begin() as conn:
+        async with self._write_lock, self.health.watch(), _outage(), self.engine.begin() as conn:
             await sql.lock(conn)
             seq, head = await sql.head(conn)
             return await self._checkpoint_if_due(conn, seq, head, force=force)
@@ -202,6 +204,17 @@ class SqlLedger:
                                 self.signer.sign(checkpoint_message(seq, head, signed_at)))  # fmt: skip
         await conn.execute(insert(c), [checkpoint.to_dict()])
         return checkpoint
+
+    async def ready(self, timeout: float = 2.0) -> bool:
+        """Whether the database answers and takes writes (readiness)."""
+        if not self.health.ok:
+            return False
+        try:
+            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+                await conn.execute(select(1))
+        except Exception:  # whatever the driver raises: not ready, and readiness says so
+            return False
+        return True
 
     async def count(self) -> int:
         """Number of entries."""

@@ -58,7 +58,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from services.bus import dead_letter
 from services.config import Webhook
-from services.loops import stop_if_cancelled
+from services.loops import log_failure, stop_if_cancelled
 from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
 from services.notifier.webhook_queue import (
     CONTENT_TYPE,
@@ -234,7 +234,7 @@ class WebhookWorker:
                 continue
             except (RedisError, OSError):
                 stop_if_cancelled()  # redis-py may turn our cancellation into its own error
-                log.warning("webhooks: cannot read jobs; retrying", exc_info=True)
+                log_failure(log, "webhooks: cannot read jobs; retrying")
                 await asyncio.sleep(1.0)
                 continue
             for entry_id, fields in _read_entries(reply):
@@ -290,7 +290,7 @@ class WebhookWorker:
                 )
             except (RedisError, OSError):
                 stop_if_cancelled()
-                log.warning("webhooks: heartbeat failed", exc_info=True)
+                log_failure(log, "webhooks: heartbeat failed")
                 continue
             for entry in lost:
                 task = self._jobs.get(_text(entry))

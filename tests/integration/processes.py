@@ -81,8 +81,10 @@ class ServiceProcesses:
     env: Mapping[str, str]
     started: list[ServiceProcess] = field(default_factory=list)
 
-    def start(self, service: str = "ledger") -> ServiceProcess:
-        """Start ``liaison serve SERVICE``; returns at once (poll for what it does)."""
+    def start(
+        self, service: str = "ledger", env: Mapping[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start ``liaison serve SERVICE`` (``env`` on top of the shared one); returns at once."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         name = f"{service}-{len(self.started) + 1}"
         log = self.log_dir / f"{name}.log"
@@ -90,7 +92,7 @@ class ServiceProcesses:
         with log.open("wb") as out:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
                 [str(LIAISON), "serve", service],
-                env={**base, "PYTHONUNBUFFERED": "1", **self.env},
+                env={**base, "PYTHONUNBUFFERED": "1", **self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -141,7 +141,7 @@ async def _ledger_types(api: httpx.AsyncClient) -> list[str]:
     return [entry["event"]["type"] for entry in page["events"]]
 
 
-async def test_every_service_works_as_its_own_user_and_nothing_is_refused(
+async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # strict durability
     acl_server: AclServer, admin: Redis, data_dir: Path, receiver: tuple[Receiver, str]
 ) -> None:
     recv, base = receiver
@@ -151,9 +151,8 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(
     async with AsyncExitStack() as stack:
         apis: dict[str, httpx.AsyncClient] = {}
         for service in ("notifier", "ledger", "ingest"):
-            settings = Settings(
-                data_dir=data_dir, redis_url=acl_server.url(service), database_url=None, config=None
-            )
+            settings = Settings(data_dir=data_dir, redis_url=acl_server.url(service),
+                                database_url=None, config=None, durability="strict")  # fmt: skip
             runtime = await stack.enter_async_context(Runtime(settings, config, (service,)))
             transport = httpx.ASGITransport(app=create_app(runtime.deps()))
             apis[service] = await stack.enter_async_context(
@@ -161,6 +160,8 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(
             )
         published = await apis["ingest"].post("/v1/events", json=alert, headers=auth("customs"))
         assert published.status_code < 300, published.text
+        again = await apis["ingest"].post("/v1/events", json=alert, headers=auth("customs"))
+        assert again.json()["duplicates"] == [alert["id"]], again.text
         await apis["ingest"].post("/v1/events", json=seizure, headers=auth("mia"))
         agency = acl_server.client("agency")
         stack.push_async_callback(agency.aclose)

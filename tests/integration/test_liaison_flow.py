@@ -172,7 +172,7 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
 
     await eventually(ready)
     checks = (await api.get("/readyz")).json()["checks"]
-    assert checks == {"redis": True, "subscribers": True, "webhooks": True}
+    assert checks == {"redis": True, "subscribers": True, "webhooks": True, "database": True}
 
 
 async def test_only_the_originator_closes_an_alert(
