@@ -20,6 +20,7 @@ from typing import Any
 
 from faststream.redis import RedisBroker
 
+from services import streams
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Settings, read_file_config, resolve_topology
@@ -38,10 +39,19 @@ from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
 from services.streaming import Background
+from services.trimmer import trim_acknowledged
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "ledger", "notifier")
+TRIMMED_BY = {
+    "ingest": (streams.INGRESS,),
+    "ledger": streams.CANONICAL_STREAMS,
+    "notifier": (streams.WEBHOOKS,),
+}
+"""Each stream is trimmed by one service that consumes it (any could: the rule looks at
+every group on the stream)."""
+TRIM_PAUSE = 1.0
 
 
 def consumer_name(service: str) -> str:
@@ -133,6 +143,7 @@ class Runtime:
             self._background(loop.run(), loop.name)
         if "ledger" in self.services:
             self._background(self._sign_checkpoints(), "checkpoints")
+        self._background(self._trim(), "trimming")
         if "notifier" in self.services:
             self._background(self._escalate(), "escalation")
             self.webhook_worker = WebhookWorker(
@@ -166,6 +177,13 @@ class Runtime:
         await forever(
             lambda: escalate_due(self.notifier), min(max(shortest / 10, 0.05), 1.0), "escalation"
         )
+
+    async def _trim(self) -> None:
+        """Trim the streams this process consumes below what every group acknowledged."""
+        owned = [s for service in self.services for s in TRIMMED_BY[service]]
+        retention = int(self.settings.stream_retention.total_seconds() * 1000)
+        await forever(lambda: trim_acknowledged(self.redis, owned, retention), TRIM_PAUSE,
+                      "trimming the streams")  # fmt: skip
 
     async def _final_checkpoint(self) -> None:
         try:

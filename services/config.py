@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     checkpoint_interval: Duration = Field(
         default=timedelta(seconds=60), description="…or this long after new entries."
     )
+    stream_retention: Duration = Field(
+        default=timedelta(0),
+        description="How long stream entries every group acknowledged are kept (the ledger "
+        "is the record).",
+    )
     durability: Literal["standard", "strict"] = Field(
         default="standard",
         description="standard: acknowledge once the server has the event (AOF fsynced every "

@@ -1,0 +1,61 @@
+"""Keeps the streams short: what every consumer group has acknowledged is trimmed away.
+
+The streams carry events until the ledger and the notifier have them; the
+ledger is the record. An entry is trimmed only once every group on its
+stream — ours or anyone's — has read it and none holds it pending, and once
+it is older than the retention: the server's memory is bounded by the traffic
+of one retention period, not by the events ever processed. (``MAXLEN`` on publish would
+trim entries nobody has read yet.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+
+StreamId = tuple[int, int]
+
+
+def parse_id(value: bytes | str) -> StreamId:
+    """``b"1700000000000-3"`` → ``(1700000000000, 3)``."""
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def still_needed_from(redis: Redis, stream: str) -> StreamId | None:
+    """The lowest id some group may still need (pending, or not yet read); ``None``: no group.
+
+    Ids only grow: a group's next reads and claims are at or above what this returns,
+    so trimming below it stays safe however long ago it was computed.
+    """
+    groups = await redis.xinfo_groups(stream)
+    if not groups:
+        return None
+    floor: StreamId | None = None
+    for group in groups:
+        point = parse_id(group["last-delivered-id"])
+        if group["pending"]:
+            summary = await redis.xpending(stream, group["name"])
+            point = min(point, parse_id(summary["min"]))
+        floor = point if floor is None else min(floor, point)
+    return floor
+
+
+async def trim_acknowledged(
+    redis: Redis, streams: Iterable[str], retention_ms: int, now_ms: int | None = None
+) -> int:
+    """Trim each stream below what its groups still need and the retention; entries removed."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    removed = 0
+    for stream in streams:
+        floor = await still_needed_from(redis, stream)
+        if floor is None:
+            continue
+        floor = min(floor, (now_ms - retention_ms, 0))
+        if floor > (0, 0):
+            # approximate: whole radix-tree nodes go at once, which is what frees memory
+            removed += await redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=True)
+    return removed
