@@ -23,17 +23,19 @@ from services.ledger.verify import VerifyReport
 
 PUBLISH_BATCH = 1000  # the HTTP API's largest batch
 POLL = 0.05
-PRODUCT_KEYS = (*streams.CANONICAL_STREAMS, streams.SEEN, streams.DEAD_LETTERS)
+PRODUCT_KEYS = (*streams.CANONICAL_STREAMS, streams.DEAD_LETTERS)
 
 
 async def streams_in_use(redis: Redis) -> bool:
     """Whether the server already holds Liaison Exchange data (never touch a live one)."""
-    return bool(await redis.exists(*PRODUCT_KEYS))
+    seen = [key async for key in redis.scan_iter(match=f"{streams.SEEN}:*")]
+    return bool(seen) or bool(await redis.exists(*PRODUCT_KEYS))
 
 
 async def reset_streams(redis: Redis) -> None:
     """Empty streams and publish-side idempotency keys, then the groups at ``0``."""
-    await redis.delete(*PRODUCT_KEYS)
+    seen = [key async for key in redis.scan_iter(match=f"{streams.SEEN}:*")]
+    await redis.delete(*PRODUCT_KEYS, *seen)
     await ensure_groups(redis)
 
 

@@ -110,7 +110,7 @@ class Runtime:
         await self.ledger.create_schema()
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
-        self.publisher = RedisPublisher(self.redis, durable=self.settings.strict)
+        self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
         self.inbox = RedisInbox(self.redis)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(

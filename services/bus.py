@@ -9,7 +9,8 @@ has fsynced the batch to its append-only file (``WAITAOF``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,12 +24,13 @@ from redis.typing import EncodableT, FieldT
 from schemas.events import CloudEvent
 from services import streams
 
-# KEYS[1] = seen hash; KEYS[2..] = streams; ARGV = (stream index, seen field, payload)*
+# KEYS[1], KEYS[2] = this and the previous window's seen hash; KEYS[3..] = streams;
+# ARGV[1] = seconds the current hash lives; then (stream index, seen field, payload)*
 _PUBLISH_LUA = """
 local flags = {}
-for i = 1, #ARGV, 3 do
+for i = 2, #ARGV, 3 do
   local field = ARGV[i + 1]
-  local prior = redis.call('HGET', KEYS[1], field)
+  local prior = redis.call('HGET', KEYS[1], field) or redis.call('HGET', KEYS[2], field)
   if prior then
     -- written again: a WAITAOF after this script then also covers the first publish's write
     redis.call('HSET', KEYS[1], field, prior)
@@ -39,6 +41,7 @@ for i = 1, #ARGV, 3 do
     flags[#flags + 1] = 1
   end
 end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
 return flags
 """
 
@@ -88,6 +91,9 @@ def seen_field(event: CloudEvent) -> str:
     return f"{event.source} {event.id}"
 
 
+DEDUPE_WINDOW = 7 * 86400
+"""Seconds during which a re-published ``(source, id)`` is reported as a duplicate and not
+appended again (later, the ledger and the inboxes still ignore it: they key on it too)."""
 FSYNC_TIMEOUT_MS = 5000
 """How long a durable publish waits for the server's fsync before reporting it unavailable."""
 
@@ -95,26 +101,33 @@ FSYNC_TIMEOUT_MS = 5000
 class RedisPublisher:
     """:class:`Publisher` on Redis Streams; ``durable``: return only once fsynced (WAITAOF)."""
 
-    def __init__(self, redis: Redis, *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        durable: bool = False,
+        dedupe_window: int = DEDUPE_WINDOW,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._redis = redis
         self._script = redis.register_script(_PUBLISH_LUA)
-        self._keys = [streams.SEEN, *streams.CANONICAL_STREAMS]
-        self.durable = durable
+        self.durable, self.dedupe_window, self._clock = durable, dedupe_window, clock
 
     async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
         if not events:
             return []
-        argv: list[str | bytes] = []
+        keys = [*streams.seen_keys(self.dedupe_window, self._clock()), *streams.CANONICAL_STREAMS]
+        argv: list[str | bytes] = [str(2 * self.dedupe_window)]
         for event in events:
-            index = streams.CANONICAL_STREAMS.index(streams.stream_for(event.type)) + 2
+            index = streams.CANONICAL_STREAMS.index(streams.stream_for(event.type)) + 3
             argv += [str(index), seen_field(event), event.to_json()]
         if not self.durable:
-            flags = await self._script(keys=self._keys, args=argv)
+            flags = await self._script(keys=keys, args=argv)
             return [bool(flag) for flag in flags]
-        flags, synced = await self._publish_and_wait(argv)
+        flags, synced = await self._publish_and_wait(keys, argv)
         if isinstance(flags, NoScriptError):  # a restarted server forgot the script
             await self._redis.script_load(_PUBLISH_LUA)
-            flags, synced = await self._publish_and_wait(argv)
+            flags, synced = await self._publish_and_wait(keys, argv)
         if isinstance(flags, Exception):
             raise flags
         if isinstance(synced, Exception):  # e.g. the server runs without an append-only file
@@ -123,11 +136,11 @@ class RedisPublisher:
             raise Unavailable(f"the server did not fsync within {FSYNC_TIMEOUT_MS} ms")
         return [bool(flag) for flag in flags]
 
-    async def _publish_and_wait(self, argv: list[str | bytes]) -> list[Any]:
+    async def _publish_and_wait(self, keys: list[str], argv: list[str | bytes]) -> list[Any]:
         # One connection for both (WAITAOF covers that client's writes); EVALSHA directly,
         # as a pipeline's script check (SCRIPT EXISTS) needs a permission the ACL users lack.
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._script.sha, len(self._keys), *self._keys, *argv)
+            pipe.evalsha(self._script.sha, len(keys), *keys, *argv)
             pipe.waitaof(1, 0, FSYNC_TIMEOUT_MS)
             return await pipe.execute(raise_on_error=False)
 

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
         description="How long stream entries every group acknowledged are kept (the ledger "
         "is the record).",
     )
+    dedupe_window: Duration = Field(
+        default=timedelta(days=7),
+        description="How long a re-published (source, id) is answered as a duplicate.",
+    )
     durability: Literal["standard", "strict"] = Field(
         default="standard",
         description="standard: acknowledge once the server has the event (AOF fsynced every "
@@ -179,6 +183,11 @@ class Settings(BaseSettings):
     def strict(self) -> bool:
         """Whether acknowledgements wait for the server's fsync."""
         return self.durability == "strict"
+
+    @property
+    def publisher_options(self) -> dict[str, Any]:
+        """How this deployment's publishers behave (``RedisPublisher`` keyword arguments)."""
+        return {"durable": self.strict, "dedupe_window": int(self.dedupe_window.total_seconds())}
 
     @property
     def appendfsync(self) -> str:

@@ -47,7 +47,16 @@ GROUPS: dict[str, tuple[str, ...]] = {
 """Consumer groups per stream; created at id ``0`` before anything publishes."""
 
 SEEN = f"{PREFIX}:seen"
-"""Hash ``source id`` → stream entry id of every event accepted: publish-side idempotency."""
+"""Prefix of the hashes ``source id`` → stream entry id of the events accepted (publish-side
+idempotency), one per dedupe window: ``SEEN:<window number>``, each expiring after two."""
+
+
+def seen_keys(window_seconds: int, now: float) -> tuple[str, str]:
+    """The current window's hash and the previous one's: together they cover at least one
+    whole window back from ``now``."""
+    current = int(now // window_seconds)
+    return f"{SEEN}:{current}", f"{SEEN}:{current - 1}"
+
 
 EVENT_FIELD = "__data__"
 """The stream-entry field holding the CloudEvent's JSON (FastStream's raw-data field)."""

@@ -52,7 +52,7 @@ async def run_import(
             await ensure_groups(redis)  # before anything publishes
             try:
                 return await import_file(
-                    adapter, file, topology, RedisPublisher(redis, durable=settings.strict),
+                    adapter, file, topology, RedisPublisher(redis, **settings.publisher_options),
                     dead_letters=redis if dead_letter else None, label=path.name,
                     progress=lambda: bar.update(task, completed=file.tell()),
                 )  # fmt: skip

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from services import streams
 from services.auth import token_digest
 from services.bootstrap import Runtime
 from services.config import FileConfig, Principal, Role, Settings
@@ -53,6 +55,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
                 await asyncio.sleep(0.02)
     except TimeoutError:
         pytest.fail(f"condition not met within {timeout}s: {check.__qualname__}")
+
+
+async def seen_index(redis: Redis) -> dict[bytes, bytes]:
+    """``source id`` → stream entry id of every event published (every live dedupe window)."""
+    index: dict[bytes, bytes] = {}
+    async for key in redis.scan_iter(match=f"{streams.SEEN}:*", count=1000):
+        index.update(await redis.hgetall(key))  # type: ignore[misc]
+    return index
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from services import bus, streams
 from services.config import Settings
 from services.ledger.open import open_ledger
 from tests import factories
+from tests.integration.conftest import seen_index
 from tests.integration.processes import ServiceProcess, ServiceProcesses, wait_for
 
 TOTAL = 6000
@@ -142,7 +143,7 @@ async def pending_of(redis: Redis, processes: list[ServiceProcess]) -> list[byte
 
 async def entry_keys(redis: Redis) -> dict[bytes, tuple[str, str]]:
     """Stream entry id → ``(source, id)`` of every event published (the publish-side index)."""
-    seen: dict[bytes, bytes] = await redis.hgetall(streams.SEEN)  # type: ignore[assignment]
+    seen = await seen_index(redis)
     return {entry: _split(key.decode()) for key, entry in seen.items()}
 
 

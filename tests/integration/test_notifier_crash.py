@@ -35,6 +35,7 @@ from services import bus, streams
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
 from tests import factories
+from tests.integration.conftest import seen_index
 from tests.integration.processes import ServiceProcess, ServiceProcesses, wait_for
 
 TOTAL = 600
@@ -135,7 +136,7 @@ async def test_a_notifier_killed_mid_batch_loses_and_duplicates_nothing(
     async def delivered(entry_ids: list[str]) -> int:
         """Of these entries, how many alerts already reached their inboxes."""
         if any(e not in alert_of for e in entry_ids):
-            seen = await redis.hgetall(streams.SEEN)
+            seen = await seen_index(redis)
             alert_of.update({v.decode(): k.decode().split(" ", 1)[1] for k, v in seen.items()})
         ids = [alert_of[e] for e in entry_ids]
         pipe = redis.pipeline(transaction=False)
