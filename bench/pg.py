@@ -48,6 +48,17 @@ def _system_user() -> str | None:
     return "postgres"
 
 
+def missing() -> str | None:
+    """Why no throwaway cluster can start here, or None when it can."""
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        return "initdb/pg_ctl not on PATH"
+    try:
+        _system_user()
+    except PostgresUnavailable as exc:
+        return str(exc)
+    return None
+
+
 @contextmanager
 def postgres_cluster(*, fsync: bool = True) -> Iterator[str]:
     """Start a cluster on a free loopback port; yield the URL of its ``postgres`` database."""
