@@ -140,7 +140,7 @@ def memory(result: Pipeline) -> list[str]:
 
 def cpu(result: Pipeline) -> list[str]:
     """CPU µs per event of each process in each timed phase, and the 2-core bound it implies."""
-    lines = ["| phase | " + " | ".join(PROCESSES) + " | total | 2 cores ÷ total | measured |",
+    lines = ["| phase | ingest | ledger | valkey | bench (senders) | total | 2 cores ÷ total | measured |",
              "|---|" + "---:|" * (len(PROCESSES) + 3)]  # fmt: skip
     phases = [(f"end to end, {p.events:,}", p.e2e) for p in result.points]
     split = result.split
