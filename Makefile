@@ -30,9 +30,9 @@ typecheck: $(STAMP)
 schemas: $(STAMP)  ## re-export the JSON Schemas after changing the models
 	$(BIN)/python -m schemas.export
 
-BENCH_ARGS ?= --postgres
-bench: $(STAMP)  ## ledger benchmark: figures next to this machine's raw limits (bench/results/)
-	$(BIN)/python -m bench.ledger $(BENCH_ARGS)
+BENCH_ARGS ?=
+bench: $(STAMP)  ## whole pipeline: figures next to this machine's raw limits (bench/results/latest.md)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,9 @@
-"""``python -m bench`` runs the ledger benchmark (the only one so far)."""
+"""``python -m bench`` (``make bench``): the whole-pipeline benchmark (:mod:`bench.pipeline`).
 
-from bench.ledger import main
+The parts still run alone: ``python -m bench.ledger``, ``bench.ingest``, ``bench.fanout``.
+"""
+
+from bench.pipeline import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -21,7 +21,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -104,16 +104,17 @@ async def _until_ready(base: str, proc: asyncio.subprocess.Process, timeout: flo
     raise RuntimeError("liaison serve ingest did not become ready")
 
 
-async def post_batches(base: str, token: str, bodies: Sequence[bytes], senders: int) -> float:
-    """Seconds to have every body accepted (202), ``senders`` requests in flight at once."""
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+async def post_batches(base: str, token: str, bodies: Iterable[bytes], senders: int) -> float:
+    """Seconds to have every body accepted (202), ``senders`` requests in flight at once.
+
+    Bodies are taken from ``bodies`` only when a sender is free, so a lazy
+    iterable keeps a million events out of memory.
+    """
+    pending = iter(bodies)
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
 
     async def sender(client: httpx.AsyncClient) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
+        for body in pending:  # one iterator shared: each body goes to one sender
             response = await client.post(f"{base}/v1/events", content=body, headers=headers)
             if response.status_code != 202 or response.json()["duplicates"]:
                 raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from schemas.events import CloudEvent
 from services.ledger.chain import event_json
 
-_UNITS = ("IMT-GULISTAN", "IMT-TERMEZ", "BLO-OYBEK", "BLO-AYRITOM", "IMT-FERGHANA", "BLO-DUSTLIK")
+UNITS = ("IMT-GULISTAN", "IMT-TERMEZ", "BLO-OYBEK", "BLO-AYRITOM", "IMT-FERGHANA", "BLO-DUSTLIK")
 _DRUGS = (("heroin", "g"), ("hashish", "kg"), ("opium", "kg"), ("tramadol", "tablets"))
 
 
@@ -33,7 +33,7 @@ class Payloads:
 
 def seizure(i: int, now: datetime) -> dict[str, object]:
     """The i-th event: like ``tests.factories.seizure``, varied in unit, drug and amount."""
-    unit = _UNITS[i % len(_UNITS)]
+    unit = UNITS[i % len(UNITS)]
     substance, measure = _DRUGS[i % len(_DRUGS)]
     at = (now - timedelta(minutes=i)).isoformat()
     return {
@@ -62,6 +62,27 @@ def build(n: int) -> Payloads:
     now = datetime.now(UTC)
     events = [CloudEvent.model_validate_json(json.dumps(seizure(i, now))) for i in range(n)]
     return Payloads(events, [ev.to_json() for ev in events], [event_json(ev) for ev in events])
+
+
+_BATCH_MARK = b"BATCHNUM"
+
+
+def bodies(batches: Iterable[int], size: int = 1000) -> Iterator[bytes]:
+    """JSON arrays of ``size`` events, one per batch number, made lazily from one template.
+
+    Each event's id is ``<batch, 8 hex>-0000-4000-8000-<index, 12 hex>``: unique
+    across batch numbers, so a million events cost the sender one
+    ``bytes.replace`` per request and never sit in memory at once.
+    """
+    now = datetime.now(UTC)
+    events = []
+    for i in range(size):
+        event = seizure(i, now)
+        event["id"] = f"{_BATCH_MARK.decode()}-0000-4000-8000-{i:012x}"
+        events.append(event)
+    template = json.dumps(events, separators=(",", ":")).encode()
+    for batch in batches:
+        yield template.replace(_BATCH_MARK, b"%08x" % batch)
 
 
 @contextmanager

@@ -49,6 +49,17 @@ def _system_user() -> str | None:
     return "postgres"
 
 
+def missing() -> str | None:
+    """Why no throwaway cluster can start here, or None when it can."""
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        return "initdb/pg_ctl not on PATH"
+    try:
+        _system_user()
+    except PostgresUnavailable as exc:
+        return str(exc)
+    return None
+
+
 @dataclass
 class PostgresCluster:
     """A cluster in a temporary directory on a free loopback port; stop and start it at will."""

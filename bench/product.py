@@ -65,7 +65,7 @@ async def consume(redis_url: str, redis: Redis, ledger: SqlLedger, n: int) -> fl
     await broker.start()
     tasks = [asyncio.create_task(claimer.run()) for claimer in claimers]  # as bootstrap does
     try:
-        while not (await _drained(redis) and (count := await ledger.count()) >= n):
+        while not (await drained(redis) and (count := await ledger.count()) >= n):
             if time.perf_counter() - start > timeout:
                 raise RuntimeError(f"ledger: {await ledger.count()} of {n} after {timeout:.0f} s")
             await asyncio.sleep(POLL)
@@ -80,7 +80,7 @@ async def consume(redis_url: str, redis: Redis, ledger: SqlLedger, n: int) -> fl
     return elapsed
 
 
-async def _drained(redis: Redis) -> bool:
+async def drained(redis: Redis) -> bool:
     """Whether the ledger group has read and acknowledged every entry of every stream."""
     for stream in streams.CANONICAL_STREAMS:
         groups: Any = await redis.xinfo_groups(stream)

@@ -82,20 +82,21 @@ class Scans(NamedTuple):
     """Seconds for each full scan of the ledger on the plain driver."""
 
     parse: float
-    """Each row's event parsed with ``json.loads``."""
+    """Each row's event parsed with ``json.loads`` (0.0 when skipped)."""
     rehash: float
     """The SHA-256 chain recomputed."""
     lines: float
     """Each row written as a replay JSON line (stored text embedded) to a null sink."""
 
 
-def sqlite_scans(path: str) -> Scans:
-    """Seconds for full scans that parse, recompute the chain, and write replay lines."""
+def sqlite_scans(path: str, *, parse: bool = True) -> Scans:
+    """Seconds for full scans that parse (unless ``parse`` is off), recompute the chain,
+    and write replay lines."""
     db = sqlite_connect(path)
     start = time.perf_counter()
-    for row in db.execute(SCAN):
+    for row in db.execute(SCAN) if parse else ():
         json.loads(row[2])
-    parse = time.perf_counter() - start
+    parsed = time.perf_counter() - start if parse else 0.0
     start = time.perf_counter()
     _rehash(db.execute(SCAN), GENESIS)
     rehash = time.perf_counter() - start
@@ -104,7 +105,7 @@ def sqlite_scans(path: str) -> Scans:
         _write_lines(db.execute(SCAN), sink)
         lines = time.perf_counter() - start
     db.close()
-    return Scans(parse, rehash, lines)
+    return Scans(parsed, rehash, lines)
 
 
 def _write_lines(rows: Iterable[Any], sink: IO[str]) -> None:
@@ -140,15 +141,16 @@ async def pg_append(url: str, fixed: Sequence[Fixed], batch: int = BATCH) -> flo
         await conn.close()
 
 
-async def pg_scans(url: str) -> Scans:
+async def pg_scans(url: str, *, parse: bool = True) -> Scans:
     """Like :func:`sqlite_scans`, in keyset pages of ``PAGE`` rows (asyncpg ``fetch``)."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        start = time.perf_counter()
-        async for rows in _pages(conn):
-            for row in rows:
-                json.loads(row[2])
-        parse = time.perf_counter() - start
+        start, parsed = time.perf_counter(), 0.0
+        if parse:
+            async for rows in _pages(conn):
+                for row in rows:
+                    json.loads(row[2])
+            parsed = time.perf_counter() - start
         start, prev = time.perf_counter(), GENESIS
         async for rows in _pages(conn):
             prev = _rehash(rows, prev)
@@ -157,7 +159,7 @@ async def pg_scans(url: str) -> Scans:
             start = time.perf_counter()
             async for rows in _pages(conn):
                 _write_lines(rows, sink)
-            return Scans(parse, rehash, time.perf_counter() - start)
+            return Scans(parsed, rehash, time.perf_counter() - start)
     finally:
         await conn.close()
 
@@ -179,7 +181,7 @@ async def append(url: str, fixed: Sequence[Fixed], batch: int = BATCH) -> float:
     return sqlite_append(path, fixed, batch) if path else await pg_append(url, fixed, batch)
 
 
-async def scans(url: str) -> Scans:
-    """Seconds for the raw scans of the ledger at ``url``."""
+async def scans(url: str, *, parse: bool = True) -> Scans:
+    """Seconds for the raw scans of the ledger at ``url`` (the parsing one only if ``parse``)."""
     path = _sqlite_path(url)
-    return sqlite_scans(path) if path else await pg_scans(url)
+    return sqlite_scans(path, parse=parse) if path else await pg_scans(url, parse=parse)

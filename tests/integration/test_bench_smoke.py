@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import fanout, ingest
+from bench import fanout, ingest, pipeline
+from bench.pipeline_notes import render
 from bench.smoke import smoke
 
 
@@ -31,3 +32,14 @@ async def test_fanout_benchmark_runs_end_to_end() -> None:
     assert report.recipients == 100
     assert report.peak_deliveries == 100
     assert report.duplicates == 0
+
+
+@pytest.mark.timeout(180)
+async def test_whole_pipeline_benchmark_runs_end_to_end() -> None:
+    # raises unless the stream and the ledger hold every event accepted, and the chain verifies
+    result = await pipeline.smoke()
+    assert [p.events for p in result.points] == [200, 400]
+    assert all(p.e2e and p.e2e.rate > 0 for p in result.points)
+    assert result.largest.reads is not None
+    assert result.fanout.duplicates == 0
+    assert "## Product figures next to the raw limits" in render(result)
