@@ -3,6 +3,7 @@
 ``Runtime`` starts (in order) the Redis-compatible server if none is
 configured, the consumer groups, the ledger's database, the broker with
 the chosen services' subscribers, and hands the HTTP API its collaborators.
+Each runtime has its own metrics registry (:class:`~services.prometheus.PrometheusMetrics`).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ from services.ingest.app import INGEST_OPTIONS, register_ingest
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
 from services.loops import forever, log_failure
+from services.metrics import ESCALATIONS
 from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
+from services.prometheus import PrometheusMetrics
 from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
@@ -73,6 +77,7 @@ class Runtime:
         self.topology = resolve_topology(self.config)
         self.services = tuple(services)
         self.embedded: EmbeddedRedis | None = None
+        self.metrics = PrometheusMetrics()
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Runtime:
@@ -116,6 +121,7 @@ class Runtime:
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,
             deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
+            metrics=self.metrics,
         )  # fmt: skip
         self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
         loops: list[Background] = []  # claimers, group commits
@@ -126,17 +132,15 @@ class Runtime:
         if "ingest" in self.services:
             options = replace(INGEST_OPTIONS, **claim)
             loops += register_ingest(self.broker, self.redis, self.topology, self.publisher,
-                                        consumer_name("ingest"), options)  # fmt: skip
+                                     consumer_name("ingest"), options, self.metrics)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
-            loops += register_ledger(
-                self.broker, self.redis, self.ledger, consumer_name("ledger"), options
-            )
+            loops += register_ledger(self.broker, self.redis, self.ledger,
+                                     consumer_name("ledger"), options, self.metrics)  # fmt: skip
         if "notifier" in self.services:
             options = replace(NOTIFIER_OPTIONS, **claim)
-            loops += register_notifier(
-                self.broker, self.redis, self.notifier, consumer_name("notifier"), options
-            )
+            loops += register_notifier(self.broker, self.redis, self.notifier,
+                                       consumer_name("notifier"), options, self.metrics)  # fmt: skip
         await self.broker.start()
         self._stack.push_async_callback(self.broker.stop)
         for loop in loops:
@@ -148,10 +152,13 @@ class Runtime:
             self._background(self._escalate(), "escalation")
             self.webhook_worker = WebhookWorker(
                 self.redis, self.config.webhooks,
-                RecordedWebhookOutcomes(self.redis, self.publisher), consumer_name("webhooks"),
+                CountedWebhookOutcomes(RecordedWebhookOutcomes(self.redis, self.publisher),
+                                       self.metrics),
+                consumer_name("webhooks"),
                 options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
             )  # fmt: skip
             self._background(self.webhook_worker.run(), "webhooks")
+        self.metrics.watch(self.redis, self.readiness)  # every check's subject exists now
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -174,9 +181,11 @@ class Runtime:
         """Escalate deliveries past their deadline, checking often enough for the shortest."""
         deadlines = self.config.ack_deadlines
         shortest = min(deadlines.flash, deadlines.urgent, deadlines.routine).total_seconds()
-        await forever(
-            lambda: escalate_due(self.notifier), min(max(shortest / 10, 0.05), 1.0), "escalation"
-        )
+
+        async def escalate() -> None:
+            self.metrics.inc(ESCALATIONS, await escalate_due(self.notifier))
+
+        await forever(escalate, min(max(shortest / 10, 0.05), 1.0), "escalation")
 
     async def _trim(self) -> None:
         """Trim the streams this process consumes below what every group acknowledged."""
@@ -222,4 +231,5 @@ class Runtime:
             notifier=self.notifier,
             ledger=self.ledger,
             ready=self.readiness,
+            metrics=self.metrics,
         )

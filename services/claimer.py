@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from services import streams
 from services.bus import OUTAGES, Entry, dead_letter
 from services.loops import forever, log_failure
+from services.metrics import DEAD_LETTERED, NO_METRICS, REDELIVERIES, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,12 @@ class Claimer:
         consumer: str,
         handler: EntryHandler,
         options: GroupOptions,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.redis, self.stream, self.group, self.consumer = redis, stream, group, consumer
-        self.handler, self.options = handler, options
+        self.handler, self.options, self.metrics = handler, options, metrics
+        for counter in (REDELIVERIES, DEAD_LETTERED):  # exposed at 0 from the start
+            metrics.inc(counter, 0, stream, group)
         self._last_error: dict[str, str] = {}  # entry id → why it last failed alone (this process)
 
     @property
@@ -118,6 +122,8 @@ class Claimer:
                 await dead_letter(self.redis, origin=self.stream, reason=reason,
                                   payload=entry.payload, entry_id=entry.entry_id)  # fmt: skip
         done = [e for e in entries if e not in retry]
+        self.metrics.inc(DEAD_LETTERED, len(done), self.stream, self.group)
+        self.metrics.inc(REDELIVERIES, len(retry), self.stream, self.group)
         if retry:
             try:
                 done += await self._handle(retry)

@@ -1,4 +1,4 @@
-"""The HTTP API: the services' routers behind one FastAPI app, with health endpoints."""
+"""The HTTP API: the services' routers behind one FastAPI app, with health and metrics."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from services import problems
 from services.body_limit import BodyLimit
 from services.ingest.api import router as ingest_router
 from services.ledger.api import router as ledger_router
 from services.notifier.api import router as notifier_router
+from services.prometheus import CONTENT_TYPE
 from services.runtime_deps import Deps
 
 
@@ -30,14 +31,20 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(notifier_router)
     app.include_router(ledger_router)
-    add_health(app, lambda: app.state.deps.ready())  # looked up per request, as the routers do
+    # looked up per request, as the routers do
+    add_health(app, lambda: app.state.deps.ready())
+    add_metrics(app, lambda: app.state.deps.metrics.scrape())
     return app
 
 
-def create_health_app(ready: Callable[[], Awaitable[dict[str, bool]]]) -> FastAPI:
-    """Only ``/healthz`` and ``/readyz``: for ``liaison serve ledger|notifier`` (HEALTH_ADDR)."""
+def create_health_app(
+    ready: Callable[[], Awaitable[dict[str, bool]]], scrape: Callable[[], Awaitable[bytes]]
+) -> FastAPI:
+    """``/healthz``, ``/readyz`` and ``/metrics``: for ``liaison serve ledger|notifier``
+    (HEALTH_ADDR)."""
     app = FastAPI(title="Liaison Exchange health", version="0.1.0")
     add_health(app, ready)
+    add_metrics(app, scrape)
     return app
 
 
@@ -58,3 +65,17 @@ def add_health(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) ->
         checks: dict[str, Any] = await ready()
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+def add_metrics(app: FastAPI, scrape: Callable[[], Awaitable[bytes]]) -> None:
+    """Prometheus' text exposition format of the process's registry, for anyone."""
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics: this process's counters, the streams' backlog, readiness",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> Response:
+        return Response(await scrape(), media_type=CONTENT_TYPE)

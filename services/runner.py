@@ -27,7 +27,10 @@ async def run_services(
                 f"Liaison Exchange ready at {url} ({', '.join(services)})", highlight=False
             )
         elif settings.health_host_port is not None:
-            server = ApiServer(create_health_app(runtime.readiness), *settings.health_host_port)
+            server = ApiServer(
+                create_health_app(runtime.readiness, runtime.metrics.scrape),
+                *settings.health_host_port,
+            )
             url = await server.start()
             console.print(f"Liaison Exchange {', '.join(services)} running; health at {url}",
                           highlight=False)  # fmt: skip

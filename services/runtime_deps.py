@@ -16,6 +16,7 @@ from services.config import Principal
 from services.ledger.store import SqlLedger
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.prometheus import PrometheusMetrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Deps:
     notifier: NotifierDeps
     ledger: SqlLedger
     ready: Callable[[], Awaitable[dict[str, bool]]]
+    metrics: PrometheusMetrics
 
 
 def deps(request: Request) -> Deps:

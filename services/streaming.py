@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from services.bus import Entry
 from services.claimer import Claimer, EntryHandler, GroupOptions, stream_entry
 from services.group_commit import GroupCommit
+from services.metrics import NO_METRICS, Metrics
 
 __all__ = ["Background", "Claimer", "GroupOptions", "subscribe_group", "subscribe_pipelined"]
 
@@ -90,6 +91,7 @@ def subscribe_group(
     consumer: str,
     handler: EntryHandler,
     options: GroupOptions = DEFAULT_OPTIONS,
+    metrics: Metrics = NO_METRICS,
 ) -> Claimer:
     """Register the reader of ``group`` on ``stream``; return its claimer, for the caller to run."""
 
@@ -98,7 +100,7 @@ def subscribe_group(
         await msg.ack()
 
     _reader(broker, stream, group, consumer, options, read)
-    return Claimer(redis, stream, group, f"{consumer}:claimer", handler, options)
+    return Claimer(redis, stream, group, f"{consumer}:claimer", handler, options, metrics)
 
 
 def subscribe_pipelined(
@@ -111,6 +113,7 @@ def subscribe_pipelined(
     prepare: Callable[[Sequence[Entry]], Awaitable[T]],
     commit: Callable[[Sequence[T]], Awaitable[object]],
     options: GroupOptions = DEFAULT_OPTIONS,
+    metrics: Metrics = NO_METRICS,
 ) -> list[Background]:
     """Readers of ``group`` on every stream feeding one :class:`GroupCommit`.
 
@@ -134,7 +137,9 @@ def subscribe_pipelined(
     claimers: list[Background] = []
     for stream in streams:
         reader(stream)
-        claimers.append(Claimer(redis, stream, group, f"{consumer}:claimer", handle, options))
+        claimers.append(
+            Claimer(redis, stream, group, f"{consumer}:claimer", handle, options, metrics)
+        )
     return [writer, *claimers]
 
 

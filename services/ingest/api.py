@@ -11,6 +11,7 @@ from services import problems
 from services.config import Principal, Role
 from services.ingest.content_modes import decode, locate
 from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
+from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
@@ -88,6 +89,9 @@ async def publish_events(
             403, "Forbidden", f"{principal.name} may not publish for {', '.join(foreign)}"
         )
     flags = await runtime.publisher.publish(events)
+    new = sum(flags)
+    runtime.metrics.inc(EVENTS_ACCEPTED, new, "http")
+    runtime.metrics.inc(EVENTS_DUPLICATE, len(flags) - new, "http")
     return JSONResponse(
         {
             "accepted": [ev.id for ev, new in zip(events, flags, strict=True) if new],

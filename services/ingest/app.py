@@ -11,6 +11,7 @@ from schemas.topology import Topology
 from services import streams
 from services.bus import Entry, Publisher
 from services.ingest.ingress import forward
+from services.metrics import NO_METRICS, Metrics
 from services.streaming import Claimer, GroupOptions, subscribe_group
 
 INGEST_OPTIONS = GroupOptions(max_records=500)
@@ -23,11 +24,12 @@ def register_ingest(
     publisher: Publisher,
     consumer: str,
     options: GroupOptions = INGEST_OPTIONS,
+    metrics: Metrics = NO_METRICS,
 ) -> list[Claimer]:
     """Subscribe ingest's consumer group to the ingress stream; return the claimer to run."""
 
     async def handle(entries: Sequence[Entry]) -> None:
-        await forward(entries, topology, publisher, redis)
+        await forward(entries, topology, publisher, redis, metrics)
 
     claimer = subscribe_group(
         broker,
@@ -37,5 +39,6 @@ def register_ingest(
         consumer=consumer,
         handler=handle,
         options=options,
+        metrics=metrics,
     )
     return [claimer]

@@ -23,6 +23,7 @@ from schemas.topology import Topology
 from services import streams
 from services.bus import Entry, Publisher, dead_letter_fields
 from services.ingest.intake import Rejected, validate_event
+from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, NO_METRICS, Metrics
 
 
 class NotAnEvent(ValueError):
@@ -54,7 +55,11 @@ def event_of(payload: bytes | str, topology: Topology) -> CloudEvent:
 
 
 async def forward(
-    entries: Sequence[Entry], topology: Topology, publisher: Publisher, redis: Redis
+    entries: Sequence[Entry],
+    topology: Topology,
+    publisher: Publisher,
+    redis: Redis,
+    metrics: Metrics = NO_METRICS,
 ) -> None:
     """Publish the valid entries, dead-letter the others (atomically, all of them at once).
 
@@ -69,7 +74,9 @@ async def forward(
         except NotAnEvent as exc:
             refused.append((entry, str(exc)))
     if valid:
-        await publisher.publish(valid)
+        new = sum(await publisher.publish(valid))
+        metrics.inc(EVENTS_ACCEPTED, new, "ingress")
+        metrics.inc(EVENTS_DUPLICATE, len(valid) - new, "ingress")
     if refused:
         async with redis.pipeline(transaction=True) as pipe:
             for entry, reason in refused:

@@ -12,6 +12,7 @@ from services.bus import Entry, RedisDeadLetters
 from services.ledger.handlers import append_prepared, prepare_entries
 from services.ledger.records import Record
 from services.ledger.store import SqlLedger
+from services.metrics import LEDGER_APPENDED, LEDGER_DUPLICATES, NO_METRICS, Metrics
 from services.streaming import Background, GroupOptions, subscribe_pipelined
 
 LEDGER_OPTIONS = GroupOptions(max_records=500, queue_batches=8)
@@ -24,6 +25,7 @@ def register_ledger(
     ledger: SqlLedger,
     consumer: str,
     options: GroupOptions = LEDGER_OPTIONS,
+    metrics: Metrics = NO_METRICS,
 ) -> list[Background]:
     """Subscribe the ledger's consumer group to every canonical stream.
 
@@ -36,7 +38,9 @@ def register_ledger(
         return await prepare_entries(entries, dead)
 
     async def commit(batches: Sequence[list[Record]]) -> None:
-        await append_prepared(batches, ledger)
+        result = await append_prepared(batches, ledger)
+        metrics.inc(LEDGER_APPENDED, len(result.appended))
+        metrics.inc(LEDGER_DUPLICATES, result.duplicates)
 
     return subscribe_pipelined(
         broker,
@@ -47,4 +51,5 @@ def register_ledger(
         prepare=prepare,
         commit=commit,
         options=options,
+        metrics=metrics,
     )

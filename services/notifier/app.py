@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from services import streams
 from services.bus import Entry, RedisDeadLetters
+from services.metrics import NO_METRICS, Metrics
 from services.notifier.handlers import NotifierDeps, handle_alert_entries
 from services.streaming import Claimer, GroupOptions, subscribe_group
 
@@ -21,6 +22,7 @@ def register_notifier(
     deps: NotifierDeps,
     consumer: str,
     options: GroupOptions = NOTIFIER_OPTIONS,
+    metrics: Metrics = NO_METRICS,
 ) -> list[Claimer]:
     """Subscribe the notifier's consumer group to the alert stream; return the claimer to run."""
     dead = RedisDeadLetters(redis)
@@ -36,5 +38,6 @@ def register_notifier(
         consumer=consumer,
         handler=handle,
         options=options,
+        metrics=metrics,
     )
     return [claimer]

@@ -18,6 +18,7 @@ from schemas.topology import Topology
 from schemas.vocabulary import EventType, View
 from services.bus import DeadLetters, Entry, Publisher
 from services.config import AckDeadlines
+from services.metrics import DELIVERIES, NO_METRICS, Metrics
 from services.notifier.admission import CHANGE_TYPES, AlertOwners, UnknownAlert, admit
 from services.notifier.routing import AlertFacts, Recipient, non_nominal, route_alert
 
@@ -63,6 +64,7 @@ class NotifierDeps:
     deadlines: AckDeadlines = DEFAULT_DEADLINES
     webhooks: WebhookEnqueuer | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    metrics: Metrics = NO_METRICS
 
 
 def view_of(event: CloudEvent, view: View) -> dict[str, Any]:
@@ -124,6 +126,7 @@ async def fan_out_all(
     stored = await deps.inbox.deliver(
         [(r.unit, delivery, now.timestamp()) for _, r, delivery in pending]
     )
+    deps.metrics.inc(DELIVERIES, len(stored))
     receipts = []
     for (event, recipient, _), kept in zip(pending, stored, strict=True):
         # the stored time: a redelivery's receipt is the first run's, so it dedupes

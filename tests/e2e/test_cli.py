@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests import factories
 
@@ -123,3 +124,25 @@ def test_up_serves_until_sigterm_and_leaves_nothing_running(tmp_path: Path) -> N
     assert not (tmp_path / "redis" / "url").exists()
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+
+
+def test_serve_ledger_exposes_metrics_on_the_health_address(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
+    env |= {"LIAISON_DATA_DIR": str(tmp_path), "LIAISON_HEALTH_ADDR": f"127.0.0.1:{port}"}
+    command = [LIAISON, "serve", "ledger"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        assert f"health at http://127.0.0.1:{port}" in proc.stdout.readline()
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert response.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    assert samples[("liaison_ledger_appended_total", ())] == 0
+    assert samples[("liaison_ready", (("check", "database"),))] == 1
+    assert samples[("liaison_redis_scrape_ok", ())] == 1

@@ -48,6 +48,7 @@ def _table(**cells: int) -> dict[str, int]:
 MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/healthz", PUBLIC),
     ("GET", "/readyz", PUBLIC),
+    ("GET", "/metrics", PUBLIC),
     ("GET", "/openapi.json", PUBLIC),
     ("POST", "/v1/events", _table(publisher_own=202)),
     ("GET", f"/v1/units/{UNIT}/alerts", _table(officer_own=200, auditor=200)),
