@@ -80,6 +80,12 @@ NEEDS_SUBJECT: Final = frozenset(
 """Types whose ``subject`` (the original alert's id) is required."""
 
 _UNITS, _SYSTEM = "/units/", "/liaison/"
+# One encoder for every event: json.dumps(sort_keys=True, separators=(",", ":"),
+# ensure_ascii=False) builds a new one per call; the text is the same, byte for byte
+# (tests/unit/test_canonical_text.py). A model dump holds no cycles to check for.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 _country_code = pattern_check(COUNTRY_PATTERN, "country_code", "an ISO 3166 alpha-2 code", True)
 
 
@@ -212,7 +218,7 @@ class CloudEvent(BaseModel):
         once, here (``services/ledger/chain.py`` documents it for auditors).
         """
         doc = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return _CANONICAL.encode(doc).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
