@@ -192,8 +192,9 @@ class CloudEvent(BaseModel):
         model = DATA_MODELS[event_type]
         if type(value) is model:
             return value
-        # Errors raised here keep their location, prefixed with "data" by pydantic.
-        return model.model_validate(value, context=info.context)
+        # Errors raised here keep their location, prefixed with "data" by pydantic. The
+        # model's own validator, as model_validate would call it, without its Python wrapper.
+        return model.__pydantic_validator__.validate_python(value, context=info.context)
 
     @property
     def unit(self) -> str | None:
