@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from bench import raw_redis
 from bench.payloads import build
+from bench.procs import child_matching, cpu_seconds
 from bench.report import Figure, Report, machine, render, serial, write
 from schemas.events import CloudEvent
 from services import streams
@@ -151,7 +152,10 @@ async def run(events: int, *, senders: int = 4) -> Report:
             report.raw[XADD] = events / await raw_redis.xadd_pipelined(redis, payloads.wire)
             await redis.flushall()
             async with ingest_process(server.url, Path(tmp), units) as (base, token):
+                pid = child_matching("serve ingest")
+                (ingest0, server0) = _cpu(pid, server.pid)
                 elapsed = await post_batches(base, token, bodies, senders)
+                (ingest1, server1) = _cpu(pid, server.pid)
             stored = await redis.xlen(streams.SEIZURES)
         finally:
             await redis.aclose()
@@ -163,7 +167,16 @@ async def run(events: int, *, senders: int = 4) -> Report:
         "Ingest", Figure(name, events / elapsed, "validate then XADD, serial", limit, TARGET)
     )
     report.add("Ingest", Figure(name, events / elapsed, VALIDATE, report.raw[VALIDATE]))
+    ingest_us, server_us = ((ingest1 - ingest0) / events * 1e6, (server1 - server0) / events * 1e6)
+    report.notes.append(
+        f"CPU per event during the run: `liaison serve ingest` {ingest_us:.1f} µs, "
+        f"the server {server_us:.1f} µs (utime + stime of /proc/PID/stat)."
+    )
     return report
+
+
+def _cpu(ingest: int, server: int | None) -> tuple[float, float]:
+    return cpu_seconds(ingest), cpu_seconds(server) if server else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,6 +80,12 @@ NEEDS_SUBJECT: Final = frozenset(
 """Types whose ``subject`` (the original alert's id) is required."""
 
 _UNITS, _SYSTEM = "/units/", "/liaison/"
+# One encoder for every event: json.dumps(sort_keys=True, separators=(",", ":"),
+# ensure_ascii=False) builds a new one per call; the text is the same, byte for byte
+# (tests/unit/test_canonical_text.py). A model dump holds no cycles to check for.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 _country_code = pattern_check(COUNTRY_PATTERN, "country_code", "an ISO 3166 alpha-2 code", True)
 
 
@@ -186,8 +192,9 @@ class CloudEvent(BaseModel):
         model = DATA_MODELS[event_type]
         if type(value) is model:
             return value
-        # Errors raised here keep their location, prefixed with "data" by pydantic.
-        return model.model_validate(value, context=info.context)
+        # Errors raised here keep their location, prefixed with "data" by pydantic. The
+        # model's own validator, as model_validate would call it, without its Python wrapper.
+        return model.__pydantic_validator__.validate_python(value, context=info.context)
 
     @property
     def unit(self) -> str | None:
@@ -212,7 +219,7 @@ class CloudEvent(BaseModel):
         once, here (``services/ledger/chain.py`` documents it for auditors).
         """
         doc = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return _CANONICAL.encode(doc).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:

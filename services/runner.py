@@ -12,6 +12,9 @@ from services.config import Settings
 from services.http import create_app, create_health_app
 from services.serve import ApiServer, wait_for_signal
 
+GC_THRESHOLD = 50_000
+"""Allocations between the collector's young passes (Python's default: 700)."""
+
 
 async def run_services(
     settings: Settings, services: Collection[str], console: Console, *, http: bool
@@ -39,6 +42,11 @@ async def run_services(
         # Everything loaded so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise stall the event loop for tens of milliseconds.
         gc.freeze()
+        # A batch of 1000 events is some 50,000 objects that live until it is published: at the
+        # default threshold (700) the collector ran ~70 times per batch, scanning them again and
+        # again (~15 % of ingest's CPU) and finding nothing: events hold no reference cycles.
+        # Cycles elsewhere are still collected, after 50,000 allocations instead of 700.
+        gc.set_threshold(GC_THRESHOLD, 10, 10)
         try:
             await wait_for_signal()
         finally:
