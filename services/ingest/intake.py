@@ -50,9 +50,7 @@ def validate_event(raw: Any, topology: Topology, index: int | None = None) -> Cl
     try:
         event = CloudEvent.model_validate(raw)
     except ValidationError as exc:
-        raise Rejected(
-            [Rejection(index, _loc(e["loc"]) or "(event)", e["msg"]) for e in exc.errors()]
-        ) from None
+        raise Rejected(_rejections(exc, raw, index)) from None
     problems = []
     if event.type not in AGENCY_TYPES:
         problems.append(Rejection(index, "type", f"{event.type} is emitted by the system only"))
@@ -65,6 +63,37 @@ def validate_event(raw: Any, topology: Topology, index: int | None = None) -> Cl
     if problems:
         raise Rejected(problems)
     return event
+
+
+def _rejections(exc: ValidationError, raw: Any, index: int | None) -> list[Rejection]:
+    try:
+        errors = exc.errors()
+    except UnicodeEncodeError:  # a message quoting a lone surrogate ("\\udcff") cannot render
+        return _surrogate_rejections(raw, index)
+    return [Rejection(index, _loc(e["loc"]) or "(event)", e["msg"]) for e in errors]
+
+
+def _surrogate_rejections(raw: Any, index: int | None) -> list[Rejection]:
+    """The errors of ``raw`` with its lone surrogates shown as U+FFFD, each saying why."""
+    note = " (the text holds a lone surrogate escape: not valid Unicode)"
+    try:
+        CloudEvent.model_validate(_without_surrogates(raw))
+    except ValidationError as exc:
+        return [
+            Rejection(index, _loc(e["loc"]) or "(event)", e["msg"] + note) for e in exc.errors()
+        ]
+    return [Rejection(index, "(event)", note.strip(" ()"))]
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
 
 
 def validate_batch(body: Any, topology: Topology) -> tuple[list[CloudEvent], bool]:

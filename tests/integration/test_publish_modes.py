@@ -131,3 +131,24 @@ async def test_bodies_that_are_not_events_are_refused_clearly(
     assert response.status_code == status
     assert detail in response.text
     assert await redis.xlen(streams.ALERTS) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "replace"),
+    [
+        ("data.summary", ('"KAMAZ', '"\\ud800KAMAZ')),  # free text
+        ("data.route.0", ('"TJ"', '"\\udcff"')),  # a pattern-checked code
+        ("data.severity", ('"urgent"', '"\\udfff"')),  # a vocabulary
+    ],
+)
+async def test_a_lone_surrogate_escape_is_a_located_422(
+    api: httpx.AsyncClient, redis: Redis, field: str, replace: tuple[str, str]
+) -> None:
+    body = json.dumps(factories.alert()).replace(*replace, 1)
+    response = await api.post(
+        "/v1/events", content=body,
+        headers={**auth("customs"), "Content-Type": "application/cloudevents+json"},
+    )  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert await redis.xlen(streams.ALERTS) == 0
