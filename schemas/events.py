@@ -211,10 +211,19 @@ class CloudEvent(BaseModel):
         The ledger stores this text verbatim and hashes it, so it is defined
         once, here (``services/ledger/chain.py`` documents it for auditors).
         """
-        doc = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return canonical_json(self.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
         """Parse and validate wire JSON; pydantic ``ValidationError`` when it is not valid."""
         return cls.model_validate_json(raw)
+
+
+def canonical_json(doc: dict[str, Any]) -> bytes:
+    """The canonical text of an event already dumped to JSON types (:meth:`CloudEvent.to_json`)."""
+    return _CANONICAL.encode(doc).encode()
+
+
+# What json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False) uses, built
+# once: json.dumps builds a new encoder on every call with non-default arguments.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
