@@ -148,7 +148,7 @@ async def test_a_notifier_killed_mid_batch_loses_and_duplicates_nothing(
         return sum(await pipe.execute())
 
     first, second = notifiers.start("notifier"), notifiers.start("notifier")
-    feeder = Feeder(redis, alerts, target=TOTAL - 100)  # the rest after the kill
+    feeder = Feeder(redis, alerts, target=TOTAL // 2)  # more until one is caught; the rest after
     feeding = asyncio.create_task(feeder.run())
     try:
 
@@ -174,6 +174,8 @@ async def test_a_notifier_killed_mid_batch_loses_and_duplicates_nothing(
                     caught.append(process)
                     return True
                 process.resume()
+            if feeder.published >= feeder.target < TOTAL - 100:  # all done: feed some more
+                feeder.target += BATCH
             return False
 
         try:  # best: deliveries written, not acknowledged (a redelivery meets them)
