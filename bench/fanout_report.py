@@ -23,10 +23,11 @@ NOTES = [
     "The notifier is `liaison serve notifier` (services/bootstrap.py's Runtime, as in "
     "`liaison up`, without ingest and ledger) in its own process; the publisher and the watcher "
     "share this process. Everything on the same cores as the server.",
-    "Peak is bounded by CPU, not by the server's write rate (ratio to pipelined HSET ≈ 0.1): per "
-    "delivery the notifier renders and encodes the entry and builds the `alert.delivered` "
-    "receipt; the server runs ~8 commands in scripts (inbox, order, recipients, deadline, "
-    "feed; receipt's dedupe check, XADD, index).",
+    "Peak is bounded by CPU, not by the server's write rate (ratio to pipelined HSET ≈ 0.1-0.15): "
+    "per delivery the notifier renders and encodes the entry and the `alert.delivered` receipt "
+    "(the next batch while the server runs the previous one's scripts); the server runs ~8 "
+    "commands in scripts (inbox, order, recipients, deadline, feed; receipt's dedupe check, "
+    "XADD, index). Burst CPU above one core means the two worked at the same time.",
 ]
 
 

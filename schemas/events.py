@@ -218,10 +218,14 @@ class CloudEvent(BaseModel):
         The ledger stores this text verbatim and hashes it, so it is defined
         once, here (``services/ledger/chain.py`` documents it for auditors).
         """
-        doc = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return _CANONICAL.encode(doc).encode()
+        return canonical_json(self.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
         """Parse and validate wire JSON; pydantic ``ValidationError`` when it is not valid."""
         return cls.model_validate_json(raw)
+
+
+def canonical_json(doc: dict[str, Any]) -> bytes:
+    """The canonical text of an event already dumped to JSON types (:meth:`CloudEvent.to_json`)."""
+    return _CANONICAL.encode(doc).encode()

@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
 from schemas.events import CloudEvent
+from schemas.vocabulary import EventType
 from services import streams
 
 # KEYS[1], KEYS[2] = this and the previous window's seen hash; KEYS[3..] = streams;
@@ -78,15 +79,35 @@ class DeadLetters(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An event as published: what the publisher needs of it, and its canonical wire JSON.
+
+    For events encoded ahead of the publish (the notifier renders its receipts
+    while the previous batch is being written).
+    """
+
+    type: EventType
+    source: str
+    id: str
+    payload: bytes
+    """What :meth:`CloudEvent.to_json` gives, byte for byte."""
+
+    @classmethod
+    def of(cls, event: CloudEvent) -> Encoded:
+        """Encode ``event`` now."""
+        return cls(event.type, event.source, event.id, event.to_json())
+
+
 class Publisher(Protocol):
     """Appends canonical events to their streams, idempotently by ``(source, id)``."""
 
-    async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
+    async def publish(self, events: Sequence[CloudEvent | Encoded]) -> list[bool]:
         """Publish all or nothing; per event, True if new and False if already published."""
         ...
 
 
-def seen_field(event: CloudEvent) -> str:
+def seen_field(event: CloudEvent | Encoded) -> str:
     """The idempotency key of an event: its source and id."""
     return f"{event.source} {event.id}"
 
@@ -113,14 +134,15 @@ class RedisPublisher:
         self._script = redis.register_script(_PUBLISH_LUA)
         self.durable, self.dedupe_window, self._clock = durable, dedupe_window, clock
 
-    async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
+    async def publish(self, events: Sequence[CloudEvent | Encoded]) -> list[bool]:
         if not events:
             return []
         keys = [*streams.seen_keys(self.dedupe_window, self._clock()), *streams.CANONICAL_STREAMS]
         argv: list[str | bytes] = [str(2 * self.dedupe_window)]
         for event in events:
-            index = streams.CANONICAL_STREAMS.index(streams.stream_for(event.type)) + 3
-            argv += [str(index), seen_field(event), event.to_json()]
+            encoded = event if isinstance(event, Encoded) else Encoded.of(event)
+            index = streams.CANONICAL_STREAMS.index(streams.stream_for(encoded.type)) + 3
+            argv += [str(index), seen_field(encoded), encoded.payload]
         if not self.durable:
             flags = await self._script(keys=keys, args=argv)
             return [bool(flag) for flag in flags]

@@ -10,14 +10,16 @@ round trip for every stream). The queue is bounded, so a slow writer stops
 the readers rather than filling memory.
 
 If the commit fails, the entries are left pending: the stream's claimer
-retries them after its idle time, as it does for a crashed consumer.
+retries them after its idle time, as it does for a crashed consumer. A
+commit that did its work but for some entries raises :class:`PartlyCommitted`:
+only those are left pending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -30,6 +32,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FAILURE_PAUSE = 0.5  # seconds: after a failed commit, before the next (the database may be down)
+
+
+class PartlyCommitted(Exception):
+    """Raised by a commit that did its work except for some entries, which must stay pending
+    (for the claimer to retry); the rest is acknowledged."""
+
+    def __init__(self, entry_ids: Collection[str], why: str) -> None:
+        super().__init__(why)
+        self.entry_ids = frozenset(entry_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +106,12 @@ class GroupCommit(Generic[T]):
 
     async def _settle(self, batches: list[Prepared[T]]) -> bool:
         task = asyncio.current_task()
+        kept: frozenset[str] = frozenset()
         try:
             await self.commit([b.work for b in batches])
+        except PartlyCommitted as exc:
+            kept = exc.entry_ids
+            log.info("%s: %d entries stay pending for the claimer: %s", self.name, len(kept), exc)
         except Exception:
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from None
@@ -105,7 +120,7 @@ class GroupCommit(Generic[T]):
                         self.name, entries)  # fmt: skip
             return False
         try:
-            await self._ack(batches)
+            await self._ack(batches, kept)
         except Exception:  # committed: a redelivery is recognised as already recorded
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from None
@@ -113,11 +128,12 @@ class GroupCommit(Generic[T]):
             return False
         return True
 
-    async def _ack(self, batches: list[Prepared[T]]) -> None:
+    async def _ack(self, batches: list[Prepared[T]], kept: frozenset[str]) -> None:
         ids: dict[str, list[str]] = {}
         for batch in batches:
-            ids.setdefault(batch.stream, []).extend(batch.entry_ids)
+            ids.setdefault(batch.stream, []).extend(e for e in batch.entry_ids if e not in kept)
         pipe = self.redis.pipeline(transaction=False)
         for stream, entry_ids in ids.items():
-            pipe.xack(stream, self.group, *entry_ids)
+            if entry_ids:
+                pipe.xack(stream, self.group, *entry_ids)
         await pipe.execute()

@@ -20,6 +20,7 @@ from typing import Protocol
 from schemas.events import CloudEvent
 from schemas.vocabulary import EventType
 from services.bus import Entry
+from services.group_commit import PartlyCommitted
 
 CHANGE_TYPES = frozenset(
     {EventType.ALERT_UPDATED, EventType.ALERT_CANCELLED, EventType.ALERT_CLOSED}
@@ -38,8 +39,11 @@ class AlertOwners(Protocol):
         ...
 
 
-class UnknownAlert(Exception):
-    """A change arrived for an alert that has not been delivered (yet): retry it later."""
+class UnknownAlert(PartlyCommitted):
+    """A change arrived for an alert that has not been delivered (yet): retry it later.
+
+    Everything else of its batch was done; only the held-back entries stay pending.
+    """
 
 
 @dataclass(slots=True)
@@ -48,8 +52,8 @@ class Admission:
 
     admitted: list[CloudEvent] = field(default_factory=list)
     refused: list[tuple[Entry, str]] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)
-    """Why each held-back change waits (for :class:`UnknownAlert`)."""
+    held: list[tuple[Entry, str]] = field(default_factory=list)
+    """Each held-back change and why it waits (for :class:`UnknownAlert`)."""
 
 
 async def admit(batch: Sequence[tuple[Entry, CloudEvent]], owners: AlertOwners) -> Admission:
@@ -72,7 +76,7 @@ async def admit(batch: Sequence[tuple[Entry, CloudEvent]], owners: AlertOwners) 
         if reason is None:
             result.admitted.append(event)
         elif event.type in CHANGE_TYPES and owner.get(event.subject or "") is None:
-            result.held.append(reason)
+            result.held.append((entry, reason))
         else:
             result.refused.append((entry, reason))
     return result

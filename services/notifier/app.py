@@ -10,10 +10,12 @@ from redis.asyncio import Redis
 from services import streams
 from services.bus import Entry, RedisDeadLetters
 from services.metrics import NO_METRICS, Metrics
-from services.notifier.handlers import NotifierDeps, handle_alert_entries
-from services.streaming import Claimer, GroupOptions, subscribe_group
+from services.notifier.batches import PreparedBatch, commit_alerts, prepare_alerts
+from services.notifier.handlers import NotifierDeps
+from services.streaming import Background, GroupOptions, subscribe_pipelined
 
-NOTIFIER_OPTIONS = GroupOptions(max_records=100)
+NOTIFIER_OPTIONS = GroupOptions(max_records=100, queue_batches=4)
+"""Batches of 100 alerts; up to 4 rendered ahead of the writes (see services/notifier/batches.py)."""
 
 
 def register_notifier(
@@ -23,21 +25,27 @@ def register_notifier(
     consumer: str,
     options: GroupOptions = NOTIFIER_OPTIONS,
     metrics: Metrics = NO_METRICS,
-) -> list[Claimer]:
-    """Subscribe the notifier's consumer group to the alert stream; return the claimer to run."""
+) -> list[Background]:
+    """Subscribe the notifier's consumer group to the alert stream.
+
+    Returns what to run beside the broker: the writer of prepared batches and the claimer.
+    """
     dead = RedisDeadLetters(redis)
 
-    async def handle(entries: Sequence[Entry]) -> None:
-        await handle_alert_entries(entries, deps, dead)
+    async def prepare(entries: Sequence[Entry]) -> PreparedBatch:
+        return await prepare_alerts(entries, deps, dead)
 
-    claimer = subscribe_group(
+    async def commit(batches: Sequence[PreparedBatch]) -> None:
+        await commit_alerts(batches, deps, dead)
+
+    return subscribe_pipelined(
         broker,
         redis,
-        stream=streams.ALERTS,
+        streams=[streams.ALERTS],
         group=streams.NOTIFIER_GROUP,
         consumer=consumer,
-        handler=handle,
+        prepare=prepare,
+        commit=commit,
         options=options,
         metrics=metrics,
     )
-    return [claimer]

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from services import bus, streams
 from services.bus import Entry
-from services.group_commit import GroupCommit
+from services.group_commit import GroupCommit, PartlyCommitted
 from services.streaming import GroupOptions, subscribe_pipelined
 from tests.integration.conftest import eventually
 
@@ -115,6 +115,35 @@ async def test_a_failed_commit_leaves_its_entries_to_the_claimer(
 
     await eventually(settled)
     assert await redis.xlen(streams.DEAD_LETTERS) == 0
+
+
+class KeepingWriter(Writer):
+    """A writer whose first commit leaves its first entry pending (:class:`PartlyCommitted`)."""
+
+    kept: Entry | None = None
+
+    async def commit(self, batches: Sequence[list[Entry]]) -> None:
+        await super().commit(batches)
+        if self.kept is None:
+            self.kept = batches[0][0]
+            raise PartlyCommitted([self.kept.entry_id], "held back")
+
+
+async def test_a_partly_committed_batch_leaves_only_what_it_names_to_the_claimer(
+    start: Callable[[Writer], Awaitable[None]], redis: Redis
+) -> None:
+    writer = KeepingWriter(redis)
+    await start(writer)
+    payloads = await _publish(redis, 6)
+
+    async def settled() -> bool:
+        return set(writer.committed) == payloads and await _pending(redis) == 0
+
+    await eventually(settled)
+    assert writer.kept is not None
+    again = [p for p in writer.committed if p == writer.kept.payload]
+    assert len(again) == 2, "the kept entry was retried by the claimer"
+    assert len(writer.committed) == len(payloads) + 1, "the rest was acknowledged at once"
 
 
 async def test_a_stopped_group_commit_releases_waiting_readers_and_refuses_more(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.events import CloudEvent
-from services.bus import Entry, seen_field
+from services.bus import Encoded, Entry, seen_field
 
 
 class FakePublisher:
@@ -18,15 +18,24 @@ class FakePublisher:
         self.events: list[CloudEvent] = []
         self._seen: set[str] = set()
 
-    async def publish(self, events: Sequence[CloudEvent]) -> list[bool]:
+    async def publish(self, events: Sequence[CloudEvent | Encoded]) -> list[bool]:
         flags = []
-        for event in events:
+        for item in events:
+            event = _decoded(item) if isinstance(item, Encoded) else item
             new = seen_field(event) not in self._seen
             if new:
                 self._seen.add(seen_field(event))
                 self.events.append(event)
             flags.append(new)
         return flags
+
+
+def _decoded(item: Encoded) -> CloudEvent:
+    """The event of an encoded one, checked to be canonical and to match its attributes."""
+    event = CloudEvent.from_json(item.payload)
+    assert event.to_json() == item.payload, "not the canonical encoding"
+    assert (event.type, event.source, event.id) == (item.type, item.source, item.id)
+    return event
 
 
 class FakeInbox:

@@ -10,7 +10,8 @@ import pytest
 from schemas.topology import default_topology
 from services.bus import Entry
 from services.notifier.admission import UnknownAlert
-from services.notifier.handlers import NotifierDeps, handle_alert_entries
+from services.notifier.batches import handle_alert_entries
+from services.notifier.handlers import NotifierDeps
 from tests import factories
 from tests.unit.fakes import FakeDeadLetters, FakeInbox, FakePublisher
 

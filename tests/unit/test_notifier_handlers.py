@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,12 +13,14 @@ from schemas.receipts import AlertDelivered
 from schemas.topology import default_topology
 from schemas.vocabulary import EventType
 from services.bus import Entry
+from services.notifier.batches import handle_alert_entries
 from services.notifier.handlers import (
     NotifierDeps,
     acknowledge,
     fan_out,
-    handle_alert_entries,
     pass_on_change,
+    render,
+    system_event,
 )
 from tests import factories
 from tests.unit.fakes import FakeDeadLetters, FakeInbox, FakePublisher
@@ -57,6 +60,29 @@ async def test_fan_out_delivers_each_view_and_emits_one_receipt_each(deps: Notif
     assert all(isinstance(r.data, AlertDelivered) and r.subject == alert.id for r in receipts)
     # built without validation: each must still be exactly what validation would accept
     assert all(CloudEvent.from_json(r.to_json()).to_json() == r.to_json() for r in receipts)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"tlp": "amber", "piireleasableto": "UZ"}, {"tlp": "green", "piireleasableto": "TJ"}],
+)
+def test_receipts_are_encoded_as_the_model_would_encode_them(
+    deps: NotifierDeps, extra: dict[str, str]
+) -> None:
+    alert = CloudEvent.model_validate(factories.alert(**extra))
+    at = datetime.now(UTC)
+    rendered = render(alert, deps, at)
+    expected = []
+    for recipient in rendered.recipients:
+        data = AlertDelivered(
+            alert_id=alert.id, alert_source="BLO-OYBEK", recipient=recipient.unit,
+            reasons=recipient.reasons, view=recipient.view, delivered_at=at,
+        )  # fmt: skip
+        receipt = system_event(
+            EventType.ALERT_DELIVERED, f"{alert.id}/{recipient.unit}", alert, data, at
+        )
+        expected.append(CloudEvent.model_validate(receipt.model_dump()).to_json())
+    assert [r.payload for r in rendered.receipts] == expected
 
 
 async def test_fan_out_twice_changes_nothing(deps: NotifierDeps) -> None:
