@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
@@ -20,6 +18,7 @@ from services.ledger import audit
 from services.ledger.app import register_ledger
 from services.ledger.store import Query, SqlLedger
 from services.ledger.verify import VerifyReport
+from services.streaming import redis_broker
 
 PUBLISH_BATCH = 1000  # the HTTP API's largest batch
 POLL = 0.05
@@ -58,7 +57,7 @@ async def consume(redis_url: str, redis: Redis, ledger: SqlLedger, n: int) -> fl
     confirmed with :meth:`SqlLedger.count` — polling ``count()`` itself would
     load the database (``count(*)`` takes ~20 ms on PostgreSQL at 100k rows).
     """
-    broker = RedisBroker(redis_url, logger=logging.getLogger("liaison.broker"))
+    broker = redis_broker(redis_url)
     claimers = register_ledger(broker, redis, ledger, consumer_name("ledger"))
     timeout = 60 + n / 500  # fails loudly below 500 events/s rather than hanging
     start, count = time.perf_counter(), 0

@@ -19,8 +19,6 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from faststream.redis import RedisBroker
-
 from services import streams
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
@@ -42,7 +40,7 @@ from services.prometheus import PrometheusMetrics
 from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
-from services.streaming import Background
+from services.streaming import Background, redis_broker
 from services.trimmer import trim_acknowledged
 
 log = logging.getLogger(__name__)
@@ -123,7 +121,7 @@ class Runtime:
             deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
             metrics=self.metrics,
         )  # fmt: skip
-        self.broker = RedisBroker(url, logger=logging.getLogger("liaison.broker"))
+        self.broker = redis_broker(url)
         loops: list[Background] = []  # claimers, group commits
         claim = {
             "claim_idle_ms": int(self.settings.claim_idle.total_seconds() * 1000),

@@ -19,6 +19,9 @@ call and only then acknowledges it.
 
 A handler raises only for failures worth retrying (the database is down);
 per-item problems it settles itself, so the rest of the batch proceeds.
+
+:func:`redis_broker` builds the broker the readers run on: its connections
+have no read timeout (see there).
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ from services.claimer import Claimer, EntryHandler, GroupOptions, stream_entry
 from services.group_commit import GroupCommit
 from services.metrics import NO_METRICS, Metrics
 
-__all__ = ["Background", "Claimer", "GroupOptions", "subscribe_group", "subscribe_pipelined"]
+__all__ = [
+    "Background",
+    "Claimer",
+    "GroupOptions",
+    "redis_broker",
+    "subscribe_group",
+    "subscribe_pipelined",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +68,22 @@ class Background(Protocol):
 
 
 DEFAULT_OPTIONS = GroupOptions()
+
+
+def redis_broker(url: str) -> RedisBroker:
+    """The broker of a service's stream readers, on connections without a read timeout.
+
+    redis-py 8 gives every connection a 5 s read timeout. A reader always has
+    an ``XREADGROUP … BLOCK polling_ms`` in flight, so when the process stops
+    for longer than that (SIGSTOP, a paused VM or container, a stalled host)
+    the timeout fires on resuming, before the reply already received is read:
+    FastStream drops the connection and waits 5 s before reading again, and
+    the entries the server had delivered on that read stay pending until the
+    claimer takes them over (``claim_idle_ms``, 30 s). The server answers
+    every read within ``polling_ms``; a dead peer is still noticed by TCP
+    keepalive (on by default in redis-py 8: ~45 s).
+    """
+    return RedisBroker(url, logger=logging.getLogger("liaison.broker"), socket_timeout=None)
 
 
 def _entries(stream: str, msg: RedisBatchStreamMessage) -> list[Entry]:
