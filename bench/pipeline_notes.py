@@ -23,15 +23,16 @@ DEFINITIONS = [
     "processes (embedded defaults: SQLite `synchronous=FULL`, WAL; signing checkpoints every 1000 "
     "entries) on one embedded Valkey; 4 senders in the bench process POST JSON arrays of 1000 "
     "events; from the first POST until the ledger group has acknowledged every entry (acks follow "
-    "commits; XINFO GROUPS polled every 20 ms); then the stream and `SqlLedger.count()` must hold "
-    "every event, and no dead letter. A fresh server and fresh processes for each size.",
+    "commits; XINFO GROUPS polled every 20 ms); then the stream must have taken every event "
+    "(`entries-added`; the ledger trims what it acknowledged) and `SqlLedger.count()` hold "
+    "them all, and no dead letter. A fresh server and fresh processes for each size.",
     "**Stages apart** (at the split size, on N more events): the ledger frozen (SIGSTOP) while "
     "ingest takes them — HTTP ingest alone; then let go — stream → ledger alone.",
     "**Memory**: `VmRSS` from /proc/PID/status when the process is ready and after the end-to-end "
     "phase, `VmHWM` as the peak. The commands `liaison ledger replay|verify` are sampled every "
-    "20 ms while they run. Valkey holds every event in its stream (no trimming) and one `seen` "
-    "hash field per event (publish-side idempotency): it grows by design, the Python processes "
-    "must not.",
+    "20 ms while they run. Valkey trims the streams as the ledger acknowledges "
+    "(`STREAM_RETENTION` 0) but keeps one `seen` hash field per event for the dedupe window "
+    "(7 days): that part grows with the events of the window; the Python processes must not.",
     "**CPU per event**: utime + stime of /proc/PID/stat over the phase, divided by its events. "
     "`2 cores ÷ total` is the most this machine could do if the work overlapped perfectly.",
     "**Replay + verify**: in-process `audit.replay` (what `liaison ledger replay` runs) to "
@@ -87,7 +88,7 @@ def reasons(result: Pipeline) -> list[str]:
 
 
 def growth(result: Pipeline) -> list[str]:
-    """What grows with the events: Valkey keeps each one; the Python processes must not."""
+    """What grows with the events: Valkey's dedupe index; the Python processes must not."""
     small, big = result.points[0], result.largest
     us = [p.e2e.cpu["valkey"] * 1e6 / p.events for p in (small, big) if p.e2e]
     mb = {n: (small.memory[n][1].rss / MB, big.memory[n][1].rss / MB) for n in rep.SERVICES}
@@ -96,10 +97,10 @@ def growth(result: Pipeline) -> list[str]:
     verdict = "bounded, not proportional to events" if bounded else "**growing: investigate**"
     return [
         f"From {small.events:,} to {big.events:,} events the services' RSS after the run went "
-        f"{held}: {verdict}. Valkey keeps every event (the stream is "
-        f"not trimmed, ~{big.server['stream'] / big.events:.0f} B per event, and the `seen` "
-        f"hash ~{big.server['seen'] / big.events:.0f} B per event): "
-        f"{big.memory['valkey'][1].rss / MB:.0f} MB after {big.events:,}, by design. Its CPU "
+        f"{held}: {verdict}. Valkey: the stream is trimmed as the ledger acknowledges "
+        f"(~{big.server['stream'] / big.events:.0f} B per event left at the end), the `seen` "
+        f"index of the dedupe window keeps ~{big.server['seen'] / big.events:.0f} B per event: "
+        f"{big.memory['valkey'][1].rss / MB:.0f} MB after {big.events:,}. Its CPU "
         f"per event went {us[0]:.0f} → {us[-1]:.0f} µs: it rewrote its append-only file "
         f"{big.server['aof_rewrites']} times (Valkey's default: whenever the file has doubled "
         f"since the last rewrite), each a fork writing the whole dataset, so that cost grows with what the server holds."
