@@ -54,7 +54,7 @@ PROFILE = (
     "predates two cuts (~62 → ~49 µs per event in A/B runs): the collector's young pass ran ~70 "
     "times per batch for nothing (now every 50,000 allocations) and `json.dumps` built an "
     "encoder per call (now one); what remains is validation and the canonical JSON itself — "
-    "`bench/README.md`, \"Ingest CPU\"."
+    '`bench/README.md`, "Ingest CPU".'
 )
 
 
