@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from bench.report import Figure, Report, machine, render, serial, write
 from schemas.events import CloudEvent
 from services import streams
 from services.auth import token_digest
-from services.redis_server import EmbeddedRedis
+from services.redis_server import EmbeddedRedis, free_port
 
 RESULTS = Path(__file__).parent / "results" / "ingest-latest.md"
 TARGET = 15_000  # events/s accepted, 2 cores (issue 5)
@@ -48,12 +47,6 @@ NOTES = [
     "from the first request to the last 202, and the stream is then checked to hold every event.",
     "`serial` limit = 1 / (1/validate + 1/XADD): what one process must do per event at the least.",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
@@ -70,7 +63,7 @@ async def ingest_process(
         "units": units,
     }
     config.write_text(json.dumps({"principals": [principal]}))  # JSON is YAML
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LIAISON_REDIS_URL": redis_url, "LIAISON_CONFIG": str(config),
            "LIAISON_DATA_DIR": str(workdir / "var"), "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}"}  # fmt: skip
     with (workdir / "ingest.log").open("wb") as log:

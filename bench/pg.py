@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,16 +19,11 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 
+from services.redis_server import free_port
+
 
 class PostgresUnavailable(RuntimeError):
     """No PostgreSQL binaries here; the message says what is missing."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _run(args: list[str], user: str | None) -> None:
@@ -79,7 +73,7 @@ class PostgresCluster:
         self.root = Path(tempfile.mkdtemp(prefix="liaison-bench-pg-"))
         if self.user:
             shutil.chown(self.root, self.user)
-        self.port = _free_port()
+        self.port = free_port()
         _run([initdb, "-D", str(self.root / "data"), "-U", "liaison", "--auth=trust", "-E",
               "UTF8", "--no-sync"], self.user)  # fmt: skip
 

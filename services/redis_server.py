@@ -45,7 +45,8 @@ def find_server_binary() -> Path:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on now (it may be taken before it is bound)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -87,7 +88,7 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         binary = find_server_binary()
         for _attempt in range(5):  # the free port can be taken before the server binds it
-            self.port = self.port or _free_port()
+            self.port = self.port or free_port()
             self._process = subprocess.Popen(
                 self._command(binary),
                 stdout=subprocess.DEVNULL,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.redis_server import free_port
 from tests import factories
 
 LIAISON = str(Path(sys.executable).parent / "liaison")
@@ -102,15 +102,8 @@ def test_ledger_verify_on_an_empty_ledger(tmp_path: Path) -> None:
     assert result.stdout.startswith("OK 0 entries")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_up_serves_until_sigterm_and_leaves_nothing_running(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
     env |= {"LIAISON_DATA_DIR": str(tmp_path), "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}"}
     with subprocess.Popen([LIAISON, "up"], env=env, stdout=subprocess.PIPE, text=True) as proc:
@@ -127,7 +120,7 @@ def test_up_serves_until_sigterm_and_leaves_nothing_running(tmp_path: Path) -> N
 
 
 def test_serve_ledger_exposes_metrics_on_the_health_address(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
     env |= {"LIAISON_DATA_DIR": str(tmp_path), "LIAISON_HEALTH_ADDR": f"127.0.0.1:{port}"}
     command = [LIAISON, "serve", "ledger"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,21 +18,13 @@ from pathlib import Path
 import httpx
 
 from services.auth import token_digest
-from services.redis_server import EmbeddedRedis
+from services.redis_server import EmbeddedRedis, free_port
 from tests.integration.processes import ServiceProcess, ServiceProcesses, wait_for
 
 SERVICES = ("ingest", "ledger", "notifier")
 TOKEN = "fault-publisher-token"
 UNITS = ("BLO-OYBEK", "IMT-GULISTAN")
 """The units the load publishes for (its principal may publish for these)."""
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import text
@@ -24,9 +25,14 @@ def postgres_server() -> Iterator[str]:
         with postgres_cluster(fsync=False) as url:  # tests need no durable commits
             yield url
     except PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL tier: {exc}")
-        pytest.skip(f"PostgreSQL TIER SKIPPED — {exc}")
+        no_postgres(exc)
+
+
+def no_postgres(exc: PostgresUnavailable) -> NoReturn:
+    """Fail under CI (it must run the PostgreSQL tier); elsewhere skip, saying so loudly."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the PostgreSQL tier: {exc}")
+    pytest.skip(f"PostgreSQL TIER SKIPPED — {exc}")
 
 
 async def fresh_postgres_database(server_url: str) -> str:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -34,7 +33,7 @@ from services.config import Settings, Webhook
 from services.http import create_app
 from services.ingest import dlq
 from services.notifier.inbox import RedisInbox
-from services.redis_server import find_server_binary
+from services.redis_server import find_server_binary, free_port
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 from tests.integration.test_webhooks import SECRET, Receiver, receiver
@@ -48,13 +47,6 @@ USERS = ("admin", "agency", "ingest", "ledger", "notifier", "ops")
 
 def _sha256(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,7 @@ def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclServer]:
     directory = tmp_path_factory.mktemp("valkey-acl")
     passwords = {user: secrets.token_urlsafe(24) for user in USERS}
     (directory / "users.acl").write_text(_acl_file(passwords))
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(find_server_binary()), str(DEPLOY / "valkey.conf"),
          "--port", str(port), "--dir", str(directory),
