@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +26,7 @@ from services.config import (
 from services.ingest import cli as ingest_cli
 from services.ledger import cli as ledger_cli
 from services.ledger.store import UnreadableEntry
+from services.private import PRIVATE_UMASK
 from services.redis_server import EmbeddedServerError
 
 app = typer.Typer(
@@ -117,10 +119,13 @@ def ack(
 def main() -> None:
     """Entry point: user errors are one clear line on stderr, never a traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Everything this process writes (the ledger and its WAL, the signing key, exported
+    # bundles, the embedded server's files) holds personal data or credentials: owner only.
+    os.umask(PRIVATE_UMASK)
     try:
         app()
     except (ConfigError, TopologyError, EmbeddedServerError) as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        errors.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, however long
         sys.exit(2)
     except UnreadableEntry as exc:  # the ledger was tampered with: the verdict is verify's
         errors.print(f"[red]ledger altered:[/] {exc}")

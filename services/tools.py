@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,28 +20,34 @@ from services.config import ConfigError, Settings, read_file_config, resolve_top
 from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.routing import route_alert
+from services.private import data_directory, describe_data_dir
 from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
 
 
 @asynccontextmanager
-async def connect_redis(settings: Settings) -> AsyncIterator[Redis]:
-    """The configured server, else the running embedded one, else a short-lived embedded one."""
+async def connect_redis(settings: Settings, *, create: bool = False) -> AsyncIterator[Redis]:
+    """The configured server, else the running embedded one, else a short-lived embedded one.
+
+    Without ``create`` (every command but ``import``) the data directory and the
+    embedded server's data must already exist: a command run in the wrong
+    directory says which ``LIAISON_DATA_DIR`` it looked at instead of starting
+    an empty server and showing an empty system as if it were the real one.
+    """
     embedded = None
     url = settings.redis_url
-    url_file = settings.data_dir / "redis" / "url"
-    if url is None and url_file.exists():
-        url = url_file.read_text().strip()
-        probe = Redis.from_url(url)
-        try:
-            await probe.ping()
-        except RedisConnectionError:
-            url = None
-        finally:
-            await probe.aclose()
     if url is None:
-        embedded = EmbeddedRedis(settings.data_dir / "redis", appendfsync=settings.appendfsync)
-        url = embedded.start()
+        directory = data_directory(settings, create=create) / "redis"
+        url = await _answering(_url_in(directory / "url"))
+        if url is None:
+            if not create and not (directory / "appendonlydir").is_dir():
+                raise ConfigError(
+                    f"no server data: {describe_data_dir(settings)} holds none "
+                    "(nothing has run there); run this where `liaison up` keeps its data, or "
+                    "set LIAISON_DATA_DIR"
+                )
+            embedded = EmbeddedRedis(directory, appendfsync=settings.appendfsync)
+            url = embedded.start()
     client = connect(url)
     try:
         yield client
@@ -48,6 +55,28 @@ async def connect_redis(settings: Settings) -> AsyncIterator[Redis]:
         await client.aclose()
         if embedded is not None:
             embedded.stop()
+
+
+def _url_in(url_file: Path) -> str | None:
+    """The URL a running embedded server left in its data directory, if any."""
+    try:
+        return url_file.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+async def _answering(url: str | None) -> str | None:
+    """``url`` if a server answers there (a ``liaison up`` is running), else None."""
+    if url is None:
+        return None
+    probe = Redis.from_url(url)
+    try:
+        await probe.ping()
+    except (RedisConnectionError, OSError):
+        return None
+    finally:
+        await probe.aclose()
+    return url
 
 
 def _topology(settings: Settings) -> Topology:

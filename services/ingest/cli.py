@@ -48,7 +48,7 @@ async def run_import(
     )  # fmt: skip
     with file, bar:
         task = bar.add_task(f"{adapter.name} {path.name}", total=os.fstat(file.fileno()).st_size)
-        async with connect_redis(settings) as redis:
+        async with connect_redis(settings, create=True) as redis:
             await ensure_groups(redis)  # before anything publishes
             try:
                 return await import_file(

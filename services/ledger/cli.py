@@ -17,7 +17,7 @@ from rich.table import Table
 
 from services.config import ConfigError, settings_from_env
 from services.ledger import audit
-from services.ledger.open import open_ledger
+from services.ledger.open import open_existing_ledger
 from services.ledger.signing import public_pem
 from services.ledger.store import Query, SqlLedger, utc_text
 from services.ledger.verify import VerifyReport
@@ -29,9 +29,9 @@ console = Console(width=None if sys.stdout.isatty() else 132)
 T = TypeVar("T")
 
 
-def _run(work: Callable[[SqlLedger], Awaitable[T]], *, create_key: bool = False) -> T:
+def _run(work: Callable[[SqlLedger], Awaitable[T]]) -> T:
     async def main() -> T:
-        ledger = open_ledger(settings_from_env(), create_key=create_key)
+        ledger = open_existing_ledger(settings_from_env())  # never a new one: see there
         try:
             await ledger.create_schema()
             return await work(ledger)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.config import Settings
+from services.ledger.open import open_ledger
 from services.redis_server import free_port
 from tests import factories
 
@@ -21,13 +24,13 @@ LIAISON = str(Path(sys.executable).parent / "liaison")
 
 
 def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``liaison`` with a clean LIAISON_* environment plus ``env``."""
+    """Run ``liaison`` with a clean LIAISON_* environment plus ``env`` (in ``cwd`` if given)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
     return subprocess.run(
         [LIAISON, *args], env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout,
-        check=False,
+        check=False, cwd=cwd,
     )  # fmt: skip
 
 
@@ -97,6 +100,12 @@ def test_config_naming_an_unknown_unit_is_refused(tmp_path: Path) -> None:
 
 
 def test_ledger_verify_on_an_empty_ledger(tmp_path: Path) -> None:
+    async def create() -> None:
+        ledger = open_ledger(Settings(data_dir=tmp_path, redis_url=None, database_url=None))
+        await ledger.create_schema()
+        await ledger.close()
+
+    asyncio.run(create())
     result = run("ledger", "verify", env={"LIAISON_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0
     assert result.stdout.startswith("OK 0 entries")
