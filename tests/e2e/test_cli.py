@@ -115,14 +115,20 @@ def test_up_serves_until_sigterm_and_leaves_nothing_running(tmp_path: Path) -> N
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
     env |= {"LIAISON_DATA_DIR": str(tmp_path), "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}"}
-    with subprocess.Popen([LIAISON, "up"], env=env, stdout=subprocess.PIPE, text=True) as proc:
+    command, pipe = [LIAISON, "up"], subprocess.PIPE
+    with subprocess.Popen(command, env=env, stdout=pipe, stderr=pipe, text=True) as proc:
         assert proc.stdout is not None
+        assert proc.stderr is not None
         ready = proc.stdout.readline()
         assert f"ready at http://127.0.0.1:{port}" in ready
         redis_url = (tmp_path / "redis" / "url").read_text()
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+        warnings = proc.stderr.read()
+    # Issue 12.8: no configuration, no principals: every request will be refused — say so.
+    [warning] = [line for line in warnings.splitlines() if "principals" in line]
+    assert "LIAISON_CONFIG" in warning
     assert not (tmp_path / "redis" / "url").exists()
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
