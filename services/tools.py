@@ -17,12 +17,14 @@ from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services.bus import RedisPublisher
 from services.config import ConfigError, Settings, read_file_config, resolve_topology
+from services.inbox_view import print_inbox
 from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.routing import route_alert
 from services.private import data_directory, describe_data_dir
 from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
+from services.terminal import safe
 
 
 @asynccontextmanager
@@ -94,40 +96,26 @@ def print_route(event: CloudEvent, topology: Topology, console: Console, *, as_j
                                "view": str(r.view)} for r in recipients]}  # fmt: skip
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    table = Table(title=f"Recipients of {event.id} from {event.unit}")
+    table = Table(title=f"Recipients of {safe(event.id)} from {safe(event.unit)}")
     for column in ("unit", "reasons", "view"):
         table.add_column(column)
     for r in recipients:
-        table.add_row(r.unit, ", ".join(r.reasons), str(r.view))
+        table.add_row(safe(r.unit), safe(", ".join(r.reasons)), safe(r.view))
     console.print(table)
 
 
-async def show_inbox(settings: Settings, unit: str, console: Console) -> None:
-    """Print a unit's deliveries."""
+async def show_inbox(settings: Settings, unit: str, console: Console, *, as_json: bool) -> None:
+    """Print a unit's deliveries and notices (``as_json``: as the HTTP API's inbox document)."""
     if unit not in _topology(settings):
         raise ConfigError(f"unknown unit {unit!r}")
     async with connect_redis(settings) as redis:
-        items = await RedisInbox(redis).list(unit)
-    table = Table(title=f"Inbox of {unit}")
-    # the officer copies the id into `liaison ack`: never cut it short
-    table.add_column(
-        "alert", no_wrap=True, min_width=max((len(i["alert_id"]) for i in items), default=5)
-    )
-    for column in (
-        "from",
-        "severity",
-        "reasons",
-        "view",
-        "delivered",
-        "acknowledged",
-        "state",
-    ):
-        table.add_column(column)
-    for item in items:
-        table.add_row(item["alert_id"], item["alert_source"], item.get("severity", ""),
-                      ", ".join(item["reasons"]), item["view"], item["delivered_at"],
-                      item["acknowledged_at"] or "—", item["state"])  # fmt: skip
-    console.print(table if items else f"{unit} has no alerts")
+        inbox = RedisInbox(redis)
+        items, notices = await inbox.list(unit), await inbox.notices(unit)
+    if as_json:
+        doc = {"unit": unit, "alerts": items, "notices": notices}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return
+    print_inbox(unit, items, notices, console)
 
 
 async def acknowledge_alert(
@@ -144,5 +132,7 @@ async def acknowledge_alert(
     if stored is None:
         raise ConfigError(f"{unit} has not received alert {alert_id!r}")
     console.print(
-        f"{alert_id} acknowledged by {stored['acknowledged_by']} at {stored['acknowledged_at']}"
+        f"{safe(alert_id)} acknowledged by {safe(stored['acknowledged_by'])} at "
+        f"{safe(stored['acknowledged_at'])}",
+        highlight=False,
     )
