@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from services import streams
+from services.alert_register import AlertRegister
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Settings, read_file_config, resolve_topology
@@ -115,7 +116,9 @@ class Runtime:
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
-        self.inbox = RedisInbox(self.redis)
+        window = self.settings.publisher_options["dedupe_window"]
+        self.alert_register = AlertRegister(self.redis, dedupe_window=window)
+        self.inbox = RedisInbox(self.redis, self.alert_register)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,

@@ -113,11 +113,15 @@ def ack(
     alert_id: str,
     officer: Annotated[str, typer.Option(help="Who acknowledges.")] = "cli",
     note: Annotated[str | None, typer.Option(help="A remark for the record.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="The unit that raised it, when UNIT got alerts of this id from several."),
+    ] = None,
 ) -> None:
     """Acknowledge one alert on behalf of an officer of UNIT."""
     from services.tools import acknowledge_alert
 
-    asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console))
+    asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console, source))
 
 
 def _error(kind: str, message: object) -> None:

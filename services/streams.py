@@ -4,6 +4,7 @@ Keys share the ``{liaison}`` hash tag so that, on Redis Cluster, the Lua
 scripts that touch several of them at once stay on one slot.
 """
 
+from schemas.alerts import AlertRef
 from schemas.vocabulary import SYSTEM_TYPES, EventType
 
 PREFIX = "{liaison}"
@@ -62,13 +63,15 @@ EVENT_FIELD = "__data__"
 """The stream-entry field holding the CloudEvent's JSON (FastStream's raw-data field)."""
 
 DEADLINES = f"{PREFIX}:deadlines"
-"""Sorted set ``unit\nalert id`` → acknowledgement deadline (epoch seconds)."""
+"""Sorted set ``unit\norigin\nalert id`` → acknowledgement deadline (epoch seconds)."""
 
 FEED_MAXLEN = 10_000
 """Entries kept per unit feed: it serves live screens; the inbox is the record."""
 
 ALERT_ORIGINS = f"{PREFIX}:alert-origins"
-"""Hash alert id → source of the ``alert.raised`` that first used it: an alert id names one alert."""
+"""Hash alert id → the sources that raised an alert with that id, space-separated, in the
+order the notifier first delivered them (``/units/BLO-OYBEK /units/BLO-FOTEHOBOD``). Written
+by the notifier, read by ingest to refuse another unit's change (:mod:`services.alert_register`)."""
 
 INBOX_PREFIX = f"{PREFIX}:inbox:"
 ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"
@@ -93,9 +96,18 @@ def inbox_order_key(unit: str) -> str:
     return f"{INBOX_PREFIX}{unit}:order"
 
 
-def recipients_key(alert_id: str) -> str:
+def alert_key(alert: AlertRef) -> str:
+    """An alert in key names and hash fields: ``<origin>/<alert id>``.
+
+    Unit ids never hold ``/``, so the first one ends the origin: two alerts
+    with the same id from two units never share a key.
+    """
+    return f"{alert.origin}/{alert.id}"
+
+
+def recipients_key(alert: AlertRef) -> str:
     """Hash ``unit`` → view of everyone who received an alert (for updates and closures)."""
-    return f"{ALERT_RECIPIENTS_PREFIX}{alert_id}"
+    return f"{ALERT_RECIPIENTS_PREFIX}{alert_key(alert)}"
 
 
 def feed_key(unit: str) -> str:

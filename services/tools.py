@@ -20,6 +20,7 @@ from services.config import ConfigError, Settings, read_file_config, resolve_top
 from services.inbox_view import print_inbox
 from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
+from services.notifier.lookup import AmbiguousAlert, received_alert
 from services.notifier.routing import route_alert
 from services.private import data_directory, describe_data_dir
 from services.redis_client import connect
@@ -119,20 +120,34 @@ async def show_inbox(settings: Settings, unit: str, console: Console, *, as_json
 
 
 async def acknowledge_alert(
-    settings: Settings, unit: str, alert_id: str, officer: str, note: str | None, console: Console
+    settings: Settings,
+    unit: str,
+    alert_id: str,
+    officer: str,
+    note: str | None,
+    console: Console,
+    source: str | None = None,
 ) -> None:
-    """Acknowledge on behalf of an officer of the unit."""
+    """Acknowledge on behalf of an officer of the unit (``source``: whose alert, when the
+    unit received alerts of this id from several units)."""
     topology = _topology(settings)
     if unit not in topology:
         raise ConfigError(f"unknown unit {unit!r}")
     async with connect_redis(settings) as redis:
         inbox = RedisInbox(redis)
         deps = NotifierDeps(topology, inbox, RedisPublisher(redis))
-        stored = await acknowledge(unit, alert_id, officer, note, deps)
-    if stored is None:
-        raise ConfigError(f"{unit} has not received alert {alert_id!r}")
+        try:
+            alert = await received_alert(inbox, unit, alert_id, source)
+        except AmbiguousAlert as exc:
+            raise ConfigError(f"{exc} (--source UNIT)") from None
+        except ValueError as exc:
+            raise ConfigError(f"--source: {exc}") from None
+        stored = None if alert is None else await acknowledge(unit, alert, officer, note, deps)
+    if alert is None or stored is None:
+        whose = f" from {source}" if source else ""
+        raise ConfigError(f"{unit} has not received alert {alert_id!r}{whose}")
     console.print(
-        f"{safe(alert_id)} acknowledged by {safe(stored['acknowledged_by'])} at "
-        f"{safe(stored['acknowledged_at'])}",
+        f"{safe(alert_id)} of {safe(alert.origin)} acknowledged by "
+        f"{safe(stored['acknowledged_by'])} at {safe(stored['acknowledged_at'])}",
         highlight=False,
     )

@@ -79,13 +79,57 @@ def describe(event: dict[str, Any]) -> str:
     return f"{kind.removeprefix('alert.')} by {event['source'].removeprefix('/units/')}: {data.get('reason', '')}"
 
 
-async def trail(ledger: SqlLedger, alert_id: str) -> AsyncGenerator[tuple[int, str, str]]:
-    """(seq, time, what happened) for one alert, in ledger order."""
+class AmbiguousAlert(ValueError):
+    """Several units raised an alert of this id: say whose trail (``--source``)."""
+
+    def __init__(self, alert_id: str, origins: list[str]) -> None:
+        super().__init__(
+            f"alert {alert_id!r} was raised by {', '.join(origins)}: name one with --source"
+        )
+        self.origins = origins
+
+
+async def trail(
+    ledger: SqlLedger, alert_id: str, source: str | None = None
+) -> AsyncGenerator[tuple[int, str, str]]:
+    """(seq, time, what happened) for one alert, in ledger order.
+
+    An alert is its origin's: ``source`` (``BLO-OYBEK`` or ``/units/BLO-OYBEK``) says whose
+    when several units raised an alert of this id (:class:`AmbiguousAlert` otherwise). The
+    trail holds that unit's events about the id, the system's receipts for its alert, and
+    other events naming the id (a seizure report names an alert by its id only).
+    """
+    origin = source.removeprefix("/units/") if source else await _only_origin(ledger, alert_id)
     async with aclosing(ledger.entries(Query(about=alert_id))) as entries:
         async for entry in entries:
             with _well_formed(entry):
+                if origin is not None and not _of_origin(entry.event, origin):
+                    continue
                 step = entry.seq, entry.event["time"], describe(entry.event)
             yield step
+
+
+async def _only_origin(ledger: SqlLedger, alert_id: str) -> str | None:
+    origins: list[str] = []
+    query = Query(about=alert_id, types=("alert.raised",))
+    async with aclosing(ledger.entries(query)) as entries:
+        async for entry in entries:
+            with _well_formed(entry):
+                if entry.event["id"] == alert_id and entry.event["source"] not in origins:
+                    origins.append(entry.event["source"])
+    if len(origins) > 1:
+        raise AmbiguousAlert(alert_id, sorted(o.removeprefix("/units/") for o in origins))
+    return origins[0].removeprefix("/units/") if origins else None
+
+
+def _of_origin(event: dict[str, Any], origin: str) -> bool:
+    """Whether an event about the id belongs to the trail of ``origin``'s alert."""
+    if event["type"].startswith("alert.") and event["source"].startswith("/units/"):
+        return bool(event["source"] == f"/units/{origin}")  # only the originator changes it
+    if event["source"].startswith("/units/"):
+        return True  # a seizure report naming the id
+    # the system's receipts name the alert's origin (those recorded before they did, not)
+    return bool(event["data"].get("alert_source", origin) == origin)
 
 
 @contextmanager

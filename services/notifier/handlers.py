@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from schemas.alerts import AlertRaised
+from schemas.alerts import AlertRaised, AlertRef
 from schemas.events import CloudEvent, canonical_json
 from schemas.receipts import AlertAcknowledged, AlertDelivered
 from schemas.topology import Topology
@@ -33,16 +33,17 @@ class Inbox(AlertOwners, Protocol):
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
     ) -> list[dict[str, Any]]: ...
-    async def recipients(self, alert_id: str) -> dict[str, str]: ...
-    async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None: ...
+    async def recipients(self, alert: AlertRef) -> dict[str, str]: ...
+    async def record_change(self, unit: str, alert: AlertRef, change: dict[str, Any]) -> None: ...
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any]
+        self, unit: str, alert: AlertRef, ack: dict[str, Any]
     ) -> tuple[dict[str, Any], bool] | None: ...
-    async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None: ...
-    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]: ...
-    async def settle(self, unit: str, alert_id: str) -> None: ...
+    async def received(self, unit: str, alert_id: str) -> list[AlertRef]: ...
+    async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None: ...
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, AlertRef]]: ...
+    async def settle(self, unit: str, alert: AlertRef) -> None: ...
     async def escalate(
-        self, unit: str, alert_id: str, record: dict[str, Any]
+        self, unit: str, alert: AlertRef, record: dict[str, Any]
     ) -> dict[str, Any]: ...
     async def notify(self, coordinator: str, notice: dict[str, Any]) -> None: ...
 
@@ -50,7 +51,7 @@ class Inbox(AlertOwners, Protocol):
 class WebhookEnqueuer(Protocol):
     """Queues a delivery for the unit's webhook endpoints (:class:`~services.notifier.webhooks.WebhookQueue`)."""
 
-    async def enqueue(self, unit: str, alert_id: str, event: dict[str, Any]) -> int: ...
+    async def enqueue(self, unit: str, alert: AlertRef, event: dict[str, Any]) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,8 @@ async def deliver(rendered: Sequence[Rendered], deps: NotifierDeps) -> None:
             receipt = _receipts(r.event, [recipient], at)[0]
         receipts.append(receipt)
         if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
-            await deps.webhooks.enqueue(recipient.unit, r.event.id, kept["event"])
+            alert = AlertRef(kept["alert_source"], kept["alert_id"])
+            await deps.webhooks.enqueue(recipient.unit, alert, kept["event"])
     await deps.publisher.publish(receipts)  # deterministic ids: a re-run re-publishes nothing
 
 
@@ -210,7 +212,7 @@ def _receipts(alert: CloudEvent, recipients: Sequence[Recipient], at: datetime) 
     pieces.append(text[start:])
     receipts = []
     for recipient in recipients:
-        id_ = f"delivered/{alert.id}/{recipient.unit}"
+        id_ = f"delivered/{alert.unit}/{alert.id}/{recipient.unit}"
         values = (_json(id_), *_recipient_json(recipient))
         parts = [pieces[0]]
         for position, piece in zip(order, pieces[1:], strict=True):
@@ -243,14 +245,16 @@ def _delivered(alert: CloudEvent, recipient: Recipient, at: datetime) -> CloudEv
         view=recipient.view,
         delivered_at=at,
     )
-    return system_event(EventType.ALERT_DELIVERED, f"{alert.id}/{recipient.unit}", alert, data, at)
+    id_ = f"{alert.unit}/{alert.id}/{recipient.unit}"
+    return system_event(EventType.ALERT_DELIVERED, id_, alert, data, at)
 
 
 def system_event(
     type_: EventType, id_: str, alert: CloudEvent, data: Any, at: datetime
 ) -> CloudEvent:
-    # Deterministic ids: a re-run after a crash re-publishes the same (source, id). Not validated
-    # again: every value comes from the validated alert, the notifier or the clock.
+    # Deterministic ids: a re-run after a crash re-publishes the same (source, id); they name
+    # the alert's origin, so two units' alerts of one id never share one. Not validated again:
+    # every value comes from the validated alert, the notifier or the clock.
     return CloudEvent.model_construct(
         specversion="1.0",
         id=f"{type_.value.split('.')[1]}/{id_}",
@@ -266,35 +270,39 @@ def system_event(
 
 
 async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
-    """Give an update, cancellation or closure to everyone who received the alert."""
-    alert_id = event.subject or ""
-    recipients = await deps.inbox.recipients(alert_id)
+    """Give an update, cancellation or closure to everyone who received the alert (the alert
+    its ``subject`` names of the change's own source: only the originator changes an alert)."""
+    alert = event.alert_ref
+    if alert is None:
+        raise TypeError(f"{event.type} from {event.source} names no alert of its source")
+    recipients = await deps.inbox.recipients(alert)
     for unit, view in recipients.items():
-        await deps.inbox.record_change(unit, alert_id, view_of(event, View(view)))
+        await deps.inbox.record_change(unit, alert, view_of(event, View(view)))
         if event.type is not EventType.ALERT_UPDATED:  # nothing left to acknowledge
-            await deps.inbox.settle(unit, alert_id)
+            await deps.inbox.settle(unit, alert)
     return len(recipients)
 
 
 async def acknowledge(
-    unit: str, alert_id: str, officer: str, note: str | None, deps: NotifierDeps
+    unit: str, alert: AlertRef, officer: str, note: str | None, deps: NotifierDeps
 ) -> dict[str, Any] | None:
     """Record an officer's acknowledgement (idempotent) and emit ``alert.acknowledged``."""
     now = deps.clock()
     ack = {"acknowledged_at": now.isoformat(), "acknowledged_by": officer, "note": note}
-    outcome = await deps.inbox.acknowledge(unit, alert_id, ack)
+    outcome = await deps.inbox.acknowledge(unit, alert, ack)
     if outcome is None:
         return None
     stored, _created = outcome
-    await deps.inbox.settle(unit, alert_id)
+    await deps.inbox.settle(unit, alert)
     at = datetime.fromisoformat(stored["acknowledged_at"])
     data = AlertAcknowledged(
-        alert_id=alert_id, unit=unit, officer=stored["acknowledged_by"],
-        note=stored.get("note"), acknowledged_at=at,
+        alert_id=alert.id, alert_source=alert.origin, unit=unit,
+        officer=stored["acknowledged_by"], note=stored.get("note"), acknowledged_at=at,
     )  # fmt: skip
     receipt = CloudEvent(
-        specversion="1.0", id=f"acknowledged/{alert_id}/{unit}", source=NOTIFIER_SOURCE,
-        type=EventType.ALERT_ACKNOWLEDGED, time=at, subject=alert_id, data=data,
+        specversion="1.0", id=f"acknowledged/{alert.origin}/{alert.id}/{unit}",
+        source=NOTIFIER_SOURCE, type=EventType.ALERT_ACKNOWLEDGED, time=at, subject=alert.id,
+        data=data,
     )  # fmt: skip
     await deps.publisher.publish([receipt])  # re-published on a repeat: the id makes it a no-op
     return stored

@@ -196,6 +196,6 @@ async def test_only_the_originator_closes_an_alert(
 
     await eventually(refused)
     [(_, fields)] = await runtime.redis.xrange(streams.DEAD_LETTERS)
-    assert b"only /units/BLO-OYBEK, which raised alert" in fields[b"reason"]
+    assert b"raised by BLO-OYBEK: only BLO-OYBEK may change it" in fields[b"reason"]
     assert (await _inbox(api, "IMT-GULISTAN"))[0]["state"] != "closed"
     assert "alert.closed" in await _ledger_types(api)  # what was said is on the record all the same

@@ -1,0 +1,64 @@
+"""An alert is (origin, id): ids in paths, ids' lengths, references."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.alerts import AlertRef
+from schemas.events import CloudEvent
+from services.alert_paths import path_segment
+from services.alert_register import origins_of
+from services.notifier.lookup import origin_of
+from tests import factories
+
+
+def test_every_awkward_id_is_one_path_segment_that_decodes_to_it() -> None:
+    for alert_id in factories.AWKWARD_IDS:
+        segment = path_segment(alert_id)
+        assert not {"/", "?", "#", " "} & set(segment), segment
+        assert segment.strip(".") != ""  # never a dot segment a client would normalise away
+        assert unquote(segment) == alert_id
+
+
+def test_an_alert_and_its_changes_name_the_same_alert() -> None:
+    raised = CloudEvent.model_validate(factories.alert(id="BT-2024/0091"))
+    closed = CloudEvent.model_validate(
+        factories.event("alert.closed", "BLO-OYBEK", {"reason": "x"}, subject="BT-2024/0091")
+    )
+    foreign = CloudEvent.model_validate(
+        factories.event("alert.closed", "BLO-DUSTLIK", {"reason": "x"}, subject="BT-2024/0091")
+    )
+    assert raised.alert_ref == closed.alert_ref == AlertRef("BLO-OYBEK", "BT-2024/0091")
+    assert foreign.alert_ref == AlertRef("BLO-DUSTLIK", "BT-2024/0091")  # not BLO-OYBEK's
+    assert CloudEvent.model_validate(factories.seizure(subject="BT-2024/0091")).alert_ref is None
+    assert str(raised.alert_ref) == "alert 'BT-2024/0091' of BLO-OYBEK"
+
+
+def test_agency_ids_stay_within_256_characters_the_systems_may_be_longer() -> None:
+    CloudEvent.model_validate(factories.alert(id="x" * 256))
+    with pytest.raises(ValidationError) as caught:
+        CloudEvent.model_validate(factories.alert(id="x" * 257))
+    [error] = caught.value.errors()
+    assert (error["loc"], error["msg"]) == (("id",), "String should have at most 256 characters")
+    receipt = {
+        "specversion": "1.0",
+        "id": "acknowledged/" + "x" * 400,
+        "source": "/liaison/notifier",
+        "type": "alert.acknowledged",
+        "time": "2026-01-01T00:00:00Z",
+        "data": {"alert_id": "x", "unit": "NIAC-UZ", "acknowledged_at": "2026-01-01T00:00:00Z"},
+    }
+    CloudEvent.model_validate(receipt)
+    with pytest.raises(ValidationError, match="at most 512"):
+        CloudEvent.model_validate({**receipt, "id": "x" * 513})
+
+
+def test_register_values_and_sources() -> None:
+    assert origins_of(b"/units/BLO-OYBEK /units/BLO-FOTEHOBOD") == ("BLO-OYBEK", "BLO-FOTEHOBOD")
+    assert origins_of(None) == ()
+    assert origin_of("/units/BLO-OYBEK") == origin_of("BLO-OYBEK") == "BLO-OYBEK"
+    with pytest.raises(ValueError, match="not a unit id"):
+        origin_of("/units/blo oybek")
