@@ -134,7 +134,8 @@ class Runtime:
         if "ingest" in self.services:
             options = replace(INGEST_OPTIONS, **claim)
             loops += register_ingest(self.broker, self.redis, self.topology, self.publisher,
-                                     consumer_name("ingest"), options, self.metrics)  # fmt: skip
+                                     consumer_name("ingest"), options, self.metrics,
+                                     self.alert_register)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
             loops += register_ledger(self.broker, self.redis, self.ledger,
@@ -228,6 +229,7 @@ class Runtime:
             topology=self.topology,
             authenticator=Authenticator(self.config.principals),
             publisher=self.publisher,
+            owners=self.alert_register,
             inbox=self.inbox,
             redis=self.redis,
             notifier=self.notifier,

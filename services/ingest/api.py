@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from services import problems
 from services.config import Principal, Role
 from services.ingest.content_modes import decode, locate
-from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
+from services.ingest.intake import (
+    MAX_BATCH,
+    Rejected,
+    foreign_changes,
+    foreign_units,
+    validate_batch,
+)
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
@@ -55,13 +61,15 @@ def _invalid(exc: Rejected, binary: bool = False) -> Problem:
     summary="Publish one CloudEvent or a batch (all or nothing)",
     description="Structured mode (`application/cloudevents+json` or `application/json`), "
     "binary mode (`ce-*` headers, `data` as the `application/json` body) or a batch "
-    f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}).",
+    f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}). "
+    "409 when a change (`alert.updated`/`cancelled`/`closed`) names an alert that another "
+    "unit raised: only the unit that raised an alert may change it.",
     responses={
         202: {
             "description": '{"accepted": [ids], "duplicates": [ids]}',
             "content": {"application/json": {"schema": _ACCEPTED}},
         },
-        **problems.documented(400, 401, 403, 413, 415, 422, 503),
+        **problems.documented(400, 401, 403, 409, 413, 415, 422, 503),
     },
     openapi_extra={"requestBody": {"required": True, "content": _BODIES}},
 )
@@ -80,13 +88,21 @@ async def publish_events(
     if isinstance(decoded.body, list) and len(decoded.body) > MAX_BATCH:
         raise Problem(413, "Batch too large", f"at most {MAX_BATCH} events per request")
     try:
-        events, _ = validate_batch(decoded.body, runtime.topology)
+        events, batch = validate_batch(decoded.body, runtime.topology)
     except Rejected as exc:
         raise _invalid(exc, decoded.binary) from None
     foreign = foreign_units(events, principal.units)
     if foreign:
         raise Problem(
             403, "Forbidden", f"{principal.name} may not publish for {', '.join(foreign)}"
+        )
+    refused = await foreign_changes(events, runtime.owners, batch)
+    if refused:  # told now, rather than accepted and dead-lettered by the notifier
+        raise Problem(
+            409,
+            "Another unit's alert",
+            "; ".join(r.message for r in refused),
+            errors=[locate(r, decoded.binary).to_dict() for r in refused],
         )
     flags = await runtime.publisher.publish(events)
     new = sum(flags)

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from schemas.topology import Topology
 from services import streams
+from services.alert_register import OwnerCheck
 from services.bus import Entry, Publisher
 from services.ingest.ingress import forward
 from services.metrics import NO_METRICS, Metrics
@@ -25,11 +26,12 @@ def register_ingest(
     consumer: str,
     options: GroupOptions = INGEST_OPTIONS,
     metrics: Metrics = NO_METRICS,
+    owners: OwnerCheck | None = None,
 ) -> list[Claimer]:
     """Subscribe ingest's consumer group to the ingress stream; return the claimer to run."""
 
     async def handle(entries: Sequence[Entry]) -> None:
-        await forward(entries, topology, publisher, redis, metrics)
+        await forward(entries, topology, publisher, redis, metrics, owners)
 
     claimer = subscribe_group(
         broker,

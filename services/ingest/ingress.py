@@ -5,7 +5,9 @@ An agency system with direct Redis access appends to
 in field ``__data__``. Ingest validates each entry as the HTTP API would
 (:func:`~services.ingest.intake.validate_event`), publishes the valid ones
 to their canonical streams through the idempotent publisher, and puts the
-others on the dead-letter stream with the reason; only then are the entries
+others on the dead-letter stream with the reason — a change of an alert that
+another unit raised among them (:func:`~services.ingest.intake.foreign_changes`,
+reason ``invalid event: subject: …``); only then are the entries
 acknowledged (by the caller), so a crash in between redelivers them and the
 publisher's ``(source, id)`` check keeps the effect single.
 """
@@ -21,8 +23,9 @@ from redis.asyncio import Redis
 from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services import streams
+from services.alert_register import AlertRegister, OwnerCheck
 from services.bus import Entry, Publisher, dead_letter_fields
-from services.ingest.intake import Rejected, validate_event
+from services.ingest.intake import Rejected, foreign_changes, validate_event
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, NO_METRICS, Metrics
 
 
@@ -60,19 +63,28 @@ async def forward(
     publisher: Publisher,
     redis: Redis,
     metrics: Metrics = NO_METRICS,
+    owners: OwnerCheck | None = None,
 ) -> None:
     """Publish the valid entries, dead-letter the others (atomically, all of them at once).
 
+    ``owners`` (default: the register on ``redis``) tells which alerts other units raised.
     Raises only when Redis fails; then nothing is acknowledged and the claimer
     redelivers the batch (a re-publish is a duplicate, so nothing doubles).
     """
-    valid: list[CloudEvent] = []
+    parsed: list[tuple[Entry, CloudEvent]] = []
     refused: list[tuple[Entry, str]] = []
     for entry in entries:
         try:
-            valid.append(event_of(entry.payload, topology))
+            parsed.append((entry, event_of(entry.payload, topology)))
         except NotAnEvent as exc:
             refused.append((entry, str(exc)))
+    events = [event for _, event in parsed]
+    foreign = {
+        r.index: f"invalid event: {r.field}: {r.message}"
+        for r in await foreign_changes(events, owners or AlertRegister(redis))
+    }
+    refused += [(parsed[i][0], why) for i, why in foreign.items() if i is not None]
+    valid = [event for i, event in enumerate(events) if i not in foreign]
     if valid:
         new = sum(await publisher.publish(valid))
         metrics.inc(EVENTS_ACCEPTED, new, "ingress")

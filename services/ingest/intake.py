@@ -2,6 +2,8 @@
 
 Pure functions: the HTTP API, the file adapters and the Redis ingress all
 validate through here, so an event means the same thing whichever way it came.
+One check needs the system's state: whether a change names an alert that
+another unit raised (:func:`foreign_changes`, through a read-only port).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.alerts import AlertRaised
-from schemas.events import CloudEvent
+from schemas.events import NEEDS_SUBJECT, CloudEvent
 from schemas.topology import Topology
-from schemas.vocabulary import AGENCY_TYPES
+from schemas.vocabulary import AGENCY_TYPES, EventType
+from services.alert_register import OwnerCheck, not_theirs
 
 MAX_BATCH = 1000
 
@@ -122,3 +125,29 @@ def foreign_units(events: Sequence[CloudEvent], allowed: Iterable[str]) -> list[
     """Units the events speak for that the publisher may not publish for."""
     permitted = set(allowed)
     return sorted({ev.unit for ev in events if ev.unit and ev.unit not in permitted})
+
+
+async def foreign_changes(
+    events: Sequence[CloudEvent], owners: OwnerCheck, batch: bool = True
+) -> list[Rejection]:
+    """A rejection (at ``subject``, naming the owners) for each change of an alert that its
+    source never raised while another unit did: only the originator changes an alert.
+
+    A change of an alert raised earlier in the same batch, or published and not delivered
+    yet, is its source's own; one of an id nobody raised yet passes (the notifier holds it
+    until its alert comes, and dead-letters it if it never does).
+    """
+    raised = {ev.alert_ref for ev in events if ev.type is EventType.ALERT_RAISED}
+    changes = [
+        (index, alert)
+        for index, ev in enumerate(events)
+        if ev.type in NEEDS_SUBJECT and (alert := ev.alert_ref) is not None and alert not in raised
+    ]
+    if not changes:
+        return []
+    taken = await owners.owners_instead([alert for _, alert in changes])
+    return [
+        Rejection(index if batch else None, "subject", not_theirs(alert, others))
+        for (index, alert), others in zip(changes, taken, strict=True)
+        if others
+    ]

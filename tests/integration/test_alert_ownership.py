@@ -1,7 +1,8 @@
 """Whose alert it is: an alert is its source's, never shadowed, changed only by its source.
 
-Issue 13, finding 4: a foreign publisher taking an id first suppressed the
-genuine alert.
+Issue 12, defect 9 (another unit's change is refused at ingest when the owner
+is known) and issue 13, finding 4 (a foreign publisher taking an id first
+suppressed the genuine alert).
 """
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from rich.console import Console
 
+from schemas.events import CloudEvent
+from schemas.topology import default_topology
 from services import streams
+from services.alert_register import AlertRegister
 from services.auth import token_digest
 from services.bootstrap import Runtime
+from services.bus import RedisPublisher, ensure_groups
 from services.config import AckDeadlines, ConfigError, Principal, Role, Settings, Webhook
 from services.http import create_app
+from services.ingest import dlq
+from services.ingest.adapters import ADAPTERS
+from services.ingest.importer import import_file
 from services.ledger import audit
 from services.tools import acknowledge_alert
 from tests import factories
@@ -254,6 +263,133 @@ async def test_the_same_source_raising_an_id_again_changes_nothing(
     [entry] = await _inbox(api, "IMT-GULISTAN")
     assert entry["event"]["data"]["summary"] == alert["data"]["summary"]
     assert await runtime.redis.xlen(streams.DEAD_LETTERS) == 0
+
+
+# --- issue 12, defect 9: another unit's change is refused at ingest --------------------------
+
+
+async def _owned_alert(api: httpx.AsyncClient) -> dict[str, Any]:
+    alert = factories.alert()
+    await api.post("/v1/events", json=alert, headers=auth("customs"))
+    await _delivered_to(api, "IMT-GULISTAN", "BLO-OYBEK", alert["id"])
+    return alert
+
+
+@pytest.mark.parametrize("kind", ["alert.closed", "alert.cancelled", "alert.updated"])
+async def test_another_units_change_is_refused_at_ingest_naming_the_owner(
+    system: tuple[Runtime, httpx.AsyncClient], kind: str
+) -> None:
+    runtime, api = system
+    alert = await _owned_alert(api)
+    data = {"summary": "hijacked"} if kind == "alert.updated" else {"reason": "not mine"}
+    change = factories.event(kind, "IMT-GULISTAN", data, subject=alert["id"])
+    response = await api.post("/v1/events", json=[factories.seizure(), change], headers=auth("mia"))
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert "BLO-OYBEK" in problem["detail"]
+    assert problem["errors"] == [
+        {
+            "index": 1,
+            "field": "subject",
+            "message": f"alert {alert['id']!r} was raised by BLO-OYBEK: only BLO-OYBEK may change it",
+        }
+    ]
+    assert await runtime.redis.xlen(streams.ALERTS) == 1  # all or nothing: nothing published
+    assert await runtime.redis.xlen(streams.SEIZURES) == 0
+
+
+async def test_a_unit_changing_its_own_alert_of_a_taken_id_is_accepted(
+    system: tuple[Runtime, httpx.AsyncClient],
+) -> None:
+    runtime, api = system
+    alert = await _owned_alert(api)
+    mine = factories.event(
+        "alert.raised", "IMT-GULISTAN", {"severity": "routine", "summary": "x"}, id=alert["id"]
+    )
+    close = _change("alert.closed", "IMT-GULISTAN", alert["id"])
+    in_one_batch = await api.post("/v1/events", json=[mine, close], headers=auth("mia"))
+    assert in_one_batch.status_code == 202, in_one_batch.text
+    later = _change("alert.updated", "IMT-GULISTAN", alert["id"]) | {"data": {"summary": "y"}}
+    # its own alert is published (the seen index knows it) even if no notifier delivered it yet
+    assert (await api.post("/v1/events", json=later, headers=auth("mia"))).status_code == 202
+    assert (
+        await api.post(
+            "/v1/events",
+            json=_change("alert.closed", "BLO-OYBEK", alert["id"]),
+            headers=auth("customs"),
+        )
+    ).status_code == 202
+
+    async def all_closed() -> bool:
+        return {a["state"] for a in await _inbox(api, "IMT-TASHKENT")} == {"closed"}
+
+    await eventually(all_closed)
+    assert await runtime.redis.xlen(streams.DEAD_LETTERS) == 0
+
+
+async def test_a_change_of_an_alert_nobody_raised_yet_is_accepted(
+    system: tuple[Runtime, httpx.AsyncClient],
+) -> None:
+    _, api = system
+    early = _change("alert.closed", "IMT-GULISTAN", "not-yet-raised")
+    assert (await api.post("/v1/events", json=early, headers=auth("mia"))).status_code == 202
+
+
+async def test_another_units_change_on_the_ingress_is_dead_lettered_naming_the_owner(
+    system: tuple[Runtime, httpx.AsyncClient],
+) -> None:
+    runtime, api = system
+    alert = await _owned_alert(api)
+    change = _change("alert.closed", "BLO-DUSTLIK", alert["id"])
+    await runtime.redis.xadd(streams.INGRESS, {streams.EVENT_FIELD: json.dumps(change)})
+
+    async def dead_lettered() -> bool:
+        return await dlq.count(runtime.redis) == 1
+
+    await eventually(dead_lettered)
+    [letter] = await dlq.list_dead_letters(runtime.redis)
+    assert letter.origin == streams.INGRESS
+    assert letter.reason == (
+        f"invalid event: subject: alert {alert['id']!r} was raised by BLO-OYBEK: "
+        "only BLO-OYBEK may change it"
+    )
+    assert await runtime.redis.xlen(streams.ALERTS) == 1
+    with pytest.raises(dlq.StillInvalid, match="only BLO-OYBEK may change it"):
+        await dlq.retry(runtime.redis, letter.id, runtime.topology)
+
+
+async def test_another_units_cancel_in_an_import_is_a_rejected_row(redis: Redis) -> None:
+    await ensure_groups(redis)
+    owner = CloudEvent.model_validate(factories.alert(id="BT-2024/0093"))  # BLO-OYBEK's
+    await RedisPublisher(redis).publish([owner])
+    await redis.hset(streams.ALERT_ORIGINS, owner.id, owner.source)  # as the notifier registers it
+    xml = b"""<messages>
+      <cancel number="2024/0094" ref="2024/0093" issued="2024-03-16T09:00:00+05:00" post="Dustlik">
+        <reason>not ours to cancel</reason></cancel>
+      <alert number="2024/0095" issued="2024-03-16T09:00:00+05:00" post="Dustlik" precedence="flash">
+        <summary>ours</summary></alert>
+      <cancel number="2024/0096" ref="2024/0095" issued="2024-03-16T09:05:00+05:00" post="Dustlik">
+        <reason>ours to cancel</reason></cancel>
+    </messages>"""
+    summary = await import_file(
+        ADAPTERS["border-xml"],
+        io.BytesIO(xml),
+        default_topology(),
+        RedisPublisher(redis),
+        owners=AlertRegister(redis),
+        dead_letters=redis,
+        label="bt.xml",
+    )
+    assert (summary.published, summary.rejected_rows) == (2, 1)
+    [error] = summary.errors
+    assert (error.row, error.field) == (1, "ref")
+    assert (
+        error.reason == "alert 'BT-2024/0093' was raised by BLO-OYBEK: only BLO-OYBEK may change it"
+    )
+    [letter] = await dlq.list_dead_letters(redis)
+    assert letter.origin == "import:border-xml"
+    assert "only BLO-OYBEK" in letter.reason
 
 
 async def test_the_command_line_asks_whose_alert_when_a_unit_got_two_of_one_id(
