@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from schemas.vocabulary import SYSTEM_TYPES
 from services.ledger import scan
 from services.ledger.signing import load_public_key, public_pem
 from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
@@ -122,14 +123,17 @@ async def _only_origin(ledger: SqlLedger, alert_id: str) -> str | None:
     return origins[0].removeprefix("/units/") if origins else None
 
 
+_ALERT_LIFE = frozenset({"alert.raised", "alert.updated", "alert.cancelled", "alert.closed"})
+_RECEIPTS = frozenset(str(t) for t in SYSTEM_TYPES)
+
+
 def _of_origin(event: dict[str, Any], origin: str) -> bool:
     """Whether an event about the id belongs to the trail of ``origin``'s alert."""
-    if event["type"].startswith("alert.") and event["source"].startswith("/units/"):
+    if event["type"] in _ALERT_LIFE:
         return bool(event["source"] == f"/units/{origin}")  # only the originator changes it
-    if event["source"].startswith("/units/"):
-        return True  # a seizure report naming the id
-    # the system's receipts name the alert's origin (those recorded before they did, not)
-    return bool(event["data"].get("alert_source", origin) == origin)
+    if event["type"] in _RECEIPTS:  # they name the alert's origin (those recorded before, not)
+        return bool(event["data"].get("alert_source", origin) == origin)
+    return True  # a seizure report naming the id
 
 
 @contextmanager
