@@ -114,7 +114,9 @@ class Runtime:
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
-        self.inbox = RedisInbox(self.redis)
+        self.inbox = RedisInbox(
+            self.redis, dedupe_window=int(self.settings.dedupe_window.total_seconds())
+        )
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,

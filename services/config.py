@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.alerts import Name
 from schemas.topology import Topology, TopologyError, default_topology, load_topology
 from schemas.vocabulary import Severity
 
@@ -62,6 +63,11 @@ class Principal(BaseModel):
     token_sha256: Sha256Hex = Field(description="Hex SHA-256 of the bearer token; never the token.")
     units: tuple[str, ...] = Field(default=(), description="Units a publisher may publish for.")
     unit: str | None = Field(default=None, description="The unit an officer belongs to.")
+    person: Name | None = Field(
+        default=None,
+        description="The person this token was issued to (one token per person, for officers): "
+        "acknowledgements record it beside the principal's name.",
+    )
 
     @model_validator(mode="after")
     def _role_fields(self) -> Principal:

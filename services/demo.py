@@ -154,7 +154,8 @@ def _detail(event: dict[str, Any]) -> str:
     if event["type"] == "alert.delivered":
         return f"→ {data['recipient']} ({', '.join(data['reasons'])}; {data['view']})"
     if event["type"] == "alert.acknowledged":
-        return f"{data['unit']} by {data.get('officer', '?')}"
+        person = f" ({data['person']})" if data.get("person") else ""
+        return f"{data['unit']} by {data.get('principal', '?')}{person}"
     if event["type"] == "seizure.reported":
         return ", ".join(f"{d['quantity']} {d['measure']} {d['substance']}" for d in data["drugs"])
     text = str(data.get("summary") or data.get("reason") or "")

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.alerts import Name, Text
 from services import problems
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Principal
 from services.notifier import live
-from services.notifier.handlers import acknowledge
+from services.notifier.handlers import Acknowledger, acknowledge
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
@@ -24,8 +25,13 @@ class AckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    officer: str | None = Field(default=None, max_length=200, description="Who acknowledged.")
-    note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
+    # The receipt's own types: what passes here is what the ledger will record, so a blank
+    # name is a 422 before anything is written, never a failure after.
+    officer: Name | None = Field(
+        default=None,
+        description="The officer's name as typed (recorded beside the authenticated principal).",
+    )
+    note: Text | None = Field(default=None, description="A remark for the record.")
 
 
 def _json_body(request: Request) -> None:
@@ -104,8 +110,8 @@ async def ack_alert(
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
     request = body or AckRequest()
-    officer = request.officer or principal.name
-    stored = await acknowledge(unit, alert_id, officer, request.note, runtime.notifier)
+    by = Acknowledger(principal.name, principal.person, request.officer, request.note)
+    stored = await acknowledge(unit, alert_id, by, runtime.notifier)
     if stored is None:
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
     delivery = await runtime.inbox.get(unit, alert_id)

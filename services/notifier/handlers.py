@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from schemas.alerts import AlertRaised
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.alerts import AlertRaised, Ref
 from schemas.events import CloudEvent, canonical_json
 from schemas.receipts import AlertAcknowledged, AlertDelivered
 from schemas.topology import Topology
@@ -36,7 +38,7 @@ class Inbox(AlertOwners, Protocol):
     async def recipients(self, alert_id: str) -> dict[str, str]: ...
     async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None: ...
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any]
+        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None: ...
     async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None: ...
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]: ...
@@ -276,25 +278,100 @@ async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
     return len(recipients)
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledger:
+    """Who acknowledges: the authenticated principal, the person it was issued to, and what
+    the officer typed (a name and a note, neither verified)."""
+
+    principal: str
+    """The principal's configured name, or ``cli:<OS user>`` for the command line."""
+    person: str | None = None
+    officer: str | None = None
+    note: str | None = None
+
+
 async def acknowledge(
-    unit: str, alert_id: str, officer: str, note: str | None, deps: NotifierDeps
+    unit: str, alert_id: str, by: Acknowledger, deps: NotifierDeps
 ) -> dict[str, Any] | None:
-    """Record an officer's acknowledgement (idempotent) and emit ``alert.acknowledged``."""
+    """Record an acknowledgement (idempotent) with its ``alert.acknowledged``, in one step.
+
+    The receipt is validated before anything is written (a blank name is a
+    ``ValidationError`` and nothing happens); the inbox then stores the
+    acknowledgement, clears the deadline and appends the receipt atomically.
+    Returns the acknowledgement in force (the first one), or None if the unit
+    never received the alert.
+    """
+    if not _is_reference(alert_id):
+        return None  # ingest accepts no such id: no unit can have received it
     now = deps.clock()
-    ack = {"acknowledged_at": now.isoformat(), "acknowledged_by": officer, "note": note}
-    outcome = await deps.inbox.acknowledge(unit, alert_id, ack)
+    data = AlertAcknowledged(
+        alert_id=alert_id,
+        unit=unit,
+        principal=by.principal,
+        person=by.person,
+        officer=by.officer,
+        note=by.note,
+        acknowledged_at=now,
+    )
+    ack = {
+        "acknowledged_at": now.isoformat(),
+        "acknowledged_by": data.principal,
+        "person": data.person,
+        "officer": data.officer,
+        "note": data.note,
+    }
+    outcome = await deps.inbox.acknowledge(unit, alert_id, ack, Encoded.of(_acknowledged(data)))
     if outcome is None:
         return None
-    stored, _created = outcome
-    await deps.inbox.settle(unit, alert_id)
-    at = datetime.fromisoformat(stored["acknowledged_at"])
-    data = AlertAcknowledged(
-        alert_id=alert_id, unit=unit, officer=stored["acknowledged_by"],
-        note=stored.get("note"), acknowledged_at=at,
-    )  # fmt: skip
-    receipt = CloudEvent(
-        specversion="1.0", id=f"acknowledged/{alert_id}/{unit}", source=NOTIFIER_SOURCE,
-        type=EventType.ALERT_ACKNOWLEDGED, time=at, subject=alert_id, data=data,
-    )  # fmt: skip
-    await deps.publisher.publish([receipt])  # re-published on a repeat: the id makes it a no-op
+    stored, created = outcome
+    if not created:
+        # Its receipt was written with it — unless an earlier version stored it and then
+        # failed: publish it again (a deterministic id makes that a no-op when it exists).
+        await deps.publisher.publish([_acknowledged(_stored_ack(unit, alert_id, stored))])
     return stored
+
+
+_REFERENCE: TypeAdapter[str] = TypeAdapter(Ref)
+
+
+def _is_reference(value: str) -> bool:
+    try:
+        _REFERENCE.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _acknowledged(data: AlertAcknowledged) -> CloudEvent:
+    return CloudEvent(
+        specversion="1.0",
+        id=f"acknowledged/{data.alert_id}/{data.unit}",
+        source=NOTIFIER_SOURCE,
+        type=EventType.ALERT_ACKNOWLEDGED,
+        time=data.acknowledged_at,
+        subject=data.alert_id,
+        data=data,
+    )
+
+
+def _stored_ack(unit: str, alert_id: str, stored: dict[str, Any]) -> AlertAcknowledged:
+    """The receipt's data of an acknowledgement as stored, blank texts (older versions kept
+    them) left out; before principals were recorded, ``acknowledged_by`` was the typed name."""
+
+    def text(key: str) -> str | None:
+        value = stored.get(key)
+        return value.strip() or None if isinstance(value, str) else None
+
+    if "officer" in stored:  # acknowledged_by is the principal
+        principal, officer = text("acknowledged_by"), text("officer")
+    else:  # stored before principals were recorded: acknowledged_by was the typed name
+        principal, officer = None, text("acknowledged_by")
+    return AlertAcknowledged(
+        alert_id=alert_id,
+        unit=unit,
+        principal=principal,
+        person=text("person"),
+        officer=officer,
+        note=text("note"),
+        acknowledged_at=datetime.fromisoformat(stored["acknowledged_at"]),
+    )

@@ -7,6 +7,7 @@ the unit or the event — so a redelivered stream entry changes nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT, KeyT
 
 from services import streams
+from services.bus import DEDUPE_WINDOW, Encoded, seen_field
 from services.notifier.webhook_outcomes import webhook_outcomes
 
 
@@ -63,13 +65,36 @@ end
 return out
 """
 
+# KEYS = inbox, acks, deadlines, feed, seen (this window), seen (previous), receipts stream.
+# ARGV = alert id, ack JSON, deadline member, feed maxlen, seen field, receipt, seen TTL.
+# nil if the unit never got the alert; else {1 if acknowledged now, the ack in force}.
+_ACK_LUA = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return false
+end
+local created = redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
+if created == 1 then
+  if not (redis.call('HGET', KEYS[5], ARGV[5]) or redis.call('HGET', KEYS[6], ARGV[5])) then
+    local entry = redis.call('XADD', KEYS[7], '*', '__data__', ARGV[6])
+    redis.call('HSET', KEYS[5], ARGV[5], entry)
+    redis.call('EXPIRE', KEYS[5], ARGV[7])
+  end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*',
+             'kind', 'acknowledged', 'alert_id', ARGV[1])
+end
+return {created, redis.call('HGET', KEYS[2], ARGV[1])}
+"""
+
 
 class RedisInbox:
     """The inboxes of every unit."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, dedupe_window: int = DEDUPE_WINDOW) -> None:
         self._redis = redis
+        self._dedupe_window = dedupe_window
         self._deliver = redis.register_script(_DELIVER_LUA)
+        self._acknowledge = redis.register_script(_ACK_LUA)
 
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
@@ -134,20 +159,36 @@ class RedisInbox:
             await self._feed(unit, change["type"].removeprefix("alert."), alert_id)
 
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any]
+        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None:
         """Record the first acknowledgement; None if the unit never got this alert.
 
+        One script: the acknowledgement, the deadline cleared, the ``alert.acknowledged``
+        ``receipt`` appended (marked published, as :class:`~services.bus.RedisPublisher`
+        would) and the feed entry all happen, or — refused, or the server gone — none.
         Returns the acknowledgement in force and whether this call made it.
         """
-        if not await self._redis.hexists(streams.inbox_key(unit), alert_id):
+        keys: list[KeyT] = [
+            streams.inbox_key(unit),
+            _acks_key(unit),
+            streams.DEADLINES,
+            streams.feed_key(unit),
+            *streams.seen_keys(self._dedupe_window, time.time()),
+            streams.stream_for(receipt.type),
+        ]
+        args: list[EncodableT] = [
+            alert_id,
+            json.dumps(ack),
+            _member(unit, alert_id),
+            streams.FEED_MAXLEN,
+            seen_field(receipt),
+            receipt.payload,
+            2 * self._dedupe_window,
+        ]
+        reply = await self._acknowledge(keys=keys, args=args)
+        if reply is None:
             return None
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(_acks_key(unit), alert_id, json.dumps(ack))
-            pipe.hget(_acks_key(unit), alert_id)
-            created, stored = await pipe.execute()
-        if created:
-            await self._feed(unit, "acknowledged", alert_id)
+        created, stored = reply
         return json.loads(stored), bool(created)
 
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
@@ -245,8 +286,28 @@ def _assemble(
         **delivery,
         "acknowledged_at": ack_doc.get("acknowledged_at"),
         "acknowledged_by": ack_doc.get("acknowledged_by"),
+        "acknowledgement": _acknowledgement(ack_doc),
         "escalated": escalation is not None,
         "escalation": json.loads(escalation) if escalation else None,
         "state": state,
         "changes": history,
+    }
+
+
+def _acknowledgement(ack: dict[str, Any]) -> dict[str, Any] | None:
+    """Who acknowledged, as stored: the principal, its person, the typed name and note.
+
+    Acknowledgements stored before principals were recorded kept the typed name (or the
+    principal's name when none was typed) in ``acknowledged_by``: shown as ``officer``.
+    """
+    if not ack:
+        return None
+    if "officer" not in ack:  # stored before principals were recorded
+        ack = {**ack, "acknowledged_by": None, "officer": ack.get("acknowledged_by")}
+    return {
+        "principal": ack.get("acknowledged_by"),
+        "person": ack.get("person"),
+        "officer": ack.get("officer"),
+        "note": ack.get("note"),
+        "acknowledged_at": ack.get("acknowledged_at"),
     }
