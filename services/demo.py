@@ -144,8 +144,12 @@ async def _inbox_table(client: DemoClient, units: list[str], alert_id: str) -> T
                 if "persons" in data
                 else f"{data.get('persons_count', 0)} withheld"
             )
+            ack = item.get("acknowledgement") or {}
+            by = item["acknowledged_by"] or "—"
+            if ack.get("person"):
+                by = f"{by} ({ack['person']})"
             table.add_row(unit, ", ".join(item["reasons"]), item["view"], persons,
-                          item["acknowledged_by"] or "—", item["state"])  # fmt: skip
+                          by, item["state"])  # fmt: skip
     return table
 
 

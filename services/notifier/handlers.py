@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,12 +16,18 @@ from schemas.alerts import AlertRaised, Ref
 from schemas.events import CloudEvent, canonical_json
 from schemas.receipts import AlertAcknowledged, AlertDelivered
 from schemas.topology import Topology
-from schemas.vocabulary import EventType, View
+from schemas.vocabulary import EventType, Reason, Tlp, View
 from services.bus import Encoded, Publisher
 from services.config import AckDeadlines
 from services.metrics import DELIVERIES, NO_METRICS, Metrics
 from services.notifier.admission import AlertOwners
-from services.notifier.routing import AlertFacts, Recipient, non_nominal, route_alert
+from services.notifier.routing import (
+    AlertFacts,
+    Recipient,
+    non_nominal,
+    route_alert,
+    route_change,
+)
 
 log = logging.getLogger(__name__)
 
@@ -268,14 +274,67 @@ def system_event(
 
 
 async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
-    """Give an update, cancellation or closure to everyone who received the alert."""
+    """Give an update, cancellation or closure to everyone who received the alert, each in
+    the view the strictest of the alert's and the change's handling codes allow (or a
+    notice that it was withheld, see :func:`withheld`)."""
     alert_id = event.subject or ""
     recipients = await deps.inbox.recipients(alert_id)
+    received = {}
     for unit, view in recipients.items():
-        await deps.inbox.record_change(unit, alert_id, view_of(event, View(view)))
+        explicit = False
+        if event.tlp is Tlp.RED:  # only then does it matter who was named
+            delivery = await deps.inbox.get(unit, alert_id)
+            explicit = delivery is not None and str(Reason.EXPLICIT) in delivery["reasons"]
+        received[unit] = (View(view), explicit)
+    for unit, change in render_change(event, received, deps.topology).items():
+        await deps.inbox.record_change(unit, alert_id, change)
         if event.type is not EventType.ALERT_UPDATED:  # nothing left to acknowledge
             await deps.inbox.settle(unit, alert_id)
     return len(recipients)
+
+
+def render_change(
+    event: CloudEvent, received: Mapping[str, tuple[View, bool]], topology: Topology
+) -> dict[str, dict[str, Any]]:
+    """Each recipient's copy of a change (no I/O): its view, or a :func:`withheld` notice.
+
+    ``received``: each unit that received the alert, its view and whether it was named.
+    """
+    views = route_change(facts_of_change(event), received, topology)
+    rendered = views_of(event, {view for view in views.values() if view is not None})
+    notice = withheld(event)
+    return {unit: notice if view is None else rendered[view] for unit, view in views.items()}
+
+
+def facts_of_change(event: CloudEvent) -> AlertFacts:
+    """The handling codes of an ``alert.updated``/``cancelled``/``closed`` event."""
+    if event.unit is None:
+        raise TypeError(f"{event.type} from {event.source} is not an agency's change")
+    return AlertFacts(
+        origin=event.unit,
+        tlp=event.tlp,
+        releasableto=event.releasable_countries,
+        piireleasableto=event.pii_countries,
+    )
+
+
+def withheld(event: CloudEvent) -> dict[str, Any]:
+    """What a recipient gets of a change its handling codes keep from it: that there was one.
+
+    Its type, time and ids, nothing of its data: the unit learns that its copy of the
+    alert is out of date, or that the alert is over (so its state, and its deadline,
+    follow), and can ask the originator — never what the change says.
+    """
+    return {
+        "specversion": event.specversion,
+        "id": event.id,
+        "source": event.source,
+        "type": event.type.value,
+        "time": event.model_dump(mode="json", include={"time"})["time"],
+        "subject": event.subject,
+        "withheld": True,
+        "data": {},
+    }
 
 
 @dataclass(frozen=True, slots=True)
