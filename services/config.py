@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         description="How long stream entries every group acknowledged are kept (the ledger "
         "is the record).",
     )
+    inbox_retention: Duration = Field(
+        default=timedelta(days=90),
+        gt=timedelta(0),
+        description="How long an alert stays in the inboxes after its last delivery, change or "
+        "acknowledgement (the ledger keeps it for good).",
+    )
     dedupe_window: Duration = Field(
         default=timedelta(days=7),
         description="How long a re-published (source, id) is answered as a duplicate.",

@@ -122,7 +122,8 @@ async def acknowledge_alert(
     by = Acknowledger(principal=cli_principal(), officer=officer, note=note)
     async with connect_redis(settings) as redis:
         window = int(settings.dedupe_window.total_seconds())
-        inbox = RedisInbox(redis, dedupe_window=window)
+        retention = settings.inbox_retention.total_seconds()
+        inbox = RedisInbox(redis, dedupe_window=window, retention=retention)
         deps = NotifierDeps(topology, inbox, RedisPublisher(redis, **settings.publisher_options))
         stored = await acknowledge(unit, alert_id, by, deps)
     if stored is None:
