@@ -153,6 +153,29 @@ async def test_an_alert_leaves_the_inboxes_its_retention_after_its_last_change(
     assert await redis.zcard(streams.INBOX_EXPIRY) == 0
 
 
+async def test_a_running_notifier_expires_inboxes_by_itself(
+    redis_url: str, data_dir: Path, redis: Redis
+) -> None:
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, database_url=None, config=None,
+                        inbox_retention=timedelta(seconds=0.5))  # fmt: skip
+    async with Runtime(settings, principals_config()) as running:
+        transport = httpx.ASGITransport(app=create_app(running.deps()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://liaison") as api:
+            alert = factories.alert()
+            response = await api.post("/v1/events", json=alert, headers=auth("customs"))
+            assert response.status_code == 202
+
+            async def delivered_then_gone() -> bool:
+                ledger = await api.get("/v1/ledger/events?type=alert.delivered",
+                                       headers=auth("auditor"))  # fmt: skip
+                inboxes = [await redis.exists(streams.inbox_key(u)) for u in RECIPIENTS]
+                return len(ledger.json()["events"]) == 4 and not any(inboxes)
+
+            await eventually(delivered_then_gone)
+            assert not await redis.exists(streams.views_key(alert["id"]))
+            assert not await redis.exists(streams.recipients_key(alert["id"]))
+
+
 @pytest.fixture
 async def frugal(redis_url: str, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A runtime whose claimers retry after 0.2 s, so the test need not wait 30 s."""
