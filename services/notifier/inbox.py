@@ -68,6 +68,7 @@ class RedisInbox:
         keys: list[KeyT] = [streams.DEADLINES, streams.INBOX_EXPIRY]
         args: list[EncodableT] = [streams.FEED_MAXLEN]
         fields: dict[tuple[str, int], str] = {}  # (alert, view object) → its field
+        expiring: set[str] = set()
         for unit, delivery, score in deliveries:
             alert_id, event = delivery["alert_id"], delivery["event"]
             keys += [streams.inbox_key(unit), streams.inbox_order_key(unit),
@@ -81,7 +82,8 @@ class RedisInbox:
                 text = json.dumps(event)
             field = fields[alert_id, id(event)]
             entry = {k: v for k, v in delivery.items() if k != "event"} | {"event_ref": field}
-            expiry = repr(score + self._retention)
+            expiry = "" if alert_id in expiring else repr(score + self._retention)
+            expiring.add(alert_id)  # once per alert and call
             args += [alert_id, unit, json.dumps(entry), repr(score), delivery["view"], at]
             args += [field, text, expiry]
         replies = await self._deliver(keys=keys, args=args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 # KEYS[1] = deadlines, KEYS[2] = inbox expiry; then per delivery: inbox, order, recipients,
 # feed, views. ARGV[1] = feed maxlen; then per delivery: alert id, unit, delivery JSON (the
 # event left out), score, view, deadline ('' for none), the view's field in the views hash,
-# the view's JSON ('' when an earlier delivery of this call carried it), expiry.
+# the view's JSON ('' when an earlier delivery of this call carried it), expiry ('' likewise).
 # Per delivery: 1 if stored now, else the delivery stored before (a redelivery changes nothing).
 DELIVER = """
 local out = {}
@@ -27,7 +27,9 @@ for i = 0, (#KEYS - 2) / 5 - 1 do
   if ARGV[a + 5] ~= '' then
     redis.call('ZADD', KEYS[1], 'NX', ARGV[a + 5], unit .. '\\n' .. alert)
   end
-  redis.call('ZADD', KEYS[2], 'GT', ARGV[a + 8], alert)
+  if ARGV[a + 8] ~= '' then
+    redis.call('ZADD', KEYS[2], 'GT', ARGV[a + 8], alert)
+  end
   if created == 1 then
     redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[1], '*',
                'kind', 'delivered', 'alert_id', alert)
