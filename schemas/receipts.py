@@ -68,7 +68,10 @@ class AlertWebhookFailed(FrozenModel):
     event_id: Ref = Field(description="Id of the event that was being delivered.")
     unit: UnitId = Field(description="The unit whose endpoint failed.")
     webhook_id: Name = Field(description="The webhook-id sent with every attempt.")
-    endpoint: Text = Field(description="The endpoint URL, credentials and query removed.")
+    endpoint: Text = Field(
+        description="The endpoint's configured name (default: its URL without credentials, "
+        "query or fragment)."
+    )
     attempts: int = Field(ge=0, description="Attempts made.")
     last_status: int | None = Field(None, description="Last HTTP status, if any answer came.")
     last_error: Text | None = Field(None, description="Last error, if no answer came.")

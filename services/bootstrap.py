@@ -38,6 +38,7 @@ from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
+from services.private import data_directory
 from services.prometheus import PrometheusMetrics
 from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
@@ -97,7 +98,7 @@ class Runtime:
         await self._stack.aclose()
 
     async def _start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        data_directory(self.settings, create=True)  # personal data: no other account may enter
         url = self.settings.redis_url
         if url is None:
             self.embedded = EmbeddedRedis(

@@ -12,7 +12,12 @@ from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.typing import EncodableT
 
 
@@ -37,9 +42,18 @@ class HiredisSSLConnection(_HiredisPacking, SSLConnection):
     """A TLS connection whose commands hiredis packs."""
 
 
+class HiredisUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+    """A Unix-socket connection (the embedded server's) whose commands hiredis packs."""
+
+
+_CONNECTIONS: dict[str, type[AbstractConnection]] = {
+    "rediss": HiredisSSLConnection,
+    "unix": HiredisUnixConnection,
+}
+
+
 def connect(url: str, **options: Any) -> Redis:
-    """A client of ``url`` (``redis://`` or ``rediss://``) with hiredis packing."""
-    tls = url.startswith("rediss://")
-    return Redis.from_url(
-        url, connection_class=HiredisSSLConnection if tls else HiredisConnection, **options
-    )
+    """A client of ``url`` (``redis://``, ``rediss://`` or ``unix://``) with hiredis packing."""
+    scheme = url.partition("://")[0]
+    connection_class = _CONNECTIONS.get(scheme, HiredisConnection)
+    return Redis.from_url(url, connection_class=connection_class, **options)

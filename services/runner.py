@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Collection
 
 from rich.console import Console
@@ -11,6 +12,8 @@ from services.bootstrap import Runtime
 from services.config import Settings
 from services.http import create_app, create_health_app
 from services.serve import ApiServer, wait_for_signal
+
+log = logging.getLogger(__name__)
 
 GC_THRESHOLD = 50_000
 """Allocations between the collector's young passes (Python's default: 700)."""
@@ -22,6 +25,10 @@ async def run_services(
     """Start the services (and the API), print where they are, stop cleanly on a signal."""
     async with Runtime(settings, services=services) as runtime:
         server = None
+        if http and not runtime.config.principals:
+            where = settings.config or "LIAISON_CONFIG is unset"
+            log.warning("no principals configured (%s): the HTTP API will refuse every request "
+                        "(401) until the configuration file lists some", where)  # fmt: skip
         if http:
             host, port = settings.host_port
             server = ApiServer(create_app(runtime.deps()), host, port)

@@ -12,7 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services import streams
-from services.notifier.webhook_outcomes import outcomes_key
+from services.notifier.webhook_outcomes import outcome_documents, outcomes_key
 
 MAX_CHANGES_SHOWN = 50
 """An entry shows its latest changes up to this many (``changes_total`` counts them all)."""
@@ -81,7 +81,7 @@ async def entries(redis: Redis, unit: str, ids: Sequence[str]) -> list[dict[str,
     for i, (alert_id, delivery) in enumerate(zip(ids, deliveries, strict=True)):
         if delivery is not None:
             history = sorted((json.loads(c) for c in rest[2 * i]), key=_chronological)
-            outcomes = sorted((json.loads(o) for o in rest[2 * i + 1]), key=_by_endpoint)
+            outcomes = outcome_documents(rest[2 * i + 1])
             found.append(
                 (alert_id, json.loads(delivery), acks[i], escalations[i], history, outcomes)
             )
@@ -108,10 +108,6 @@ async def entries(redis: Redis, unit: str, ids: Sequence[str]) -> list[dict[str,
 
 def _chronological(change: dict[str, Any]) -> tuple[str, str]:
     return change["time"], change["id"]
-
-
-def _by_endpoint(outcome: dict[str, Any]) -> tuple[str, str]:
-    return outcome["url"], outcome["event_id"]
 
 
 def _loads(raw: bytes | str | None) -> Any:

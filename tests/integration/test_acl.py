@@ -137,7 +137,7 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
     acl_server: AclServer, admin: Redis, data_dir: Path, receiver: tuple[Receiver, str]
 ) -> None:
     recv, base = receiver
-    hook = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET)
+    hook = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     config = principals_config().model_copy(update={"webhooks": (hook,)})
     alert, seizure = factories.alert(), factories.seizure()
     async with AsyncExitStack() as stack:
