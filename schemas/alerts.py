@@ -192,6 +192,12 @@ _DOC = {
 }
 
 
+MAX_ALERT_BYTES = 64 * 1024
+"""The most an alert event (``alert.raised``, ``updated``, ``cancelled``, ``closed``) may be
+as canonical JSON (UTF-8 bytes), checked at ingest: the notifier keeps every alert for
+its recipients' inboxes, so an alert stays well below the 8 MiB a batch may carry."""
+
+
 class AlertRaised(FrozenModel):
     """``alert.raised``: a unit asks its neighbours to look out for a consignment."""
 

@@ -33,7 +33,17 @@ class AlertAcknowledged(FrozenModel):
 
     alert_id: Ref = Field(description="Id of the alert.raised event.")
     unit: UnitId = Field(description="The acknowledging unit.")
-    officer: Name | None = Field(None, description="The officer who acknowledged, if named.")
+    principal: Name | None = Field(
+        None,
+        description="Who was authenticated: the API principal's configured name, or "
+        "'cli:<OS user>' for `liaison ack`. Absent only in events recorded before it was.",
+    )
+    person: Name | None = Field(
+        None, description="The person the configuration names for that principal, if any."
+    )
+    officer: Name | None = Field(
+        None, description="The name the officer typed, if any (not verified)."
+    )
     note: Text | None = Field(None, description="The officer's remark (up to 2000 characters).")
     acknowledged_at: Timestamp = Field(description="When it was acknowledged.")
 

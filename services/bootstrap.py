@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Collection, Coroutine
 from contextlib import AsyncExitStack
@@ -32,6 +33,7 @@ from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.retention import BATCH, expire_inboxes
 from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
@@ -115,7 +117,11 @@ class Runtime:
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
-        self.inbox = RedisInbox(self.redis)
+        self.inbox = RedisInbox(
+            self.redis,
+            dedupe_window=int(self.settings.dedupe_window.total_seconds()),
+            retention=self.settings.inbox_retention.total_seconds(),
+        )
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,
@@ -149,6 +155,7 @@ class Runtime:
         self._background(self._trim(), "trimming")
         if "notifier" in self.services:
             self._background(self._escalate(), "escalation")
+            self._background(self._expire_inboxes(), "inbox retention")
             self.webhook_worker = WebhookWorker(
                 self.redis, self.config.webhooks,
                 CountedWebhookOutcomes(RecordedWebhookOutcomes(self.redis, self.publisher),
@@ -185,6 +192,16 @@ class Runtime:
             self.metrics.inc(ESCALATIONS, await escalate_due(self.notifier))
 
         await forever(escalate, min(max(shortest / 10, 0.05), 1.0), "escalation")
+
+    async def _expire_inboxes(self) -> None:
+        """Remove alerts from the inboxes once their retention has passed."""
+        pause = min(max(self.settings.inbox_retention.total_seconds() / 10, 0.05), 60.0)
+
+        async def expire() -> None:
+            while await expire_inboxes(self.redis, time.time()) == BATCH:
+                pass  # a backlog: keep going until a short batch
+
+        await forever(expire, pause, "expiring inboxes")
 
     async def _trim(self) -> None:
         """Trim the streams this process consumes below what every group acknowledged."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
@@ -56,9 +56,11 @@ class Unavailable(Exception):
     """
 
 
-OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError)
+OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError, OutOfMemoryError)
 """Failures that say nothing about the work at hand: the server or the database is away
-(a server still loading its AOF answers ``BusyLoadingError``, a ``ConnectionError`` too)."""
+(a server still loading its AOF answers ``BusyLoadingError``, a ``ConnectionError`` too),
+or the server is full (``maxmemory`` with ``noeviction`` refuses writes until consumers
+and trimming free memory): the caller answers 503 or retries, nothing is dropped."""
 
 
 @dataclass(frozen=True, slots=True)

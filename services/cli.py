@@ -111,10 +111,12 @@ def inbox(
 def ack(
     unit: str,
     alert_id: str,
-    officer: Annotated[str, typer.Option(help="Who acknowledges.")] = "cli",
+    officer: Annotated[
+        str | None, typer.Option(help="Your name, recorded beside cli:<OS user>.")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="A remark for the record.")] = None,
 ) -> None:
-    """Acknowledge one alert on behalf of an officer of UNIT."""
+    """Acknowledge one alert for UNIT; recorded as cli:<OS user> (and --officer as typed)."""
     from services.tools import acknowledge_alert
 
     asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console))

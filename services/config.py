@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.alerts import Name
 from schemas.topology import Topology, TopologyError, default_topology, load_topology
 from schemas.vocabulary import Severity
 
@@ -107,6 +108,11 @@ class Principal(BaseModel):
     token_sha256: Sha256Hex = Field(description="Hex SHA-256 of the bearer token; never the token.")
     units: tuple[str, ...] = Field(default=(), description="Units a publisher may publish for.")
     unit: str | None = Field(default=None, description="The unit an officer belongs to.")
+    person: Name | None = Field(
+        default=None,
+        description="The person this token was issued to (one token per person, for officers): "
+        "acknowledgements record it beside the principal's name.",
+    )
 
     @model_validator(mode="after")
     def _role_fields(self) -> Principal:
@@ -221,6 +227,12 @@ class Settings(BaseSettings):
         default=timedelta(0),
         description="How long stream entries every group acknowledged are kept (the ledger "
         "is the record).",
+    )
+    inbox_retention: Duration = Field(
+        default=timedelta(days=90),
+        gt=timedelta(0),
+        description="How long an alert stays in the inboxes after its last delivery, change or "
+        "acknowledgement (the ledger keeps it for good).",
     )
     dedupe_window: Duration = Field(
         default=timedelta(days=7),

@@ -144,8 +144,12 @@ async def _inbox_table(client: DemoClient, units: list[str], alert_id: str) -> T
                 if "persons" in data
                 else f"{data.get('persons_count', 0)} withheld"
             )
+            ack = item.get("acknowledgement") or {}
+            by = item["acknowledged_by"] or "—"
+            if ack.get("person"):
+                by = f"{by} ({ack['person']})"
             table.add_row(unit, ", ".join(item["reasons"]), item["view"], persons,
-                          item["acknowledged_by"] or "—", item["state"])  # fmt: skip
+                          by, item["state"])  # fmt: skip
     return table
 
 
@@ -154,7 +158,8 @@ def _detail(event: dict[str, Any]) -> str:
     if event["type"] == "alert.delivered":
         return f"→ {data['recipient']} ({', '.join(data['reasons'])}; {data['view']})"
     if event["type"] == "alert.acknowledged":
-        return f"{data['unit']} by {data.get('officer', '?')}"
+        person = f" ({data['person']})" if data.get("person") else ""
+        return f"{data['unit']} by {data.get('principal', '?')}{person}"
     if event["type"] == "seizure.reported":
         return ", ".join(f"{d['quantity']} {d['measure']} {d['substance']}" for d in data["drugs"])
     text = str(data.get("summary") or data.get("reason") or "")

@@ -30,7 +30,7 @@ def demo_config(tokens: dict[str, str]) -> FileConfig:
                       units=("BLO-OYBEK", "BLO-AYRITOM", "BLO-DUSTLIK", "BLO-SARIOSIYO")),
             Principal(name="uz-mia", role=Role.PUBLISHER, token_sha256=token_digest(tokens["uz-mia"]),
                       units=(SEIZING_UNIT,)),
-            Principal(name="gulistan-duty", role=Role.OFFICER,
+            Principal(name="gulistan-duty", role=Role.OFFICER, person="Dilshod Karimov",
                       token_sha256=token_digest(tokens["gulistan-duty"]), unit=SEIZING_UNIT),
             Principal(name="audit-office", role=Role.AUDITOR,
                       token_sha256=token_digest(tokens["audit-office"])),

@@ -98,6 +98,38 @@ def recipients_key(alert_id: str) -> str:
     return f"{ALERT_RECIPIENTS_PREFIX}{alert_id}"
 
 
+def inbox_changes_key(unit: str, alert_id: str) -> str:
+    """Hash ``change id`` → the unit's copy of an alert's change (a reference into the
+    alert's views, or, stored before, the copy itself)."""
+    return f"{inbox_key(unit)}:changes:{alert_id}"
+
+
+def inbox_acks_key(unit: str) -> str:
+    """Hash ``alert id`` → the unit's acknowledgement of it."""
+    return f"{inbox_key(unit)}:acks"
+
+
+def inbox_escalations_key(unit: str) -> str:
+    """Hash ``alert id`` → the escalation of the unit's delivery of it."""
+    return f"{inbox_key(unit)}:escalations"
+
+
+def inbox_notices_key(unit: str) -> str:
+    """Hash ``<unit>/<alert id>`` → escalation notice, of a coordinator."""
+    return f"{inbox_key(unit)}:notices"
+
+
+INBOX_EXPIRY = f"{INBOX_PREFIX}expiry"
+"""Sorted set ``alert id`` → when its inbox entries expire (epoch seconds): its last
+delivery, change or acknowledgement plus ``INBOX_RETENTION``."""
+
+
+def views_key(alert_id: str) -> str:
+    """Hash of an alert's rendered views (one copy each, whoever received it): ``full``,
+    ``non-nominal``, and each change's copies; inbox entries refer to them by field."""
+    return f"{INBOX_PREFIX}views:{alert_id}"
+
+
 def feed_key(unit: str) -> str:
     """Stream of a unit's inbox changes, for live screens (Server-Sent Events)."""
     return f"{INBOX_PREFIX}{unit}:feed"

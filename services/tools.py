@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +20,7 @@ from schemas.topology import Topology
 from services.bus import RedisPublisher
 from services.config import ConfigError, Settings, read_file_config, resolve_topology
 from services.inbox_view import print_inbox
-from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
+from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.routing import route_alert
 from services.private import data_directory, describe_data_dir
@@ -119,20 +121,41 @@ async def show_inbox(settings: Settings, unit: str, console: Console, *, as_json
 
 
 async def acknowledge_alert(
-    settings: Settings, unit: str, alert_id: str, officer: str, note: str | None, console: Console
+    settings: Settings,
+    unit: str,
+    alert_id: str,
+    officer: str | None,
+    note: str | None,
+    console: Console,
 ) -> None:
-    """Acknowledge on behalf of an officer of the unit."""
+    """Acknowledge on behalf of an officer of the unit, as ``cli:<OS user>``.
+
+    The command line has no token: who ran it is the account on this host (one that can
+    reach the server), recorded as the principal beside the typed ``officer`` name.
+    """
     topology = _topology(settings)
     if unit not in topology:
         raise ConfigError(f"unknown unit {unit!r}")
+    by = Acknowledger(principal=cli_principal(), officer=officer, note=note)
     async with connect_redis(settings) as redis:
-        inbox = RedisInbox(redis)
-        deps = NotifierDeps(topology, inbox, RedisPublisher(redis))
-        stored = await acknowledge(unit, alert_id, officer, note, deps)
+        window = int(settings.dedupe_window.total_seconds())
+        retention = settings.inbox_retention.total_seconds()
+        inbox = RedisInbox(redis, dedupe_window=window, retention=retention)
+        deps = NotifierDeps(topology, inbox, RedisPublisher(redis, **settings.publisher_options))
+        stored = await acknowledge(unit, alert_id, by, deps)
     if stored is None:
         raise ConfigError(f"{unit} has not received alert {alert_id!r}")
+    typed = f" (typed name {safe(repr(stored['officer']))})" if stored.get("officer") else ""
     console.print(
-        f"{safe(alert_id)} acknowledged by {safe(stored['acknowledged_by'])} at "
+        f"{safe(alert_id)} acknowledged by {safe(stored['acknowledged_by'])}{typed} at "
         f"{safe(stored['acknowledged_at'])}",
         highlight=False,
     )
+
+
+def cli_principal() -> str:
+    """``cli:<OS user>``: who runs a one-shot command (the uid when the account has no name)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"
