@@ -230,4 +230,5 @@ class Runtime:
             ledger=self.ledger,
             ready=self.readiness,
             metrics=self.metrics,
+            console=self.settings.console,
         )
