@@ -39,6 +39,12 @@ def N_(message: str) -> str:
     return message
 
 
+def NP_(context: str, message: str) -> str:
+    """Mark a message that needs a context (``pgettext``) to translate; returns the message."""
+    del context
+    return message
+
+
 @functools.cache
 def translations(locale: str) -> NullTranslations:
     """The catalog of a language (English: the messages themselves)."""

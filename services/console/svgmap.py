@@ -130,12 +130,27 @@ def _place_labels(
 
 
 def _corridor_links(topology: Topology, marks: Marks) -> set[tuple[str, str]]:
-    """Neighbour links between corridor units (and from the origin to them)."""
+    """Links of the corridor: between its units (the origin included), one step further from
+    the origin each (the corridor is made of shortest paths from it)."""
     recipients = marks.recipients or {}
     on = {u for u, reasons in recipients.items() if "corridor" in reasons}
-    if marks.origin:
-        on.add(marks.origin)
-    return {(a, b) for a, b in topology.links if a in on and b in on}
+    if not marks.origin or marks.origin not in topology or not on:
+        return set()
+    on.add(marks.origin)
+    distance = {marks.origin: 0}
+    frontier = [marks.origin]
+    while frontier:
+        following = []
+        for unit in frontier:
+            for near in sorted(topology.neighbours(unit)):
+                if near not in distance:
+                    distance[near] = distance[unit] + 1
+                    following.append(near)
+        frontier = following
+    return {
+        (a, b) for a, b in topology.links
+        if a in on and b in on and abs(distance.get(a, -9) - distance.get(b, -9)) == 1
+    }  # fmt: skip
 
 
 def render_map(topology: Topology, marks: Marks, title: str, description: str) -> Markup:

@@ -11,17 +11,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.console.i18n import N_
+from services.console.i18n import N_, NP_
 
 SHOWS = ("open", "acknowledged", "escalated", "notices", "all")
 """The inbox's filters, in the order of its tabs (kept in the URL as ``?show=``)."""
 SHOW_LABELS = {
-    "open": N_("Open"),
-    "acknowledged": N_("Acknowledged"),
-    "escalated": N_("Escalated"),
-    "notices": N_("Notices"),
-    "all": N_("All"),
+    "open": NP_("tab", "Open"),
+    "acknowledged": NP_("tab", "Acknowledged"),
+    "escalated": NP_("tab", "Escalated"),
+    "notices": NP_("tab", "Notices"),
+    "all": NP_("tab", "All"),
 }
+"""Tab labels (translated with the context ``tab``: a list, not one alert's state)."""
 SEVERITY_LABELS = {"flash": N_("Flash"), "urgent": N_("Urgent"), "routine": N_("Routine")}
 REASON_LABELS = {
     "neighbour": N_("neighbour"),
