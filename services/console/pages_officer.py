@@ -15,6 +15,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from services.auth import require_officer_of, require_unit_reader
@@ -145,14 +146,23 @@ async def inbox_events(request: Request, unit: str) -> Response:
 
     async def frames() -> AsyncIterator[str]:
         yield "retry: 3000\n\nevent: changed\ndata: connected\n\n"
-        changes = live.events(deps.redis, deps.inbox, unit, after, gone)
-        async with aclosing(cast(AsyncGenerator[str], changes)) as source:
-            async for frame in source:
-                kind = _field(frame, "event")
-                if kind is not None:  # a change; comments and retry lines are not
-                    yield f"id: {_field(frame, 'id')}\nevent: changed\ndata: {kind}\n\n"
-                else:
-                    yield ": keep-alive\n\n"
+        last = after
+        while True:
+            changes = live.events(deps.redis, deps.inbox, unit, last, gone)
+            try:
+                async with aclosing(cast(AsyncGenerator[str], changes)) as source:
+                    async for frame in source:
+                        kind, entry = _field(frame, "event"), _field(frame, "id")
+                        if kind is None or entry is None:  # comments and retry lines
+                            yield ": keep-alive\n\n"
+                            continue
+                        last = entry
+                        yield f"id: {entry}\nevent: changed\ndata: {kind}\n\n"
+                return  # the client left, or the session ended
+            except RedisTimeoutError:
+                # redis-py's socket timeout (5 s by default) is shorter than the feed's blocking
+                # read: an idle feed is no error. Read on from the last change seen.
+                yield ": keep-alive\n\n"
 
     return StreamingResponse(frames(), media_type="text/event-stream",
                              headers={"X-Accel-Buffering": "no"})  # fmt: skip

@@ -12,10 +12,10 @@
     status.classList.toggle("off", !on);
   }
 
-  function problem(show) {
+  function problem(show, refused) {
     var box = document.getElementById("problem");
     if (!box) { return; }
-    box.textContent = show ? box.dataset.text : "";
+    box.textContent = show ? (refused ? box.dataset.refused : box.dataset.text) : "";
     box.hidden = !show;
   }
 
@@ -23,7 +23,10 @@
 
   document.addEventListener("htmx:sseOpen", function () { liveStatus(true); problem(false); });
   document.addEventListener("htmx:sseError", function () { liveStatus(false); });
-  document.addEventListener("htmx:responseError", function () { problem(true); });
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail && event.detail.xhr ? event.detail.xhr.status : 0;
+    problem(true, status >= 400 && status < 500);
+  });
   document.addEventListener("htmx:sendError", function () { problem(true); });
 
   // After the list was re-fetched: tell screen readers when more alerts wait than before.
