@@ -119,7 +119,9 @@ class Formats:
         days, rest = divmod(minutes, 24 * 60)
         hours, minutes = divmod(rest, 60)
         parts = [(days, "duration-day"), (hours, "duration-hour"), (minutes, "duration-minute")]
-        shown = [(n, unit) for n, unit in parts if n][:2] or [(0, "duration-minute")]
+        shown = [(n, unit) for n, unit in parts if n][:2]
+        if not shown:  # under a minute
+            return "< " + format_unit(1, "duration-minute", length="short", locale=self.locale)
         return " ".join(
             format_unit(n, unit, length="short", locale=self.locale) for n, unit in shown
         )

@@ -2,10 +2,11 @@
 origin, recipients and corridor marked. SVG made on the server; pure and deterministic.
 
 Positions come from the topology's ``lat``/``lon`` (town level), projected equirectangularly
-(longitude scaled by cos 40°N, the region's middle). Units a few kilometres apart (a BLO and
-its counterpart across the border) would overlap at this scale, so nodes closer than
-:data:`MIN_GAP` pixels are pushed apart, and each label takes the first free side of its
-node. It is a schematic: it says so, and it draws no boundary.
+(longitude scaled by cos 40°N, the region's middle) and then blended with even spacing in the
+same order (:func:`_schematic`), as transit maps do: units crowded around Tashkent spread
+out, the empty west shrinks. Units still closer than :data:`MIN_GAP` pixels (a BLO and its
+counterpart across the border) are pushed apart, and each label takes the side of its node
+that covers the fewest other labels. It is a schematic: it says so, and it draws no boundary.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from schemas.topology import Topology
 
 WIDTH = 960
 MARGIN = 70
-MIN_GAP = 30.0
+MIN_GAP = 50.0
 FONT = 13
 CHAR = 7.4
 """Estimated width of one label character at :data:`FONT` pixels."""
 _COS = math.cos(math.radians(40.0))
+BLEND = 0.5
+"""Weight of true position against even spacing (1: geographic, 0: a diagram)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +52,31 @@ def _project(topology: Topology) -> list[_Node]:
     placed = [u for u in topology.units.values() if u.lat is not None and u.lon is not None]
     if not placed:
         return []
-    xs = [u.lon * _COS for u in placed if u.lon is not None]
-    ys = [-u.lat for u in placed if u.lat is not None]
+    xs = _schematic([(u.lon or 0.0) * _COS for u in placed])
+    ys = _schematic([-(u.lat or 0.0) for u in placed])
     span_x = max(max(xs) - min(xs), 1e-6)
     scale = (WIDTH - 2 * MARGIN) / span_x
     nodes = []
-    for unit in placed:
-        assert unit.lat is not None
-        assert unit.lon is not None
-        x = MARGIN + (unit.lon * _COS - min(xs)) * scale
-        y = MARGIN + (-unit.lat - min(ys)) * scale
+    for unit, ux, uy in zip(placed, xs, ys, strict=True):
+        x = MARGIN + (ux - min(xs)) * scale
+        y = MARGIN + (uy - min(ys)) * scale
         foreign = unit.country != _home(topology)
         label = f"{unit.id} ({unit.country})" if foreign else unit.id
         nodes.append(_Node(unit.id, x, y, label))
     _spread(nodes)
     return nodes
+
+
+def _schematic(values: list[float]) -> list[float]:
+    """Half geography, half evenly spaced in the same order: units crowded around a city
+    spread out and empty steppe shrinks, while east stays east and north stays north."""
+    order = sorted(set(values))
+    if len(order) < 2:
+        return values
+    low, high = order[0], order[-1]
+    step = (high - low) / (len(order) - 1)
+    rank = {v: low + i * step for i, v in enumerate(order)}
+    return [BLEND * v + (1 - BLEND) * rank[v] for v in values]
 
 
 def _home(topology: Topology) -> str:
@@ -98,9 +111,11 @@ def _spread(nodes: list[_Node]) -> None:
 Box = tuple[float, float, float, float]
 
 
-def _overlaps(box: Box, others: list[Box]) -> bool:
+def _overlap_area(box: Box, others: list[Box]) -> float:
+    """How much of ``box`` other boxes cover (0: free; the first free side wins)."""
     x0, y0, x1, y1 = box
-    return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in others)
+    return sum(max(0.0, min(x1, b[2]) - max(x0, b[0])) * max(0.0, min(y1, b[3]) - max(y0, b[1]))
+               for b in others)  # fmt: skip
 
 
 def _place_labels(
@@ -112,18 +127,20 @@ def _place_labels(
     order = sorted(nodes, key=lambda n: (n.unit not in first, n.unit))
     for node in order:
         width = len(node.label) * CHAR
+        x, y = node.x, node.y
         sides = [
-            (node.x + 11, node.y + 4, "start", (node.x + 10, node.y - 9, node.x + 12 + width, node.y + 6)),
-            (node.x - 11, node.y + 4, "end", (node.x - 12 - width, node.y - 9, node.x - 10, node.y + 6)),
-            (node.x, node.y - 12, "middle", (node.x - width / 2, node.y - 25, node.x + width / 2, node.y - 9)),
-            (node.x, node.y + 22, "middle", (node.x - width / 2, node.y + 9, node.x + width / 2, node.y + 25)),
+            (x + 12, y + 5, "start", (x + 10, y - 9, x + 13 + width, y + 7)),
+            (x - 12, y + 5, "end", (x - 13 - width, y - 9, x - 10, y + 7)),
+            (x, y - 14, "middle", (x - width / 2, y - 27, x + width / 2, y - 10)),
+            (x, y + 25, "middle", (x - width / 2, y + 11, x + width / 2, y + 28)),
+            (x + 9, y - 12, "start", (x + 7, y - 26, x + 10 + width, y - 9)),
+            (x + 9, y + 22, "start", (x + 7, y + 8, x + 10 + width, y + 25)),
+            (x - 9, y - 12, "end", (x - 10 - width, y - 26, x - 7, y - 9)),
+            (x - 9, y + 22, "end", (x - 10 - width, y + 8, x - 7, y + 25)),
         ]  # fmt: skip
-        chosen = next((s for s in sides if not _overlaps(s[3], taken)), sides[0])
+        inside = [s for s in sides if s[3][0] >= 2 and s[3][2] <= WIDTH - 2] or sides
+        chosen = min(inside, key=lambda s: _overlap_area(s[3], taken))
         x, y, anchor, box = chosen
-        if box[0] < 2:  # off the left edge: hang it to the right instead
-            x, anchor = node.x + 11, "start"
-        elif box[2] > WIDTH - 2:
-            x, anchor = node.x - 11, "end"
         taken.append(box)
         placed[node.unit] = (x, y, anchor)
     return placed
