@@ -24,6 +24,8 @@ from services.problems import Problem
 from services.runtime_deps import Deps
 
 STATIC = Path(__file__).parent / "static"
+ROUTERS = (pages_auth.router, pages_officer.router, pages_audit.router)
+"""Every page of the console (the authorization matrix test has a row for each)."""
 
 
 def create_console(deps: Callable[[], Deps]) -> FastAPI:
@@ -32,8 +34,8 @@ def create_console(deps: Callable[[], Deps]) -> FastAPI:
     app.state.deps = deps
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (pages_auth, pages_officer, pages_audit):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     _errors(app)
     return app
 

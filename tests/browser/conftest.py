@@ -35,7 +35,9 @@ from tests.integration.conftest import TOKENS, principals_config
 CHROMIUM = Path(os.environ.get("LIAISON_CHROMIUM", "/usr/bin/chromium"))
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-SCREENSHOTS = Path(os.environ.get("LIAISON_SCREENSHOTS", Path(__file__).parents[1] / "artifacts" / "screenshots"))
+SCREENSHOTS = Path(
+    os.environ.get("LIAISON_SCREENSHOTS", Path(__file__).parents[1] / "artifacts" / "screenshots")
+)
 FOTEHOBOD_TOKEN = "fotehobod-officer-token"
 NIAC_TOKEN = "niac-officer-token"
 ALL_TOKENS = {**TOKENS, "fotehobod": FOTEHOBOD_TOKEN, "niac": NIAC_TOKEN}
@@ -53,15 +55,17 @@ def browser_config(routine: timedelta = timedelta(hours=24)) -> FileConfig:
                   unit="NIAC-UZ"),
     )  # fmt: skip
     return base.model_copy(
-        update={"principals": (*base.principals, *extra),
-                "ack_deadlines": AckDeadlines(routine=routine)}  # fmt: skip
+        update={
+            "principals": (*base.principals, *extra),
+            "ack_deadlines": AckDeadlines(routine=routine),
+        }  # fmt: skip
     )
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, headless, once per session."""
-    if not CHROMIUM.exists():
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240  (once per session, before anything runs)
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
@@ -115,7 +119,9 @@ class Console:
     async def sign_in(self, page: Page, who: str) -> None:
         """Through the sign-in form, as a person would."""
         await page.goto(f"{self.base}/console/login")
-        await page.get_by_label(re.compile("Access token|Токен доступа|Kirish tokeni")).fill(ALL_TOKENS[who])
+        await page.get_by_label(re.compile("Access token|Токен доступа|Kirish tokeni")).fill(
+            ALL_TOKENS[who]
+        )
         await page.get_by_role("button", name=re.compile("^(Sign in|Войти|Kirish)$")).click()
         await page.wait_for_load_state()
 
@@ -127,7 +133,7 @@ class Console:
 
     async def screenshot(self, page: Page, name: str) -> Path:
         """Save the whole page for people to look at (README, review)."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        os.makedirs(SCREENSHOTS, exist_ok=True)  # noqa: ASYNC240  (a local folder, instant)
         path = SCREENSHOTS / f"{name}.png"
         await page.screenshot(path=str(path), full_page=True)
         return path

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from tests import factories
 from tests.browser.conftest import ALL_TOKENS, Console, assert_accessible
@@ -18,7 +18,9 @@ UNIT = "IMT-GULISTAN"
 PERSON, DOCUMENT = "Example Driver", "P-0000"
 
 
-def flash_alert(summary: str = "White KAMAZ, cotton bales, heading for the Kazakh border") -> dict[str, Any]:
+def flash_alert(
+    summary: str = "White KAMAZ, cotton bales, heading for the Kazakh border",
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     alert = factories.alert()
     alert["data"].update(
@@ -64,7 +66,9 @@ async def test_an_alert_appears_live_and_is_acknowledged_in_one_click(console: C
 
     await eventually(recorded)
     await page.get_by_role("link", name=re.compile("^Acknowledged")).click()
-    await expect(page.locator("tr.row", has_text="White KAMAZ").get_by_text("Acknowledged")).to_be_visible()
+    await expect(
+        page.locator("tr.row", has_text="White KAMAZ").get_by_text("Acknowledged")
+    ).to_be_visible()
     assert "show=acknowledged" in page.url  # the tab is in the URL
     console.assert_clean()
     await context.close()
@@ -111,7 +115,11 @@ async def test_across_the_border_no_identity_is_ever_shown(console: Console) -> 
         assert DOCUMENT not in shown
     await assert_accessible(page)
     # another unit's pages: 403, and nothing of them
-    for path in (f"/console/units/{UNIT}", f"/console/units/{UNIT}/alerts/{alert['id']}", "/console/ledger"):
+    for path in (
+        f"/console/units/{UNIT}",
+        f"/console/units/{UNIT}/alerts/{alert['id']}",
+        "/console/ledger",
+    ):
         response = await page.goto(f"{console.base}{path}")
         assert response is not None
         assert response.status == 403
@@ -224,7 +232,9 @@ async def test_forged_and_foreign_forms_are_refused(console: Console) -> None:
     row = page.locator("tr.row", has_text="White KAMAZ")
     await expect(row).to_be_visible(timeout=10_000)
     # a stale or forged anti-forgery token: refused, nothing recorded; in place (htmx)…
-    await page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = 'forged')")
+    await page.evaluate(
+        "document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = 'forged')"
+    )
     await row.get_by_role("button", name="Acknowledge").click()
     await expect(page.locator("#problem")).to_contain_text("refused this action")
     # …and as a plain form: the 403 page

@@ -64,7 +64,9 @@ async def _a_day_of_traffic(console: Console) -> list[dict[str, Any]]:
         await console.publish(seizure, who="mia")
     oybek = _seizure("BLO-OYBEK", 1, [{"substance": "heroin", "quantity": 4.1, "measure": "kg"},
                                       {"substance": "tramadol", "quantity": 1200, "measure": "pieces"}])  # fmt: skip
-    ayritom = _seizure("BLO-AYRITOM", 0, [{"substance": "heroin", "quantity": 11.4, "measure": "kg"}])
+    ayritom = _seizure(
+        "BLO-AYRITOM", 0, [{"substance": "heroin", "quantity": 11.4, "measure": "kg"}]
+    )
     for seizure in (oybek, ayritom):
         await console.publish(seizure)
     return alerts
