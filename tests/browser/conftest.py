@@ -58,7 +58,7 @@ def browser_config(routine: timedelta = timedelta(hours=24)) -> FileConfig:
         update={
             "principals": (*base.principals, *extra),
             "ack_deadlines": AckDeadlines(routine=routine),
-        }  # fmt: skip
+        }
     )
 
 
@@ -133,7 +133,7 @@ class Console:
 
     async def screenshot(self, page: Page, name: str) -> Path:
         """Save the whole page for people to look at (README, review)."""
-        os.makedirs(SCREENSHOTS, exist_ok=True)  # noqa: ASYNC240  (a local folder, instant)
+        os.makedirs(SCREENSHOTS, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         await page.screenshot(path=str(path), full_page=True)
         return path
