@@ -48,12 +48,21 @@ def _settings() -> Settings:
 @app.command()
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="Keep the demo's data here.")] = None,
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Keep running afterwards, with the web console and sign-in tokens, until "
+            "Ctrl-C (default: when run in a terminal).",
+        ),
+    ] = None,
 ) -> None:
     """Play the seed scenario end to end on embedded defaults."""
     from services.demo import run_demo
 
+    keep = sys.stdin.isatty() if serve is None else serve
     with tempfile.TemporaryDirectory(prefix="liaison-demo-") as tmp:
-        ok = asyncio.run(run_demo(data_dir or Path(tmp), console))
+        ok = asyncio.run(run_demo(data_dir or Path(tmp), console, serve=keep))
     raise typer.Exit(0 if ok else 1)
 
 
