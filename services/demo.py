@@ -16,10 +16,10 @@ from schemas.events import CloudEvent
 from services import demo_scenario as scenario
 from services.bootstrap import Runtime
 from services.config import Settings
+from services.console.app import console_url
 from services.http import create_app
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
-from services.console.app import console_url
 from services.serve import ApiServer, wait_for_signal
 
 
