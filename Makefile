@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## create .venv, install, play the seed scenario (in a terminal: then serve the console)
-	$(BIN)/liaison demo
+# In a terminal the demo then keeps running with the web console and prints its address and
+# sign-in tokens (Ctrl-C ends it); elsewhere (CI, pipes) it exits when the scenario is done.
+demo: $(STAMP)  ## create .venv, install, play the seed scenario, then (in a terminal) serve the console
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/liaison demo --serve; else $(BIN)/liaison demo; fi
 
 test: $(STAMP) browser lint typecheck  ## install what tests need and run the whole suite
 	$(BIN)/python -m pytest

@@ -49,20 +49,19 @@ def _settings() -> Settings:
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="Keep the demo's data here.")] = None,
     serve: Annotated[
-        bool | None,
+        bool,
         typer.Option(
-            "--serve/--no-serve",
-            help="Keep running afterwards, with the web console and sign-in tokens, until "
-            "Ctrl-C (default: when run in a terminal).",
+            "--serve",
+            help="Then keep running, with the web console, its address and sign-in tokens "
+            "printed, until Ctrl-C (`make demo` does this in a terminal).",
         ),
-    ] = None,
+    ] = False,
 ) -> None:
     """Play the seed scenario end to end on embedded defaults."""
     from services.demo import run_demo
 
-    keep = sys.stdin.isatty() if serve is None else serve
     with tempfile.TemporaryDirectory(prefix="liaison-demo-") as tmp:
-        ok = asyncio.run(run_demo(data_dir or Path(tmp), console, serve=keep))
+        ok = asyncio.run(run_demo(data_dir or Path(tmp), console, serve=serve))
     raise typer.Exit(0 if ok else 1)
 
 

@@ -85,8 +85,8 @@ async def run_demo(data_dir: Path, console: Console, *, serve: bool = False) -> 
                 ok = await _play(client, runtime, console)
                 if not serve:
                     console.print(
-                        "Web console: run [bold]liaison demo --serve[/] (or [bold]make demo[/] "
-                        "in a terminal) to keep the demo running and sign in.",
+                        "Web console: [bold]liaison demo --serve[/] (or [bold]make demo[/] in a "
+                        "terminal) keeps the demo running and prints where and how to sign in.",
                         highlight=False,
                     )
                     return ok

@@ -21,7 +21,7 @@ from services.console.svgmap import render_map
 
 TEMPLATES = Path(__file__).parent / "templates"
 PREFIX = "/console"
-STATIC_VERSION = "1"
+STATIC_VERSION = "3"
 """Bumped when the stylesheet or script changes, so browsers fetch them again."""
 
 

@@ -87,6 +87,7 @@ class Console:
     foreign_requests: list[str] = field(default_factory=list)
     csp_violations: list[str] = field(default_factory=list)
     script_errors: list[str] = field(default_factory=list)
+    contexts: list[BrowserContext] = field(default_factory=list)
 
     async def context(self, *, locale: str = "en-GB", javascript: bool = True) -> BrowserContext:
         """A fresh browser profile that may talk to this server only."""
@@ -105,6 +106,7 @@ class Console:
 
         await context.route("**/*", only_ours)
         context.on("page", self._watch)
+        self.contexts.append(context)  # closed at the end even when a test fails midway
         return context
 
     def _watch(self, page: Page) -> None:
@@ -124,6 +126,12 @@ class Console:
         )
         await page.get_by_role("button", name=re.compile("^(Sign in|Войти|Kirish)$")).click()
         await page.wait_for_load_state()
+
+    @staticmethod
+    async def live(page: Page) -> None:
+        """Wait until the inbox is live: connected, and its list fetched once since (so no
+        refresh replaces the rows under a click that follows)."""
+        await page.locator("body[data-live=ready]").wait_for(state="attached")
 
     async def publish(self, event: dict[str, object], who: str = "customs") -> None:
         """Through the API, as an agency system would."""
@@ -167,6 +175,11 @@ async def console(redis_url: str, data_dir: Path, browser: Browser) -> AsyncIter
             async with httpx.AsyncClient(base_url=base, timeout=10) as api:
                 found = Console(runtime, base, api)
                 found._browser = browser
-                yield found
+                try:
+                    yield found
+                finally:
+                    # an open page holds a live stream, which the server would wait for
+                    for context in found.contexts:
+                        await context.close()
         finally:
             await server.stop()
