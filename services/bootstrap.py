@@ -248,4 +248,5 @@ class Runtime:
             ledger=self.ledger,
             ready=self.readiness,
             metrics=self.metrics,
+            console=self.settings.console,
         )

@@ -49,12 +49,20 @@ def _settings() -> Settings:
 @app.command()
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="Keep the demo's data here.")] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then keep running, with the web console, its address and sign-in tokens "
+            "printed, until Ctrl-C (`make demo` does this in a terminal).",
+        ),
+    ] = False,
 ) -> None:
     """Play the seed scenario end to end on embedded defaults."""
     from services.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="liaison-demo-") as tmp:
-        ok = asyncio.run(run_demo(data_dir or Path(tmp), console))
+        ok = asyncio.run(run_demo(data_dir or Path(tmp), console, serve=serve))
     raise typer.Exit(0 if ok else 1)
 
 

@@ -180,6 +180,15 @@ class AckDeadlines(BaseModel):
         return value
 
 
+class ConsoleOptions(BaseModel):
+    """The web console's session lifetimes (``LIAISON_CONSOLE_IDLE`` / ``_ABSOLUTE``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idle: timedelta = timedelta(minutes=30)
+    absolute: timedelta = timedelta(hours=12)
+
+
 class FileConfig(BaseModel):
     """The YAML file named by ``LIAISON_CONFIG``."""
 
@@ -249,6 +258,14 @@ class Settings(BaseSettings):
         pattern=r"^[^:\s]+:\d{1,5}$",
         description="`serve ledger`/`serve notifier`: serve /healthz and /readyz here.",
     )
+    console_idle: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A console session ends after this long without the officer doing anything.",
+    )
+    console_absolute: Duration = Field(
+        default=timedelta(hours=12),
+        description="A console session ends this long after sign-in, whatever happens.",
+    )
 
     @property
     def sqlite_url(self) -> str:
@@ -284,6 +301,11 @@ class Settings(BaseSettings):
     def publisher_options(self) -> dict[str, Any]:
         """How this deployment's publishers behave (``RedisPublisher`` keyword arguments)."""
         return {"durable": self.strict, "dedupe_window": int(self.dedupe_window.total_seconds())}
+
+    @property
+    def console(self) -> ConsoleOptions:
+        """How the web console keeps its sessions."""
+        return ConsoleOptions(idle=self.console_idle, absolute=self.console_absolute)
 
     @property
     def appendfsync(self) -> str:

@@ -104,3 +104,29 @@ def alert_closed(alert_id: str, seizure_id: str) -> dict[str, Any]:
         subject=alert_id,
         releasableto="UZ,TJ",
     )
+
+
+def waiting_alerts() -> list[dict[str, Any]]:
+    """Two alerts left for the demo's duty officer to acknowledge in the web console."""
+    now = datetime.now(UTC)
+    flash = _event(
+        "alert.raised",
+        ALERT_ORIGIN,
+        {
+            "severity": "flash",
+            "summary": "Grey Chevrolet Cobalt left the Oybek crossing at speed, heading for Gulistan",
+            "route": ["TJ", "UZ"],
+            "vehicles": [{"plate": "10 A 123 BC", "description": "grey Chevrolet Cobalt"}],
+            "window": {"from": now.isoformat(), "until": (now + timedelta(hours=2)).isoformat()},
+        },
+        tlp="amber",
+        releasableto="UZ,TJ",
+    )
+    routine = _event(
+        "alert.raised",
+        ALERT_ORIGIN,
+        {"severity": "routine", "summary": "Tramadol parcels sent through the Bekabad post office",
+         "route": ["TJ", "UZ"]},
+        tlp="green",
+    )  # fmt: skip
+    return [routine, flash]

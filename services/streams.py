@@ -133,3 +133,22 @@ def views_key(alert_id: str) -> str:
 def feed_key(unit: str) -> str:
     """Stream of a unit's inbox changes, for live screens (Server-Sent Events)."""
     return f"{INBOX_PREFIX}{unit}:feed"
+
+
+CONSOLE_PREFIX = f"{PREFIX}:console:"
+
+
+def console_session_key(digest: str) -> str:
+    """String: one console session (JSON), under the SHA-256 of its cookie; expires when idle."""
+    return f"{CONSOLE_PREFIX}session:{digest}"
+
+
+def console_signin_failures_key(kind: str, subject: str) -> str:
+    """Counter of failed console sign-ins per ``client`` address or per ``token`` digest."""
+    return f"{CONSOLE_PREFIX}signin-failures:{kind}:{subject}"
+
+
+def console_signin_block_key(kind: str, subject: str) -> str:
+    """Present while sign-ins from this client (or with this token) must wait; its TTL says how
+    long."""
+    return f"{CONSOLE_PREFIX}signin-wait:{kind}:{subject}"
