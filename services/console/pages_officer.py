@@ -15,6 +15,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
+from pydantic import ValidationError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -26,7 +27,7 @@ from services.console.svgmap import Marks
 from services.console.web import form_text, posted, runtime, safe_back, sessions, viewer
 from services.ledger.store import Query
 from services.notifier import live
-from services.notifier.handlers import acknowledge
+from services.notifier.handlers import Acknowledger, acknowledge
 from services.problems import Problem
 from services.runtime_deps import Deps
 
@@ -106,7 +107,12 @@ async def acknowledge_alert(request: Request, unit: str) -> Response:
     note = form_text(form, "note", 2000)
     if alert_id is None:
         raise Problem(422, "Invalid request", "which alert? alert_id is missing")
-    stored = await acknowledge(unit, alert_id, who.principal.name, note, deps.notifier)
+    by = Acknowledger(who.principal.name, who.principal.person, None, note)
+    try:
+        stored = await acknowledge(unit, alert_id, by, deps.notifier)
+    except ValidationError as invalid:  # e.g. a control character in the note: nothing written
+        reason = invalid.errors()[0]["msg"]
+        raise Problem(422, "Invalid request", f"note: {reason}") from None
     if stored is None:
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
     back = safe_back(form.get("back"), f"{PREFIX}/units/{unit}")
