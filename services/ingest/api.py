@@ -54,7 +54,8 @@ def _invalid(exc: Rejected, binary: bool = False) -> Problem:
     status_code=202,
     summary="Publish one CloudEvent or a batch (all or nothing)",
     description="Structured mode (`application/cloudevents+json` or `application/json`), "
-    "binary mode (`ce-*` headers, `data` as the `application/json` body) or a batch "
+    "binary mode (`ce-*` headers, `data` as the body: `Content-Type: application/json`, or none "
+    "for an event without `datacontenttype`) or a batch "
     f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}).",
     responses={
         202: {
