@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.alerts import Name, Text
 from services import problems
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Principal
@@ -24,8 +25,9 @@ class AckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    officer: str | None = Field(default=None, max_length=200, description="Who acknowledged.")
-    note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
+    # The event's own types, so what the event would refuse is refused here, before any effect.
+    officer: Name | None = Field(default=None, description="Who acknowledged: one line.")
+    note: Text | None = Field(default=None, description="A remark for the record (lines, tabs).")
 
 
 def _json_body(request: Request) -> None:
