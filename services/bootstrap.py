@@ -24,6 +24,7 @@ from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Settings, read_file_config, resolve_topology
 from services.ingest.app import INGEST_OPTIONS, register_ingest
+from services.ingest.screening import Screener
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
 from services.loops import forever, log_failure
@@ -114,6 +115,8 @@ class Runtime:
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
+        self.screener = Screener(self.topology)
+        self._stack.callback(self.screener.close)
         self.inbox = RedisInbox(self.redis)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
@@ -230,4 +233,5 @@ class Runtime:
             ledger=self.ledger,
             ready=self.readiness,
             metrics=self.metrics,
+            screener=self.screener,
         )

@@ -9,8 +9,7 @@ from fastapi.responses import JSONResponse
 
 from services import problems
 from services.config import Principal, Role
-from services.ingest.content_modes import decode, locate
-from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
+from services.ingest.intake import MAX_BATCH, foreign_units
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
@@ -44,11 +43,6 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _invalid(exc: Rejected, binary: bool = False) -> Problem:
-    errors = [locate(r, binary).to_dict() for r in exc.rejections]
-    return Problem(422, "Invalid event", str(exc), errors=errors)
-
-
 @router.post(
     "/v1/events",
     status_code=202,
@@ -74,17 +68,10 @@ async def publish_events(
     """Validate, authorise and durably publish; answer which ids were new."""
     if principal.role is not Role.PUBLISHER:
         raise Problem(403, "Forbidden", f"{principal.name} is not a publisher")
-    try:
-        decoded = decode(request.headers, await _read_body(request))
-    except Rejected as exc:
-        raise _invalid(exc) from None
-    if isinstance(decoded.body, list) and len(decoded.body) > MAX_BATCH:
-        raise Problem(413, "Batch too large", f"at most {MAX_BATCH} events per request")
-    try:
-        events, _ = validate_batch(decoded.body, runtime.topology)
-    except Rejected as exc:
-        raise _invalid(exc, decoded.binary) from None
-    foreign = foreign_units(events, principal.units)
+    body = await _read_body(request)
+    # units checked before the full validation, large bodies off the event loop (screening.py)
+    events = await runtime.screener.events(request.headers, body, principal.name, principal.units)
+    foreign = foreign_units(events, principal.units)  # checked on the raw sources already
     if foreign:
         raise Problem(
             403, "Forbidden", f"{principal.name} may not publish for {', '.join(foreign)}"

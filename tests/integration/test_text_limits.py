@@ -26,8 +26,8 @@ async def test_a_summary_that_would_hide_itself_on_a_terminal_is_a_located_422(
 
 
 async def test_a_note_keeps_its_lines_but_no_escape_sequence(api: httpx.AsyncClient) -> None:
-    closed = factories.event("alert.closed", "BLO-OYBEK", {"reason": "seized\n\tat Oybek"},
-                             subject="some-alert")  # fmt: skip
+    reason = {"reason": "seized\n\tat Oybek"}
+    closed = factories.event("alert.closed", "BLO-OYBEK", reason, subject="some-alert")
     response = await api.post("/v1/events", json=closed, headers=auth("customs"))
     assert response.status_code == 202, response.text
 

@@ -1,0 +1,182 @@
+"""Screening a publish request — decode, authorise, validate — without stalling the event loop.
+
+A body of up to 8 MiB costs up to seconds of CPU to parse and validate (hundreds of
+milliseconds for JSON alone; pydantic's errors for an object full of unknown keys,
+far more). Done on the event loop, that time is taken from every other request: a
+publisher posting refused bodies in a loop took the others' publishes from 7 ms to
+over a second, and past redis-py's 5 s timeout to 503s. So:
+
+* the publisher's units are checked on each event's raw ``source`` before the full
+  validation (:func:`foreign_sources`): a refused request costs its parse only;
+* small bodies (up to :data:`INLINE_MAX`) are screened inline: a few milliseconds at most;
+* larger ones in a worker process (a small pool, started on first use, at a lower
+  CPU priority than the API), one request at a time per principal, so that a
+  principal's flood queues behind itself; the event loop only hands over the bytes;
+* their valid events come back as canonical text and are rebuilt on the loop in
+  slices that yield every :data:`SLICE` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from schemas.events import CloudEvent
+from schemas.topology import Topology
+from services.bus import Unavailable
+from services.ingest.content_modes import decode, locate
+from services.ingest.intake import MAX_BATCH, Rejected, validate_batch
+from services.problems import Problem
+
+INLINE_MAX = 16 * 1024
+"""Bodies up to this many bytes are screened on the event loop (bounded: a few ms)."""
+SLICE = 0.005
+"""Seconds of rebuilding events on the loop between two yields to other requests."""
+MAX_ERRORS = 2000
+"""Errors listed in a 422 at most (a body of unknown keys would otherwise list millions)."""
+WORKERS = 2
+"""Worker processes of the pool (each ~60 MB)."""
+
+
+def foreign_sources(body: Any, units: Collection[str], topology: Topology) -> list[str]:
+    """Units of the topology that the raw events' ``source`` names and that are not ``units``:
+    a cheap envelope pass. Whatever else is wrong (a malformed source, an unknown unit) is
+    left to the full validation, which names the field."""
+    events = body if isinstance(body, list) else [body]
+    foreign: set[str] = set()
+    for event in events:
+        source = event.get("source") if isinstance(event, dict) else None
+        if isinstance(source, str) and source.startswith("/units/"):
+            unit = source.removeprefix("/units/")
+            if unit not in units and unit in topology:
+                foreign.add(unit)
+    return sorted(foreign)
+
+
+def screen(
+    headers: Mapping[str, str], body: bytes, name: str, units: Collection[str], topology: Topology
+) -> list[CloudEvent]:
+    """The request's canonical events, or :class:`Problem` (400, 403, 413, 415, 422)."""
+    try:
+        decoded = decode(headers, body)
+    except Rejected as exc:
+        raise invalid(exc) from None
+    if isinstance(decoded.body, list) and len(decoded.body) > MAX_BATCH:
+        raise Problem(413, "Batch too large", f"at most {MAX_BATCH} events per request")
+    foreign = foreign_sources(decoded.body, units, topology)
+    if foreign:
+        shown = ", ".join(foreign[:10]) + (
+            f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+        )
+        raise Problem(403, "Forbidden", f"{name} may not publish for {shown}")
+    try:
+        events, _ = validate_batch(decoded.body, topology)
+    except Rejected as exc:
+        raise invalid(exc, decoded.binary) from None
+    return events
+
+
+def invalid(exc: Rejected, binary: bool = False) -> Problem:
+    """The 422 of a refused request: its errors located, at most :data:`MAX_ERRORS` of them."""
+    errors = [locate(r, binary).to_dict() for r in exc.rejections[:MAX_ERRORS]]
+    detail = str(exc)
+    if len(exc.rejections) > MAX_ERRORS:
+        detail = f"{len(exc.rejections)} errors, the first {MAX_ERRORS} listed: {detail}"
+    return Problem(422, "Invalid event", detail, errors=errors)
+
+
+# In the worker processes: the topology, set once when each starts.
+_topology: Topology | None = None
+
+
+def _start_worker(topology: Topology) -> None:
+    global _topology
+    _topology = topology
+    os.nice(19)  # the API's own requests come first when the cores are busy
+
+
+def _screen_in_worker(
+    headers: dict[str, str], body: bytes, name: str, units: tuple[str, ...]
+) -> tuple[Any, ...]:
+    """:func:`screen` in a worker: ``("ok", texts)`` or ``("problem", status, title, detail,
+    errors)`` — plain values, cheap to send back (a pydantic model costs more to unpickle
+    than to validate)."""
+    assert _topology is not None
+    try:
+        events = screen(headers, body, name, units, _topology)
+    except Problem as problem:
+        return ("problem", problem.status, problem.title, problem.detail, problem.errors)
+    return ("ok", [event.to_json() for event in events])
+
+
+class Screener:
+    """Screens publish requests (:func:`screen`): inline when small, else in a worker process."""
+
+    def __init__(self, topology: Topology, workers: int = WORKERS) -> None:
+        self.topology, self._workers = topology, workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._slots: dict[str, asyncio.Lock] = {}
+        self._starting = asyncio.Lock()
+
+    async def events(
+        self, headers: Mapping[str, str], body: bytes, name: str, units: Sequence[str]
+    ) -> list[CloudEvent]:
+        """The request's canonical events, or :class:`Problem`."""
+        if len(body) <= INLINE_MAX:
+            return screen(headers, body, name, units, self.topology)
+        slot = self._slots.setdefault(name, asyncio.Lock())
+        async with slot:  # one large request per principal in the pool at a time
+            outcome = await self._run(dict(headers), body, name, tuple(units))
+        if outcome[0] == "problem":
+            _, status, title, detail, errors = outcome
+            raise Problem(status, title, detail, errors=errors)
+        return await _rebuild(outcome[1])
+
+    async def _run(self, *args: Any) -> tuple[Any, ...]:
+        async with self._starting:
+            if self._pool is None:  # started in a thread: that takes a while, once
+                self._pool = await asyncio.to_thread(self._start_pool)
+        pool = self._pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, _screen_in_worker, *args)
+        except BrokenProcessPool as exc:  # a worker died (OOM killer): start afresh next time
+            pool.shutdown(wait=False, cancel_futures=True)
+            if self._pool is pool:
+                self._pool = None
+            raise Unavailable(f"screening worker lost: {exc}") from exc
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            self._workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_start_worker,
+            initargs=(self.topology,),
+        )
+        for started in [pool.submit(os.getpid) for _ in range(self._workers)]:
+            started.result()  # every worker up before the first request waits on one
+        return pool
+
+    def close(self) -> None:
+        """Stop the workers (at shutdown)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+async def _rebuild(texts: Sequence[bytes]) -> list[CloudEvent]:
+    """The events of their canonical texts (valid: the worker checked them), yielding to
+    other requests every :data:`SLICE` seconds."""
+    events: list[CloudEvent] = []
+    since = time.perf_counter()
+    for text in texts:
+        events.append(CloudEvent.from_json(text))
+        if time.perf_counter() - since > SLICE:
+            await asyncio.sleep(0)
+            since = time.perf_counter()
+    return events
