@@ -10,11 +10,11 @@ from fastapi.responses import JSONResponse
 from services import problems
 from services.config import Principal, Role
 from services.ingest.intake import MAX_BATCH, foreign_units
+from services.ingest.screening import MAX_BODY
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
-MAX_BODY = 8 * 1024 * 1024
 router = APIRouter(tags=["ingest"])
 _IDS = {"type": "array", "items": {"type": "string"}}
 _ACCEPTED = {

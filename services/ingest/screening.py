@@ -34,6 +34,8 @@ from services.ingest.content_modes import decode, locate
 from services.ingest.intake import MAX_BATCH, Rejected, validate_batch
 from services.problems import Problem
 
+MAX_BODY = 8 * 1024 * 1024
+"""Bytes of a request body (or an ingress entry) at most."""
 INLINE_MAX = 16 * 1024
 """Bodies up to this many bytes are screened on the event loop (bounded: a few ms)."""
 SLICE = 0.005

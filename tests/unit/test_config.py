@@ -85,3 +85,15 @@ def test_unknown_unit_in_a_principal(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="principal 'a' names unknown unit 'IMT-X'"):
         resolve_topology(read_file_config(path))
+
+
+@pytest.mark.parametrize("name", ["uz customs", "uz-customs*", "ingress:x", "-lead", "x" * 65])
+def test_a_publisher_name_must_be_fit_for_its_ingress_stream(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "liaison.yaml"
+    path.write_text(
+        f"principals:\n  - {{name: '{name}', role: publisher, units: [BLO-OYBEK], "
+        f"token_sha256: '{'a' * 64}'}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="names its Redis ingress stream"):
+        read_file_config(path)
