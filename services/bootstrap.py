@@ -19,7 +19,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from services import streams
+from services import log_hygiene, streams
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Role, Settings, read_file_config, resolve_topology
@@ -71,6 +71,7 @@ class Runtime:
         config: FileConfig | None = None,
         services: Collection[str] = SERVICES,
     ) -> None:
+        log_hygiene.install()  # callers' text in any record is logged escaped
         self.settings = settings
         self.config = config if config is not None else read_file_config(settings.config)
         self.topology = resolve_topology(self.config)

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from schemas.events import CloudEvent
 from schemas.topology import TopologyError
+from services import log_hygiene
 from services.config import (
     ConfigError,
     Settings,
@@ -117,6 +118,7 @@ def ack(
 def main() -> None:
     """Entry point: user errors are one clear line on stderr, never a traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log_hygiene.install()  # what callers sent is logged with its control characters escaped
     try:
         app()
     except (ConfigError, TopologyError, EmbeddedServerError) as exc:
