@@ -55,25 +55,41 @@ def _field(value: Any) -> Any:
     return _Escaped(value)
 
 
-def hygienic(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
-    """A log-record factory making the records ``factory`` makes, with their fields escaped."""
+class HygienicRecord(logging.LogRecord):
+    """A record whose message is rendered with its fields escaped.
+
+    Escaped when rendered, not when made: filters still see the arguments as they
+    were (``services.ledger.redaction`` replaces a driver's call by its name).
+    """
+
+    def getMessage(self) -> str:
+        """The message with every field escaped (:func:`escape`)."""
+        msg = str(self.msg)
+        if isinstance(self.args, Mapping):
+            return msg % {key: _field(value) for key, value in self.args.items()}
+        if self.args:
+            return msg % tuple(_field(value) for value in self.args)
+        return escape(msg)
+
+
+def _hygienic(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Records as ``factory`` makes them, rendered as :class:`HygienicRecord` renders them."""
 
     def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        if isinstance(record.args, Mapping):
-            record.args = {key: _field(value) for key, value in record.args.items()}
-        elif record.args:
-            record.args = tuple(_field(value) for value in record.args)
-        elif isinstance(record.msg, str):
-            record.msg = escape(record.msg)
+        if not isinstance(record, HygienicRecord):
+            record.getMessage = HygienicRecord.getMessage.__get__(record)  # type: ignore[method-assign]
         return record
 
-    make.hygienic = True  # type: ignore[attr-defined]
     return make
 
 
 def install() -> None:
-    """Escape every record's fields from now on, in this process (idempotent)."""
+    """Render every record's fields escaped from now on, in this process (idempotent)."""
     current = logging.getLogRecordFactory()
-    if not getattr(current, "hygienic", False):
-        logging.setLogRecordFactory(hygienic(current))
+    if current is logging.LogRecord:
+        logging.setLogRecordFactory(HygienicRecord)
+    elif current is not HygienicRecord and not getattr(current, "hygienic", False):
+        wrapped = _hygienic(current)
+        wrapped.hygienic = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(wrapped)
