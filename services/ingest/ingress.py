@@ -29,7 +29,7 @@ from services import streams
 from services.bus import Entry, Publisher, dead_letter_fields
 from services.config import Principal
 from services.ingest.intake import Rejected, validate_event
-from services.ingest.screening import INLINE_MAX, MAX_BODY, Screener
+from services.ingest.screening import INLINE_MAX, MAX_BODY, Screened, Screener
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, NO_METRICS, Metrics
 from services.problems import Problem
 
@@ -73,7 +73,7 @@ def check_units(event: CloudEvent, agency: Principal | None) -> None:
         raise NotAnEvent(f"{agency.name} may not publish for {event.unit}")
 
 
-async def _screened(payload: bytes, agency: Principal, screener: Screener) -> CloudEvent:
+async def _screened(payload: bytes, agency: Principal, screener: Screener) -> Screened:
     """A large entry's event, parsed and validated in a worker process."""
     headers = {"content-type": "application/json"}
     try:
@@ -100,7 +100,7 @@ async def forward(
     Raises only when Redis fails; then nothing is acknowledged and the claimer
     redelivers the batch (a re-publish is a duplicate, so nothing doubles).
     """
-    valid: list[CloudEvent] = []
+    valid: list[CloudEvent | Screened] = []
     refused: list[tuple[Entry, str]] = []
     for entry in entries:
         try:

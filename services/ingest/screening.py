@@ -12,8 +12,10 @@ over a second, and past redis-py's 5 s timeout to 503s. So:
 * larger ones in a worker process (a small pool, started on first use, at a lower
   CPU priority than the API), one request at a time per principal, so that a
   principal's flood queues behind itself; the event loop only hands over the bytes;
-* their valid events come back as canonical text and are rebuilt on the loop in
-  slices that yield every :data:`SLICE` seconds.
+* either way the result is :class:`Screened` events: what publishing needs (type,
+  source, id, subject, the canonical text), not the models — a worker's models would
+  cost more to send back, or to rebuild, than to validate. :meth:`Screened.event`
+  parses one again where a model is wanted.
 """
 
 from __future__ import annotations
@@ -21,29 +23,54 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import time
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.events import CloudEvent
 from schemas.topology import Topology
-from services.bus import Unavailable
+from schemas.vocabulary import EventType
+from services.bus import Encoded, Unavailable
 from services.ingest.content_modes import decode, locate
-from services.ingest.intake import MAX_BATCH, Rejected, validate_batch
+from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
 from services.problems import Problem
 
 MAX_BODY = 8 * 1024 * 1024
 """Bytes of a request body (or an ingress entry) at most."""
 INLINE_MAX = 16 * 1024
 """Bodies up to this many bytes are screened on the event loop (bounded: a few ms)."""
-SLICE = 0.005
-"""Seconds of rebuilding events on the loop between two yields to other requests."""
 MAX_ERRORS = 2000
 """Errors listed in a 422 at most (a body of unknown keys would otherwise list millions)."""
 WORKERS = 2
 """Worker processes of the pool (each ~60 MB)."""
+PER_PUBLISHER = WORKERS
+"""Large requests of one publisher in the pool at once: its concurrent senders use every
+worker, and a flood of one queues behind itself once the pool is full."""
+NICENESS = 10
+"""The workers' CPU priority below the API's (``nice``): weight 110 against 1024."""
+
+
+@dataclass(frozen=True, slots=True)
+class Screened(Encoded):
+    """An event found valid: what publishing needs of it, and its canonical text."""
+
+    subject: str | None
+
+    @property
+    def unit(self) -> str | None:
+        """The originating unit (``/units/<UNIT-ID>``), as :attr:`CloudEvent.unit`."""
+        return self.source.removeprefix("/units/") if self.source.startswith("/units/") else None
+
+    @classmethod
+    def of(cls, event: CloudEvent) -> Screened:
+        """``event`` encoded now."""
+        return cls(event.type, event.source, event.id, event.to_json(), event.subject)
+
+    def event(self) -> CloudEvent:
+        """The model again (its text is canonical and valid: this only costs the parse)."""
+        return CloudEvent.from_json(self.payload)
 
 
 def foreign_sources(body: Any, units: Collection[str], topology: Topology) -> list[str]:
@@ -63,7 +90,7 @@ def foreign_sources(body: Any, units: Collection[str], topology: Topology) -> li
 
 def screen(
     headers: Mapping[str, str], body: bytes, name: str, units: Collection[str], topology: Topology
-) -> list[CloudEvent]:
+) -> list[Screened]:
     """The request's canonical events, or :class:`Problem` (400, 403, 413, 415, 422)."""
     try:
         decoded = decode(headers, body)
@@ -81,7 +108,10 @@ def screen(
         events, _ = validate_batch(decoded.body, topology)
     except Rejected as exc:
         raise invalid(exc, decoded.binary) from None
-    return events
+    late = foreign_units(events, units)  # the canonical sources, should they ever differ
+    if late:
+        raise Problem(403, "Forbidden", f"{name} may not publish for {', '.join(late)}")
+    return [Screened.of(event) for event in events]
 
 
 def invalid(exc: Rejected, binary: bool = False) -> Problem:
@@ -100,7 +130,7 @@ _topology: Topology | None = None
 def _start_worker(topology: Topology) -> None:
     global _topology
     _topology = topology
-    os.nice(19)  # the API's own requests come first when the cores are busy
+    os.nice(NICENESS)  # the API's own requests come first when the cores are busy
 
 
 def _screen_in_worker(
@@ -114,7 +144,7 @@ def _screen_in_worker(
         events = screen(headers, body, name, units, _topology)
     except Problem as problem:
         return ("problem", problem.status, problem.title, problem.detail, problem.errors)
-    return ("ok", [event.to_json() for event in events])
+    return ("ok", [(e.type.value, e.source, e.id, e.payload, e.subject) for e in events])
 
 
 class Screener:
@@ -123,22 +153,22 @@ class Screener:
     def __init__(self, topology: Topology, workers: int = WORKERS) -> None:
         self.topology, self._workers = topology, workers
         self._pool: ProcessPoolExecutor | None = None
-        self._slots: dict[str, asyncio.Lock] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._starting = asyncio.Lock()
 
     async def events(
         self, headers: Mapping[str, str], body: bytes, name: str, units: Sequence[str]
-    ) -> list[CloudEvent]:
-        """The request's canonical events, or :class:`Problem`."""
+    ) -> list[Screened]:
+        """The request's valid events, or :class:`Problem`."""
         if len(body) <= INLINE_MAX:
             return screen(headers, body, name, units, self.topology)
-        slot = self._slots.setdefault(name, asyncio.Lock())
-        async with slot:  # one large request per principal in the pool at a time
+        slot = self._slots.setdefault(name, asyncio.Semaphore(PER_PUBLISHER))
+        async with slot:  # a publisher's large requests take at most PER_PUBLISHER workers
             outcome = await self._run(dict(headers), body, name, tuple(units))
         if outcome[0] == "problem":
             _, status, title, detail, errors = outcome
             raise Problem(status, title, detail, errors=errors)
-        return await _rebuild(outcome[1])
+        return [Screened(EventType(kind), *rest) for kind, *rest in outcome[1]]
 
     async def _run(self, *args: Any) -> tuple[Any, ...]:
         async with self._starting:
@@ -169,16 +199,3 @@ class Screener:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-async def _rebuild(texts: Sequence[bytes]) -> list[CloudEvent]:
-    """The events of their canonical texts (valid: the worker checked them), yielding to
-    other requests every :data:`SLICE` seconds."""
-    events: list[CloudEvent] = []
-    since = time.perf_counter()
-    for text in texts:
-        events.append(CloudEvent.from_json(text))
-        if time.perf_counter() - since > SLICE:
-            await asyncio.sleep(0)
-            since = time.perf_counter()
-    return events
