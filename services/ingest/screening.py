@@ -10,8 +10,9 @@ over a second, and past redis-py's 5 s timeout to 503s. So:
   validation (:func:`foreign_sources`): a refused request costs its parse only;
 * small bodies (up to :data:`INLINE_MAX`) are screened inline: a few milliseconds at most;
 * larger ones in a worker process (a small pool, started on first use, at a lower
-  CPU priority than the API), one request at a time per principal, so that a
-  principal's flood queues behind itself; the event loop only hands over the bytes;
+  CPU priority than the API), at most :data:`PER_PUBLISHER` requests of a principal
+  at a time, so that a principal's flood queues behind itself; the event loop only
+  hands over the bytes;
 * either way the result is :class:`Screened` events: what publishing needs (type,
   source, id, subject, the canonical text), not the models — a worker's models would
   cost more to send back, or to rebuild, than to validate. :meth:`Screened.event`
