@@ -142,3 +142,5 @@ def _json(body: bytes) -> Any:
         raise Problem(400, "Malformed JSON", str(exc)) from None
     except RecursionError:
         raise Problem(400, "Malformed JSON", "nested too deeply") from None
+    except ValueError as exc:  # an integer of over 4,300 digits (Python's guard)
+        raise Problem(400, "Malformed JSON", str(exc).split(";")[0]) from None

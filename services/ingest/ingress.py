@@ -46,6 +46,8 @@ def parse_payload(payload: bytes | str) -> Any:
         raise NotAnEvent("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise NotAnEvent(f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:  # an integer of over 4,300 digits (Python's guard)
+        raise NotAnEvent(f"not JSON we read: {str(exc).split(';')[0]}") from None
 
 
 def event_of(

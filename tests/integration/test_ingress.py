@@ -107,3 +107,11 @@ async def test_a_large_entry_is_screened_off_the_event_loop(runtime: Runtime) ->
     [letter] = await dlq.list_dead_letters(redis)
     assert letter.entry_id == ids[1]
     assert letter.reason.startswith("invalid event: k0: Extra inputs are not permitted")
+
+
+async def test_an_integer_too_long_to_read_is_dead_lettered(runtime: Runtime) -> None:
+    redis = runtime.redis
+    await redis.xadd(MIA, {streams.EVENT_FIELD: b'{"detained": ' + b"9" * 5000 + b"}"})
+    await _settled(redis, published=0, dead=1)
+    [letter] = await dlq.list_dead_letters(redis)
+    assert letter.reason.startswith("not JSON we read: Exceeds the limit (4300 digits)")

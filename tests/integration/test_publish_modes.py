@@ -209,6 +209,7 @@ async def test_other_media_types_are_415(
         (b'{"id": "\xff"}', "application/json", 400, "not UTF-8"),
         (b"[" * 100_000, "application/json", 400, "nested too deeply"),
         (b'{"quantity": NaN}', "application/json", 400, "NaN is not JSON"),
+        (b'{"detained": ' + b"9" * 5000 + b"}", "application/json", 400, "4300 digits"),
         (b"[]", "application/cloudevents+json", 422, "carries one event object"),
         (b"{}", "application/cloudevents-batch+json", 422, "carries an array"),
     ],
