@@ -14,7 +14,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -118,6 +118,11 @@ class Topology:
         self.units: Mapping[str, Unit] = MappingProxyType(by_id)
         self._neighbours = self._link(links)
         self._counterparts = self._pair_counterparts()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from what it was built of (the mapping proxies do not pickle): for the
+        # worker processes that validate large publish requests.
+        return (Topology, (tuple(self.units.values()), tuple(self.links), self.origin))
 
     def __repr__(self) -> str:
         return f"<Topology {self.origin}: {len(self.units)} units, {len(self.links)} links>"

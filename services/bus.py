@@ -10,7 +10,7 @@ has fsynced the batch to its append-only file (``WAITAOF``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -169,13 +169,14 @@ class RedisPublisher:
             return await pipe.execute(raise_on_error=False)
 
 
-async def ensure_groups(redis: Redis) -> None:
-    """Create every consumer group at id ``0`` (MKSTREAM), before anything publishes.
+async def ensure_groups(redis: Redis, publishers: Iterable[str] = ()) -> None:
+    """Create every consumer group at id ``0`` (MKSTREAM), before anything publishes; with
+    ``publishers``, the groups of their ingress streams too.
 
     Created at ``0`` rather than ``$`` so that nothing appended before a
     service first starts is skipped; an existing group is left as it is.
     """
-    for stream, groups in streams.GROUPS.items():
+    for stream, groups in streams.groups(publishers).items():
         for group in groups:
             try:
                 await redis.xgroup_create(stream, group, id="0", mkstream=True)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from schemas.events import CloudEvent
 from schemas.topology import TopologyError
-from services import terminal
+from services import log_hygiene, terminal
 from services.config import (
     ConfigError,
     Settings,
@@ -141,6 +141,7 @@ def main() -> None:
     # Everything this process writes (the ledger and its WAL, the signing key, exported
     # bundles, the embedded server's files) holds personal data or credentials: owner only.
     os.umask(PRIVATE_UMASK)
+    log_hygiene.install()  # what callers sent is logged with its control characters escaped
     try:
         app()
     except (ConfigError, TopologyError, EmbeddedServerError) as exc:

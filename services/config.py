@@ -98,6 +98,10 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
+PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A publisher's name: it is part of its ingress stream's key and of its ACL key pattern."""
+
+
 class Principal(BaseModel):
     """A caller of the HTTP API, identified by the SHA-256 of its bearer token."""
 
@@ -118,6 +122,12 @@ class Principal(BaseModel):
     def _role_fields(self) -> Principal:
         if self.role is Role.PUBLISHER and not self.units:
             raise ValueError(f"publisher {self.name!r} needs 'units'")
+        if self.role is Role.PUBLISHER and not PUBLISHER_NAME.fullmatch(self.name):
+            # it names the publisher's ingress stream, and the ACL rule that lets it append
+            raise ValueError(
+                f"publisher {self.name!r}: a publisher's name is letters, digits, '.', '_' or"
+                " '-' (up to 64, from a letter or digit): it names its Redis ingress stream"
+            )
         if self.role is Role.OFFICER and not self.unit:
             raise ValueError(f"officer {self.name!r} needs 'unit'")
         return self

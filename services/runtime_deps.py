@@ -13,6 +13,7 @@ from schemas.topology import Topology
 from services.auth import Authenticator
 from services.bus import Publisher
 from services.config import ConsoleOptions, Principal
+from services.ingest.screening import Screener
 from services.ledger.store import SqlLedger
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
@@ -32,6 +33,7 @@ class Deps:
     ledger: SqlLedger
     ready: Callable[[], Awaitable[dict[str, bool]]]
     metrics: PrometheusMetrics
+    screener: Screener
     console: ConsoleOptions = field(default_factory=ConsoleOptions)
 
 

@@ -4,6 +4,8 @@ Keys share the ``{liaison}`` hash tag so that, on Redis Cluster, the Lua
 scripts that touch several of them at once stay on one slot.
 """
 
+from collections.abc import Iterable
+
 from schemas.vocabulary import SYSTEM_TYPES, EventType
 
 PREFIX = "{liaison}"
@@ -22,9 +24,26 @@ DEAD_LETTERS = f"{PREFIX}:stream:dead-letters"
 
 CANONICAL_STREAMS = (SEIZURES, ALERTS, RECEIPTS)
 
-INGRESS = f"{PREFIX}:stream:ingress"
-"""Raw CloudEvent JSON (field ``__data__``) XADDed by agency systems with direct Redis access;
-ingest validates each entry and forwards it to its canonical stream or dead-letters it."""
+INGRESS_PREFIX = f"{PREFIX}:stream:ingress:"
+"""Prefix of the ingress streams: one per publisher (:func:`ingress_stream`)."""
+
+
+def ingress_stream(publisher: str) -> str:
+    """The ingress stream of a publisher principal: raw CloudEvent JSON (field ``__data__``)
+    XADDed by that agency's system, which ingest validates — for that publisher's units
+    only, as over HTTP — and forwards to its canonical stream or dead-letters.
+
+    One stream per agency, each writable by that agency's Valkey user alone: ACLs cannot
+    restrict XADD's arguments, so on a shared stream any agency could erase the others'
+    unread entries (``MAXLEN 0``) or block every later append (an id at the maximum).
+    """
+    return f"{INGRESS_PREFIX}{publisher}"
+
+
+def publisher_of_ingress(stream: str) -> str | None:
+    """The publisher whose ingress ``stream`` is; None for any other stream."""
+    return stream.removeprefix(INGRESS_PREFIX) if stream.startswith(INGRESS_PREFIX) else None
+
 
 WEBHOOKS = f"{PREFIX}:stream:webhooks"
 """Webhook jobs, one per (delivery, endpoint); not CloudEvents, so not for the ledger."""
@@ -42,9 +61,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ALERTS: (LEDGER_GROUP, NOTIFIER_GROUP),
     RECEIPTS: (LEDGER_GROUP,),
     WEBHOOKS: (WEBHOOKS_GROUP,),
-    INGRESS: (INGEST_GROUP,),
 }
-"""Consumer groups per stream; created at id ``0`` before anything publishes."""
+"""Consumer groups per stream; created at id ``0`` before anything publishes. The ingress
+streams, one per publisher of the configuration, come on top (:func:`groups`)."""
+
+
+def groups(publishers: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+    """:data:`GROUPS` and the ``ingest`` group of each publisher's ingress stream."""
+    return {**GROUPS, **{ingress_stream(name): (INGEST_GROUP,) for name in publishers}}
+
 
 SEEN = f"{PREFIX}:seen"
 """Prefix of the hashes ``source id`` → stream entry id of the events accepted (publish-side

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import MAX_ALERT_BYTES, AlertRaised
 from schemas.events import CloudEvent, canonical_json
+from schemas.limits import explain
 from schemas.topology import Topology
 from schemas.vocabulary import AGENCY_TYPES, EventType
 
@@ -97,7 +98,7 @@ def _rejections(exc: ValidationError, raw: Any, index: int | None) -> list[Rejec
         errors = exc.errors()
     except UnicodeEncodeError:  # a message quoting a lone surrogate ("\\udcff") cannot render
         return _surrogate_rejections(raw, index)
-    return [Rejection(index, _loc(e["loc"]) or "(event)", e["msg"]) for e in errors]
+    return [Rejection(index, _loc(e["loc"]) or "(event)", explain(e)) for e in errors]
 
 
 def _surrogate_rejections(raw: Any, index: int | None) -> list[Rejection]:
@@ -107,7 +108,7 @@ def _surrogate_rejections(raw: Any, index: int | None) -> list[Rejection]:
         CloudEvent.model_validate(_without_surrogates(raw))
     except ValidationError as exc:
         return [
-            Rejection(index, _loc(e["loc"]) or "(event)", e["msg"] + note) for e in exc.errors()
+            Rejection(index, _loc(e["loc"]) or "(event)", explain(e) + note) for e in exc.errors()
         ]
     return [Rejection(index, "(event)", note.strip(" ()"))]
 
