@@ -39,6 +39,7 @@ from schemas.alerts import (
     field_error,
     pattern_check,
 )
+from schemas.limits import MAX_COUNTRY_LIST, MAX_URI, ONE_LINE_PATTERN
 from schemas.receipts import (
     AlertAcknowledged,
     AlertDelivered,
@@ -105,7 +106,15 @@ def parse_countries(value: str) -> tuple[str, ...]:
 
 
 def _country_list(value: Any) -> Any:
-    return ",".join(parse_countries(value)) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    if len(value) > MAX_COUNTRY_LIST:  # before splitting it: that costs per part
+        raise PydanticCustomError(
+            "too_long",
+            "at most {max} characters: each country once, e.g. 'UZ,TJ'",
+            {"max": MAX_COUNTRY_LIST},
+        )
+    return ",".join(parse_countries(value))
 
 
 EventId = Annotated[
@@ -119,7 +128,9 @@ EventId = Annotated[
 up to 512 from the system (:data:`SYSTEM_ID_MAX`), whose ids embed an alert's."""
 
 CountryList = Annotated[
-    str, StringConstraints(pattern=COUNTRY_LIST_PATTERN), BeforeValidator(_country_list)
+    str,
+    StringConstraints(max_length=MAX_COUNTRY_LIST, pattern=COUNTRY_LIST_PATTERN),
+    BeforeValidator(_country_list),
 ]
 """Wire form of a set of countries: ``"UZ,TJ"``."""
 
@@ -136,6 +147,7 @@ class CloudEvent(BaseModel):
         "1-256 characters, any but control characters."
     )
     source: str = Field(
+        max_length=80,
         pattern=SOURCE_PATTERN,
         description="'/units/<UNIT-ID>' for agency events, '/liaison/<component>' for the system's.",
     )
@@ -153,7 +165,11 @@ class CloudEvent(BaseModel):
         "application/json", description="Media type of data: always application/json."
     )
     dataschema: str | None = Field(
-        None, min_length=1, max_length=2048, description="URI of the JSON Schema of data."
+        None,
+        min_length=1,
+        max_length=MAX_URI,
+        pattern=ONE_LINE_PATTERN,
+        description="URI of the JSON Schema of data.",
     )
     tlp: Tlp = Field(Tlp.AMBER, description="Traffic Light Protocol 2.0 label; amber by default.")
     releasableto: CountryList | None = Field(
@@ -235,13 +251,7 @@ class CloudEvent(BaseModel):
         """The alert an agency's alert event is about: for ``alert.raised`` itself, for a
         change the alert named by ``subject`` of the change's own source (only the unit that
         raised an alert may change it). None for other events."""
-        if self.unit is None:
-            return None
-        if self.type is EventType.ALERT_RAISED:
-            return AlertRef(self.unit, self.id)
-        if self.type in NEEDS_SUBJECT and self.subject is not None:
-            return AlertRef(self.unit, self.subject)
-        return None
+        return alert_ref_of(self.type, self.source, self.id, self.subject)
 
     @property
     def releasable_countries(self) -> frozenset[str] | None:
@@ -266,6 +276,20 @@ class CloudEvent(BaseModel):
     def from_json(cls, raw: bytes | str) -> Self:
         """Parse and validate wire JSON; pydantic ``ValidationError`` when it is not valid."""
         return cls.model_validate_json(raw)
+
+
+def alert_ref_of(
+    event_type: EventType, source: str, event_id: str, subject: str | None
+) -> AlertRef | None:
+    """:attr:`CloudEvent.alert_ref` from an event's attributes (of an event already valid)."""
+    if not source.startswith(_UNITS):
+        return None
+    unit = source.removeprefix(_UNITS)
+    if event_type is EventType.ALERT_RAISED:
+        return AlertRef(unit, event_id)
+    if event_type in NEEDS_SUBJECT and subject is not None:
+        return AlertRef(unit, subject)
+    return None
 
 
 def canonical_json(doc: dict[str, Any]) -> bytes:

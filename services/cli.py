@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from schemas.events import CloudEvent
 from schemas.topology import TopologyError
-from services import terminal
+from services import log_hygiene, terminal
 from services.config import (
     ConfigError,
     Settings,
@@ -49,12 +49,20 @@ def _settings() -> Settings:
 @app.command()
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="Keep the demo's data here.")] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then keep running, with the web console, its address and sign-in tokens "
+            "printed, until Ctrl-C (`make demo` does this in a terminal).",
+        ),
+    ] = False,
 ) -> None:
     """Play the seed scenario end to end on embedded defaults."""
     from services.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="liaison-demo-") as tmp:
-        ok = asyncio.run(run_demo(data_dir or Path(tmp), console))
+        ok = asyncio.run(run_demo(data_dir or Path(tmp), console, serve=serve))
     raise typer.Exit(0 if ok else 1)
 
 
@@ -111,14 +119,16 @@ def inbox(
 def ack(
     unit: str,
     alert_id: str,
-    officer: Annotated[str, typer.Option(help="Who acknowledges.")] = "cli",
+    officer: Annotated[
+        str | None, typer.Option(help="Your name, recorded beside cli:<OS user>.")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="A remark for the record.")] = None,
     source: Annotated[
         str | None,
         typer.Option(help="The unit that raised it, when UNIT got alerts of this id from several."),
     ] = None,
 ) -> None:
-    """Acknowledge one alert on behalf of an officer of UNIT."""
+    """Acknowledge one alert for UNIT; recorded as cli:<OS user> (and --officer as typed)."""
     from services.tools import acknowledge_alert
 
     asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console, source))
@@ -135,6 +145,7 @@ def main() -> None:
     # Everything this process writes (the ledger and its WAL, the signing key, exported
     # bundles, the embedded server's files) holds personal data or credentials: owner only.
     os.umask(PRIVATE_UMASK)
+    log_hygiene.install()  # what callers sent is logged with its control characters escaped
     try:
         app()
     except (ConfigError, TopologyError, EmbeddedServerError) as exc:

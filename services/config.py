@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.alerts import Name
 from schemas.topology import Topology, TopologyError, default_topology, load_topology
 from schemas.vocabulary import Severity
 
@@ -97,6 +98,10 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
+PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A publisher's name: it is part of its ingress stream's key and of its ACL key pattern."""
+
+
 class Principal(BaseModel):
     """A caller of the HTTP API, identified by the SHA-256 of its bearer token."""
 
@@ -107,11 +112,22 @@ class Principal(BaseModel):
     token_sha256: Sha256Hex = Field(description="Hex SHA-256 of the bearer token; never the token.")
     units: tuple[str, ...] = Field(default=(), description="Units a publisher may publish for.")
     unit: str | None = Field(default=None, description="The unit an officer belongs to.")
+    person: Name | None = Field(
+        default=None,
+        description="The person this token was issued to (one token per person, for officers): "
+        "acknowledgements record it beside the principal's name.",
+    )
 
     @model_validator(mode="after")
     def _role_fields(self) -> Principal:
         if self.role is Role.PUBLISHER and not self.units:
             raise ValueError(f"publisher {self.name!r} needs 'units'")
+        if self.role is Role.PUBLISHER and not PUBLISHER_NAME.fullmatch(self.name):
+            # it names the publisher's ingress stream, and the ACL rule that lets it append
+            raise ValueError(
+                f"publisher {self.name!r}: a publisher's name is letters, digits, '.', '_' or"
+                " '-' (up to 64, from a letter or digit): it names its Redis ingress stream"
+            )
         if self.role is Role.OFFICER and not self.unit:
             raise ValueError(f"officer {self.name!r} needs 'unit'")
         return self
@@ -174,6 +190,15 @@ class AckDeadlines(BaseModel):
         return value
 
 
+class ConsoleOptions(BaseModel):
+    """The web console's session lifetimes (``LIAISON_CONSOLE_IDLE`` / ``_ABSOLUTE``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idle: timedelta = timedelta(minutes=30)
+    absolute: timedelta = timedelta(hours=12)
+
+
 class FileConfig(BaseModel):
     """The YAML file named by ``LIAISON_CONFIG``."""
 
@@ -222,6 +247,12 @@ class Settings(BaseSettings):
         description="How long stream entries every group acknowledged are kept (the ledger "
         "is the record).",
     )
+    inbox_retention: Duration = Field(
+        default=timedelta(days=90),
+        gt=timedelta(0),
+        description="How long an alert stays in the inboxes after its last delivery, change or "
+        "acknowledgement (the ledger keeps it for good).",
+    )
     dedupe_window: Duration = Field(
         default=timedelta(days=7),
         description="How long a re-published (source, id) is answered as a duplicate.",
@@ -236,6 +267,14 @@ class Settings(BaseSettings):
         default=None,
         pattern=r"^[^:\s]+:\d{1,5}$",
         description="`serve ledger`/`serve notifier`: serve /healthz and /readyz here.",
+    )
+    console_idle: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A console session ends after this long without the officer doing anything.",
+    )
+    console_absolute: Duration = Field(
+        default=timedelta(hours=12),
+        description="A console session ends this long after sign-in, whatever happens.",
     )
 
     @property
@@ -272,6 +311,11 @@ class Settings(BaseSettings):
     def publisher_options(self) -> dict[str, Any]:
         """How this deployment's publishers behave (``RedisPublisher`` keyword arguments)."""
         return {"durable": self.strict, "dedupe_window": int(self.dedupe_window.total_seconds())}
+
+    @property
+    def console(self) -> ConsoleOptions:
+        """How the web console keeps its sessions."""
+        return ConsoleOptions(idle=self.console_idle, absolute=self.console_absolute)
 
     @property
     def appendfsync(self) -> str:

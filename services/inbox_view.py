@@ -86,9 +86,13 @@ def _block(item: Mapping[str, Any], now: datetime) -> list[str]:
         due = f"overdue by {_span(late)}" if late > 0 else f"in {_span(-late)}"
         lines.append(f"  deadline {_when(deadline)}, [bold]{due}[/]")
     if acked:
-        lines.append(
-            f"  acknowledged by {safe(_who(item.get('acknowledged_by')))} at {_when(acked)}"
-        )
+        ack = item.get("acknowledgement") or {}
+        who = _who(item.get("acknowledged_by"))
+        if ack.get("person"):
+            who = f"{who} ({ack['person']})"
+        lines.append(f"  acknowledged by {safe(who)} at {_when(acked)}")
+        if ack.get("principal") and ack.get("officer"):  # a typed name beside the principal
+            lines.append(f"  typed name: {safe(ack['officer'])}")
     elif state not in _CLOSED:
         lines.append("  [bold]not acknowledged[/]")
     if item.get("escalated"):

@@ -70,6 +70,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+EMBEDDED_MAXMEMORY = "2gb"
+"""The embedded server's memory cap, as ``deploy/valkey.conf``'s: full, it refuses writes
+(``noeviction``) and publishers get 503 rather than the machine running out of memory."""
+
+
 class EmbeddedRedis:
     """Start, health-check and stop one server process in ``directory``."""
 
@@ -136,6 +141,8 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", self.appendfsync,
             "--save", "",
+            "--maxmemory", EMBEDDED_MAXMEMORY,
+            "--maxmemory-policy", "noeviction",
             "--logfile", "server.log",
             "--daemonize", "no",
         ]  # fmt: skip

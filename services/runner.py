@@ -10,6 +10,7 @@ from rich.console import Console
 
 from services.bootstrap import Runtime
 from services.config import Settings
+from services.console.app import console_url
 from services.http import create_app, create_health_app
 from services.serve import ApiServer, wait_for_signal
 
@@ -34,7 +35,10 @@ async def run_services(
             server = ApiServer(create_app(runtime.deps()), host, port)
             url = await server.start()
             console.print(
-                f"Liaison Exchange ready at {url} ({', '.join(services)})", highlight=False
+                f"Liaison Exchange ready at {url} ({', '.join(services)}); "
+                f"web console at {console_url(url)}",
+                highlight=False,
+                soft_wrap=True,  # one line, whatever the width: scripts read it
             )
         elif settings.health_host_port is not None:
             server = ApiServer(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Header, Request
@@ -13,7 +13,8 @@ from schemas.topology import Topology
 from services.alert_register import OwnerCheck
 from services.auth import Authenticator
 from services.bus import Publisher
-from services.config import Principal
+from services.config import ConsoleOptions, Principal
+from services.ingest.screening import Screener
 from services.ledger.store import SqlLedger
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
@@ -35,6 +36,8 @@ class Deps:
     ledger: SqlLedger
     ready: Callable[[], Awaitable[dict[str, bool]]]
     metrics: PrometheusMetrics
+    screener: Screener
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
 
 
 def deps(request: Request) -> Deps:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +20,7 @@ from schemas.topology import Topology
 from services.bus import RedisPublisher
 from services.config import ConfigError, Settings, read_file_config, resolve_topology
 from services.inbox_view import print_inbox
-from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
+from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.lookup import AmbiguousAlert, received_alert
 from services.notifier.routing import route_alert
@@ -123,31 +125,47 @@ async def acknowledge_alert(
     settings: Settings,
     unit: str,
     alert_id: str,
-    officer: str,
+    officer: str | None,
     note: str | None,
     console: Console,
     source: str | None = None,
 ) -> None:
-    """Acknowledge on behalf of an officer of the unit (``source``: whose alert, when the
-    unit received alerts of this id from several units)."""
+    """Acknowledge on behalf of an officer of the unit, as ``cli:<OS user>``.
+
+    The command line has no token: who ran it is the account on this host (one that can
+    reach the server), recorded as the principal beside the typed ``officer`` name.
+    ``source``: whose alert, when the unit received alerts of this id from several units.
+    """
     topology = _topology(settings)
     if unit not in topology:
         raise ConfigError(f"unknown unit {unit!r}")
+    by = Acknowledger(principal=cli_principal(), officer=officer, note=note)
     async with connect_redis(settings) as redis:
-        inbox = RedisInbox(redis)
-        deps = NotifierDeps(topology, inbox, RedisPublisher(redis))
+        window = int(settings.dedupe_window.total_seconds())
+        retention = settings.inbox_retention.total_seconds()
+        inbox = RedisInbox(redis, dedupe_window=window, retention=retention)
+        deps = NotifierDeps(topology, inbox, RedisPublisher(redis, **settings.publisher_options))
         try:
             alert = await received_alert(inbox, unit, alert_id, source)
         except AmbiguousAlert as exc:
             raise ConfigError(f"{exc} (--source UNIT)") from None
         except ValueError as exc:
             raise ConfigError(f"--source: {exc}") from None
-        stored = None if alert is None else await acknowledge(unit, alert, officer, note, deps)
+        stored = None if alert is None else await acknowledge(unit, alert, by, deps)
     if alert is None or stored is None:
         whose = f" from {source}" if source else ""
         raise ConfigError(f"{unit} has not received alert {alert_id!r}{whose}")
+    typed = f" (typed name {safe(repr(stored['officer']))})" if stored.get("officer") else ""
     console.print(
         f"{safe(alert_id)} of {safe(alert.origin)} acknowledged by "
-        f"{safe(stored['acknowledged_by'])} at {safe(stored['acknowledged_at'])}",
+        f"{safe(stored['acknowledged_by'])}{typed} at {safe(stored['acknowledged_at'])}",
         highlight=False,
     )
+
+
+def cli_principal() -> str:
+    """``cli:<OS user>``: who runs a one-shot command (the uid when the account has no name)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"

@@ -130,12 +130,13 @@ def list_command(
 def retry_command(entry_id: Annotated[str, typer.Argument(help="The dead letter's id.")]) -> None:
     """Re-drive one entry; it leaves the dead-letter stream only if that succeeded."""
     settings = _settings()
-    topology = resolve_topology(read_file_config(settings.config))
+    config = read_file_config(settings.config)
+    topology = resolve_topology(config)
 
     async def main() -> str:
         async with connect_redis(settings) as redis:
             await ensure_groups(redis)
-            return await dlq.retry(redis, entry_id, topology)
+            return await dlq.retry(redis, entry_id, topology, config.principals)
 
     try:
         done = asyncio.run(main())

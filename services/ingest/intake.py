@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from schemas.alerts import AlertRaised
-from schemas.events import NEEDS_SUBJECT, CloudEvent
+from schemas.alerts import MAX_ALERT_BYTES, AlertRaised
+from schemas.events import NEEDS_SUBJECT, CloudEvent, alert_ref_of, canonical_json
+from schemas.limits import explain
 from schemas.topology import Topology
 from schemas.vocabulary import AGENCY_TYPES, EventType
 from services.alert_register import OwnerCheck, not_theirs
@@ -63,9 +64,36 @@ def validate_event(raw: Any, topology: Topology, index: int | None = None) -> Cl
         for i, unit in enumerate(event.data.recipients):
             if unit not in topology:
                 problems.append(Rejection(index, f"data.recipients.{i}", f"unknown unit {unit!r}"))
+    if not problems and event.type in ALERT_TYPES:
+        problems += _oversize(event, index)
     if problems:
         raise Rejected(problems)
     return event
+
+
+ALERT_TYPES = frozenset(
+    {
+        EventType.ALERT_RAISED,
+        EventType.ALERT_UPDATED,
+        EventType.ALERT_CANCELLED,
+        EventType.ALERT_CLOSED,
+    }
+)
+"""The events bounded by :data:`~schemas.alerts.MAX_ALERT_BYTES`."""
+
+
+def _oversize(event: CloudEvent, index: int | None) -> list[Rejection]:
+    """An alert over :data:`MAX_ALERT_BYTES`, located at its largest part of ``data``."""
+    size = len(event.to_json())
+    if size <= MAX_ALERT_BYTES:
+        return []
+    data = event.model_dump(mode="json", by_alias=True, exclude_none=True)["data"]
+    largest = max(data, key=lambda name: len(canonical_json({name: data[name]})))
+    message = (
+        f"the alert is {size} bytes as canonical JSON, more than the {MAX_ALERT_BYTES} "
+        "(64 KiB) an alert may have; this is its largest part"
+    )
+    return [Rejection(index, f"data.{largest}", message)]
 
 
 def _rejections(exc: ValidationError, raw: Any, index: int | None) -> list[Rejection]:
@@ -73,7 +101,7 @@ def _rejections(exc: ValidationError, raw: Any, index: int | None) -> list[Rejec
         errors = exc.errors()
     except UnicodeEncodeError:  # a message quoting a lone surrogate ("\\udcff") cannot render
         return _surrogate_rejections(raw, index)
-    return [Rejection(index, _loc(e["loc"]) or "(event)", e["msg"]) for e in errors]
+    return [Rejection(index, _loc(e["loc"]) or "(event)", explain(e)) for e in errors]
 
 
 def _surrogate_rejections(raw: Any, index: int | None) -> list[Rejection]:
@@ -83,7 +111,7 @@ def _surrogate_rejections(raw: Any, index: int | None) -> list[Rejection]:
         CloudEvent.model_validate(_without_surrogates(raw))
     except ValidationError as exc:
         return [
-            Rejection(index, _loc(e["loc"]) or "(event)", e["msg"] + note) for e in exc.errors()
+            Rejection(index, _loc(e["loc"]) or "(event)", explain(e) + note) for e in exc.errors()
         ]
     return [Rejection(index, "(event)", note.strip(" ()"))]
 
@@ -127,8 +155,22 @@ def foreign_units(events: Sequence[CloudEvent], allowed: Iterable[str]) -> list[
     return sorted({ev.unit for ev in events if ev.unit and ev.unit not in permitted})
 
 
+class Attributes(Protocol):
+    """What :func:`foreign_changes` reads of an event (a :class:`CloudEvent`, or ingest's
+    screened form of one)."""
+
+    @property
+    def type(self) -> EventType: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+
+
 async def foreign_changes(
-    events: Sequence[CloudEvent], owners: OwnerCheck, batch: bool = True
+    events: Sequence[Attributes], owners: OwnerCheck, batch: bool = True
 ) -> list[Rejection]:
     """A rejection (at ``subject``, naming the owners) for each change of an alert that its
     source never raised while another unit did: only the originator changes an alert.
@@ -137,11 +179,14 @@ async def foreign_changes(
     yet, is its source's own; one of an id nobody raised yet passes (the notifier holds it
     until its alert comes, and dead-letters it if it never does).
     """
-    raised = {ev.alert_ref for ev in events if ev.type is EventType.ALERT_RAISED}
+    refs = [alert_ref_of(ev.type, ev.source, ev.id, ev.subject) for ev in events]
+    raised = {
+        ref for ev, ref in zip(events, refs, strict=True) if ev.type is EventType.ALERT_RAISED
+    }
     changes = [
-        (index, alert)
-        for index, ev in enumerate(events)
-        if ev.type in NEEDS_SUBJECT and (alert := ev.alert_ref) is not None and alert not in raised
+        (index, ref)
+        for index, (ev, ref) in enumerate(zip(events, refs, strict=True))
+        if ev.type in NEEDS_SUBJECT and ref is not None and ref not in raised
     ]
     if not changes:
         return []

@@ -71,13 +71,22 @@ def describe(event: dict[str, Any]) -> str:
             f"delivered to {data['recipient']} ({', '.join(data['reasons'])}; {data['view']} view)"
         )
     if kind == "alert.acknowledged":
-        return f"acknowledged by {data['unit']} ({data.get('officer') or 'unnamed officer'})"
+        return f"acknowledged by {data['unit']}: {_acknowledger(data)}"
     if kind == "alert.escalated":
         return f"escalated: {data['unit']} silent past {data['deadline']}"
     if kind == "seizure.reported":
         drugs = ", ".join(f"{d['quantity']} {d['measure']} {d['substance']}" for d in data["drugs"])
         return f"seizure reported by {event['source'].removeprefix('/units/')}: {drugs}"
     return f"{kind.removeprefix('alert.')} by {event['source'].removeprefix('/units/')}: {data.get('reason', '')}"
+
+
+def _acknowledger(data: dict[str, Any]) -> str:
+    """Who acknowledged: the authenticated principal (and its person), then the typed name."""
+    principal, person, typed = data.get("principal"), data.get("person"), data.get("officer")
+    if principal is None:  # recorded before principals were: only a typed, unverified name
+        return f"officer named {typed!r} (principal not recorded)" if typed else "unnamed officer"
+    who = f"{principal} ({person})" if person else principal
+    return f"{who}, typed name {typed!r}" if typed else who
 
 
 class AmbiguousAlert(ValueError):
@@ -100,17 +109,19 @@ async def trail(
     trail holds that unit's events about the id, the system's receipts for its alert, and
     other events naming the id (a seizure report names an alert by its id only).
     """
-    origin = source.removeprefix("/units/") if source else await _only_origin(ledger, alert_id)
+    origin = source.removeprefix("/units/") if source else await raised_by(ledger, alert_id)
     async with aclosing(ledger.entries(Query(about=alert_id))) as entries:
         async for entry in entries:
             with _well_formed(entry):
-                if origin is not None and not _of_origin(entry.event, origin):
+                if origin is not None and not in_trail_of(entry.event, origin):
                     continue
                 step = entry.seq, entry.event["time"], describe(entry.event)
             yield step
 
 
-async def _only_origin(ledger: SqlLedger, alert_id: str) -> str | None:
+async def raised_by(ledger: SqlLedger, alert_id: str) -> str | None:
+    """The unit that raised the alert of this id (None: none recorded);
+    :class:`AmbiguousAlert` when several did."""
     origins: list[str] = []
     query = Query(about=alert_id, types=("alert.raised",))
     async with aclosing(ledger.entries(query)) as entries:
@@ -127,8 +138,9 @@ _ALERT_LIFE = frozenset({"alert.raised", "alert.updated", "alert.cancelled", "al
 _RECEIPTS = frozenset(str(t) for t in SYSTEM_TYPES)
 
 
-def _of_origin(event: dict[str, Any], origin: str) -> bool:
-    """Whether an event about the id belongs to the trail of ``origin``'s alert."""
+def in_trail_of(event: dict[str, Any], origin: str) -> bool:
+    """Whether an event about an alert id (``Query(about=…)``) belongs to the trail of
+    ``origin``'s alert of that id."""
     if event["type"] in _ALERT_LIFE:
         return bool(event["source"] == f"/units/{origin}")  # only the originator changes it
     if event["type"] in _RECEIPTS:  # they name the alert's origin (those recorded before, not)

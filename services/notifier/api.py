@@ -8,16 +8,20 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.alerts import Name, Text
 from services import problems
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Principal
 from services.notifier import live
-from services.notifier.handlers import acknowledge
+from services.notifier.handlers import Acknowledger, acknowledge
+from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.notifier.lookup import SOURCE_PATTERN, AmbiguousAlert, received_alert
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["notifier"])
+MAX_PAGE = 200
+"""Deliveries per inbox page at most (each alert is at most 64 KiB, plus its changes)."""
 
 
 class AckRequest(BaseModel):
@@ -25,8 +29,13 @@ class AckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    officer: str | None = Field(default=None, max_length=200, description="Who acknowledged.")
-    note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
+    # The receipt's own types: what passes here is what the ledger will record, so a blank
+    # name is a 422 before anything is written, never a failure after.
+    officer: Name | None = Field(
+        default=None,
+        description="The officer's name as typed (recorded beside the authenticated principal).",
+    )
+    note: Text | None = Field(default=None, description="A remark for the record.")
 
 
 def _json_body(request: Request) -> None:
@@ -54,14 +63,31 @@ async def list_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Deliveries per page.")] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=1024,
+            pattern=CURSOR_PATTERN,
+            description="The previous page's `next`: the page after it.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """The unit's inbox: each alert as this unit may see it, with reasons and acks."""
+    """The unit's inbox, a page at a time: each alert as this unit may see it, with reasons
+    and acks, and ``next`` (the cursor of the following page, or null)."""
     require_unit_reader(principal, unit)
     _known_unit(runtime, unit)
+    try:
+        alerts, following = await runtime.inbox.page(unit, limit, after)
+    except InvalidCursor as exc:
+        raise Problem(
+            422, "Invalid request", errors=[{"field": "query.after", "message": str(exc)}]
+        ) from None
     return {
         "unit": unit,
-        "alerts": await runtime.inbox.list(unit),
+        "alerts": alerts,
         "notices": await runtime.inbox.notices(unit),
+        "next": following,
     }
 
 
@@ -118,16 +144,15 @@ async def ack_alert(
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
     request = body or AckRequest()
-    officer = request.officer or principal.name
+    by = Acknowledger(principal.name, principal.person, request.officer, request.note)
     try:
         alert = await received_alert(runtime.inbox, unit, alert_id, source)
     except AmbiguousAlert as exc:
-        raise Problem(
-            409, "Ambiguous alert id", str(exc), extensions={"sources": exc.origins}
-        ) from None
+        raise Problem(409, "Ambiguous alert id", str(exc),
+                      extensions={"sources": exc.origins}) from None  # fmt: skip
     stored = None
     if alert is not None:
-        stored = await acknowledge(unit, alert, officer, request.note, runtime.notifier)
+        stored = await acknowledge(unit, alert, by, runtime.notifier)
     if alert is None or stored is None:
         whose = f" from {source}" if source else ""
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}{whose}")

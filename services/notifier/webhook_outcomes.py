@@ -9,6 +9,7 @@ ledger when a job is given up on.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -120,7 +121,11 @@ class RedisWebhookOutcomes:
 
 async def webhook_outcomes(redis: Redis, unit: str, alert: AlertRef) -> list[dict[str, Any]]:
     """How an inbox entry's webhook deliveries went, one document per endpoint and event."""
-    raw = await redis.hvals(outcomes_key(unit, alert))
+    return outcome_documents(await redis.hvals(outcomes_key(unit, alert)))
+
+
+def outcome_documents(raw: Iterable[bytes | str]) -> list[dict[str, Any]]:
+    """The values of an :func:`outcomes_key` hash as shown, by endpoint and event."""
     docs: list[dict[str, Any]] = [_named(json.loads(r)) for r in raw]
     return sorted(docs, key=lambda d: (d["endpoint"], d["event_id"]))
 

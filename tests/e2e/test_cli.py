@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,11 +45,40 @@ def test_demo_plays_the_seed_scenario() -> None:
     assert "non-nominal" in fotehobod
     assert "1 withheld" in fotehobod
     gulistan = next(line for line in out.splitlines() if "│ IMT-GULISTAN" in line)
-    assert "Duty officer" in gulistan
+    assert "Dilshod Karimov" in gulistan  # the person the officer's token was issued to
     assert "closed" in gulistan
     assert "20.032 kg of heroin" in out
     assert "chain OK" in out
+    assert "liaison demo --serve" in out  # how to keep it running for the web console
     assert "Traceback" not in result.stderr
+
+
+def test_demo_serve_prints_the_console_and_tokens_that_sign_in() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
+    command = [LIAISON, "demo", "--serve"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any("auditor (audit-office), access token:" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        out = "".join(lines)
+        url = re.search(r"Web console: (http://127\.0\.0\.1:\d+/console/)", out)
+        officer = re.search(r"\(gulistan-duty\), access token: (\S+)", out)
+        assert url, out
+        assert officer, out
+        with httpx.Client(base_url=url[1].removesuffix("/console/"), follow_redirects=False) as web:
+            form = web.get("/console/login")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf
+            signed = web.post("/console/login", data={"csrf_token": csrf[1], "token": officer[1]},
+                              headers={"Origin": str(web.base_url).rstrip("/")})  # fmt: skip
+            assert signed.headers["location"] == "/console/units/IMT-GULISTAN"
+            inbox = web.get("/console/units/IMT-GULISTAN")
+            assert "Grey Chevrolet Cobalt" in inbox.text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
 
 
 def test_route_dry_run_json(tmp_path: Path) -> None:
@@ -121,6 +151,10 @@ def test_up_serves_until_sigterm_and_leaves_nothing_running(tmp_path: Path) -> N
         assert proc.stderr is not None
         ready = proc.stdout.readline()
         assert f"ready at http://127.0.0.1:{port}" in ready
+        assert f"web console at http://127.0.0.1:{port}/console/" in ready
+        login = httpx.get(f"http://127.0.0.1:{port}/console/login")
+        assert login.status_code == 200
+        assert "Access token" in login.text
         redis_url = (tmp_path / "redis" / "url").read_text()
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
         proc.send_signal(signal.SIGTERM)

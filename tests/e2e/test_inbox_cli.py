@@ -20,7 +20,7 @@ from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from services.bootstrap import Runtime
 from services.config import AckDeadlines, FileConfig, Settings
-from services.notifier.handlers import acknowledge
+from services.notifier.handlers import Acknowledger, acknowledge
 from tests import factories
 from tests.e2e.test_cli import run
 
@@ -36,8 +36,8 @@ async def _build(data_dir: Path, alert: dict[str, Any]) -> None:
         async with asyncio.timeout(30):
             while not await runtime.inbox.get("IMT-GULISTAN", ref):
                 await asyncio.sleep(0.05)
-            await acknowledge("IMT-GULISTAN", ref, "Duty officer Karimov", None,
-                              runtime.notifier)  # fmt: skip
+            by = Acknowledger("gulistan-duty", "Dilshod Karimov", "Duty officer Karimov")
+            await acknowledge("IMT-GULISTAN", ref, by, runtime.notifier)
             while not await runtime.inbox.notices("NIAC-UZ"):
                 await asyncio.sleep(0.05)
 
@@ -82,7 +82,8 @@ def test_who_acknowledged_is_shown(inbox_dir: tuple[Path, str]) -> None:
     data_dir, _ = inbox_dir
     out = _inbox(data_dir, "IMT-GULISTAN")
     assert max(map(len, out.splitlines())) <= 80, out
-    assert "acknowledged by Duty officer Karimov" in out
+    assert "acknowledged by gulistan-duty (Dilshod Karimov)" in out  # who authenticated
+    assert "typed name: Duty officer Karimov" in out
     assert "overdue" not in out
 
 

@@ -36,6 +36,7 @@ from services.ledger import audit
 from services.tools import acknowledge_alert
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
+from tests.integration.console_client import ORIGIN, post_form, sign_in
 from tests.integration.test_webhooks import SECRET, Receiver, receiver
 
 __all__ = ["receiver"]  # a fixture, imported so pytest finds it here
@@ -341,22 +342,23 @@ async def test_another_units_change_on_the_ingress_is_dead_lettered_naming_the_o
 ) -> None:
     runtime, api = system
     alert = await _owned_alert(api)
-    change = _change("alert.closed", "BLO-DUSTLIK", alert["id"])
-    await runtime.redis.xadd(streams.INGRESS, {streams.EVENT_FIELD: json.dumps(change)})
+    change = _change("alert.closed", "IMT-GULISTAN", alert["id"])  # uz-mia's unit
+    ingress = streams.ingress_stream("uz-mia")
+    await runtime.redis.xadd(ingress, {streams.EVENT_FIELD: json.dumps(change)})
 
     async def dead_lettered() -> bool:
         return await dlq.count(runtime.redis) == 1
 
     await eventually(dead_lettered)
     [letter] = await dlq.list_dead_letters(runtime.redis)
-    assert letter.origin == streams.INGRESS
+    assert letter.origin == ingress
     assert letter.reason == (
         f"invalid event: subject: alert {alert['id']!r} was raised by BLO-OYBEK: "
         "only BLO-OYBEK may change it"
     )
     assert await runtime.redis.xlen(streams.ALERTS) == 1
     with pytest.raises(dlq.StillInvalid, match="only BLO-OYBEK may change it"):
-        await dlq.retry(runtime.redis, letter.id, runtime.topology)
+        await dlq.retry(runtime.redis, letter.id, runtime.topology, runtime.config.principals)
 
 
 async def test_another_units_cancel_in_an_import_is_a_rejected_row(redis: Redis) -> None:
@@ -406,6 +408,53 @@ async def test_the_command_line_asks_whose_alert_when_a_unit_got_two_of_one_id(
     await acknowledge_alert(
         runtime.settings, "IMT-GULISTAN", TAKEN, "Lt. A", None, out, source="BLO-FOTEHOBOD"
     )
-    assert f"{TAKEN} of BLO-FOTEHOBOD acknowledged by Lt. A" in out.file.getvalue()  # type: ignore[attr-defined]
-    acked = {a["alert_source"]: a["acknowledged_by"] for a in await _inbox(api, "IMT-GULISTAN")}
-    assert acked == {"BLO-FOTEHOBOD": "Lt. A", "BLO-OYBEK": None}
+    said = out.file.getvalue()  # type: ignore[attr-defined]
+    assert f"{TAKEN} of BLO-FOTEHOBOD acknowledged by cli:" in said
+    entries = {a["alert_source"]: a["acknowledgement"] for a in await _inbox(api, "IMT-GULISTAN")}
+    assert entries["BLO-FOTEHOBOD"]["officer"] == "Lt. A"
+    assert entries["BLO-OYBEK"] is None
+
+
+async def test_the_console_keeps_two_units_alerts_of_one_id_apart(
+    system: tuple[Runtime, httpx.AsyncClient],
+) -> None:
+    _, api = system
+    await api.post("/v1/events", json=_tj_alert(id=TAKEN), headers=_tj())
+    genuine = factories.alert(id=TAKEN)
+    await api.post("/v1/events", json=genuine, headers=auth("customs"))
+    for origin in ("BLO-FOTEHOBOD", "BLO-OYBEK"):
+        await _delivered_to(api, "IMT-GULISTAN", origin, TAKEN)
+    page = "/console/units/IMT-GULISTAN/alerts/BT-2024%2F0200"
+    csrf = await sign_in(api, "gulistan")
+    inbox = (await api.get("/console/units/IMT-GULISTAN?show=all")).text
+    for origin in ("BLO-FOTEHOBOD", "BLO-OYBEK"):
+        assert f'href="{page}?source={origin}"' in inbox
+    assert (await api.get(page)).status_code == 409  # which one? never a guess
+    decoy = await api.get(f"{page}?source=BLO-FOTEHOBOD")
+    assert decoy.status_code == 200
+    assert "decoy" in decoy.text
+    mine = await api.get(f"{page}?source=BLO-OYBEK")
+    assert genuine["data"]["summary"] in mine.text
+    assert "decoy" not in mine.text
+    form = {"csrf_token": csrf, "alert_id": TAKEN}
+    ack = "/console/units/IMT-GULISTAN/acknowledge"
+    assert (await post_form(api, ack, form)).status_code == 409
+    assert (await post_form(api, ack, form | {"alert_source": "BLO-OYBEK"})).status_code == 303
+    acked = {a["alert_source"]: a["acknowledged_at"] for a in await _inbox(api, "IMT-GULISTAN")}
+    assert acked["BLO-OYBEK"] is not None
+    assert acked["BLO-FOTEHOBOD"] is None
+
+    await api.post("/console/logout", data={"csrf_token": csrf}, headers={"Origin": ORIGIN})
+    api.cookies.clear()
+    await sign_in(api, "auditor")
+    trail = "/console/alerts/BT-2024%2F0200"
+    assert (await api.get(trail)).status_code == 409
+    story = await api.get(f"{trail}?source=BLO-OYBEK")
+    assert story.status_code == 200
+    assert "decoy" not in story.text
+    assert "BLO-FOTEHOBOD" in story.text  # a recipient of the genuine alert, not its origin
+    csv = await api.get(
+        "/console/export/trail.csv", params={"alert_id": TAKEN, "source": "BLO-FOTEHOBOD"}
+    )
+    assert "decoy" in csv.text
+    assert "IMT-TASHKENT" not in csv.text  # the genuine alert's recipient

@@ -49,7 +49,7 @@ async def test_an_alert_with_an_awkward_id_is_delivered_acknowledged_and_recorde
     acked = await api.post(url, json={"officer": "Lt. Example"}, headers=auth("gulistan"))
     assert acked.status_code == 200, acked.text
     assert acked.json()["alert_id"] == alert_id
-    assert acked.json()["acknowledged_by"] == "Lt. Example"
+    assert acked.json()["acknowledgement"]["officer"] == "Lt. Example"
 
     async def recorded() -> bool:
         types = [e["type"] for e in await _ledger(api)]

@@ -46,7 +46,7 @@ Key = tuple[str, AlertRef]
 class FakeInbox:
     """:class:`services.notifier.handlers.Inbox` in dictionaries."""
 
-    def __init__(self) -> None:
+    def __init__(self, publisher: FakePublisher | None = None) -> None:
         self.deliveries: dict[Key, dict[str, Any]] = {}
         self.changes: dict[Key, dict[str, dict[str, Any]]] = {}
         self.acks: dict[Key, dict[str, Any]] = {}
@@ -56,6 +56,8 @@ class FakeInbox:
         self.origins: dict[str, list[str]] = {}
         self.published: set[AlertRef] = set()
         """Alerts published but not delivered yet (the publishers' index, for owners_instead)."""
+        self.publisher = publisher or FakePublisher()
+        """Where :meth:`acknowledge` appends its receipt (share it with the deps' publisher)."""
 
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
@@ -96,11 +98,14 @@ class FakeInbox:
         self.changes.setdefault((unit, alert), {}).setdefault(change["id"], change)
 
     async def acknowledge(
-        self, unit: str, alert: AlertRef, ack: dict[str, Any]
+        self, unit: str, alert: AlertRef, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None:
         if (unit, alert) not in self.deliveries:
             return None
         created = (unit, alert) not in self.acks
+        if created:  # with the deadline cleared and the receipt appended, as one step
+            self.deadlines.pop((unit, alert), None)
+            await self.publisher.publish([receipt])
         return self.acks.setdefault((unit, alert), ack), created
 
     async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None:

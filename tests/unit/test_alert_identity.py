@@ -59,6 +59,12 @@ def test_agency_ids_stay_within_256_characters_the_systems_may_be_longer() -> No
         CloudEvent.model_validate({**receipt, "id": "x" * 513})
 
 
+@pytest.mark.parametrize("alert_id", ["line\u2028sep", "para\u2029sep", "tab\there", "c1\x85"])
+def test_an_id_is_one_line(alert_id: str) -> None:
+    with pytest.raises(ValidationError, match="control characters"):
+        CloudEvent.model_validate(factories.alert(id=alert_id))
+
+
 def test_register_values_and_sources() -> None:
     assert origins_of(b"/units/BLO-OYBEK /units/BLO-FOTEHOBOD") == ("BLO-OYBEK", "BLO-FOTEHOBOD")
     assert origins_of(None) == ()

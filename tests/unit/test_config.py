@@ -204,3 +204,15 @@ def test_plain_http_endpoints_need_allow_http(tmp_path: Path) -> None:
         _write(tmp_path, f"webhooks:\n  - {hook}, allow_http: true}}")
     ).webhooks
     assert allowed.allow_http
+
+
+@pytest.mark.parametrize("name", ["uz customs", "uz-customs*", "ingress:x", "-lead", "x" * 65])
+def test_a_publisher_name_must_be_fit_for_its_ingress_stream(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "liaison.yaml"
+    path.write_text(
+        f"principals:\n  - {{name: '{name}', role: publisher, units: [BLO-OYBEK], "
+        f"token_sha256: '{'a' * 64}'}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="names its Redis ingress stream"):
+        read_file_config(path)

@@ -16,6 +16,7 @@ from schemas.vocabulary import EventType
 from services.bus import Entry
 from services.notifier.batches import handle_alert_entries
 from services.notifier.handlers import (
+    Acknowledger,
     NotifierDeps,
     acknowledge,
     fan_out,
@@ -34,7 +35,7 @@ def _ref(alert: CloudEvent) -> AlertRef:
 
 @pytest.fixture
 def deps() -> NotifierDeps:
-    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher())
+    return NotifierDeps(default_topology(), FakeInbox(publisher := FakePublisher()), publisher)
 
 
 def _inbox(deps: NotifierDeps) -> FakeInbox:
@@ -118,11 +119,15 @@ async def test_changes_reach_exactly_the_recipients(deps: NotifierDeps) -> None:
 async def test_acknowledge_is_idempotent(deps: NotifierDeps) -> None:
     alert = CloudEvent.model_validate(factories.alert())
     await fan_out(alert, deps)
-    first = await acknowledge("IMT-GULISTAN", _ref(alert), "Lt. A", None, deps)
-    second = await acknowledge("IMT-GULISTAN", _ref(alert), "Lt. B", "late", deps)
+    first = await acknowledge(
+        "IMT-GULISTAN", _ref(alert), Acknowledger("gulistan-duty", officer="Lt. A"), deps
+    )
+    second = await acknowledge(
+        "IMT-GULISTAN", _ref(alert), Acknowledger("other", officer="Lt. B", note="late"), deps
+    )
     assert first == second
     assert first is not None
-    assert first["acknowledged_by"] == "Lt. A"
+    assert (first["acknowledged_by"], first["officer"]) == ("gulistan-duty", "Lt. A")
     acks = [e for e in _published(deps) if e.type is EventType.ALERT_ACKNOWLEDGED]
     assert len(acks) == 1
 
@@ -130,7 +135,10 @@ async def test_acknowledge_is_idempotent(deps: NotifierDeps) -> None:
 async def test_acknowledging_what_was_never_received_is_none(deps: NotifierDeps) -> None:
     assert (
         await acknowledge(
-            "IMT-GULISTAN", AlertRef("BLO-OYBEK", "no-such-alert"), "Lt. A", None, deps
+            "IMT-GULISTAN",
+            AlertRef("BLO-OYBEK", "no-such-alert"),
+            Acknowledger("gulistan-duty"),
+            deps,
         )
         is None
     )
