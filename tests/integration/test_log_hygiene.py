@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services import log_hygiene
 from services.bootstrap import Runtime
+from services.notifier import api as notifier_api
 from tests.integration.conftest import auth
 
 FORGED = "a-1\u2028INFO ledger: chain OK\r\nWARNING \x1b[2Jcleared"
@@ -25,7 +26,9 @@ async def test_the_503_handler_logs_a_callers_path_escaped(
     async def down(*_: object) -> None:
         raise RedisConnectionError("connection refused")
 
-    monkeypatch.setattr(runtime.inbox, "acknowledge", down)
+    # The acknowledgement itself fails as in an outage (the id is refused before any Redis
+    # call, so the inbox is never asked): what is logged is the path the caller sent.
+    monkeypatch.setattr(notifier_api, "acknowledge", down)
     path = f"/v1/units/IMT-GULISTAN/alerts/{quote(FORGED, safe='')}/ack"
     with caplog.at_level(logging.WARNING, logger="services.problems"):
         response = await api.post(path, headers=auth("gulistan"))
