@@ -22,7 +22,7 @@ from typing import Any
 from services import streams
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
-from services.config import FileConfig, Settings, read_file_config, resolve_topology
+from services.config import FileConfig, Role, Settings, read_file_config, resolve_topology
 from services.ingest.app import INGEST_OPTIONS, register_ingest
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
@@ -32,12 +32,13 @@ from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.live import READ_BLOCK, LiveFeeds
 from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
 from services.prometheus import PrometheusMetrics
-from services.redis_client import connect
+from services.redis_client import blocking_timeout, connect
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
 from services.streaming import Background, redis_broker
@@ -105,8 +106,7 @@ class Runtime:
             self._stack.callback(self.embedded.stop)
             log.info("embedded server at %s", url)
         self.redis_url = url
-        self.redis = connect(url)
-        self._stack.push_async_callback(self.redis.aclose)
+        self._clients(url)
         await ensure_groups(self.redis)  # before anything publishes or subscribes
         self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
         self._stack.push_async_callback(self.ledger.close)
@@ -121,6 +121,7 @@ class Runtime:
             deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
             metrics=self.metrics,
         )  # fmt: skip
+        self._api_collaborators()
         self.broker = redis_broker(url)
         loops: list[Background] = []  # claimers, group commits
         claim = {
@@ -156,7 +157,45 @@ class Runtime:
                 options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
             )  # fmt: skip
             self._background(self.webhook_worker.run(), "webhooks")
-        self.metrics.watch(self.redis, self.readiness)  # every check's subject exists now
+        self.metrics.watch(self.api_redis, self.readiness)  # every check's subject exists now
+
+    def _clients(self, url: str) -> None:
+        """One client per kind of work, each with its own bounded pool, so that no kind can
+        take the connections another needs (~100 live streams once starved publishing,
+        escalation and trimming of a shared pool).
+
+        ``redis``: the services' handlers and background loops (claimers, group commits,
+        trimming, escalation, webhooks). ``api_redis``: HTTP requests (publish, inboxes,
+        acknowledgements, catching up a live stream, readiness and metrics). ``live_redis``:
+        the live streams' readers, one blocking ``XREAD`` per unit with open streams, so one
+        connection per unit an officer may stream, and a read timeout above that block.
+        """
+        self.redis = connect(url)
+        self.api_redis = connect(url)
+        units = {p.unit for p in self.config.principals if p.role is Role.OFFICER}
+        self.live_redis = connect(
+            url, socket_timeout=blocking_timeout(READ_BLOCK), max_connections=max(1, len(units))
+        )
+        for client in (self.redis, self.api_redis, self.live_redis):
+            self._stack.push_async_callback(client.aclose)
+
+    def _api_collaborators(self) -> None:
+        """What the HTTP API works with: the same services on the API's own clients."""
+        publisher = RedisPublisher(self.api_redis, **self.settings.publisher_options)
+        self.api_inbox = RedisInbox(self.api_redis)
+        self.api_notifier = replace(
+            self.notifier,
+            inbox=self.api_inbox,
+            publisher=publisher,
+            webhooks=WebhookQueue(self.api_redis, self.config.webhooks),
+        )
+        self.live = LiveFeeds(
+            self.live_redis,
+            self.api_redis,
+            heartbeat=self.settings.live_heartbeat.total_seconds(),
+            per_principal=self.settings.live_streams_per_principal,
+        )
+        self._stack.push_async_callback(self.live.aclose)
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -211,7 +250,7 @@ class Runtime:
         if "ledger" in self.services:
             checks["database"] = await self.ledger.ready()
         try:
-            checks["redis"] = bool(await self.redis.ping())
+            checks["redis"] = bool(await self.api_redis.ping())
         except OSError:
             pass
         except Exception:
@@ -223,11 +262,12 @@ class Runtime:
         return Deps(
             topology=self.topology,
             authenticator=Authenticator(self.config.principals),
-            publisher=self.publisher,
-            inbox=self.inbox,
-            redis=self.redis,
-            notifier=self.notifier,
+            publisher=self.api_notifier.publisher,
+            inbox=self.api_inbox,
+            redis=self.api_redis,
+            notifier=self.api_notifier,
             ledger=self.ledger,
             ready=self.readiness,
             metrics=self.metrics,
+            live=self.live,
         )

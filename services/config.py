@@ -153,6 +153,14 @@ class Settings(BaseSettings):
         pattern=r"^[^:\s]+:\d{1,5}$",
         description="`serve ledger`/`serve notifier`: serve /healthz and /readyz here.",
     )
+    live_heartbeat: Duration = Field(
+        default=timedelta(seconds=15),
+        gt=timedelta(0),
+        description="A live stream's keep-alive comment after this long without an event.",
+    )
+    live_streams_per_principal: int = Field(
+        default=10, ge=1, description="Live streams one principal may hold open (429 beyond)."
+    )
 
     @property
     def sqlite_url(self) -> str:

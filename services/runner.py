@@ -50,6 +50,7 @@ async def run_services(
         try:
             await wait_for_signal()
         finally:
+            await runtime.live.aclose()  # live streams never end by themselves
             if server is not None:
                 await server.stop()
     console.print("stopped")

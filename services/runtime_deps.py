@@ -16,6 +16,7 @@ from services.config import Principal
 from services.ledger.store import SqlLedger
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.live import LiveFeeds
 from services.prometheus import PrometheusMetrics
 
 
@@ -32,6 +33,7 @@ class Deps:
     ledger: SqlLedger
     ready: Callable[[], Awaitable[dict[str, bool]]]
     metrics: PrometheusMetrics
+    live: LiveFeeds
 
 
 def deps(request: Request) -> Deps:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from services import problems
 from services.auth import require_officer_of, require_unit_reader
@@ -44,6 +45,8 @@ def _known_unit(runtime: Deps, unit: str) -> None:
 
 
 _REFUSED = problems.documented(401, 403, 404, 422)
+RETRY_STREAM = "10"
+"""Seconds a principal refused another live stream is told to wait (its other streams may close)."""
 
 
 @router.get(
@@ -64,27 +67,46 @@ async def list_alerts(
     }
 
 
+class _LiveResponse(StreamingResponse):
+    """The SSE response of one screen, which gives its slot back however the response ends."""
+
+    def __init__(self, screen: live.Screen) -> None:
+        super().__init__(
+            screen.frames(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+        self.screen = screen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.screen.close()
+
+
 @router.get(
     "/v1/units/{unit}/alerts/stream",
     summary="Live deliveries and changes (Server-Sent Events, resumable with Last-Event-ID)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **_REFUSED},
+    responses={200: {"content": {"text/event-stream": {}}}, **_REFUSED, **problems.documented(429)},
 )
 async def stream_alerts(
     unit: str,
-    request: Request,
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
     last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
 ) -> StreamingResponse:
-    """One SSE event per delivery, change, acknowledgement, escalation or notice."""
+    """One SSE event per delivery, change, acknowledgement, escalation or notice; a comment
+    line every heartbeat of silence. At most a few streams per principal (429 beyond)."""
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
-    after = await live.start_id(runtime.redis, unit, last_event_id)
-    frames = live.events(runtime.redis, runtime.inbox, unit, after, request.is_disconnected)
-    return StreamingResponse(
-        frames, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    try:
+        screen = await runtime.live.open(principal.name, unit, last_event_id)
+    except live.TooManyStreams as exc:
+        detail = f"{exc}; at most {runtime.live.per_principal}: close one first"
+        raise Problem(
+            429, "Too many live streams", detail, headers={"Retry-After": RETRY_STREAM}
+        ) from None
+    return _LiveResponse(screen)
 
 
 @router.post(
