@@ -161,6 +161,27 @@ class Settings(BaseSettings):
     live_streams_per_principal: int = Field(
         default=10, ge=1, description="Live streams one principal may hold open (429 beyond)."
     )
+    http_header_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="A request's line and headers must arrive within this (else closed).",
+    )
+    http_body_timeout: Duration = Field(
+        default=timedelta(seconds=60),
+        gt=timedelta(0),
+        description="A request's body must arrive within this after its headers.",
+    )
+    http_keep_alive: Duration = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="An idle keep-alive connection is closed after this.",
+    )
+    http_max_connections: int = Field(
+        default=500,
+        ge=1,
+        description="Connections the API holds at once: requests beyond are answered 503, "
+        "connections beyond are closed on arrival.",
+    )
 
     @property
     def sqlite_url(self) -> str:

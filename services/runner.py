@@ -10,6 +10,7 @@ from rich.console import Console
 from services.bootstrap import Runtime
 from services.config import Settings
 from services.http import create_app, create_health_app
+from services.http_limits import HttpLimits
 from services.serve import ApiServer, wait_for_signal
 
 GC_THRESHOLD = 50_000
@@ -21,10 +22,11 @@ async def run_services(
 ) -> None:
     """Start the services (and the API), print where they are, stop cleanly on a signal."""
     async with Runtime(settings, services=services) as runtime:
+        limits = HttpLimits.of(settings)
         server = None
         if http:
             host, port = settings.host_port
-            server = ApiServer(create_app(runtime.deps()), host, port)
+            server = ApiServer(create_app(runtime.deps()), host, port, limits)
             url = await server.start()
             console.print(
                 f"Liaison Exchange ready at {url} ({', '.join(services)})", highlight=False
@@ -33,6 +35,7 @@ async def run_services(
             server = ApiServer(
                 create_health_app(runtime.readiness, runtime.metrics.scrape),
                 *settings.health_host_port,
+                limits,
             )
             url = await server.start()
             console.print(f"Liaison Exchange {', '.join(services)} running; health at {url}",
