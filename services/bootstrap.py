@@ -270,4 +270,5 @@ class Runtime:
             ready=self.readiness,
             metrics=self.metrics,
             live=self.live,
+            metrics_token_sha256=self.settings.metrics_token_sha256,
         )

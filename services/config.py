@@ -151,7 +151,14 @@ class Settings(BaseSettings):
     health_addr: str | None = Field(
         default=None,
         pattern=r"^[^:\s]+:\d{1,5}$",
-        description="`serve ledger`/`serve notifier`: serve /healthz and /readyz here.",
+        description="Serve /healthz, /readyz and /metrics here, open to whoever reaches it "
+        "(a private address): `serve ledger`/`serve notifier` only here, `up` and `serve ingest` "
+        "besides the API.",
+    )
+    metrics_token_sha256: Sha256Hex | None = Field(
+        default=None,
+        description="SHA-256 hex of the bearer token that may read /metrics and the readiness "
+        "checks on the API's address; unset: only HEALTH_ADDR serves them.",
     )
     live_heartbeat: Duration = Field(
         default=timedelta(seconds=15),

@@ -34,6 +34,8 @@ class Deps:
     ready: Callable[[], Awaitable[dict[str, bool]]]
     metrics: PrometheusMetrics
     live: LiveFeeds
+    metrics_token_sha256: str | None = None
+    """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
 
 
 def deps(request: Request) -> Deps:
