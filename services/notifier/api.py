@@ -101,6 +101,8 @@ async def stream_alerts(
     _known_unit(runtime, unit)
     try:
         screen = await runtime.live.open(principal.name, unit, last_event_id)
+    except live.NotAnEntryId as exc:
+        raise Problem(422, "Invalid Last-Event-ID", str(exc)) from None
     except live.TooManyStreams as exc:
         detail = f"{exc}; at most {runtime.live.per_principal}: close one first"
         raise Problem(

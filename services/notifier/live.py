@@ -57,6 +57,10 @@ class TooManyStreams(Exception):
     """The principal already holds as many streams as it may."""
 
 
+class NotAnEntryId(ValueError):
+    """A ``Last-Event-ID`` that no stream entry can have."""
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -64,6 +68,14 @@ def _text(value: bytes | str) -> str:
 def _order(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _is_entry_id(text: str) -> bool:
+    """``<ms>-<seq>``, each a 64-bit unsigned number, as the server accepts it."""
+    ms, dash, seq = text.partition("-")
+    if not (dash and ms.isdigit() and seq.isdigit() and ms.isascii() and seq.isascii()):
+        return False
+    return int(ms) < 2**64 and int(seq) < 2**64
 
 
 class Screen:
@@ -107,11 +119,17 @@ class Screen:
         """SSE frames until the stream ends or the client goes away."""
         yield "retry: 3000\n\n"
         if _order(self._after) < _order(self._joined_at):
-            async for entry_id, frame in self.feeds.catch_up(
-                self.unit, self._after, self._joined_at
-            ):
-                self._after = entry_id
-                yield frame
+            try:
+                async for entry_id, frame in self.feeds.catch_up(
+                    self.unit, self._after, self._joined_at
+                ):
+                    self._after = entry_id
+                    yield frame
+            except (RedisError, OSError) as exc:  # the browser retries from what it received
+                log.warning(
+                    "live stream of %s for %s: cannot catch up (%s)", self.who, self.unit, exc
+                )
+                return
             self._after = self._joined_at
         while not self._ended:
             if not self._queue:
@@ -162,21 +180,26 @@ class LiveFeeds:
 
     async def open(self, who: str, unit: str, last_event_id: str | None) -> Screen:
         """A new screen of ``unit`` for ``who``, resuming after ``last_event_id`` if given
-        (else from what is newest now); :class:`TooManyStreams` beyond ``per_principal``."""
+        (else from what is newest now); :class:`TooManyStreams` beyond ``per_principal``,
+        :class:`NotAnEntryId` for an id out of the server's range."""
         if self._closing:
             raise Unavailable("the server is stopping")
+        if last_event_id is not None and not _is_entry_id(last_event_id):
+            raise NotAnEntryId(f"Last-Event-ID {last_event_id!r} is not a stream entry id")
         if self.held(who) >= self.per_principal:
             raise TooManyStreams(f"{who} already has {self.held(who)} live streams open")
         self._held[who] = self.held(who) + 1  # before any await: a burst cannot overshoot
         try:
-            after = last_event_id or await self._newest(unit)
+            newest = await self._newest(unit)
         except BaseException:
             self._held[who] -= 1
             raise
         if unit not in self._readers:
-            self._positions[unit] = after
+            # Never from the client's Last-Event-ID: one far in the future would leave every
+            # screen of the unit waiting for it.
+            self._positions[unit] = newest
             self._readers[unit] = asyncio.create_task(self._read(unit), name=f"live:{unit}")
-        screen = Screen(self, who, unit, after, self._positions[unit])
+        screen = Screen(self, who, unit, last_event_id or newest, self._positions[unit])
         self._screens.setdefault(unit, set()).add(screen)
         return screen
 

@@ -271,3 +271,24 @@ async def test_stopping_ends_the_streams(running: Runtime, served: str) -> None:
                     pass
         refused = await client.get(STREAM, headers=auth("gulistan"))
         assert refused.status_code == 503
+
+
+async def test_a_screen_resuming_from_the_future_holds_back_no_other(served: str) -> None:
+    alert = factories.alert()
+    future = {**auth("gulistan"), "Last-Event-ID": "99999999999999-0"}
+    async with (
+        httpx.AsyncClient(base_url=served, timeout=30) as client,
+        client.stream("GET", STREAM, headers=future) as first,  # the unit's first screen
+        client.stream("GET", STREAM, headers=auth("gulistan")) as second,
+    ):
+        assert (first.status_code, second.status_code) == (200, 200)
+        await client.post("/v1/events", json=alert, headers=auth("customs"))
+        assert await _deliveries(_frames(second.aiter_lines()), 1) == [alert["id"]]
+
+
+async def test_a_last_event_id_no_entry_can_have_is_refused(served: str) -> None:
+    beyond = {**auth("gulistan"), "Last-Event-ID": f"{2**64}-0"}
+    async with httpx.AsyncClient(base_url=served, timeout=30) as client:
+        refused = await client.get(STREAM, headers=beyond)
+        assert refused.status_code == 422
+        assert refused.headers["content-type"] == "application/problem+json"
