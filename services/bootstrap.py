@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Collection, Coroutine
 from contextlib import AsyncExitStack
@@ -19,11 +20,14 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from services import streams
+from redis.asyncio import Redis
+
+from services import log_hygiene, streams
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Role, Settings, read_file_config, resolve_topology
 from services.ingest.app import INGEST_OPTIONS, register_ingest
+from services.ingest.screening import Screener
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
 from services.loops import forever, log_failure
@@ -33,10 +37,12 @@ from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.notifier.live import READ_BLOCK, LiveFeeds
+from services.notifier.retention import BATCH, expire_inboxes
 from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
+from services.private import data_directory
 from services.prometheus import PrometheusMetrics
 from services.redis_client import blocking_timeout, connect
 from services.redis_server import EmbeddedRedis
@@ -48,7 +54,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "ledger", "notifier")
 TRIMMED_BY = {
-    "ingest": (streams.INGRESS,),
+    "ingest": (),  # and every publisher's ingress stream (Runtime.ingress_streams)
     "ledger": streams.CANONICAL_STREAMS,
     "notifier": (streams.WEBHOOKS,),
 }
@@ -71,10 +77,13 @@ class Runtime:
         config: FileConfig | None = None,
         services: Collection[str] = SERVICES,
     ) -> None:
+        log_hygiene.install()  # callers' text in any record is logged escaped
         self.settings = settings
         self.config = config if config is not None else read_file_config(settings.config)
         self.topology = resolve_topology(self.config)
         self.services = tuple(services)
+        self.publishers = tuple(p.name for p in self.config.principals if p.role is Role.PUBLISHER)
+        self.ingress_streams = tuple(streams.ingress_stream(name) for name in self.publishers)
         self.embedded: EmbeddedRedis | None = None
         self.metrics = PrometheusMetrics()
         self._stack = AsyncExitStack()
@@ -96,7 +105,7 @@ class Runtime:
         await self._stack.aclose()
 
     async def _start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        data_directory(self.settings, create=True)  # personal data: no other account may enter
         url = self.settings.redis_url
         if url is None:
             self.embedded = EmbeddedRedis(
@@ -107,14 +116,16 @@ class Runtime:
             log.info("embedded server at %s", url)
         self.redis_url = url
         self._clients(url)
-        await ensure_groups(self.redis)  # before anything publishes or subscribes
+        await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
         self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
         self._stack.push_async_callback(self.ledger.close)
         await self.ledger.create_schema()
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
-        self.inbox = RedisInbox(self.redis)
+        self.screener = Screener(self.topology)
+        self._stack.callback(self.screener.close)
+        self.inbox = self._inbox(self.redis)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,
@@ -130,8 +141,9 @@ class Runtime:
         }
         if "ingest" in self.services:
             options = replace(INGEST_OPTIONS, **claim)
-            loops += register_ingest(self.broker, self.redis, self.topology, self.publisher,
-                                     consumer_name("ingest"), options, self.metrics)  # fmt: skip
+            loops += register_ingest(self.broker, self.redis, self.config.principals, self.screener,
+                                     self.publisher, consumer_name("ingest"), options,
+                                     self.metrics)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
             loops += register_ledger(self.broker, self.redis, self.ledger,
@@ -149,6 +161,7 @@ class Runtime:
         self._background(self._trim(), "trimming")
         if "notifier" in self.services:
             self._background(self._escalate(), "escalation")
+            self._background(self._expire_inboxes(), "inbox retention")
             self.webhook_worker = WebhookWorker(
                 self.redis, self.config.webhooks,
                 CountedWebhookOutcomes(RecordedWebhookOutcomes(self.redis, self.publisher),
@@ -157,7 +170,8 @@ class Runtime:
                 options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
             )  # fmt: skip
             self._background(self.webhook_worker.run(), "webhooks")
-        self.metrics.watch(self.api_redis, self.readiness)  # every check's subject exists now
+        ingress = self.ingress_streams if "ingest" in self.services else ()
+        self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
 
     def _clients(self, url: str) -> None:
         """One client per kind of work, each with its own bounded pool, so that no kind can
@@ -182,7 +196,7 @@ class Runtime:
     def _api_collaborators(self) -> None:
         """What the HTTP API works with: the same services on the API's own clients."""
         publisher = RedisPublisher(self.api_redis, **self.settings.publisher_options)
-        self.api_inbox = RedisInbox(self.api_redis)
+        self.api_inbox = self._inbox(self.api_redis)
         self.api_notifier = replace(
             self.notifier,
             inbox=self.api_inbox,
@@ -192,10 +206,19 @@ class Runtime:
         self.live = LiveFeeds(
             self.live_redis,
             self.api_redis,
+            inbox=self._inbox,
             heartbeat=self.settings.live_heartbeat.total_seconds(),
             per_principal=self.settings.live_streams_per_principal,
         )
         self._stack.push_async_callback(self.live.aclose)
+
+    def _inbox(self, client: Redis) -> RedisInbox:
+        """The inboxes, through ``client``."""
+        return RedisInbox(
+            client,
+            dedupe_window=int(self.settings.dedupe_window.total_seconds()),
+            retention=self.settings.inbox_retention.total_seconds(),
+        )
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -224,9 +247,21 @@ class Runtime:
 
         await forever(escalate, min(max(shortest / 10, 0.05), 1.0), "escalation")
 
+    async def _expire_inboxes(self) -> None:
+        """Remove alerts from the inboxes once their retention has passed."""
+        pause = min(max(self.settings.inbox_retention.total_seconds() / 10, 0.05), 60.0)
+
+        async def expire() -> None:
+            while await expire_inboxes(self.redis, time.time()) == BATCH:
+                pass  # a backlog: keep going until a short batch
+
+        await forever(expire, pause, "expiring inboxes")
+
     async def _trim(self) -> None:
         """Trim the streams this process consumes below what every group acknowledged."""
         owned = [s for service in self.services for s in TRIMMED_BY[service]]
+        if "ingest" in self.services:
+            owned += self.ingress_streams
         retention = int(self.settings.stream_retention.total_seconds() * 1000)
         await forever(lambda: trim_acknowledged(self.redis, owned, retention), TRIM_PAUSE,
                       "trimming the streams")  # fmt: skip
@@ -269,6 +304,8 @@ class Runtime:
             ledger=self.ledger,
             ready=self.readiness,
             metrics=self.metrics,
+            screener=self.screener,
             live=self.live,
+            console=self.settings.console,
             metrics_token_sha256=self.settings.metrics_token_sha256,
         )

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from services import problems, runtime_deps
 from services.auth import holds_token
 from services.body_limit import BodyLimit
+from services.console.app import create_console
 from services.ingest.api import router as ingest_router
 from services.ledger.api import router as ledger_router
 from services.notifier.api import router as notifier_router
@@ -46,6 +47,7 @@ def create_app(deps: Deps) -> FastAPI:
     # looked up per request, as the routers do
     add_health(app, lambda: app.state.deps.ready(), _shows_figures)
     add_metrics(app, lambda: app.state.deps.metrics.scrape(), _require_figures)
+    app.mount("/console", create_console(lambda: app.state.deps))  # web console: its own pages
     return app
 
 

@@ -22,7 +22,12 @@ from typing import Any
 
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.typing import EncodableT
 
 
@@ -45,6 +50,16 @@ class HiredisConnection(_HiredisPacking, Connection):
 
 class HiredisSSLConnection(_HiredisPacking, SSLConnection):
     """A TLS connection whose commands hiredis packs."""
+
+
+class HiredisUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+    """A Unix-socket connection (the embedded server's) whose commands hiredis packs."""
+
+
+_CONNECTIONS: dict[str, type[AbstractConnection]] = {
+    "rediss": HiredisSSLConnection,
+    "unix": HiredisUnixConnection,
+}
 
 
 LONGEST_BLOCK = 5.0
@@ -76,17 +91,17 @@ def connect(
     pool_timeout: float | None = POOL_TIMEOUT,
     **options: Any,
 ) -> Redis:
-    """A client of ``url`` (``redis://`` or ``rediss://``) with hiredis packing.
+    """A client of ``url`` (``redis://``, ``rediss://`` or ``unix://``) with hiredis packing.
 
     At most ``max_connections`` at once; a command finding them all busy waits up to
     ``pool_timeout`` s for one. ``socket_timeout`` must exceed the longest time any of the
     client's commands blocks on the server (:func:`blocking_timeout`); ``None``: no read
     timeout (a dead peer is then noticed by TCP keepalive only).
     """
-    tls = url.startswith("rediss://")
+    scheme = url.partition("://")[0]
     pool = BlockingConnectionPool.from_url(
         url,
-        connection_class=HiredisSSLConnection if tls else HiredisConnection,
+        connection_class=_CONNECTIONS.get(scheme, HiredisConnection),
         max_connections=max_connections,
         timeout=pool_timeout,
         socket_timeout=socket_timeout,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Collection
 
 from rich.console import Console
 
 from services.bootstrap import Runtime
 from services.config import Settings
+from services.console.app import console_url
 from services.http import create_app, create_health_app
 from services.http_limits import HttpLimits
 from services.serve import ApiServer, wait_for_signal
+
+log = logging.getLogger(__name__)
 
 GC_THRESHOLD = 50_000
 """Allocations between the collector's young passes (Python's default: 700)."""
@@ -23,9 +27,14 @@ async def run_services(
     """Start the services (and the API), print where they are, stop cleanly on a signal."""
     async with Runtime(settings, services=services) as runtime:
         servers: list[ApiServer] = []
+        if http and not runtime.config.principals:
+            where = settings.config or "LIAISON_CONFIG is unset"
+            log.warning("no principals configured (%s): the HTTP API will refuse every request "
+                        "(401) until the configuration file lists some", where)  # fmt: skip
         try:
             running = await _serve(settings, services, runtime, servers, http=http)
-            console.print(running, highlight=False)
+            # one line, whatever the width: scripts read it
+            console.print(running, highlight=False, soft_wrap=True)
             _tune_collector()
             await wait_for_signal()
         finally:
@@ -49,7 +58,8 @@ async def _serve(
     running = f"Liaison Exchange {names} running"
     if http:
         servers.append(ApiServer(create_app(runtime.deps()), *settings.host_port, limits))
-        running = f"Liaison Exchange ready at {await servers[-1].start()} ({names})"
+        url = await servers[-1].start()
+        running = f"Liaison Exchange ready at {url} ({names}); web console at {console_url(url)}"
     if settings.health_host_port is not None:
         health = create_health_app(runtime.readiness, runtime.metrics.scrape)
         servers.append(ApiServer(health, *settings.health_host_port, limits))

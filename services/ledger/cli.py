@@ -12,26 +12,27 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from services.config import ConfigError, settings_from_env
 from services.ledger import audit
-from services.ledger.open import open_ledger
+from services.ledger.open import open_existing_ledger
 from services.ledger.signing import public_pem
 from services.ledger.store import Query, SqlLedger, utc_text
 from services.ledger.verify import VerifyReport
+from services.terminal import console as make_console
+from services.terminal import printable, safe
 
 app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, trail, stats, export."
 )
-console = Console(width=None if sys.stdout.isatty() else 132)
+console = make_console()
 T = TypeVar("T")
 
 
-def _run(work: Callable[[SqlLedger], Awaitable[T]], *, create_key: bool = False) -> T:
+def _run(work: Callable[[SqlLedger], Awaitable[T]]) -> T:
     async def main() -> T:
-        ledger = open_ledger(settings_from_env(), create_key=create_key)
+        ledger = open_existing_ledger(settings_from_env())  # never a new one: see there
         try:
             await ledger.create_schema()
             return await work(ledger)
@@ -57,7 +58,8 @@ def _report(report: VerifyReport) -> None:
                       f"head {report.head}", highlight=False)  # fmt: skip
     else:
         console.print(
-            f"BROKEN at seq {report.first_bad_seq}: {'; '.join(report.problems)}", highlight=False
+            f"BROKEN at seq {report.first_bad_seq}: {safe('; '.join(report.problems))}",
+            highlight=False,
         )
     if not report.checkpoints and report.ok and report.count:
         console.print("note: no signed checkpoint covers these entries yet", highlight=False)
@@ -116,8 +118,8 @@ def trail(alert_id: str) -> None:
     steps = _run(work)
     if not steps:
         raise ConfigError(f"the ledger has nothing about alert {alert_id!r}")
-    for seq, time, what in steps:
-        sys.stdout.write(f"#{seq:<6} {time}  {what}\n")
+    for seq, time, what in steps:  # free text: a newline or an escape must not forge a line
+        sys.stdout.write(f"#{seq:<6} {printable(time)}  {printable(what)}\n")
 
 
 @app.command()
@@ -131,8 +133,8 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = 
     for column in ("unit", "substance", "month", "quantity", "seizures"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["unit"], row["substance"], row["month"], f"{row['quantity']:g} {row['measure']}",
-                      str(row["seizures"]))  # fmt: skip
+        table.add_row(safe(row["unit"]), safe(row["substance"]), safe(row["month"]),
+                      safe(f"{row['quantity']:g} {row['measure']}"), str(row["seizures"]))  # fmt: skip
     console.print(table)
 
 
@@ -150,7 +152,7 @@ def export(
         count = _run(work)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    console.print(f"wrote {count} entries to {file}", highlight=False)
+    console.print(f"wrote {count} entries to {safe(file)}", highlight=False)
 
 
 @app.command("public-key")

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
+from schemas.alerts import Name, Text
 from services import problems
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Principal
 from services.notifier import live
-from services.notifier.handlers import acknowledge
+from services.notifier.handlers import Acknowledger, acknowledge
+from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["notifier"])
+MAX_PAGE = 200
+"""Deliveries per inbox page at most (each alert is at most 64 KiB, plus its changes)."""
 
 
 class AckRequest(BaseModel):
@@ -25,8 +30,13 @@ class AckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    officer: str | None = Field(default=None, max_length=200, description="Who acknowledged.")
-    note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
+    # The receipt's own types: what passes here is what the ledger will record, so a blank
+    # name is a 422 before anything is written, never a failure after.
+    officer: Name | None = Field(
+        default=None,
+        description="The officer's name as typed (recorded beside the authenticated principal).",
+    )
+    note: Text | None = Field(default=None, description="A remark for the record.")
 
 
 def _json_body(request: Request) -> None:
@@ -56,23 +66,48 @@ async def list_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Deliveries per page.")] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=1024,
+            pattern=CURSOR_PATTERN,
+            description="The previous page's `next`: the page after it.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """The unit's inbox: each alert as this unit may see it, with reasons and acks."""
+    """The unit's inbox, a page at a time: each alert as this unit may see it, with reasons
+    and acks, and ``next`` (the cursor of the following page, or null)."""
     require_unit_reader(principal, unit)
     _known_unit(runtime, unit)
+    try:
+        alerts, following = await runtime.inbox.page(unit, limit, after)
+    except InvalidCursor as exc:
+        raise Problem(
+            422, "Invalid request", errors=[{"field": "query.after", "message": str(exc)}]
+        ) from None
     return {
         "unit": unit,
-        "alerts": await runtime.inbox.list(unit),
+        "alerts": alerts,
         "notices": await runtime.inbox.notices(unit),
+        "next": following,
     }
 
 
-class _LiveResponse(StreamingResponse):
-    """The SSE response of one screen, which gives its slot back however the response ends."""
+class LiveResponse(StreamingResponse):
+    """A live stream's response, which gives the screen's slot back however it ends."""
 
-    def __init__(self, screen: live.Screen) -> None:
+    def __init__(
+        self,
+        screen: live.Screen,
+        frames: AsyncIterable[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """``frames``: what to send (the screen's own frames if not given)."""
         super().__init__(
-            screen.frames(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+            screen.frames() if frames is None else frames,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", **(headers or {})},
         )
         self.screen = screen
 
@@ -81,6 +116,19 @@ class _LiveResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.screen.close()
+
+
+async def open_screen(runtime: Deps, who: str, unit: str, last_event_id: str | None) -> live.Screen:
+    """A new live screen of ``unit`` for ``who``, or the problem saying why not (422, 429)."""
+    try:
+        return await runtime.live.open(who, unit, last_event_id)
+    except live.NotAnEntryId as exc:
+        raise Problem(422, "Invalid Last-Event-ID", str(exc)) from None
+    except live.TooManyStreams as exc:
+        detail = f"{exc}; at most {runtime.live.per_principal}: close one first"
+        raise Problem(
+            429, "Too many live streams", detail, headers={"Retry-After": RETRY_STREAM}
+        ) from None
 
 
 @router.get(
@@ -99,16 +147,7 @@ async def stream_alerts(
     line every heartbeat of silence. At most a few streams per principal (429 beyond)."""
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
-    try:
-        screen = await runtime.live.open(principal.name, unit, last_event_id)
-    except live.NotAnEntryId as exc:
-        raise Problem(422, "Invalid Last-Event-ID", str(exc)) from None
-    except live.TooManyStreams as exc:
-        detail = f"{exc}; at most {runtime.live.per_principal}: close one first"
-        raise Problem(
-            429, "Too many live streams", detail, headers={"Retry-After": RETRY_STREAM}
-        ) from None
-    return _LiveResponse(screen)
+    return LiveResponse(await open_screen(runtime, principal.name, unit, last_event_id))
 
 
 @router.post(
@@ -128,8 +167,8 @@ async def ack_alert(
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
     request = body or AckRequest()
-    officer = request.officer or principal.name
-    stored = await acknowledge(unit, alert_id, officer, request.note, runtime.notifier)
+    by = Acknowledger(principal.name, principal.person, request.officer, request.note)
+    stored = await acknowledge(unit, alert_id, by, runtime.notifier)
     if stored is None:
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
     delivery = await runtime.inbox.get(unit, alert_id)

@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -115,7 +115,7 @@ class Screen:
             self._closed = True
             self.feeds.release(self)
 
-    async def frames(self) -> AsyncIterator[str]:
+    async def frames(self) -> AsyncGenerator[str, None]:
         """SSE frames until the stream ends or the client goes away."""
         yield "retry: 3000\n\n"
         if _order(self._after) < _order(self._joined_at):
@@ -156,10 +156,12 @@ class LiveFeeds:
         heartbeat: float = HEARTBEAT,
         per_principal: int = PER_PRINCIPAL,
         read_block: float = READ_BLOCK,
+        inbox: Callable[[Redis], RedisInbox] = RedisInbox,
     ) -> None:
         """``redis`` serves the readers only (one connection per unit, read timeout above
-        ``read_block``); ``catch_up_redis`` the short reads of joining screens."""
-        self._inbox, self._catch_up = RedisInbox(redis), RedisInbox(catch_up_redis)
+        ``read_block``); ``catch_up_redis`` the short reads of joining screens; ``inbox``
+        gives the inboxes through a client."""
+        self._inbox, self._catch_up = inbox(redis), inbox(catch_up_redis)
         self._redis, self._catch_up_redis = redis, catch_up_redis
         self.heartbeat, self.per_principal = heartbeat, per_principal
         self._block_ms = int(read_block * 1000)

@@ -23,6 +23,7 @@ from services.http import create_app
 from services.serve import ApiServer
 from tests import factories
 from tests.integration.conftest import TOKENS, auth, eventually, principals_config
+from tests.integration.console_client import csrf_of
 
 STREAM = "/v1/units/IMT-GULISTAN/alerts/stream"
 REDIS_PY_DEFAULT_TIMEOUT = 5.0
@@ -292,3 +293,22 @@ async def test_a_last_event_id_no_entry_can_have_is_refused(served: str) -> None
         refused = await client.get(STREAM, headers=beyond)
         assert refused.status_code == 422
         assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_consoles_live_inbox_counts_against_the_same_streams(served: str) -> None:
+    console_events = "/console/units/IMT-GULISTAN/events"
+    async with httpx.AsyncClient(base_url=served, timeout=30) as browser:
+        form = await browser.get("/console/login")
+        signed_in = await browser.post(
+            "/console/login",
+            data={"csrf_token": csrf_of(form.text), "token": TOKENS["gulistan"]},
+            headers={"Origin": served},
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        async with (
+            browser.stream("GET", console_events) as page,
+            browser.stream("GET", STREAM, headers=auth("gulistan")) as api,
+        ):
+            assert (page.status_code, api.status_code) == (200, 200)
+            assert (await browser.get(console_events)).status_code == 429
+            assert (await browser.get(STREAM, headers=auth("gulistan"))).status_code == 429
