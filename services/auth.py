@@ -17,6 +17,15 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def holds_token(digest: str | None, authorization: str | None) -> bool:
+    """Whether ``authorization`` is ``Bearer <token>`` of the token whose SHA-256 is ``digest``
+    (compared in constant time; never when no digest is configured)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if digest is None or scheme.lower() != "bearer" or not token.strip():
+        return False
+    return hmac.compare_digest(digest, token_digest(token.strip()))
+
+
 class Authenticator:
     """Resolves ``Authorization: Bearer <token>`` to a configured principal."""
 

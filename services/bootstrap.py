@@ -20,6 +20,8 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
+from redis.asyncio import Redis
+
 from services import log_hygiene, streams
 from services.alert_register import AlertRegister
 from services.auth import Authenticator
@@ -35,6 +37,7 @@ from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.live import READ_BLOCK, LiveFeeds
 from services.notifier.retention import BATCH, expire_inboxes
 from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
@@ -42,7 +45,7 @@ from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
 from services.private import data_directory
 from services.prometheus import PrometheusMetrics
-from services.redis_client import connect
+from services.redis_client import blocking_timeout, connect
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
 from services.streaming import Background, redis_broker
@@ -113,8 +116,7 @@ class Runtime:
             self._stack.callback(self.embedded.stop)
             log.info("embedded server at %s", url)
         self.redis_url = url
-        self.redis = connect(url)
-        self._stack.push_async_callback(self.redis.aclose)
+        self._clients(url)
         await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
         self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
         self._stack.push_async_callback(self.ledger.close)
@@ -124,20 +126,15 @@ class Runtime:
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
         self.screener = Screener(self.topology)
         self._stack.callback(self.screener.close)
-        window = int(self.settings.dedupe_window.total_seconds())
-        self.alert_register = AlertRegister(self.redis, dedupe_window=window)
-        self.inbox = RedisInbox(
-            self.redis,
-            dedupe_window=window,
-            retention=self.settings.inbox_retention.total_seconds(),
-            register=self.alert_register,
-        )
+        self.inbox = self._inbox(self.redis)
+        self.alert_register = AlertRegister(self.redis, dedupe_window=self._dedupe_window)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,
             deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
             metrics=self.metrics,
         )  # fmt: skip
+        self._api_collaborators()
         self.broker = redis_broker(url)
         loops: list[Background] = []  # claimers, group commits
         claim = {
@@ -176,7 +173,58 @@ class Runtime:
             )  # fmt: skip
             self._background(self.webhook_worker.run(), "webhooks")
         ingress = self.ingress_streams if "ingest" in self.services else ()
-        self.metrics.watch(self.redis, self.readiness, ingress)  # every check's subject exists
+        self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
+
+    def _clients(self, url: str) -> None:
+        """One client per kind of work, each with its own bounded pool, so that no kind can
+        take the connections another needs (~100 live streams once starved publishing,
+        escalation and trimming of a shared pool).
+
+        ``redis``: the services' handlers and background loops (claimers, group commits,
+        trimming, escalation, webhooks). ``api_redis``: HTTP requests (publish, inboxes,
+        acknowledgements, catching up a live stream, readiness and metrics). ``live_redis``:
+        the live streams' readers, one blocking ``XREAD`` per unit with open streams, so one
+        connection per unit an officer may stream, and a read timeout above that block.
+        """
+        self.redis = connect(url)
+        self.api_redis = connect(url)
+        units = {p.unit for p in self.config.principals if p.role is Role.OFFICER}
+        self.live_redis = connect(
+            url, socket_timeout=blocking_timeout(READ_BLOCK), max_connections=max(1, len(units))
+        )
+        for client in (self.redis, self.api_redis, self.live_redis):
+            self._stack.push_async_callback(client.aclose)
+
+    def _api_collaborators(self) -> None:
+        """What the HTTP API works with: the same services on the API's own clients."""
+        publisher = RedisPublisher(self.api_redis, **self.settings.publisher_options)
+        self.api_inbox = self._inbox(self.api_redis)
+        self.api_notifier = replace(
+            self.notifier,
+            inbox=self.api_inbox,
+            publisher=publisher,
+            webhooks=WebhookQueue(self.api_redis, self.config.webhooks),
+        )
+        self.live = LiveFeeds(
+            self.live_redis,
+            self.api_redis,
+            inbox=self._inbox,
+            heartbeat=self.settings.live_heartbeat.total_seconds(),
+            per_principal=self.settings.live_streams_per_principal,
+        )
+        self._stack.push_async_callback(self.live.aclose)
+
+    @property
+    def _dedupe_window(self) -> int:
+        return int(self.settings.dedupe_window.total_seconds())
+
+    def _inbox(self, client: Redis) -> RedisInbox:
+        """The inboxes (and the register of alerts), through ``client``."""
+        return RedisInbox(
+            client,
+            dedupe_window=self._dedupe_window,
+            retention=self.settings.inbox_retention.total_seconds(),
+        )
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -243,7 +291,7 @@ class Runtime:
         if "ledger" in self.services:
             checks["database"] = await self.ledger.ready()
         try:
-            checks["redis"] = bool(await self.redis.ping())
+            checks["redis"] = bool(await self.api_redis.ping())
         except OSError:
             pass
         except Exception:
@@ -255,14 +303,16 @@ class Runtime:
         return Deps(
             topology=self.topology,
             authenticator=Authenticator(self.config.principals),
-            publisher=self.publisher,
-            owners=self.alert_register,
-            inbox=self.inbox,
-            redis=self.redis,
-            notifier=self.notifier,
+            publisher=self.api_notifier.publisher,
+            owners=AlertRegister(self.api_redis, dedupe_window=self._dedupe_window),
+            inbox=self.api_inbox,
+            redis=self.api_redis,
+            notifier=self.api_notifier,
             ledger=self.ledger,
             ready=self.readiness,
             metrics=self.metrics,
             screener=self.screener,
+            live=self.live,
             console=self.settings.console,
+            metrics_token_sha256=self.settings.metrics_token_sha256,
         )

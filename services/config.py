@@ -266,7 +266,43 @@ class Settings(BaseSettings):
     health_addr: str | None = Field(
         default=None,
         pattern=r"^[^:\s]+:\d{1,5}$",
-        description="`serve ledger`/`serve notifier`: serve /healthz and /readyz here.",
+        description="Serve /healthz, /readyz and /metrics here, open to whoever reaches it "
+        "(a private address): `serve ledger`/`serve notifier` only here, `up` and `serve ingest` "
+        "besides the API.",
+    )
+    metrics_token_sha256: Sha256Hex | None = Field(
+        default=None,
+        description="SHA-256 hex of the bearer token that may read /metrics and the readiness "
+        "checks on the API's address; unset: only HEALTH_ADDR serves them.",
+    )
+    live_heartbeat: Duration = Field(
+        default=timedelta(seconds=15),
+        gt=timedelta(0),
+        description="A live stream's keep-alive comment after this long without an event.",
+    )
+    live_streams_per_principal: int = Field(
+        default=10, ge=1, description="Live streams one principal may hold open (429 beyond)."
+    )
+    http_header_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="A request's line and headers must arrive within this (else closed).",
+    )
+    http_body_timeout: Duration = Field(
+        default=timedelta(seconds=60),
+        gt=timedelta(0),
+        description="A request's body must arrive within this after its headers.",
+    )
+    http_keep_alive: Duration = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="An idle keep-alive connection is closed after this.",
+    )
+    http_max_connections: int = Field(
+        default=500,
+        ge=1,
+        description="Connections the API holds at once: requests beyond are answered 503, "
+        "connections beyond are closed on arrival.",
     )
     console_idle: Duration = Field(
         default=timedelta(minutes=30),

@@ -18,6 +18,7 @@ from services.ingest.screening import Screener
 from services.ledger.store import SqlLedger
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.live import LiveFeeds
 from services.prometheus import PrometheusMetrics
 
 
@@ -37,7 +38,10 @@ class Deps:
     ready: Callable[[], Awaitable[dict[str, bool]]]
     metrics: PrometheusMetrics
     screener: Screener
+    live: LiveFeeds
     console: ConsoleOptions = field(default_factory=ConsoleOptions)
+    metrics_token_sha256: str | None = None
+    """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
 
 
 def deps(request: Request) -> Deps:

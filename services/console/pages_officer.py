@@ -8,16 +8,15 @@ document ``GET /v1/units/{unit}/alerts`` returns — so person data follows the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from schemas.alerts import AlertRef
 from services.auth import require_officer_of, require_unit_reader
@@ -28,7 +27,7 @@ from services.console.svgmap import Marks
 from services.console.web import form_text, posted, runtime, safe_back, sessions, viewer
 from services.ledger.audit import in_trail_of
 from services.ledger.store import Query
-from services.notifier import live
+from services.notifier.api import LiveResponse, open_screen
 from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.lookup import AmbiguousAlert, received_alert
 from services.problems import Problem
@@ -36,7 +35,8 @@ from services.runtime_deps import Deps
 
 router = APIRouter()
 SESSION_CHECK = 15.0
-"""How often an open live stream checks that its session still lives (seconds)."""
+"""How often, at most, an open live stream checks that its session still lives (seconds): at
+each change or keep-alive (``LIVE_HEARTBEAT``) at least this long after the last check."""
 
 
 def _known(deps: Deps, unit: str) -> None:
@@ -155,42 +155,26 @@ async def inbox_events(request: Request, unit: str) -> Response:
     require_officer_of(who.principal, unit)
     _known(deps, unit)
     store = sessions(request)
-    checked = [datetime.now(UTC).timestamp()]
-
-    async def gone() -> bool:
-        if await request.is_disconnected():
-            return True
-        now = datetime.now(UTC).timestamp()
-        if now - checked[0] >= SESSION_CHECK:
-            checked[0] = now
-            return await store.load(who.cookie, touch=False) is None
-        return False
-
     # from here on every change is a frame; what came before, the refetch on "connected" shows
-    after = await live.start_id(deps.redis, unit, None)
+    screen = await open_screen(deps, who.principal.name, unit, None)
 
     async def frames() -> AsyncIterator[str]:
         yield "retry: 3000\n\nevent: changed\ndata: connected\n\n"
-        last = after
-        while True:
-            changes = live.events(deps.redis, deps.inbox, unit, last, gone)
-            try:
-                async with aclosing(cast(AsyncGenerator[str], changes)) as source:
-                    async for frame in source:
-                        kind, entry = _field(frame, "event"), _field(frame, "id")
-                        if kind is None or entry is None:  # comments and retry lines
-                            yield ": keep-alive\n\n"
-                            continue
-                        last = entry
-                        yield f"id: {entry}\nevent: changed\ndata: {kind}\n\n"
-                return  # the client left, or the session ended
-            except RedisTimeoutError:
-                # redis-py's socket timeout (5 s by default) is shorter than the feed's blocking
-                # read: an idle feed is no error. Read on from the last change seen.
-                yield ": keep-alive\n\n"
+        checked = datetime.now(UTC).timestamp()
+        async with aclosing(screen.frames()) as changes:
+            async for frame in changes:  # a change, or a keep-alive every heartbeat of quiet
+                kind, entry = _field(frame, "event"), _field(frame, "id")
+                if kind is not None and entry is not None:
+                    yield f"id: {entry}\nevent: changed\ndata: {kind}\n\n"
+                elif frame.startswith(":"):
+                    yield ": keep-alive\n\n"
+                now = datetime.now(UTC).timestamp()
+                if now - checked >= SESSION_CHECK:
+                    checked = now
+                    if await store.load(who.cookie, touch=False) is None:
+                        return  # the session ended
 
-    return StreamingResponse(frames(), media_type="text/event-stream",
-                             headers={"X-Accel-Buffering": "no"})  # fmt: skip
+    return LiveResponse(screen, frames(), headers={"X-Accel-Buffering": "no"})
 
 
 def _field(frame: str, name: str) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from schemas.alerts import Name, Text
 from services import problems
@@ -54,6 +56,8 @@ def _known_unit(runtime: Deps, unit: str) -> None:
 
 
 _REFUSED = problems.documented(401, 403, 404, 422)
+RETRY_STREAM = "10"
+"""Seconds a principal refused another live stream is told to wait (its other streams may close)."""
 
 
 @router.get(
@@ -91,27 +95,60 @@ async def list_alerts(
     }
 
 
+class LiveResponse(StreamingResponse):
+    """A live stream's response, which gives the screen's slot back however it ends."""
+
+    def __init__(
+        self,
+        screen: live.Screen,
+        frames: AsyncIterable[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """``frames``: what to send (the screen's own frames if not given)."""
+        super().__init__(
+            screen.frames() if frames is None else frames,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", **(headers or {})},
+        )
+        self.screen = screen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.screen.close()
+
+
+async def open_screen(runtime: Deps, who: str, unit: str, last_event_id: str | None) -> live.Screen:
+    """A new live screen of ``unit`` for ``who``, or the problem saying why not (422, 429)."""
+    try:
+        return await runtime.live.open(who, unit, last_event_id)
+    except live.NotAnEntryId as exc:
+        raise Problem(422, "Invalid Last-Event-ID", str(exc)) from None
+    except live.TooManyStreams as exc:
+        detail = f"{exc}; at most {runtime.live.per_principal}: close one first"
+        raise Problem(
+            429, "Too many live streams", detail, headers={"Retry-After": RETRY_STREAM}
+        ) from None
+
+
 @router.get(
     "/v1/units/{unit}/alerts/stream",
     summary="Live deliveries and changes (Server-Sent Events, resumable with Last-Event-ID)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **_REFUSED},
+    responses={200: {"content": {"text/event-stream": {}}}, **_REFUSED, **problems.documented(429)},
 )
 async def stream_alerts(
     unit: str,
-    request: Request,
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
     last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
 ) -> StreamingResponse:
-    """One SSE event per delivery, change, acknowledgement, escalation or notice."""
+    """One SSE event per delivery, change, acknowledgement, escalation or notice; a comment
+    line every heartbeat of silence. At most a few streams per principal (429 beyond)."""
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
-    after = await live.start_id(runtime.redis, unit, last_event_id)
-    frames = live.events(runtime.redis, runtime.inbox, unit, after, request.is_disconnected)
-    return StreamingResponse(
-        frames, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    return LiveResponse(await open_screen(runtime, principal.name, unit, last_event_id))
 
 
 _ALERT_ID = (

@@ -65,7 +65,7 @@ async def _ledger(data_dir: Path) -> None:
 async def _server(server: EmbeddedRedis) -> None:
     client = redis.asyncio.Redis.from_url(server.url)
     await client.xadd(streams.DEAD_LETTERS, {
-        "origin": streams.INGRESS, "entry_id": "1-0", "reason": f"{MARKUP}{FORGE}",
+        "origin": streams.ingress_stream("uz-customs"), "entry_id": "1-0", "reason": f"{MARKUP}{FORGE}",
         "at": "2024-03-15T08:00:00Z", "payload": HIDE,
     })  # fmt: skip
     delivery = {"alert_id": ALERT, "alert_source": "BLO-OYBEK", "reasons": ["neighbour"],

@@ -173,7 +173,8 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
         return (await api.get("/readyz")).status_code == 200
 
     await eventually(ready)
-    checks = (await api.get("/readyz")).json()["checks"]
+    assert (await api.get("/readyz")).json() == {"ready": True}  # the status, to anyone
+    checks = (await api.get("/readyz", headers=auth("metrics"))).json()["checks"]
     assert checks == {"redis": True, "subscribers": True, "webhooks": True, "database": True}
 
 

@@ -25,7 +25,7 @@ async def test_the_503_handler_logs_a_callers_path_escaped(
     async def down(*_: object) -> None:
         raise RedisConnectionError("connection refused")
 
-    monkeypatch.setattr(runtime.inbox, "received", down)  # the first read of an acknowledgement
+    monkeypatch.setattr(runtime.api_inbox, "received", down)  # the first read of an acknowledgement
     # The route takes the id as the path up to "/ack", which a "\n" never matches (no id
     # holds one): the forgery keeps its "\r", U+2028 and escape.
     path = f"/v1/units/IMT-GULISTAN/alerts/{quote(FORGED.replace(chr(10), ''), safe='')}/ack"

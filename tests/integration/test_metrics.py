@@ -41,8 +41,8 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 async def scrape(api: httpx.AsyncClient) -> Samples:
-    """Anyone may read the metrics: no token."""
-    response = await api.get("/metrics")
+    """What the metrics token reads (the API's address serves the figures to nobody else)."""
+    response = await api.get("/metrics", headers=auth("metrics"))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     return parse(response.text)
