@@ -46,6 +46,11 @@ def dom_id(value: str) -> str:
     return "a" + hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
+def row_id(alert_id: str, origin: str) -> str:
+    """The HTML id of an inbox row: two units' alerts may share an id, never a row."""
+    return dom_id(f"{origin}/{alert_id}")
+
+
 @functools.cache
 def environment(locale: str) -> Environment:
     """One environment per language: its gettext installed, the console's filters added."""
@@ -59,6 +64,7 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["path_id"] = path_id
     env.filters["dom_id"] = dom_id
+    env.filters["row_id"] = row_id
     env.globals["PREFIX"] = PREFIX
     env.globals["STATIC_VERSION"] = STATIC_VERSION
     env.globals["LANGUAGES"] = i18n.NAMES
