@@ -38,7 +38,7 @@ from bench.report import machine
 from services.auth import token_digest
 from services.bootstrap import Runtime
 from services.config import FileConfig, Principal, Role, Settings
-from services.console.render import dom_id
+from services.console.render import row_id
 from services.http import create_app
 from services.serve import ApiServer
 
@@ -160,7 +160,7 @@ async def run(alerts: int = 200, rate: float = 5.0) -> ConsoleReport:
             rows: dict[str, float] = {}
             while time.monotonic() < deadline:
                 rows = await page.evaluate("() => window.__seen")
-                if len(api_seen) >= alerts and all(dom_id(a) in rows for a in sent):
+                if len(api_seen) >= alerts and all(row_id(a, ORIGIN) in rows for a in sent):
                     break
                 await asyncio.sleep(0.2)
             listener.cancel()
@@ -168,12 +168,12 @@ async def run(alerts: int = 200, rate: float = 5.0) -> ConsoleReport:
         finally:
             await browser.close()
     for alert_id, at in sent.items():
-        if dom_id(alert_id) in rows and alert_id in api_seen:
-            report.console.append(rows[dom_id(alert_id)] / 1000 - at)
+        if row_id(alert_id, ORIGIN) in rows and alert_id in api_seen:
+            report.console.append(rows[row_id(alert_id, ORIGIN)] / 1000 - at)
             report.api.append(api_seen[alert_id] - at)
         else:
             report.missing += 1
-            report.missing_console += dom_id(alert_id) not in rows
+            report.missing_console += row_id(alert_id, ORIGIN) not in rows
     return report
 
 

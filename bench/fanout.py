@@ -192,8 +192,8 @@ async def check(redis: Redis, sent: dict[str, set[str]]) -> None:
         for unit in units:
             by_unit.setdefault(unit, set()).add(alert)
     for unit, expected in by_unit.items():
-        stored = {
-            k.decode() if isinstance(k, bytes) else k
+        stored = {  # fields are alert keys, "<origin>/<alert id>"
+            (k.decode() if isinstance(k, bytes) else k).partition("/")[2]
             for k in await redis.hkeys(streams.inbox_key(unit))
         }
         if stored != expected:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, NamedTuple, Self
 
 from pydantic import (
     AfterValidator,
@@ -39,8 +39,10 @@ from schemas.limits import (
 from schemas.vocabulary import UNIT_PATTERN, Severity
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
-REF_PATTERN = r"^[^\x00-\x1F\x7F-\x9F]+$"
-_PRINTABLE = r"[^\x00-\x1F\x7F-\x9F]*"
+# One line: no control character (C0, DEL, C1), nor the Unicode line and paragraph
+# separators, which would break a log line or a terminal row just the same.
+REF_PATTERN = r"^[^\x00-\x1F\x7F-\x9F\u2028\u2029]+$"
+PRINTABLE = r"[^\x00-\x1F\x7F-\x9F\u2028\u2029]*"
 
 
 class FrozenModel(BaseModel):
@@ -125,14 +127,51 @@ UnitId = Annotated[
 ]
 """A unit's id, e.g. ``BLO-OYBEK``."""
 
+REF_MAX = 256
+"""The longest id (and reference) an agency may give."""
+
 Ref = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=256, pattern=REF_PATTERN),
+    StringConstraints(min_length=1, max_length=REF_MAX, pattern=REF_PATTERN),
     BeforeValidator(
-        pattern_check(_PRINTABLE, "reference", "a reference (it has control characters)")
+        pattern_check(PRINTABLE, "reference", "a reference (it has control characters)")
     ),
 ]
-"""An event id or a reference to one: 1-256 characters, no control characters."""
+"""An event id or a reference to one: 1-256 characters, no control characters.
+
+Any other character is allowed — ``/``, ``%``, ``?``, ``#``, spaces, non-ASCII,
+``..`` — because agencies' own record numbers become ids (``BT-2024/0091``);
+in a URL path an id is one percent-encoded segment (README, "HTTP API").
+"""
+
+SYSTEM_ID_MAX = 512
+"""The longest id of an event the system emits: its ids embed an alert's id, its origin and
+a unit (``acknowledged/<origin>/<alert id>/<unit>``), so they outgrow :data:`REF_MAX`."""
+
+
+class AlertRef(NamedTuple):
+    """Which alert: the unit that raised it and the id it gave it.
+
+    Event ids are unique per source only (CloudEvents: ``(source, id)``
+    identifies an event), so two units' alerts may share an id and are still
+    two alerts. A change (``alert.updated``/``cancelled``/``closed``) names
+    its alert by ``subject`` and is always about an alert of its own source:
+    only the unit that raised an alert may change it.
+    """
+
+    origin: str
+    """The id of the unit that raised the alert (``BLO-OYBEK``)."""
+    id: str
+    """The alert's id (the ``alert.raised`` event's id)."""
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents source of the alert: ``/units/<origin>``."""
+        return f"/units/{self.origin}"
+
+    def __str__(self) -> str:
+        return f"alert {self.id!r} of {self.origin}"
+
 
 Text = Annotated[
     str,

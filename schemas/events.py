@@ -19,17 +19,24 @@ from pydantic import (
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from schemas.alerts import (
     COUNTRY_PATTERN,
+    PRINTABLE,
+    REF_MAX,
+    REF_PATTERN,
+    SYSTEM_ID_MAX,
     AlertCancelled,
     AlertClosed,
     AlertRaised,
+    AlertRef,
     AlertUpdated,
     Ref,
     Timestamp,
+    field_error,
     pattern_check,
 )
 from schemas.limits import MAX_COUNTRY_LIST, MAX_URI, ONE_LINE_PATTERN
@@ -110,6 +117,16 @@ def _country_list(value: Any) -> Any:
     return ",".join(parse_countries(value))
 
 
+EventId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SYSTEM_ID_MAX, pattern=REF_PATTERN),
+    BeforeValidator(
+        pattern_check(PRINTABLE, "reference", "a reference (it has control characters)")
+    ),
+]
+"""An event id: no control characters, 1-256 characters from an agency (:data:`REF_MAX`),
+up to 512 from the system (:data:`SYSTEM_ID_MAX`), whose ids embed an alert's."""
+
 CountryList = Annotated[
     str,
     StringConstraints(max_length=MAX_COUNTRY_LIST, pattern=COUNTRY_LIST_PATTERN),
@@ -125,7 +142,10 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     specversion: Literal["1.0"] = Field(description="CloudEvents version: always '1.0'.")
-    id: Ref = Field(description="Unique per source; (source, id) identifies the event.")
+    id: EventId = Field(
+        description="Unique per source; (source, id) identifies the event. Agencies' ids are "
+        "1-256 characters, any but control characters."
+    )
     source: str = Field(
         max_length=80,
         pattern=SOURCE_PATTERN,
@@ -137,7 +157,9 @@ class CloudEvent(BaseModel):
         None,
         validate_default=True,
         description="Case or alert reference; for alert.updated, alert.cancelled and "
-        "alert.closed (where it is required) the id of the original alert.",
+        "alert.closed (where it is required) the id of the original alert, which is an alert "
+        "of the change's own source: an alert is identified by (source, id), and only the unit "
+        "that raised it may change it.",
     )
     datacontenttype: Literal["application/json"] = Field(
         "application/json", description="Media type of data: always application/json."
@@ -212,10 +234,24 @@ class CloudEvent(BaseModel):
         # model's own validator, as model_validate would call it, without its Python wrapper.
         return model.__pydantic_validator__.validate_python(value, context=info.context)
 
+    @model_validator(mode="after")
+    def _agency_id_length(self) -> Self:
+        if self.unit is not None and len(self.id) > REF_MAX:
+            message = f"String should have at most {REF_MAX} characters"
+            raise field_error("CloudEvent", "id", "string_too_long", message, self.id)
+        return self
+
     @property
     def unit(self) -> str | None:
         """The originating unit's id (``/units/<UNIT-ID>``); None for the system's own events."""
         return self.source.removeprefix(_UNITS) if self.source.startswith(_UNITS) else None
+
+    @property
+    def alert_ref(self) -> AlertRef | None:
+        """The alert an agency's alert event is about: for ``alert.raised`` itself, for a
+        change the alert named by ``subject`` of the change's own source (only the unit that
+        raised an alert may change it). None for other events."""
+        return alert_ref_of(self.type, self.source, self.id, self.subject)
 
     @property
     def releasable_countries(self) -> frozenset[str] | None:
@@ -240,6 +276,20 @@ class CloudEvent(BaseModel):
     def from_json(cls, raw: bytes | str) -> Self:
         """Parse and validate wire JSON; pydantic ``ValidationError`` when it is not valid."""
         return cls.model_validate_json(raw)
+
+
+def alert_ref_of(
+    event_type: EventType, source: str, event_id: str, subject: str | None
+) -> AlertRef | None:
+    """:attr:`CloudEvent.alert_ref` from an event's attributes (of an event already valid)."""
+    if not source.startswith(_UNITS):
+        return None
+    unit = source.removeprefix(_UNITS)
+    if event_type is EventType.ALERT_RAISED:
+        return AlertRef(unit, event_id)
+    if event_type in NEEDS_SUBJECT and subject is not None:
+        return AlertRef(unit, subject)
+    return None
 
 
 def canonical_json(doc: dict[str, Any]) -> bytes:

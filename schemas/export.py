@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from schemas.alerts import REF_MAX, SYSTEM_ID_MAX
 from schemas.events import (
     DATA_MODELS,
     NEEDS_SUBJECT,
@@ -73,6 +74,7 @@ def event_schema(event_type: EventType) -> dict[str, Any]:
     props = schema["properties"]
     system = event_type in SYSTEM_TYPES
     props["source"]["pattern"] = SYSTEM_SOURCE_PATTERN if system else UNIT_SOURCE_PATTERN
+    props["id"]["maxLength"] = SYSTEM_ID_MAX if system else REF_MAX
     props["type"] = {
         "const": event_type.value,
         "description": props["type"]["description"],

@@ -2,6 +2,9 @@
 
 The notifier records each delivery, acknowledgement and escalation as an event
 on the streams, so the ledger holds what was said to whom and who answered.
+Each names its alert by ``alert_id`` and ``alert_source`` (the raising unit):
+two units' alerts may share an id (:class:`~schemas.alerts.AlertRef`). The
+events' own ids embed both, e.g. ``delivered/<alert source>/<alert id>/<unit>``.
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ from schemas.alerts import (
 from schemas.limits import MAX_COUNT
 from schemas.vocabulary import Reason, Severity, View
 
+_ALERT_SOURCE = (
+    "The unit that raised the alert: with alert_id it names the alert (ids are unique per "
+    "source only). Absent only in events recorded before it was added."
+)
+
 
 class AlertDelivered(FrozenModel):
     """``alert.delivered``: one recipient's inbox received an alert (one event per recipient)."""
 
     alert_id: Ref = Field(description="Id of the alert.raised event.")
-    alert_source: UnitId = Field(description="The unit that raised the alert.")
+    alert_source: UnitId = Field(
+        description="The unit that raised the alert: with alert_id it names the alert."
+    )
     recipient: UnitId = Field(description="The unit that received it.")
     reasons: Annotated[tuple[Reason, ...], at_least_one("reason")] = Field(
         json_schema_extra=MIN_ONE,
@@ -44,6 +54,7 @@ class AlertAcknowledged(FrozenModel):
     """``alert.acknowledged``: an officer of the receiving unit has taken note of the alert."""
 
     alert_id: Ref = Field(description="Id of the alert.raised event.")
+    alert_source: UnitId | None = Field(None, description=_ALERT_SOURCE)
     unit: UnitId = Field(description="The acknowledging unit.")
     principal: Name | None = Field(
         None,
@@ -64,6 +75,7 @@ class AlertEscalated(FrozenModel):
     """``alert.escalated``: a delivery was still unacknowledged at its deadline."""
 
     alert_id: Ref = Field(description="Id of the alert.raised event.")
+    alert_source: UnitId | None = Field(None, description=_ALERT_SOURCE)
     unit: UnitId = Field(description="The unit that did not acknowledge in time.")
     severity: Severity = Field(description="The alert's severity, which set the deadline.")
     deadline: Timestamp = Field(description="The acknowledgement deadline that passed.")
@@ -77,6 +89,7 @@ class AlertWebhookFailed(FrozenModel):
     """``alert.webhook_failed``: a unit's webhook endpoint never took a delivery."""
 
     alert_id: Ref = Field(description="Id of the alert.raised event.")
+    alert_source: UnitId | None = Field(None, description=_ALERT_SOURCE)
     event_id: Ref = Field(description="Id of the event that was being delivered.")
     unit: UnitId = Field(description="The unit whose endpoint failed.")
     webhook_id: Name = Field(description="The webhook-id sent with every attempt.")

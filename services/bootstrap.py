@@ -23,6 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services import log_hygiene, streams
+from services.alert_register import AlertRegister
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
 from services.config import FileConfig, Role, Settings, read_file_config, resolve_topology
@@ -126,6 +127,7 @@ class Runtime:
         self.screener = Screener(self.topology)
         self._stack.callback(self.screener.close)
         self.inbox = self._inbox(self.redis)
+        self.alert_register = AlertRegister(self.redis, dedupe_window=self._dedupe_window)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,
@@ -143,7 +145,7 @@ class Runtime:
             options = replace(INGEST_OPTIONS, **claim)
             loops += register_ingest(self.broker, self.redis, self.config.principals, self.screener,
                                      self.publisher, consumer_name("ingest"), options,
-                                     self.metrics)  # fmt: skip
+                                     self.metrics, self.alert_register)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
             loops += register_ledger(self.broker, self.redis, self.ledger,
@@ -212,11 +214,15 @@ class Runtime:
         )
         self._stack.push_async_callback(self.live.aclose)
 
+    @property
+    def _dedupe_window(self) -> int:
+        return int(self.settings.dedupe_window.total_seconds())
+
     def _inbox(self, client: Redis) -> RedisInbox:
-        """The inboxes, through ``client``."""
+        """The inboxes (and the register of alerts), through ``client``."""
         return RedisInbox(
             client,
-            dedupe_window=int(self.settings.dedupe_window.total_seconds()),
+            dedupe_window=self._dedupe_window,
             retention=self.settings.inbox_retention.total_seconds(),
         )
 
@@ -298,6 +304,7 @@ class Runtime:
             topology=self.topology,
             authenticator=Authenticator(self.config.principals),
             publisher=self.api_notifier.publisher,
+            owners=AlertRegister(self.api_redis, dedupe_window=self._dedupe_window),
             inbox=self.api_inbox,
             redis=self.api_redis,
             notifier=self.api_notifier,

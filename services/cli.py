@@ -123,11 +123,15 @@ def ack(
         str | None, typer.Option(help="Your name, recorded beside cli:<OS user>.")
     ] = None,
     note: Annotated[str | None, typer.Option(help="A remark for the record.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="The unit that raised it, when UNIT got alerts of this id from several."),
+    ] = None,
 ) -> None:
     """Acknowledge one alert for UNIT; recorded as cli:<OS user> (and --officer as typed)."""
     from services.tools import acknowledge_alert
 
-    asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console))
+    asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console, source))
 
 
 def _error(kind: str, message: object) -> None:

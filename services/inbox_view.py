@@ -103,9 +103,10 @@ def _block(item: Mapping[str, Any], now: datetime) -> list[str]:
 
 
 def _notice(notice: Mapping[str, Any]) -> list[str]:
+    origin = notice.get("alert_source")  # two units' alerts may share an id: say whose
     return [
         f"  {safe(notice.get('unit', '?'))} did not acknowledge by {_when(notice.get('deadline'))}",
-        f"    alert {safe(notice.get('alert_id', ''))}",
+        f"    alert {safe(notice.get('alert_id', ''))}" + (f" of {safe(origin)}" if origin else ""),
     ]
 
 

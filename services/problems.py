@@ -56,10 +56,13 @@ class Problem(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail = status, title, detail
         self.errors, self.headers = errors, headers
+        self.extensions = extensions or {}
+        """More members of the document (RFC 9457 §3.2), e.g. the sources to choose from."""
 
     def body(self, instance: str) -> dict[str, Any]:
         """The problem document."""
@@ -69,7 +72,7 @@ class Problem(Exception):
         doc["instance"] = instance
         if self.errors is not None:
             doc["errors"] = self.errors
-        return doc
+        return {**self.extensions, **doc}
 
 
 def _respond(request: Request, problem: Problem) -> JSONResponse:

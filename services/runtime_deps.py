@@ -10,6 +10,7 @@ from fastapi import Header, Request
 from redis.asyncio import Redis
 
 from schemas.topology import Topology
+from services.alert_register import OwnerCheck
 from services.auth import Authenticator
 from services.bus import Publisher
 from services.config import ConsoleOptions, Principal
@@ -28,6 +29,8 @@ class Deps:
     topology: Topology
     authenticator: Authenticator
     publisher: Publisher
+    owners: OwnerCheck
+    """Which alerts other units raised: ingest refuses another unit's change."""
     inbox: RedisInbox
     redis: Redis
     notifier: NotifierDeps

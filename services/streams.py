@@ -6,6 +6,7 @@ scripts that touch several of them at once stay on one slot.
 
 from collections.abc import Iterable
 
+from schemas.alerts import AlertRef
 from schemas.vocabulary import SYSTEM_TYPES, EventType
 
 PREFIX = "{liaison}"
@@ -87,13 +88,15 @@ EVENT_FIELD = "__data__"
 """The stream-entry field holding the CloudEvent's JSON (FastStream's raw-data field)."""
 
 DEADLINES = f"{PREFIX}:deadlines"
-"""Sorted set ``unit\nalert id`` → acknowledgement deadline (epoch seconds)."""
+"""Sorted set ``unit\norigin\nalert id`` → acknowledgement deadline (epoch seconds)."""
 
 FEED_MAXLEN = 10_000
 """Entries kept per unit feed: it serves live screens; the inbox is the record."""
 
 ALERT_ORIGINS = f"{PREFIX}:alert-origins"
-"""Hash alert id → source of the ``alert.raised`` that first used it: an alert id names one alert."""
+"""Hash alert id → the sources that raised an alert with that id, space-separated, in the
+order the notifier first delivered them (``/units/BLO-OYBEK /units/BLO-FOTEHOBOD``). Written
+by the notifier, read by ingest to refuse another unit's change (:mod:`services.alert_register`)."""
 
 INBOX_PREFIX = f"{PREFIX}:inbox:"
 ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"
@@ -109,50 +112,65 @@ def stream_for(event_type: EventType) -> str:
 
 
 def inbox_key(unit: str) -> str:
-    """Hash ``alert id`` → delivery JSON of one unit."""
+    """Hash alert key (:func:`alert_key`) → delivery JSON of one unit."""
     return f"{INBOX_PREFIX}{unit}"
 
 
 def inbox_order_key(unit: str) -> str:
-    """Sorted set of a unit's alert ids scored by delivery time (newest first on read)."""
+    """Sorted set of a unit's alert keys scored by delivery time (newest first on read)."""
     return f"{INBOX_PREFIX}{unit}:order"
 
 
-def recipients_key(alert_id: str) -> str:
+def alert_key(alert: AlertRef) -> str:
+    """An alert in key names and hash fields: ``<origin>/<alert id>``.
+
+    Unit ids never hold ``/``, so the first one ends the origin: two alerts
+    with the same id from two units never share a key.
+    """
+    return f"{alert.origin}/{alert.id}"
+
+
+def alert_of_key(key: str) -> AlertRef:
+    """The alert of an :func:`alert_key`."""
+    origin, _, alert_id = key.partition("/")
+    return AlertRef(origin, alert_id)
+
+
+def recipients_key(alert: AlertRef) -> str:
     """Hash ``unit`` → view of everyone who received an alert (for updates and closures)."""
-    return f"{ALERT_RECIPIENTS_PREFIX}{alert_id}"
+    return f"{ALERT_RECIPIENTS_PREFIX}{alert_key(alert)}"
 
 
-def inbox_changes_key(unit: str, alert_id: str) -> str:
+def inbox_changes_key(unit: str, alert: AlertRef) -> str:
     """Hash ``change id`` → the unit's copy of an alert's change (a reference into the
     alert's views, or, stored before, the copy itself)."""
-    return f"{inbox_key(unit)}:changes:{alert_id}"
+    return f"{inbox_key(unit)}:changes:{alert_key(alert)}"
 
 
 def inbox_acks_key(unit: str) -> str:
-    """Hash ``alert id`` → the unit's acknowledgement of it."""
+    """Hash alert key → the unit's acknowledgement of it."""
     return f"{inbox_key(unit)}:acks"
 
 
 def inbox_escalations_key(unit: str) -> str:
-    """Hash ``alert id`` → the escalation of the unit's delivery of it."""
+    """Hash alert key → the escalation of the unit's delivery of it."""
     return f"{inbox_key(unit)}:escalations"
 
 
 def inbox_notices_key(unit: str) -> str:
-    """Hash ``<unit>/<alert id>`` → escalation notice, of a coordinator."""
+    """Hash ``<unit>/<alert key>`` → escalation notice, of a coordinator."""
     return f"{inbox_key(unit)}:notices"
 
 
 INBOX_EXPIRY = f"{INBOX_PREFIX}expiry"
-"""Sorted set ``alert id`` → when its inbox entries expire (epoch seconds): its last
+"""Sorted set alert key → when its inbox entries expire (epoch seconds): its last
 delivery, change or acknowledgement plus ``INBOX_RETENTION``."""
 
 
-def views_key(alert_id: str) -> str:
+def views_key(alert: AlertRef) -> str:
     """Hash of an alert's rendered views (one copy each, whoever received it): ``full``,
     ``non-nominal``, and each change's copies; inbox entries refer to them by field."""
-    return f"{INBOX_PREFIX}views:{alert_id}"
+    return f"{INBOX_PREFIX}views:{alert_key(alert)}"
 
 
 def feed_key(unit: str) -> str:

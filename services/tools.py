@@ -22,6 +22,7 @@ from services.config import ConfigError, Settings, read_file_config, resolve_top
 from services.inbox_view import print_inbox
 from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
+from services.notifier.lookup import AmbiguousAlert, received_alert
 from services.notifier.routing import route_alert
 from services.private import data_directory, describe_data_dir
 from services.redis_client import connect
@@ -127,11 +128,13 @@ async def acknowledge_alert(
     officer: str | None,
     note: str | None,
     console: Console,
+    source: str | None = None,
 ) -> None:
     """Acknowledge on behalf of an officer of the unit, as ``cli:<OS user>``.
 
     The command line has no token: who ran it is the account on this host (one that can
     reach the server), recorded as the principal beside the typed ``officer`` name.
+    ``source``: whose alert, when the unit received alerts of this id from several units.
     """
     topology = _topology(settings)
     if unit not in topology:
@@ -142,13 +145,20 @@ async def acknowledge_alert(
         retention = settings.inbox_retention.total_seconds()
         inbox = RedisInbox(redis, dedupe_window=window, retention=retention)
         deps = NotifierDeps(topology, inbox, RedisPublisher(redis, **settings.publisher_options))
-        stored = await acknowledge(unit, alert_id, by, deps)
-    if stored is None:
-        raise ConfigError(f"{unit} has not received alert {alert_id!r}")
+        try:
+            alert = await received_alert(inbox, unit, alert_id, source)
+        except AmbiguousAlert as exc:
+            raise ConfigError(f"{exc} (--source UNIT)") from None
+        except ValueError as exc:
+            raise ConfigError(f"--source: {exc}") from None
+        stored = None if alert is None else await acknowledge(unit, alert, by, deps)
+    if alert is None or stored is None:
+        whose = f" from {source}" if source else ""
+        raise ConfigError(f"{unit} has not received alert {alert_id!r}{whose}")
     typed = f" (typed name {safe(repr(stored['officer']))})" if stored.get("officer") else ""
     console.print(
-        f"{safe(alert_id)} acknowledged by {safe(stored['acknowledged_by'])}{typed} at "
-        f"{safe(stored['acknowledged_at'])}",
+        f"{safe(alert_id)} of {safe(alert.origin)} acknowledged by "
+        f"{safe(stored['acknowledged_by'])}{typed} at {safe(stored['acknowledged_at'])}",
         highlight=False,
     )
 

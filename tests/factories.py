@@ -40,3 +40,24 @@ def seizure(unit: str = "IMT-GULISTAN", grams: float = 20032, **extra: Any) -> d
         "route": ["TJ", "UZ", "KZ"],
     }
     return event("seizure.reported", unit, data, **extra)
+
+
+AWKWARD_IDS = [
+    "BT-2024/0091",  # the border-xml sample's
+    "50%off",
+    "%2F",  # a literal percent-escape: decoded once, never twice
+    "what?",
+    "case#7",
+    "with space",
+    "Ойбек-№5",  # non-ASCII
+    ".",
+    "..",
+    "a/../b",
+    "/lead",
+    "trail/",
+    "x/ack",  # ends like the route itself
+    "stream",
+    "L/" * 128,  # as long as the schema allows (256)
+    "N" * 256,
+]
+"""Ids the schema accepts that URLs, keys and receipts must carry intact (issue 12, defect 2)."""

@@ -109,7 +109,19 @@ def _summary(row: tuple[int, str, str, str, str]) -> dict[str, Any]:
     return {"seq": seq, "hash": digest, "recorded_at": recorded_at,
             "type": event.get("type", "?"), "source": event.get("source", "?"),
             "id": event.get("id", "?"), "subject": event.get("subject"),
-            "time": event.get("time")}  # fmt: skip
+            "time": event.get("time"), "alert_source": alert_source_of(event)}  # fmt: skip
+
+
+def alert_source_of(event: dict[str, Any]) -> str | None:
+    """The unit whose alert an event is about, as a trail link's ``?source=`` (None: unknown,
+    the trail page then asks when several units used the id)."""
+    if str(event.get("type", "")).startswith("alert.") and str(event.get("source", "")).startswith(
+        "/units/"
+    ):
+        return str(event["source"]).removeprefix("/units/")  # an alert's own event: its origin's
+    data = event.get("data")
+    origin = data.get("alert_source") if isinstance(data, dict) else None
+    return origin if isinstance(origin, str) else None
 
 
 @router.get("/ledger/entries/{seq}")
@@ -129,7 +141,16 @@ async def entry_page(request: Request, seq: int) -> Response:
         event: dict[str, Any] = parsed
     except ValueError:
         event = {}
-    return render(request, "entry.html", viewer=who, entry=entry, pretty=pretty, event=event)
+    whose = alert_source_of(event) if isinstance(event, dict) else None
+    return render(
+        request,
+        "entry.html",
+        viewer=who,
+        entry=entry,
+        pretty=pretty,
+        event=event,
+        alert_source=whose,
+    )
 
 
 @router.post("/ledger/verify")
@@ -143,18 +164,37 @@ async def verify(request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/ledger#verify", status_code=303)
 
 
-async def _trail_entries(request: Request, alert_id: str) -> list[tuple[int, str, dict[str, Any]]]:
+async def _origin(request: Request, alert_id: str, source: str | None) -> str | None:
+    """Whose alert of this id the trail is: ``source``, or the one unit that raised one
+    (409 when several did: the page names them, a link says ``?source=``)."""
+    if source:
+        return source.removeprefix("/units/")
+    try:
+        return await audit.raised_by(runtime(request).ledger, alert_id)
+    except audit.AmbiguousAlert as exc:
+        raise Problem(409, "Ambiguous alert id", f"{exc} (?source=UNIT)") from None
+
+
+async def _trail_entries(
+    request: Request, alert_id: str, source: str | None = None
+) -> list[tuple[int, str, dict[str, Any]]]:
     deps = runtime(request)
+    origin = await _origin(request, alert_id, source)
     async with aclosing(deps.ledger.entries(Query(about=alert_id))) as entries:
-        return [(e.seq, e.hash, e.event) async for e in entries]
+        return [
+            (e.seq, e.hash, e.event)
+            async for e in entries
+            if origin is None or audit.in_trail_of(e.event, origin)
+        ]
 
 
 @router.get("/alerts/{alert_id:path}")
-async def trail_page(request: Request, alert_id: str) -> Response:
-    """One alert's whole story, every step with its ledger seq and hash."""
+async def trail_page(request: Request, alert_id: str, source: str | None = None) -> Response:
+    """One alert's whole story, every step with its ledger seq and hash (``source``: whose,
+    when several units raised alerts of this id)."""
     who = await _auditor(request)
     deps = runtime(request)
-    listed = await _trail_entries(request, alert_id)
+    listed = await _trail_entries(request, alert_id, source)
     if not listed:
         raise Problem(404, "No such alert", f"the ledger has nothing about alert {alert_id!r}")
     steps = timeline.build(listed, deps.topology, timeline.Viewer())
@@ -163,6 +203,7 @@ async def trail_page(request: Request, alert_id: str) -> Response:
     marks = Marks(origin=raised.unit if raised else None, recipients=recipients)
     return render(
         request, "trail.html", viewer=who, alert_id=alert_id, steps=steps, raised=raised,
+        source=raised.unit if raised else source,
         recipients=recipients, marks=marks, topology=deps.topology, zones=zones_of(deps),
     )  # fmt: skip
 
@@ -188,12 +229,12 @@ def _csv(header: list[str], rows: list[list[object]], filename: str) -> Response
 
 
 @router.get("/export/trail.csv")
-async def trail_csv(request: Request, alert_id: str) -> Response:
+async def trail_csv(request: Request, alert_id: str, source: str | None = None) -> Response:
     """The trail as CSV: one row per step, times in UTC, ledger seq and hash."""
     await _auditor(request)
     deps = runtime(request)
     steps = timeline.build(
-        await _trail_entries(request, alert_id), deps.topology, timeline.Viewer()
+        await _trail_entries(request, alert_id, source), deps.topology, timeline.Viewer()
     )
     rows: list[list[object]] = [
         [s.seq, utc_text(s.at), s.type, s.unit, " ".join(s.reasons), s.view, s.officer,
@@ -206,14 +247,18 @@ async def trail_csv(request: Request, alert_id: str) -> Response:
 
 
 @router.get("/export/trail.jsonl")
-async def trail_jsonl(request: Request, alert_id: str) -> Response:
+async def trail_jsonl(request: Request, alert_id: str, source: str | None = None) -> Response:
     """The trail's ledger entries as JSON lines, stored text verbatim (``ledger replay``'s form)."""
     await _auditor(request)
     deps = runtime(request)
+    origin = await _origin(request, alert_id, source)
     lines: list[str] = []
     async with aclosing(deps.ledger.pages(Query(about=alert_id))) as pages:
         async for page in pages:
-            lines += scan.json_lines(page)
+            kept = [
+                r for r in page if origin is None or audit.in_trail_of(json.loads(r[4]), origin)
+            ]
+            lines += scan.json_lines(kept)
     return Response("".join(lines), media_type="application/jsonl",
                     headers={"Content-Disposition": 'attachment; filename="trail.jsonl"'})  # fmt: skip
 

@@ -18,15 +18,18 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
+from schemas.alerts import AlertRef
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Role
 from services.console import timeline, views
 from services.console.render import PREFIX, Viewer, path_id, render
 from services.console.svgmap import Marks
 from services.console.web import form_text, posted, runtime, safe_back, sessions, viewer
+from services.ledger.audit import in_trail_of
 from services.ledger.store import Query
 from services.notifier.api import LiveResponse, open_screen
 from services.notifier.handlers import Acknowledger, acknowledge
+from services.notifier.lookup import AmbiguousAlert, received_alert
 from services.problems import Problem
 from services.runtime_deps import Deps
 
@@ -39,6 +42,21 @@ each change or keep-alive (``LIVE_HEARTBEAT``) at least this long after the last
 def _known(deps: Deps, unit: str) -> None:
     if unit not in deps.topology:
         raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
+
+
+async def received(deps: Deps, unit: str, alert_id: str, source: str | None) -> AlertRef:
+    """The alert of this id (from ``source``, when given) in the unit's inbox: 404 if there is
+    none, 409 if several units' alerts have this id and no ``source`` says which."""
+    try:
+        alert = await received_alert(deps.inbox, unit, alert_id, source)
+    except AmbiguousAlert as exc:
+        raise Problem(409, "Ambiguous alert id", str(exc)) from None
+    except ValueError as exc:
+        raise Problem(422, "Invalid request", f"source: {exc}") from None
+    if alert is None:
+        whose = f" from {source}" if source else ""
+        raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}{whose}")
+    return alert
 
 
 def zone_of(deps: Deps, unit: str | None) -> ZoneInfo:
@@ -107,9 +125,10 @@ async def acknowledge_alert(request: Request, unit: str) -> Response:
     note = form_text(form, "note", 2000)
     if alert_id is None:
         raise Problem(422, "Invalid request", "which alert? alert_id is missing")
+    alert = await received(deps, unit, alert_id, form_text(form, "alert_source", 72))
     by = Acknowledger(who.principal.name, who.principal.person, None, note)
     try:
-        stored = await acknowledge(unit, alert_id, by, deps.notifier)
+        stored = await acknowledge(unit, alert, by, deps.notifier)
     except ValidationError as invalid:  # e.g. a control character in the note: nothing written
         reason = invalid.errors()[0]["msg"]
         raise Problem(422, "Invalid request", f"note: {reason}") from None
@@ -172,11 +191,14 @@ async def alert_page(request: Request, unit: str, alert_id: str) -> Response:
     deps = runtime(request)
     require_unit_reader(who.principal, unit)
     _known(deps, unit)
-    delivery = await deps.inbox.get(unit, alert_id)
+    alert = await received(deps, unit, alert_id, request.query_params.get("source"))
+    delivery = await deps.inbox.get(unit, alert)
     if delivery is None:
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
     async with aclosing(deps.ledger.entries(Query(about=alert_id))) as entries:
-        listed = [(e.seq, e.hash, e.event) async for e in entries]
+        listed = [
+            (e.seq, e.hash, e.event) async for e in entries if in_trail_of(e.event, alert.origin)
+        ]
     officer_view = timeline.Viewer(unit, deps.topology.country_of(unit))
     steps = timeline.build(listed, deps.topology, officer_view)
     recipients = {s.unit: s.reasons for s in steps if s.type == "alert.delivered" and s.unit}
@@ -188,6 +210,6 @@ async def alert_page(request: Request, unit: str, alert_id: str) -> Response:
         row=row, event=delivery.get("event") or {}, steps=steps, recipients=recipients,
         marks=marks, topology=deps.topology, zone=zone_of(deps, unit),
         can_ack=who.principal.role is Role.OFFICER and who.principal.unit == unit,
-        back=f"{PREFIX}/units/{unit}/alerts/{path_id(alert_id)}",
+        back=f"{PREFIX}/units/{unit}/alerts/{path_id(alert_id)}?source={alert.origin}",
         now=datetime.now(UTC),
     )  # fmt: skip

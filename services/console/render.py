@@ -7,12 +7,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from services.alert_paths import path_segment
 from services.config import Principal
 from services.console import i18n, timeline, views
 from services.console.charts import bar_chart
@@ -35,14 +35,20 @@ class Viewer:
 
 
 def path_id(value: str) -> str:
-    """An alert id as one URL path segment: every ``/``, ``?``, ``#``, ``%`` and ``..`` escaped,
-    so browsers neither split nor normalise it (the routes take the decoded rest of the path)."""
-    return quote(value, safe="")
+    """An alert id as one URL path segment: every ``/``, ``?``, ``#`` and ``%`` escaped, and
+    an id of dots only as ``%2E``, so browsers neither split nor normalise it (the routes take
+    the decoded rest of the path): :func:`services.alert_paths.path_segment`."""
+    return path_segment(value)
 
 
 def dom_id(value: str) -> str:
     """A stable HTML id for any alert id (which may hold any printable character)."""
     return "a" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def row_id(alert_id: str, origin: str) -> str:
+    """The HTML id of an inbox row: two units' alerts may share an id, never a row."""
+    return dom_id(f"{origin}/{alert_id}")
 
 
 @functools.cache
@@ -58,6 +64,7 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["path_id"] = path_id
     env.filters["dom_id"] = dom_id
+    env.filters["row_id"] = row_id
     env.globals["PREFIX"] = PREFIX
     env.globals["STATIC_VERSION"] = STATIC_VERSION
     env.globals["LANGUAGES"] = i18n.NAMES

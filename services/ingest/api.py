@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from services import problems
 from services.config import Principal, Role
-from services.ingest.intake import MAX_BATCH
+from services.ingest.content_modes import locate, located_in
+from services.ingest.intake import MAX_BATCH, foreign_changes
 from services.ingest.screening import MAX_BODY
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from services.problems import Problem
@@ -50,13 +51,15 @@ async def _read_body(request: Request) -> bytes:
     description="Structured mode (`application/cloudevents+json` or `application/json`), "
     "binary mode (`ce-*` headers, `data` as the body: `Content-Type: application/json`, or none "
     "for an event without `datacontenttype`) or a batch "
-    f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}).",
+    f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}). "
+    "409 when a change (`alert.updated`/`cancelled`/`closed`) names an alert that another "
+    "unit raised: only the unit that raised an alert may change it.",
     responses={
         202: {
             "description": '{"accepted": [ids], "duplicates": [ids]}',
             "content": {"application/json": {"schema": _ACCEPTED}},
         },
-        **problems.documented(400, 401, 403, 413, 415, 422, 503),
+        **problems.documented(400, 401, 403, 409, 413, 415, 422, 503),
     },
     openapi_extra={"requestBody": {"required": True, "content": _BODIES}},
 )
@@ -71,6 +74,15 @@ async def publish_events(
     body = await _read_body(request)
     # units checked before the full validation, large bodies off the event loop (screening.py)
     events = await runtime.screener.events(request.headers, body, principal.name, principal.units)
+    binary, batch = located_in(request.headers, body)
+    refused = await foreign_changes(events, runtime.owners, batch)
+    if refused:  # told now, rather than accepted and dead-lettered by the notifier
+        raise Problem(
+            409,
+            "Another unit's alert",
+            "; ".join(r.message for r in refused),
+            errors=[locate(r, binary).to_dict() for r in refused],
+        )
     flags = await runtime.publisher.publish(events)
     new = sum(flags)
     runtime.metrics.inc(EVENTS_ACCEPTED, new, "http")

@@ -8,6 +8,7 @@ from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from services import streams
+from services.alert_register import OwnerCheck
 from services.bus import Entry, Publisher
 from services.config import Principal, Role
 from services.ingest.ingress import forward
@@ -27,6 +28,7 @@ def register_ingest(
     consumer: str,
     options: GroupOptions = INGEST_OPTIONS,
     metrics: Metrics = NO_METRICS,
+    owners: OwnerCheck | None = None,
 ) -> list[Claimer]:
     """Subscribe ingest's consumer group to every publisher's ingress stream; return the
     claimers to run."""
@@ -36,7 +38,7 @@ def register_ingest(
             continue
 
         async def handle(entries: Sequence[Entry], agency: Principal = agency) -> None:
-            await forward(entries, agency, screener, publisher, redis, metrics)
+            await forward(entries, agency, screener, publisher, redis, metrics, owners)
 
         claimers.append(
             subscribe_group(

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from services.alert_register import AlertRegister
 from services.bus import RedisPublisher, ensure_groups
 from services.config import ConfigError, Settings, read_file_config, resolve_topology
 from services.config import settings_from_env as _settings
@@ -53,8 +54,10 @@ async def run_import(
         async with connect_redis(settings, create=True) as redis:
             await ensure_groups(redis)  # before anything publishes
             try:
+                options = settings.publisher_options
                 return await import_file(
-                    adapter, file, topology, RedisPublisher(redis, **settings.publisher_options),
+                    adapter, file, topology, RedisPublisher(redis, **options),
+                    owners=AlertRegister(redis, dedupe_window=options["dedupe_window"]),
                     dead_letters=redis if dead_letter else None, label=path.name,
                     progress=lambda: bar.update(task, completed=file.tell()),
                 )  # fmt: skip

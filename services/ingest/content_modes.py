@@ -101,6 +101,14 @@ def _unquote_http(quoted: str) -> str:
     return "".join(out)
 
 
+def located_in(headers: Mapping[str, str], body: bytes) -> tuple[bool, bool]:
+    """Of a request :func:`decode` accepted: whether it was binary mode, and a batch (an
+    error's ``index`` is then the event's position, else None)."""
+    structured = (_media_type(headers.get("content-type")) or "").startswith(_CE_MEDIA)
+    binary = not structured and any(name.lower().startswith(CE_PREFIX) for name in headers)
+    return binary, not binary and body.lstrip()[:1] == b"["
+
+
 def locate(rejection: Rejection, binary: bool) -> Rejection:
     """In binary mode an attribute's error names its header (``ce-source``), not a field."""
     if not binary or rejection.field == "data" or rejection.field.startswith("data."):

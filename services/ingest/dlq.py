@@ -27,12 +27,14 @@ from redis.exceptions import ResponseError
 from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services import streams
+from services.alert_register import AlertRegister
 from services.bus import RedisPublisher
 from services.config import Principal
 from services.ingest.adapters import ADAPTERS
 from services.ingest.adapters.base import Record, RowInvalid
 from services.ingest.importer import IMPORT_ORIGIN, check_record
 from services.ingest.ingress import NotAnEvent, event_of
+from services.ingest.intake import foreign_changes
 
 
 class NotFound(LookupError):
@@ -119,6 +121,8 @@ async def _redrive(
     ingress = streams.publisher_of_ingress(letter.origin)
     if ingress is not None or letter.origin.startswith(IMPORT_ORIGIN):
         event = _event(letter, topology, principals)
+        for rejection in await foreign_changes([event], AlertRegister(redis), batch=False):
+            raise StillInvalid(f"{rejection.field}: {rejection.message}")
         [new] = await RedisPublisher(redis).publish([event])
         verb = "published" if new else "was already published:"
         return f"{verb} {event.type} {event.id} from {event.source}"

@@ -3,7 +3,9 @@
 Rows are validated one by one (a bad row never stops the file) and the
 good ones published in batches, each batch all-or-nothing through the
 idempotent :class:`~services.bus.Publisher`: an event id derived from the
-agency's own record number makes a re-import publish nothing new.
+agency's own record number makes a re-import publish nothing new. Before a
+batch is published, a row changing an alert that another unit raised is
+rejected, naming the owner (:func:`~services.ingest.intake.foreign_changes`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import IO
 
 from redis.asyncio import Redis
 
-from schemas.events import CloudEvent
+from schemas.events import NEEDS_SUBJECT, CloudEvent
 from schemas.topology import Topology
 from services import streams
+from services.alert_register import OwnerCheck
 from services.bus import Publisher, dead_letter_fields, seen_field
 from services.ingest.adapters.base import Adapter, Record, RowInvalid, agency_field
-from services.ingest.intake import Rejected, validate_event
+from services.ingest.intake import Rejected, foreign_changes, validate_event
 
 BATCH = 500
 IMPORT_ORIGIN = "import:"
@@ -87,22 +90,37 @@ async def import_file(
     topology: Topology,
     publisher: Publisher,
     *,
+    owners: OwnerCheck,
     dead_letters: Redis | None = None,
     label: str = "",
     progress: Callable[[], None] | None = None,
 ) -> ImportSummary:
-    """Publish a file's valid rows in batches; report the others (and dead-letter them if asked)."""
+    """Publish a file's valid rows in batches; report the others (and dead-letter them if asked).
+
+    ``owners`` tells which alerts other units raised (a row may change only its unit's own).
+    """
     summary = ImportSummary()
     batch: list[CloudEvent] = []
+    changes: dict[int, Record] = {}  # batch index → row of each alert change, which may be refused
     refused: list[tuple[Record, RowInvalid]] = []
 
     async def flush() -> None:
-        flags = await publisher.publish(batch)
+        refusals: set[int] = set()
+        for rejection in await foreign_changes(batch, owners):
+            assert rejection.index is not None  # a batch's rejections say where
+            refusals.add(rejection.index)
+            record = changes[rejection.index]
+            field = agency_field(rejection.field, adapter.fields)
+            summary.rejected_rows += 1
+            summary.errors.append(RowError(record.row, field, rejection.message))
+            refused.append((record, RowInvalid([(field, rejection.message)])))
+        flags = await publisher.publish([ev for i, ev in enumerate(batch) if i not in refusals])
         summary.published += sum(flags)
         summary.duplicates += len(flags) - sum(flags)
         if dead_letters is not None and refused:
             await _dead_letter(dead_letters, adapter, label, refused)
         batch.clear()
+        changes.clear()
         refused.clear()
         if progress is not None:
             progress()
@@ -114,10 +132,13 @@ async def import_file(
             summary.errors += [RowError(record.row, f, reason) for f, reason in outcome.errors]
             refused.append((_detached(adapter, record), outcome))
         else:
+            if outcome.type in NEEDS_SUBJECT:
+                changes[len(batch)] = _detached(adapter, record)
             batch.append(outcome)
         if len(batch) + len(refused) >= BATCH:
             await flush()
     await flush()
+    summary.errors.sort(key=lambda error: error.row)  # those found at publication came last
     return summary
 
 

@@ -7,7 +7,9 @@ field ``__data__``; its Valkey user may append there and nowhere else. Ingest
 validates each entry as the HTTP API would (:func:`~services.ingest.intake.validate_event`),
 for that publisher's units only, publishes the valid ones to their canonical
 streams through the idempotent publisher, and puts the others on the dead-letter
-stream with the reason; only then are the entries acknowledged (by the caller),
+stream with the reason — a change of an alert that another unit raised among them
+(:func:`~services.ingest.intake.foreign_changes`, reason ``invalid event: subject: …``);
+only then are the entries acknowledged (by the caller),
 so a crash in between redelivers them and the publisher's ``(source, id)`` check
 keeps the effect single. Entries over 16 KiB are screened in the worker processes
 of :mod:`~services.ingest.screening`, and the loop is yielded between entries, so
@@ -26,9 +28,10 @@ from redis.asyncio import Redis
 from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services import streams
+from services.alert_register import AlertRegister, OwnerCheck
 from services.bus import Entry, Publisher, dead_letter_fields
 from services.config import Principal
-from services.ingest.intake import Rejected, validate_event
+from services.ingest.intake import Rejected, foreign_changes, validate_event
 from services.ingest.screening import INLINE_MAX, MAX_BODY, Screened, Screener
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, NO_METRICS, Metrics
 from services.problems import Problem
@@ -95,26 +98,35 @@ async def forward(
     publisher: Publisher,
     redis: Redis,
     metrics: Metrics = NO_METRICS,
+    owners: OwnerCheck | None = None,
 ) -> None:
     """Publish the valid entries of ``agency``'s ingress, dead-letter the others
     (atomically, all of them at once).
 
+    ``owners`` (default: the register on ``redis``) tells which alerts other units raised.
     Raises only when Redis fails; then nothing is acknowledged and the claimer
     redelivers the batch (a re-publish is a duplicate, so nothing doubles).
     """
-    valid: list[CloudEvent | Screened] = []
+    parsed: list[tuple[Entry, CloudEvent | Screened]] = []
     refused: list[tuple[Entry, str]] = []
     for entry in entries:
         try:
             if len(entry.payload) > MAX_BODY:
                 raise NotAnEvent(f"larger than {MAX_BODY} bytes, the limit of an HTTP request")
             if len(entry.payload) > INLINE_MAX:
-                valid.append(await _screened(entry.payload, agency, screener))
+                parsed.append((entry, await _screened(entry.payload, agency, screener)))
             else:
-                valid.append(event_of(entry.payload, screener.topology, agency))
+                parsed.append((entry, event_of(entry.payload, screener.topology, agency)))
         except NotAnEvent as exc:
             refused.append((entry, str(exc)))
         await asyncio.sleep(0)  # a batch of 500 entries never holds the loop for long
+    events = [event for _, event in parsed]
+    foreign = {
+        r.index: f"invalid event: {r.field}: {r.message}"
+        for r in await foreign_changes(events, owners or AlertRegister(redis))
+    }
+    refused += [(parsed[i][0], why) for i, why in foreign.items() if i is not None]
+    valid = [event for i, event in enumerate(events) if i not in foreign]
     if valid:
         new = sum(await publisher.publish(valid))
         metrics.inc(EVENTS_ACCEPTED, new, "ingress")

@@ -2,21 +2,24 @@
 
 Pure functions: the HTTP API, the file adapters and the Redis ingress all
 validate through here, so an event means the same thing whichever way it came.
+One check needs the system's state: whether a change names an alert that
+another unit raised (:func:`foreign_changes`, through a read-only port).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from schemas.alerts import MAX_ALERT_BYTES, AlertRaised
-from schemas.events import CloudEvent, canonical_json
+from schemas.events import NEEDS_SUBJECT, CloudEvent, alert_ref_of, canonical_json
 from schemas.limits import explain
 from schemas.topology import Topology
 from schemas.vocabulary import AGENCY_TYPES, EventType
+from services.alert_register import OwnerCheck, not_theirs
 
 MAX_BATCH = 1000
 
@@ -150,3 +153,46 @@ def foreign_units(events: Sequence[CloudEvent], allowed: Iterable[str]) -> list[
     """Units the events speak for that the publisher may not publish for."""
     permitted = set(allowed)
     return sorted({ev.unit for ev in events if ev.unit and ev.unit not in permitted})
+
+
+class Attributes(Protocol):
+    """What :func:`foreign_changes` reads of an event (a :class:`CloudEvent`, or ingest's
+    screened form of one)."""
+
+    @property
+    def type(self) -> EventType: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+
+
+async def foreign_changes(
+    events: Sequence[Attributes], owners: OwnerCheck, batch: bool = True
+) -> list[Rejection]:
+    """A rejection (at ``subject``, naming the owners) for each change of an alert that its
+    source never raised while another unit did: only the originator changes an alert.
+
+    A change of an alert raised earlier in the same batch, or published and not delivered
+    yet, is its source's own; one of an id nobody raised yet passes (the notifier holds it
+    until its alert comes, and dead-letters it if it never does).
+    """
+    refs = [alert_ref_of(ev.type, ev.source, ev.id, ev.subject) for ev in events]
+    raised = {
+        ref for ev, ref in zip(events, refs, strict=True) if ev.type is EventType.ALERT_RAISED
+    }
+    changes = [
+        (index, ref)
+        for index, (ev, ref) in enumerate(zip(events, refs, strict=True))
+        if ev.type in NEEDS_SUBJECT and ref is not None and ref not in raised
+    ]
+    if not changes:
+        return []
+    taken = await owners.owners_instead([alert for _, alert in changes])
+    return [
+        Rejection(index if batch else None, "subject", not_theirs(alert, others))
+        for (index, alert), others in zip(changes, taken, strict=True)
+        if others
+    ]

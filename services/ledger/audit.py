@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from schemas.vocabulary import SYSTEM_TYPES
 from services.ledger import scan
 from services.ledger.signing import load_public_key, public_pem
 from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
@@ -88,13 +89,63 @@ def _acknowledger(data: dict[str, Any]) -> str:
     return f"{who}, typed name {typed!r}" if typed else who
 
 
-async def trail(ledger: SqlLedger, alert_id: str) -> AsyncGenerator[tuple[int, str, str]]:
-    """(seq, time, what happened) for one alert, in ledger order."""
+class AmbiguousAlert(ValueError):
+    """Several units raised an alert of this id: say whose trail (``--source``)."""
+
+    def __init__(self, alert_id: str, origins: list[str]) -> None:
+        super().__init__(
+            f"alert {alert_id!r} was raised by {', '.join(origins)}: name one with --source"
+        )
+        self.origins = origins
+
+
+async def trail(
+    ledger: SqlLedger, alert_id: str, source: str | None = None
+) -> AsyncGenerator[tuple[int, str, str]]:
+    """(seq, time, what happened) for one alert, in ledger order.
+
+    An alert is its origin's: ``source`` (``BLO-OYBEK`` or ``/units/BLO-OYBEK``) says whose
+    when several units raised an alert of this id (:class:`AmbiguousAlert` otherwise). The
+    trail holds that unit's events about the id, the system's receipts for its alert, and
+    other events naming the id (a seizure report names an alert by its id only).
+    """
+    origin = source.removeprefix("/units/") if source else await raised_by(ledger, alert_id)
     async with aclosing(ledger.entries(Query(about=alert_id))) as entries:
         async for entry in entries:
             with _well_formed(entry):
+                if origin is not None and not in_trail_of(entry.event, origin):
+                    continue
                 step = entry.seq, entry.event["time"], describe(entry.event)
             yield step
+
+
+async def raised_by(ledger: SqlLedger, alert_id: str) -> str | None:
+    """The unit that raised the alert of this id (None: none recorded);
+    :class:`AmbiguousAlert` when several did."""
+    origins: list[str] = []
+    query = Query(about=alert_id, types=("alert.raised",))
+    async with aclosing(ledger.entries(query)) as entries:
+        async for entry in entries:
+            with _well_formed(entry):
+                if entry.event["id"] == alert_id and entry.event["source"] not in origins:
+                    origins.append(entry.event["source"])
+    if len(origins) > 1:
+        raise AmbiguousAlert(alert_id, sorted(o.removeprefix("/units/") for o in origins))
+    return origins[0].removeprefix("/units/") if origins else None
+
+
+_ALERT_LIFE = frozenset({"alert.raised", "alert.updated", "alert.cancelled", "alert.closed"})
+_RECEIPTS = frozenset(str(t) for t in SYSTEM_TYPES)
+
+
+def in_trail_of(event: dict[str, Any], origin: str) -> bool:
+    """Whether an event about an alert id (``Query(about=…)``) belongs to the trail of
+    ``origin``'s alert of that id."""
+    if event["type"] in _ALERT_LIFE:
+        return bool(event["source"] == f"/units/{origin}")  # only the originator changes it
+    if event["type"] in _RECEIPTS:  # they name the alert's origin (those recorded before, not)
+        return bool(event["data"].get("alert_source", origin) == origin)
+    return True  # a seizure report naming the id
 
 
 @contextmanager

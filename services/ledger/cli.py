@@ -108,16 +108,26 @@ def verify(
 
 
 @app.command()
-def trail(alert_id: str) -> None:
+def trail(
+    alert_id: str,
+    source: Annotated[
+        str | None,
+        typer.Option(help="The unit that raised it, when several units raised alerts of this id."),
+    ] = None,
+) -> None:
     """One alert's story in order: raised, delivered to whom and why, acknowledged, closed."""
 
     async def work(ledger: SqlLedger) -> list[tuple[int, str, str]]:
-        async with aclosing(audit.trail(ledger, alert_id)) as steps:
+        async with aclosing(audit.trail(ledger, alert_id, source)) as steps:
             return [step async for step in steps]
 
-    steps = _run(work)
+    try:
+        steps = _run(work)
+    except audit.AmbiguousAlert as exc:
+        raise ConfigError(str(exc)) from None
     if not steps:
-        raise ConfigError(f"the ledger has nothing about alert {alert_id!r}")
+        whose = f" from {source}" if source else ""
+        raise ConfigError(f"the ledger has nothing about alert {alert_id!r}{whose}")
     for seq, time, what in steps:  # free text: a newline or an escape must not forge a line
         sys.stdout.write(f"#{seq:<6} {printable(time)}  {printable(what)}\n")
 

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
-from schemas.alerts import REF_PATTERN
+from schemas.alerts import REF_MAX, REF_PATTERN, SYSTEM_ID_MAX
 from schemas.events import SOURCE_PATTERN, CloudEvent
 from schemas.vocabulary import EventType
 
@@ -30,7 +30,9 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" off
 
 
-_Ref = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=REF_PATTERN)]
+_Ref = Annotated[str, StringConstraints(min_length=1, max_length=REF_MAX, pattern=REF_PATTERN)]
+# The system's ids embed an alert's id, its origin and a unit (schemas.events.EventId).
+_Id = Annotated[str, StringConstraints(min_length=1, max_length=SYSTEM_ID_MAX, pattern=REF_PATTERN)]
 
 
 class Envelope(BaseModel):
@@ -40,7 +42,7 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     specversion: Literal["1.0"]
-    id: _Ref
+    id: _Id
     source: str = Field(pattern=SOURCE_PATTERN)
     type: EventType
     time: Annotated[AwareDatetime, Strict()]  # an RFC 3339 string with a timezone

@@ -1,14 +1,19 @@
 """Which alert-stream events the notifier acts on.
 
-An alert id names one alert. The first ``alert.raised`` to use an id owns
-it (its source is kept in ``{liaison}:alert-origins``), so another unit
-reusing the id can neither reach the first alert's recipients nor take over
-their inbox entries, and only the alert's originator may update, cancel or
-close it. Such events go to the dead-letter stream with the reason.
+An alert is identified by its origin and its id (:class:`~schemas.alerts.AlertRef`):
+ids are unique per source only, so another unit raising an alert with an id
+already used is raising its own alert, delivered to its own recipients, and
+never takes over, hides or delays the first (the notifier registers each in
+``{liaison}:alert-origins``). A change names its alert by ``subject`` and is
+always about an alert of its own source, so only the originator changes it.
 
-A change for an alert not delivered yet is held back instead: another
-notifier process may still be delivering it. It is retried by the claimer
-and dead-lettered, with the reason, only if the alert never comes.
+A change of an alert not delivered yet is held back: another notifier
+process may still be delivering it. It is retried by the claimer and
+dead-lettered, with the reason, only if the alert never comes. A change
+naming an id that only other units raised, and that its source never
+published, is refused at once (dead-lettered, naming the owners): ingest
+refuses those already (:mod:`services.alert_register`); this catches the
+change that raced its owner's alert past that check.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.vocabulary import EventType
+from services.alert_register import not_theirs
 from services.bus import Entry
 from services.group_commit import PartlyCommitted
 
@@ -28,14 +35,19 @@ CHANGE_TYPES = frozenset(
 
 
 class AlertOwners(Protocol):
-    """The register of alert ids and the source that raised each."""
+    """The register of alerts: which units raised an alert of which id."""
 
-    async def claim_alerts(self, alerts: Sequence[tuple[str, str]]) -> list[str]:
-        """Register each ``(alert id, source)`` whose id is new; the owning source of each id."""
+    async def claim_alerts(self, alerts: Sequence[AlertRef]) -> None:
+        """Register each alert as its origin's (idempotent)."""
         ...
 
-    async def alert_owners(self, alert_ids: Sequence[str]) -> list[str | None]:
-        """The owning source of each alert id; None for an id never raised."""
+    async def alert_origins(self, alert_ids: Sequence[str]) -> list[tuple[str, ...]]:
+        """The units that raised an alert of each id; ``()`` for an id nobody raised."""
+        ...
+
+    async def owners_instead(self, changed: Sequence[AlertRef]) -> list[tuple[str, ...]]:
+        """For each changed alert, the units that raised its id when its own source neither
+        raised nor published it; ``()`` when it may still come."""
         ...
 
 
@@ -58,43 +70,42 @@ class Admission:
 
 async def admit(batch: Sequence[tuple[Entry, CloudEvent]], owners: AlertOwners) -> Admission:
     """Sort a batch of parsed entries by who may do what to which alert."""
-    raised = [ev for _, ev in batch if ev.type is EventType.ALERT_RAISED]
-    owner: dict[str, str | None] = dict(
-        zip(
-            (ev.id for ev in raised),
-            await owners.claim_alerts([(ev.id, ev.source) for ev in raised]),
-            strict=True,
-        )
+    subjects = list(
+        dict.fromkeys(ev.subject for _, ev in batch if ev.type in CHANGE_TYPES and ev.subject)
     )
-    unseen = list(dict.fromkeys(
-        ev.subject for _, ev in batch if ev.type in CHANGE_TYPES and ev.subject and ev.subject not in owner
-    ))  # fmt: skip
-    owner.update(zip(unseen, await owners.alert_owners(unseen), strict=True))
+    # Read before this batch's alerts are registered: a change that comes before its alert
+    # in the stream must wait for it, not find it registered and pass on to nobody.
+    known = {
+        AlertRef(origin, alert_id)
+        for alert_id, origins in zip(subjects, await owners.alert_origins(subjects), strict=True)
+        for origin in origins
+    }
+    await owners.claim_alerts(
+        [ref for _, ev in batch if ev.type is EventType.ALERT_RAISED and (ref := ev.alert_ref)]
+    )
     result = Admission()
+    waiting: list[tuple[Entry, CloudEvent, AlertRef]] = []
     for entry, event in batch:
-        reason = _refusal(event, owner)
-        if reason is None:
-            result.admitted.append(event)
-        elif event.type in CHANGE_TYPES and owner.get(event.subject or "") is None:
-            result.held.append((entry, reason))
-        else:
-            result.refused.append((entry, reason))
+        alert = event.alert_ref
+        if event.type is EventType.ALERT_RAISED and alert is not None:
+            known.add(alert)
+        elif event.type in CHANGE_TYPES and alert not in known:
+            assert alert is not None  # a change always has its subject (schema)
+            waiting.append((entry, event, alert))
+            continue
+        result.admitted.append(event)
+    if waiting:
+        others = await owners.owners_instead([alert for *_, alert in waiting])
+        for (entry, event, alert), owned_by in zip(waiting, others, strict=True):
+            if owned_by:
+                result.refused.append(
+                    (
+                        entry,
+                        f"notifier: {event.type} from {alert.origin}: "
+                        + not_theirs(alert, owned_by),
+                    )
+                )
+            else:
+                why = f"notifier: {event.type} of {alert}, which was never delivered"
+                result.held.append((entry, why))
     return result
-
-
-def _refusal(event: CloudEvent, owner: dict[str, str | None]) -> str | None:
-    if event.type is EventType.ALERT_RAISED:
-        first = owner[event.id]
-        if first == event.source:
-            return None
-        return (f"notifier: alert id {event.id!r} is already used by an alert from {first}; "
-                "alert ids must be unique (use a UUID)")  # fmt: skip
-    if event.type not in CHANGE_TYPES:
-        return None
-    alert_id = event.subject or ""
-    first = owner.get(alert_id)
-    if first is None:
-        return f"notifier: {event.type} of alert {alert_id!r}, which was never delivered"
-    if first != event.source:
-        return f"notifier: only {first}, which raised alert {alert_id!r}, may change it; not {event.source}"
-    return None

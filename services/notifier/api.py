@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
@@ -17,6 +17,7 @@ from services.config import Principal
 from services.notifier import live
 from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
+from services.notifier.lookup import SOURCE_PATTERN, AmbiguousAlert, received_alert
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
@@ -150,26 +151,47 @@ async def stream_alerts(
     return LiveResponse(await open_screen(runtime, principal.name, unit, last_event_id))
 
 
+_ALERT_ID = (
+    "The alert's id, percent-encoded (`BT-2024%2F0091`; a raw `/` works too, and `.` or `..` "
+    "go as `%2E`): everything between `alerts/` and the final `/ack`."
+)
+_SOURCE = (
+    "The unit that raised the alert (`BLO-OYBEK` or `/units/BLO-OYBEK`); needed only when "
+    "the unit received alerts of this id from several units (409 otherwise)."
+)
+
+
+# `alert_id:path`: ids may hold "/" (agencies' record numbers: BT-2024/0091), which the server
+# decodes from %2F before routing; the route ends in "/ack", so the id is all that precedes it.
 @router.post(
-    "/v1/units/{unit}/alerts/{alert_id}/ack",
+    "/v1/units/{unit}/alerts/{alert_id:path}/ack",
     summary="Acknowledge an alert (idempotent)",
-    responses={**_REFUSED, **problems.documented(400, 413, 415)},
+    responses={**_REFUSED, **problems.documented(400, 409, 413, 415)},
     dependencies=[Depends(_json_body)],
 )
 async def ack_alert(
     unit: str,
-    alert_id: str,
+    alert_id: Annotated[str, Path(description=_ALERT_ID)],
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
     body: Annotated[AckRequest | None, Body()] = None,
+    source: Annotated[str | None, Query(pattern=SOURCE_PATTERN, description=_SOURCE)] = None,
 ) -> dict[str, Any]:
     """Record that an officer of the unit has seen the alert."""
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
     request = body or AckRequest()
     by = Acknowledger(principal.name, principal.person, request.officer, request.note)
-    stored = await acknowledge(unit, alert_id, by, runtime.notifier)
-    if stored is None:
-        raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
-    delivery = await runtime.inbox.get(unit, alert_id)
-    return {"unit": unit, "alert_id": alert_id, **(delivery or {})}
+    try:
+        alert = await received_alert(runtime.inbox, unit, alert_id, source)
+    except AmbiguousAlert as exc:
+        raise Problem(409, "Ambiguous alert id", str(exc),
+                      extensions={"sources": exc.origins}) from None  # fmt: skip
+    stored = None
+    if alert is not None:
+        stored = await acknowledge(unit, alert, by, runtime.notifier)
+    if alert is None or stored is None:
+        whose = f" from {source}" if source else ""
+        raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}{whose}")
+    delivery = await runtime.inbox.get(unit, alert)
+    return {"unit": unit, "alert_id": alert.id, "alert_source": alert.origin, **(delivery or {})}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.receipts import AlertEscalated
 from schemas.vocabulary import EventType, Severity
@@ -24,14 +25,14 @@ async def escalate_due(deps: NotifierDeps, limit: int = 100) -> int:
     """Escalate every delivery past its deadline; returns how many were escalated now."""
     now = deps.clock()
     escalated = 0
-    for unit, alert_id in await deps.inbox.due(now.timestamp(), limit):
-        delivery = await deps.inbox.get(unit, alert_id)
+    for unit, alert in await deps.inbox.due(now.timestamp(), limit):
+        delivery = await deps.inbox.get(unit, alert)
         if delivery is not None and _still_waiting(delivery):
             # Also when already marked escalated: the deadline is still due, so a process died
             # between marking and notifying; finishing is idempotent (notices, event id).
-            await _escalate(unit, alert_id, delivery, now, deps)
+            await _escalate(unit, alert, delivery, now, deps)
             escalated += not delivery.get("escalated")
-        await deps.inbox.settle(unit, alert_id)
+        await deps.inbox.settle(unit, alert)
     return escalated
 
 
@@ -43,7 +44,7 @@ def _still_waiting(delivery: dict[str, object]) -> bool:
 
 
 async def _escalate(
-    unit: str, alert_id: str, delivery: dict[str, object], now: datetime, deps: NotifierDeps
+    unit: str, alert: AlertRef, delivery: dict[str, object], now: datetime, deps: NotifierDeps
 ) -> None:
     country = deps.topology.country_of(unit)
     coordinators = [c for c in deps.topology.coordinators(country) if c != unit]
@@ -52,21 +53,24 @@ async def _escalate(
         "escalated_at": now.isoformat(),
         "deadline": deadline.isoformat(),
         "coordinators": coordinators,
-        "reminder": f"Alert {alert_id} awaits acknowledgement by {unit} since {deadline.isoformat()}",
+        "reminder": f"Alert {alert.id} of {alert.origin} awaits acknowledgement by {unit} "
+        f"since {deadline.isoformat()}",
     }
-    stored = await deps.inbox.escalate(unit, alert_id, record)
+    stored = await deps.inbox.escalate(unit, alert, record)
     at = datetime.fromisoformat(stored["escalated_at"])
+    notice = {"alert_id": alert.id, "alert_source": alert.origin, "unit": unit, **stored}
     for coordinator in coordinators:
-        await deps.inbox.notify(coordinator, {"alert_id": alert_id, "unit": unit, **stored})
+        await deps.inbox.notify(coordinator, notice)
     event = CloudEvent(
         specversion="1.0",
-        id=f"escalated/{alert_id}/{unit}",
+        id=f"escalated/{alert.origin}/{alert.id}/{unit}",
         source=NOTIFIER_SOURCE,
         type=EventType.ALERT_ESCALATED,
         time=at,
-        subject=alert_id,
+        subject=alert.id,
         data=AlertEscalated(
-            alert_id=alert_id,
+            alert_id=alert.id,
+            alert_source=alert.origin,
             unit=unit,
             severity=Severity(str(delivery.get("severity", "routine"))),
             deadline=deadline,
@@ -75,4 +79,4 @@ async def _escalate(
         ),
     )
     await deps.publisher.publish([event])
-    log.warning("escalated alert %s: %s did not acknowledge by %s", alert_id, unit, deadline)
+    log.warning("escalated %s: %s did not acknowledge by %s", alert, unit, deadline)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.alerts import AlertRaised, Ref
+from schemas.alerts import AlertRaised, AlertRef, Ref
 from schemas.events import CloudEvent, canonical_json
 from schemas.receipts import AlertAcknowledged, AlertDelivered
 from schemas.topology import Topology
@@ -41,16 +41,17 @@ class Inbox(AlertOwners, Protocol):
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
     ) -> list[dict[str, Any]]: ...
-    async def recipients(self, alert_id: str) -> dict[str, str]: ...
-    async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None: ...
+    async def recipients(self, alert: AlertRef) -> dict[str, str]: ...
+    async def record_change(self, unit: str, alert: AlertRef, change: dict[str, Any]) -> None: ...
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
+        self, unit: str, alert: AlertRef, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None: ...
-    async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None: ...
-    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]: ...
-    async def settle(self, unit: str, alert_id: str) -> None: ...
+    async def received(self, unit: str, alert_id: str) -> list[AlertRef]: ...
+    async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None: ...
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, AlertRef]]: ...
+    async def settle(self, unit: str, alert: AlertRef) -> None: ...
     async def escalate(
-        self, unit: str, alert_id: str, record: dict[str, Any]
+        self, unit: str, alert: AlertRef, record: dict[str, Any]
     ) -> dict[str, Any]: ...
     async def notify(self, coordinator: str, notice: dict[str, Any]) -> None: ...
 
@@ -58,7 +59,7 @@ class Inbox(AlertOwners, Protocol):
 class WebhookEnqueuer(Protocol):
     """Queues a delivery for the unit's webhook endpoints (:class:`~services.notifier.webhooks.WebhookQueue`)."""
 
-    async def enqueue(self, unit: str, alert_id: str, event: dict[str, Any]) -> int: ...
+    async def enqueue(self, unit: str, alert: AlertRef, event: dict[str, Any]) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,8 @@ async def deliver(rendered: Sequence[Rendered], deps: NotifierDeps) -> None:
             receipt = _receipts(r.event, [recipient], at)[0]
         receipts.append(receipt)
         if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
-            await deps.webhooks.enqueue(recipient.unit, r.event.id, kept["event"])
+            alert = AlertRef(kept["alert_source"], kept["alert_id"])
+            await deps.webhooks.enqueue(recipient.unit, alert, kept["event"])
     await deps.publisher.publish(receipts)  # deterministic ids: a re-run re-publishes nothing
 
 
@@ -218,7 +220,7 @@ def _receipts(alert: CloudEvent, recipients: Sequence[Recipient], at: datetime) 
     pieces.append(text[start:])
     receipts = []
     for recipient in recipients:
-        id_ = f"delivered/{alert.id}/{recipient.unit}"
+        id_ = f"delivered/{alert.unit}/{alert.id}/{recipient.unit}"
         values = (_json(id_), *_recipient_json(recipient))
         parts = [pieces[0]]
         for position, piece in zip(order, pieces[1:], strict=True):
@@ -251,14 +253,16 @@ def _delivered(alert: CloudEvent, recipient: Recipient, at: datetime) -> CloudEv
         view=recipient.view,
         delivered_at=at,
     )
-    return system_event(EventType.ALERT_DELIVERED, f"{alert.id}/{recipient.unit}", alert, data, at)
+    id_ = f"{alert.unit}/{alert.id}/{recipient.unit}"
+    return system_event(EventType.ALERT_DELIVERED, id_, alert, data, at)
 
 
 def system_event(
     type_: EventType, id_: str, alert: CloudEvent, data: Any, at: datetime
 ) -> CloudEvent:
-    # Deterministic ids: a re-run after a crash re-publishes the same (source, id). Not validated
-    # again: every value comes from the validated alert, the notifier or the clock.
+    # Deterministic ids: a re-run after a crash re-publishes the same (source, id); they name
+    # the alert's origin, so two units' alerts of one id never share one. Not validated again:
+    # every value comes from the validated alert, the notifier or the clock.
     return CloudEvent.model_construct(
         specversion="1.0",
         id=f"{type_.value.split('.')[1]}/{id_}",
@@ -276,20 +280,23 @@ def system_event(
 async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
     """Give an update, cancellation or closure to everyone who received the alert, each in
     the view the strictest of the alert's and the change's handling codes allow (or a
-    notice that it was withheld, see :func:`withheld`)."""
-    alert_id = event.subject or ""
-    recipients = await deps.inbox.recipients(alert_id)
+    notice that it was withheld, see :func:`withheld`). The alert is the one its ``subject``
+    names of the change's own source: only the unit that raised an alert changes it."""
+    alert = event.alert_ref
+    if alert is None:
+        raise TypeError(f"{event.type} from {event.source} names no alert of its source")
+    recipients = await deps.inbox.recipients(alert)
     received = {}
     for unit, view in recipients.items():
         explicit = False
         if event.tlp is Tlp.RED:  # only then does it matter who was named
-            delivery = await deps.inbox.get(unit, alert_id)
+            delivery = await deps.inbox.get(unit, alert)
             explicit = delivery is not None and str(Reason.EXPLICIT) in delivery["reasons"]
         received[unit] = (View(view), explicit)
     for unit, change in render_change(event, received, deps.topology).items():
-        await deps.inbox.record_change(unit, alert_id, change)
+        await deps.inbox.record_change(unit, alert, change)
         if event.type is not EventType.ALERT_UPDATED:  # nothing left to acknowledge
-            await deps.inbox.settle(unit, alert_id)
+            await deps.inbox.settle(unit, alert)
     return len(recipients)
 
 
@@ -350,7 +357,7 @@ class Acknowledger:
 
 
 async def acknowledge(
-    unit: str, alert_id: str, by: Acknowledger, deps: NotifierDeps
+    unit: str, alert: AlertRef, by: Acknowledger, deps: NotifierDeps
 ) -> dict[str, Any] | None:
     """Record an acknowledgement (idempotent) with its ``alert.acknowledged``, in one step.
 
@@ -360,11 +367,12 @@ async def acknowledge(
     Returns the acknowledgement in force (the first one), or None if the unit
     never received the alert.
     """
-    if not _is_reference(alert_id):
+    if not _is_reference(alert.id):
         return None  # ingest accepts no such id: no unit can have received it
     now = deps.clock()
     data = AlertAcknowledged(
-        alert_id=alert_id,
+        alert_id=alert.id,
+        alert_source=alert.origin,
         unit=unit,
         principal=by.principal,
         person=by.person,
@@ -379,14 +387,14 @@ async def acknowledge(
         "officer": data.officer,
         "note": data.note,
     }
-    outcome = await deps.inbox.acknowledge(unit, alert_id, ack, Encoded.of(_acknowledged(data)))
+    outcome = await deps.inbox.acknowledge(unit, alert, ack, Encoded.of(_acknowledged(data)))
     if outcome is None:
         return None
     stored, created = outcome
     if not created:
         # Its receipt was written with it — unless an earlier version stored it and then
         # failed: publish it again (a deterministic id makes that a no-op when it exists).
-        await deps.publisher.publish([_acknowledged(_stored_ack(unit, alert_id, stored))])
+        await deps.publisher.publish([_acknowledged(_stored_ack(unit, alert, stored))])
     return stored
 
 
@@ -402,9 +410,10 @@ def _is_reference(value: str) -> bool:
 
 
 def _acknowledged(data: AlertAcknowledged) -> CloudEvent:
+    # The id names the alert's origin: two units' alerts of one id are two acknowledgements.
     return CloudEvent(
         specversion="1.0",
-        id=f"acknowledged/{data.alert_id}/{data.unit}",
+        id=f"acknowledged/{data.alert_source}/{data.alert_id}/{data.unit}",
         source=NOTIFIER_SOURCE,
         type=EventType.ALERT_ACKNOWLEDGED,
         time=data.acknowledged_at,
@@ -413,7 +422,7 @@ def _acknowledged(data: AlertAcknowledged) -> CloudEvent:
     )
 
 
-def _stored_ack(unit: str, alert_id: str, stored: dict[str, Any]) -> AlertAcknowledged:
+def _stored_ack(unit: str, alert: AlertRef, stored: dict[str, Any]) -> AlertAcknowledged:
     """The receipt's data of an acknowledgement as stored, blank texts (older versions kept
     them) left out; before principals were recorded, ``acknowledged_by`` was the typed name."""
 
@@ -426,7 +435,8 @@ def _stored_ack(unit: str, alert_id: str, stored: dict[str, Any]) -> AlertAcknow
     else:  # stored before principals were recorded: acknowledged_by was the typed name
         principal, officer = None, text("acknowledged_by")
     return AlertAcknowledged(
-        alert_id=alert_id,
+        alert_id=alert.id,
+        alert_source=alert.origin,
         unit=unit,
         principal=principal,
         person=text("person"),

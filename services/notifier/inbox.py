@@ -7,12 +7,17 @@ Each view of an alert, and each copy of a change, is stored once in the alert's 
 hash (:func:`~services.streams.views_key`), however many units receive it; a unit's
 entry refers to it. An alert leaves every inbox ``INBOX_RETENTION`` after its last
 delivery, change or acknowledgement (:mod:`services.notifier.retention`).
+
+An alert is its origin's: entries, acknowledgements, changes, escalations, notices,
+deadlines and expiries are keyed by :func:`~services.streams.alert_key`
+(``<origin>/<id>``), so two units' alerts with the same id stay apart in one inbox.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -21,9 +26,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT, KeyT
 
+from schemas.alerts import AlertRef
 from services import streams
+from services.alert_register import AlertRegister
 from services.bus import DEDUPE_WINDOW, Encoded, seen_field
 from services.notifier import inbox_read, inbox_scripts
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION = timedelta(days=90).total_seconds()
 """Seconds an alert stays in the inboxes after its last delivery, change or acknowledgement."""
@@ -31,8 +40,9 @@ MAX_NOTICES_SHOWN = 100
 """A coordinator's newest escalation notices shown with its inbox."""
 
 
-def _member(unit: str, alert_id: str) -> str:
-    return f"{unit}\n{alert_id}"
+def _member(unit: str, alert: AlertRef) -> str:
+    # A unit id holds no newline; the alert key's first "/" ends the origin.
+    return f"{unit}\n{streams.alert_key(alert)}"
 
 
 class RedisInbox:
@@ -45,8 +55,10 @@ class RedisInbox:
         dedupe_window: int = DEDUPE_WINDOW,
         retention: float = DEFAULT_RETENTION,
         clock: Callable[[], float] = time.time,
+        register: AlertRegister | None = None,
     ) -> None:
         self._redis = redis
+        self._register = register or AlertRegister(redis, dedupe_window=dedupe_window)
         self._dedupe_window = dedupe_window
         self._retention = retention
         self._clock = clock
@@ -70,10 +82,11 @@ class RedisInbox:
         fields: dict[tuple[str, int], str] = {}  # (alert, view object) → its field
         expiring: set[str] = set()
         for unit, delivery, score in deliveries:
-            alert_id, event = delivery["alert_id"], delivery["event"]
+            alert = AlertRef(delivery["alert_source"], delivery["alert_id"])
+            alert_id, event = streams.alert_key(alert), delivery["event"]
             keys += [streams.inbox_key(unit), streams.inbox_order_key(unit),
-                     streams.recipients_key(alert_id), streams.feed_key(unit),
-                     streams.views_key(alert_id)]  # fmt: skip
+                     streams.recipients_key(alert), streams.feed_key(unit),
+                     streams.views_key(alert)]  # fmt: skip
             deadline = delivery.get("deadline")
             at = repr(datetime.fromisoformat(deadline).timestamp()) if deadline else ""
             text = ""
@@ -85,44 +98,50 @@ class RedisInbox:
             expiry = "" if alert_id in expiring else repr(score + self._retention)
             expiring.add(alert_id)  # once per alert and call
             args += [alert_id, unit, json.dumps(entry), repr(score), delivery["view"], at]
-            args += [field, text, expiry]
+            args += [field, text, expiry, alert.origin, alert.id]
         replies = await self._deliver(keys=keys, args=args)
         return [
             delivery if reply == 1 else {"event": delivery["event"], **json.loads(reply)}
             for (_, delivery, _), reply in zip(deliveries, replies, strict=True)
         ]
 
-    async def _feed(self, unit: str, kind: str, alert_id: str) -> None:
+    async def _feed(self, unit: str, kind: str, alert: AlertRef) -> None:
         # Live screens only: a crash right before this loses a notification, never the inbox entry.
-        fields: dict[FieldT, EncodableT] = {"kind": kind, "alert_id": alert_id}
+        fields: dict[FieldT, EncodableT] = {
+            "kind": kind, "alert_id": alert.id, "alert_source": alert.origin
+        }  # fmt: skip
         await self._redis.xadd(
             streams.feed_key(unit), fields, maxlen=streams.FEED_MAXLEN, approximate=True
         )
 
-    async def claim_alerts(self, alerts: Sequence[tuple[str, str]]) -> list[str]:
-        """Register each ``(alert id, source)`` whose id is new; the owning source of each id."""
-        if not alerts:
-            return []
-        pipe = self._redis.pipeline(transaction=True)
-        for alert_id, source in alerts:
-            pipe.hsetnx(streams.ALERT_ORIGINS, alert_id, source)
-        pipe.hmget(streams.ALERT_ORIGINS, [alert_id for alert_id, _ in alerts])
-        *_, owners = await pipe.execute()
-        return [_text(owner) for owner in owners]
+    async def claim_alerts(self, alerts: Sequence[AlertRef]) -> None:
+        """Register each alert as its origin's (:mod:`services.alert_register`)."""
+        await self._register.claim(alerts)
 
-    async def alert_owners(self, alert_ids: Sequence[str]) -> list[str | None]:
-        """The owning source of each alert id; None for an id never raised."""
-        if not alert_ids:
-            return []
-        owners = await self._redis.hmget(streams.ALERT_ORIGINS, list(alert_ids))
-        return [None if owner is None else _text(owner) for owner in owners]
+    async def alert_origins(self, alert_ids: Sequence[str]) -> list[tuple[str, ...]]:
+        """The units that raised an alert of each id; ``()`` for an id nobody raised."""
+        return await self._register.origins(alert_ids)
 
-    async def recipients(self, alert_id: str) -> dict[str, str]:
+    async def owners_instead(self, changed: Sequence[AlertRef]) -> list[tuple[str, ...]]:
+        """The units that raised each changed alert's id when its source did not (nor
+        published it); ``()`` when it may still come."""
+        return await self._register.owners_instead(changed)
+
+    async def received(self, unit: str, alert_id: str) -> list[AlertRef]:
+        """The alerts of this id in the unit's inbox (several when units share an id)."""
+        candidates = [AlertRef(o, alert_id) for o in (await self.alert_origins([alert_id]))[0]]
+        if not candidates:
+            return []
+        keys = [streams.alert_key(alert) for alert in candidates]
+        present = await self._redis.hmget(streams.inbox_key(unit), keys)
+        return [alert for alert, raw in zip(candidates, present, strict=True) if raw is not None]
+
+    async def recipients(self, alert: AlertRef) -> dict[str, str]:
         """Every unit that received the alert, with the view it got."""
-        raw = await self._redis.hgetall(streams.recipients_key(alert_id))
+        raw = await self._redis.hgetall(streams.recipients_key(alert))
         return {_text(k): _text(v) for k, v in raw.items()}
 
-    async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None:
+    async def record_change(self, unit: str, alert: AlertRef, change: dict[str, Any]) -> None:
         """Add an update, cancellation or closure to a delivered alert (once per event).
 
         The copy is kept once among the alert's views (units given the same copy share
@@ -133,8 +152,8 @@ class RedisInbox:
         field = f"change\n{change['id']}\n{digest}"
         ref = {"ref": field, "id": change["id"], "type": change["type"], "time": change["time"]}
         keys: list[KeyT] = [
-            streams.views_key(alert_id),
-            streams.inbox_changes_key(unit, alert_id),
+            streams.views_key(alert),
+            streams.inbox_changes_key(unit, alert),
             streams.feed_key(unit),
             streams.INBOX_EXPIRY,
         ]
@@ -145,13 +164,15 @@ class RedisInbox:
             json.dumps(ref),
             streams.FEED_MAXLEN,
             change["type"].removeprefix("alert."),
-            alert_id,
+            streams.alert_key(alert),
             repr(self._clock() + self._retention),
+            alert.origin,
+            alert.id,
         ]
         await self._change(keys=keys, args=args)
 
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
+        self, unit: str, alert: AlertRef, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None:
         """Record the first acknowledgement; None if the unit never got this alert.
 
@@ -170,14 +191,16 @@ class RedisInbox:
             streams.INBOX_EXPIRY,
         ]
         args: list[EncodableT] = [
-            alert_id,
+            streams.alert_key(alert),
             json.dumps(ack),
-            _member(unit, alert_id),
+            _member(unit, alert),
             streams.FEED_MAXLEN,
             seen_field(receipt),
             receipt.payload,
             2 * self._dedupe_window,
             repr(self._clock() + self._retention),
+            alert.origin,
+            alert.id,
         ]
         reply = await self._acknowledge(keys=keys, args=args)
         if reply is None:
@@ -185,34 +208,46 @@ class RedisInbox:
         created, stored = reply
         return json.loads(stored), bool(created)
 
-    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
-        """Deliveries whose acknowledgement deadline has passed: (unit, alert id)."""
+    async def due(self, now: float, limit: int = 100) -> list[tuple[str, AlertRef]]:
+        """Deliveries whose acknowledgement deadline has passed: (unit, alert)."""
         members = await self._redis.zrangebyscore(
             streams.DEADLINES, "-inf", now, start=0, num=limit
         )
-        pairs = [_text(m).split("\n", 1) for m in members if isinstance(m, bytes | str)]
-        return [(unit, alert_id) for unit, alert_id in pairs]
+        due, stale = [], []
+        for member in members:
+            if not isinstance(member, bytes | str):
+                continue  # no scores were asked for: never a pair
+            unit, _, key = _text(member).partition("\n")
+            if "/" in key:
+                due.append((unit, streams.alert_of_key(key)))
+            else:  # "unit\nalert id", written before alerts were told apart by their origin
+                stale.append(member)
+        if stale:
+            log.warning("dropping %d acknowledgement deadlines of the old form", len(stale))
+            await self._redis.zrem(streams.DEADLINES, *stale)
+        return due
 
-    async def settle(self, unit: str, alert_id: str) -> None:
+    async def settle(self, unit: str, alert: AlertRef) -> None:
         """The deadline is dealt with: acknowledged, closed, or escalated."""
-        await self._redis.zrem(streams.DEADLINES, _member(unit, alert_id))
+        await self._redis.zrem(streams.DEADLINES, _member(unit, alert))
 
-    async def escalate(self, unit: str, alert_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    async def escalate(self, unit: str, alert: AlertRef, record: dict[str, Any]) -> dict[str, Any]:
         """Mark a delivery escalated (once); return the escalation in force."""
-        key = streams.inbox_escalations_key(unit)
-        if await self._redis.hsetnx(key, alert_id, json.dumps(record)):
-            await self._feed(unit, "escalated", alert_id)
-        stored = await self._redis.hget(key, alert_id)
+        key, field = streams.inbox_escalations_key(unit), streams.alert_key(alert)
+        if await self._redis.hsetnx(key, field, json.dumps(record)):
+            await self._feed(unit, "escalated", alert)
+        stored = await self._redis.hget(key, field)
         result: dict[str, Any] = json.loads(stored or "{}")
         return result
 
     async def notify(self, coordinator: str, notice: dict[str, Any]) -> None:
         """Leave a coordinator a notice that a unit did not acknowledge in time (once)."""
-        field = f"{notice['unit']}/{notice['alert_id']}"
+        alert = AlertRef(notice["alert_source"], notice["alert_id"])
+        field = f"{notice['unit']}/{streams.alert_key(alert)}"
         if await self._redis.hsetnx(
             streams.inbox_notices_key(coordinator), field, json.dumps(notice)
         ):
-            await self._feed(coordinator, "notice", notice["alert_id"])
+            await self._feed(coordinator, "notice", alert)
 
     async def notices(self, unit: str, limit: int = MAX_NOTICES_SHOWN) -> list[dict[str, Any]]:
         """Escalation notices for a coordinator, newest first (at most ``limit``)."""
@@ -231,9 +266,9 @@ class RedisInbox:
         """A unit's newest deliveries (at most ``limit``), with their changes and acks."""
         return (await self.page(unit, limit))[0]
 
-    async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None:
+    async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None:
         """One delivery as :meth:`list` shows it, or None."""
-        entries = await inbox_read.entries(self._redis, unit, [alert_id])
+        entries = await inbox_read.entries(self._redis, unit, [streams.alert_key(alert)])
         return entries[0] if entries else None
 
 

@@ -19,8 +19,9 @@ MAX_CHANGES_SHOWN = 50
 
 
 CURSOR_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,9})?:.+$"
-"""A page cursor: ``<delivery time>:<alert id>`` of the last entry of the previous page.
-Every string of this form is a cursor (an id no longer there: the page goes on by time)."""
+"""A page cursor: ``<delivery time>:<alert key>`` of the last entry of the previous page
+(the key is ``<origin>/<alert id>``). Every string of this form is a cursor (an alert no
+longer there: the page goes on by time)."""
 
 
 class InvalidCursor(ValueError):
@@ -33,7 +34,7 @@ def _cursor(score: float, alert_id: str) -> str:
 
 def _parse_cursor(cursor: str) -> tuple[float, str]:
     if not re.fullmatch(CURSOR_PATTERN, cursor, flags=re.DOTALL):
-        raise InvalidCursor("not a page's 'next': '<delivery time>:<alert id>'")
+        raise InvalidCursor("not a page's 'next': '<delivery time>:<alert key>'")
     score, alert_id = cursor.split(":", 1)
     return float(score), alert_id
 
@@ -65,30 +66,30 @@ async def page(
 
 
 async def entries(redis: Redis, unit: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The unit's entries of these alerts (those it has), in order: the entries and what
-    belongs to them in one round trip, then the views they refer to in another."""
+    """The unit's entries of these alerts (those it has; ``ids`` are alert keys,
+    :func:`~services.streams.alert_key`), in order: the entries and what belongs to them
+    in one round trip, then the views they refer to in another."""
     if not ids:
         return []
+    alerts = [streams.alert_of_key(key) for key in ids]
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hmget(streams.inbox_key(unit), list(ids))
         pipe.hmget(streams.inbox_acks_key(unit), list(ids))
         pipe.hmget(streams.inbox_escalations_key(unit), list(ids))
-        for alert_id in ids:
-            pipe.hvals(streams.inbox_changes_key(unit, alert_id))
-            pipe.hvals(outcomes_key(unit, alert_id))
+        for alert in alerts:
+            pipe.hvals(streams.inbox_changes_key(unit, alert))
+            pipe.hvals(outcomes_key(unit, alert))
         deliveries, acks, escalations, *rest = await pipe.execute()
     found = []
-    for i, (alert_id, delivery) in enumerate(zip(ids, deliveries, strict=True)):
+    for i, (alert, delivery) in enumerate(zip(alerts, deliveries, strict=True)):
         if delivery is not None:
             history = sorted((json.loads(c) for c in rest[2 * i]), key=_chronological)
             outcomes = outcome_documents(rest[2 * i + 1])
-            found.append(
-                (alert_id, json.loads(delivery), acks[i], escalations[i], history, outcomes)
-            )
+            found.append((alert, json.loads(delivery), acks[i], escalations[i], history, outcomes))
     async with redis.pipeline(transaction=False) as pipe:
-        for alert_id, delivery, _, _, history, _ in found:
+        for alert, delivery, _, _, history, _ in found:
             refs = [c["ref"] for c in history[-MAX_CHANGES_SHOWN:] if "ref" in c]
-            pipe.hmget(streams.views_key(alert_id), [delivery.get("event_ref", ""), *refs])
+            pipe.hmget(streams.views_key(alert), [delivery.get("event_ref", ""), *refs])
         views = await pipe.execute()
     result = []
     for (_, delivery, ack, escalation, history, outcomes), copies in zip(found, views, strict=True):

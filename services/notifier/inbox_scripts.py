@@ -3,20 +3,23 @@ or expiry happens whole or not at all (a script runs atomically, and the server 
 script's first write, never a later one, when it is out of memory).
 
 Keys are passed in ``KEYS`` (every one shares the ``{liaison}`` hash tag); see
-:mod:`services.streams` for what each holds.
+:mod:`services.streams` for what each holds. Every ``alert`` argument is an alert key (:func:`~services.streams.alert_key`,
+``<origin>/<id>``): two units' alerts with the same id never share a field; feed entries
+name the alert by ``alert_id`` and ``alert_source``.
 """
 
 from __future__ import annotations
 
 # KEYS[1] = deadlines, KEYS[2] = inbox expiry; then per delivery: inbox, order, recipients,
-# feed, views. ARGV[1] = feed maxlen; then per delivery: alert id, unit, delivery JSON (the
+# feed, views. ARGV[1] = feed maxlen; then per delivery: alert key, unit, delivery JSON (the
 # event left out), score, view, deadline ('' for none), the view's field in the views hash,
-# the view's JSON ('' when an earlier delivery of this call carried it), expiry ('' likewise).
-# Per delivery: 1 if stored now, else the delivery stored before (a redelivery changes nothing).
+# the view's JSON ('' when an earlier delivery of this call carried it), expiry ('' likewise),
+# the alert's origin and id. Per delivery: 1 if stored now, else the delivery stored before
+# (a redelivery changes nothing).
 DELIVER = """
 local out = {}
 for i = 0, (#KEYS - 2) / 5 - 1 do
-  local k, a = 3 + i * 5, 2 + i * 9
+  local k, a = 3 + i * 5, 2 + i * 11
   local alert, unit = ARGV[a], ARGV[a + 1]
   if ARGV[a + 7] ~= '' then
     redis.call('HSETNX', KEYS[k + 4], ARGV[a + 6], ARGV[a + 7])
@@ -32,7 +35,7 @@ for i = 0, (#KEYS - 2) / 5 - 1 do
   end
   if created == 1 then
     redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[1], '*',
-               'kind', 'delivered', 'alert_id', alert)
+               'kind', 'delivered', 'alert_id', ARGV[a + 10], 'alert_source', ARGV[a + 9])
     out[#out + 1] = 1
   else
     out[#out + 1] = redis.call('HGET', KEYS[k], alert)
@@ -43,21 +46,22 @@ return out
 
 # KEYS = views, the unit's changes of this alert, feed, inbox expiry.
 # ARGV = the copy's field in the views hash, its JSON, change id, reference JSON, feed maxlen,
-# feed kind, alert id, expiry. 1 if the unit got the change now, else 0.
+# feed kind, alert key, expiry, alert origin, alert id. 1 if the unit got the change now.
 CHANGE = """
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 local created = redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[4], 'GT', ARGV[8], ARGV[7])
 if created == 1 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', ARGV[6], 'alert_id', ARGV[7])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', ARGV[6],
+             'alert_id', ARGV[10], 'alert_source', ARGV[9])
 end
 return created
 """
 
 # KEYS = inbox, acks, deadlines, feed, seen (this window), seen (previous), receipts stream,
-# inbox expiry. ARGV = alert id, ack JSON, deadline member, feed maxlen, seen field, receipt,
-# seen TTL, expiry. nil if the unit never got the alert; else {1 if acknowledged now, the ack
-# in force}.
+# inbox expiry. ARGV = alert key, ack JSON, deadline member, feed maxlen, seen field, receipt,
+# seen TTL, expiry, alert origin, alert id. nil if the unit never got the alert; else {1 if
+# acknowledged now, the ack in force}.
 ACKNOWLEDGE = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return false
@@ -71,7 +75,7 @@ if created == 1 then
     redis.call('EXPIRE', KEYS[5], ARGV[7])
   end
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*',
-             'kind', 'acknowledged', 'alert_id', ARGV[1])
+             'kind', 'acknowledged', 'alert_id', ARGV[10], 'alert_source', ARGV[9])
   redis.call('ZADD', KEYS[8], 'GT', ARGV[8], ARGV[1])
 end
 return {created, redis.call('HGET', KEYS[2], ARGV[1])}
@@ -79,7 +83,7 @@ return {created, redis.call('HGET', KEYS[2], ARGV[1])}
 
 # KEYS[1..4] = inbox expiry, the alert's recipients, its views, deadlines; then per
 # recipient: inbox, order, acks, escalations, changes, webhook outcomes; then the notices
-# hashes of the coordinators told of it. ARGV = alert id, now, number of recipients, each
+# hashes of the coordinators told of it. ARGV = alert key, now, number of recipients, each
 # recipient, then each notice's field (one per notices hash). 0 if the alert was touched
 # since it fell due (its expiry moved on): nothing is removed. Deletions only, so it runs
 # on a server that is out of memory too.

@@ -35,6 +35,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from schemas.alerts import AlertRef
 from services import streams
 from services.bus import Unavailable
 from services.notifier.inbox import RedisInbox
@@ -282,10 +283,12 @@ def _entries(reply: Any) -> list[tuple[str, dict[Any, Any]]]:
 
 async def _frame(inbox: RedisInbox, unit: str, entry_id: str, fields: dict[Any, Any]) -> str:
     kind = _text(fields[b"kind"])
-    alert_id = _text(fields[b"alert_id"])
+    alert = AlertRef(_text(fields.get(b"alert_source", b"")), _text(fields[b"alert_id"]))
     if kind == "notice":
-        doc: dict[str, Any] | None = {"alert_id": alert_id, "notices": await inbox.notices(unit)}
+        doc: dict[str, Any] | None = {"alert_id": alert.id, "notices": await inbox.notices(unit)}
     else:
-        doc = await inbox.get(unit, alert_id)
-    payload = json.dumps({"kind": kind, "alert_id": alert_id, "delivery": doc})
+        doc = await inbox.get(unit, alert)
+    payload = json.dumps(
+        {"kind": kind, "alert_id": alert.id, "alert_source": alert.origin, "delivery": doc}
+    )
     return f"id: {entry_id}\nevent: {kind}\ndata: {payload}\n\n"

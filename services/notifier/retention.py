@@ -31,26 +31,26 @@ async def expire_inboxes(redis: Redis, now: float, limit: int = BATCH) -> int:
     script = redis.register_script(inbox_scripts.EXPIRE)
     removed = 0
     for member in due:
-        alert_id = member.decode() if isinstance(member, bytes) else str(member)
-        keys, args = await _everything_of(redis, alert_id, now)
+        key = member.decode() if isinstance(member, bytes) else str(member)
+        keys, args = await _everything_of(redis, key, now)
         removed += int(await script(keys=keys, args=args))
     return removed
 
 
-async def _everything_of(
-    redis: Redis, alert_id: str, now: float
-) -> tuple[list[KeyT], list[EncodableT]]:
-    """The keys and arguments of :data:`~services.notifier.inbox_scripts.EXPIRE` for one alert."""
-    raw: dict[Any, Any] = await redis.hgetall(streams.recipients_key(alert_id))
+async def _everything_of(redis: Redis, key: str, now: float) -> tuple[list[KeyT], list[EncodableT]]:
+    """The keys and arguments of :data:`~services.notifier.inbox_scripts.EXPIRE` for one
+    alert, by its key (:func:`~services.streams.alert_key`)."""
+    alert = streams.alert_of_key(key)
+    raw: dict[Any, Any] = await redis.hgetall(streams.recipients_key(alert))
     units = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in raw)
     async with redis.pipeline(transaction=False) as pipe:
         for unit in units:
-            pipe.hget(streams.inbox_escalations_key(unit), alert_id)
+            pipe.hget(streams.inbox_escalations_key(unit), key)
         escalations = await pipe.execute()
     keys: list[KeyT] = [
         streams.INBOX_EXPIRY,
-        streams.recipients_key(alert_id),
-        streams.views_key(alert_id),
+        streams.recipients_key(alert),
+        streams.views_key(alert),
         streams.DEADLINES,
     ]
     for unit in units:
@@ -59,13 +59,13 @@ async def _everything_of(
             streams.inbox_order_key(unit),
             streams.inbox_acks_key(unit),
             streams.inbox_escalations_key(unit),
-            streams.inbox_changes_key(unit, alert_id),
-            outcomes_key(unit, alert_id),
+            streams.inbox_changes_key(unit, alert),
+            outcomes_key(unit, alert),
         ]
     notices: list[EncodableT] = []
     for unit, escalation in zip(units, escalations, strict=True):
         for coordinator in json.loads(escalation).get("coordinators", []) if escalation else []:
             keys.append(streams.inbox_notices_key(coordinator))
-            notices.append(f"{unit}/{alert_id}")
-    args: list[EncodableT] = [alert_id, repr(now), len(units), *units, *notices]
+            notices.append(f"{unit}/{key}")
+    args: list[EncodableT] = [key, repr(now), len(units), *units, *notices]
     return keys, args

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
 
+from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.receipts import AlertWebhookFailed
 from schemas.vocabulary import EventType
@@ -90,9 +91,9 @@ class WebhookOutcomes(Protocol):
         ...
 
 
-def outcomes_key(unit: str, alert_id: str) -> str:
+def outcomes_key(unit: str, alert: AlertRef) -> str:
     """Hash ``<webhook id> <endpoint>`` → outcome JSON of one inbox entry's webhook deliveries."""
-    return f"{streams.inbox_key(unit)}:webhooks:{alert_id}"
+    return f"{streams.inbox_key(unit)}:webhooks:{streams.alert_key(alert)}"
 
 
 class RedisWebhookOutcomes:
@@ -105,7 +106,7 @@ class RedisWebhookOutcomes:
     async def _record(self, job: WebhookJob, outcome: Outcome) -> None:
         doc = json.dumps(outcome.record(job))
         field = f"{job.msg_id} {job.endpoint}"
-        key = outcomes_key(job.unit, job.alert_id)
+        key = outcomes_key(job.unit, AlertRef(job.alert_source, job.alert_id))
         await self._script(keys=[key], args=[field, doc, _RANK[outcome.state]])
 
     async def retrying(self, job: WebhookJob, outcome: Outcome) -> None:
@@ -118,9 +119,9 @@ class RedisWebhookOutcomes:
         await self._record(job, outcome)
 
 
-async def webhook_outcomes(redis: Redis, unit: str, alert_id: str) -> list[dict[str, Any]]:
+async def webhook_outcomes(redis: Redis, unit: str, alert: AlertRef) -> list[dict[str, Any]]:
     """How an inbox entry's webhook deliveries went, one document per endpoint and event."""
-    return outcome_documents(await redis.hvals(outcomes_key(unit, alert_id)))
+    return outcome_documents(await redis.hvals(outcomes_key(unit, alert)))
 
 
 def outcome_documents(raw: Iterable[bytes | str]) -> list[dict[str, Any]]:
@@ -138,13 +139,15 @@ def _named(doc: dict[str, Any]) -> dict[str, Any]:
 
 def failure_event_id(job: WebhookJob) -> str:
     """A deterministic CloudEvent id for the ledger's record of an exhausted job."""
-    return f"webhook_failed/{job.event_id}/{job.unit}/{endpoint_digest(job.endpoint)}"
+    digest = endpoint_digest(job.endpoint)
+    return f"webhook_failed/{job.alert_source}/{job.event_id}/{job.unit}/{digest}"
 
 
 def failure_event_data(job: WebhookJob, outcome: Outcome) -> dict[str, Any]:
     """What the ledger should record of an exhausted job (the endpoint's name, no secrets)."""
     return {
         "alert_id": job.alert_id,
+        "alert_source": job.alert_source,
         "event_id": job.event_id,
         "unit": job.unit,
         "webhook_id": job.msg_id,

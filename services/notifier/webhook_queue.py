@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
+from schemas.alerts import AlertRef
 from services import streams
 from services.config import Webhook, redact_url
 
@@ -62,15 +63,16 @@ return id
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def webhook_id(event_id: str, unit: str) -> str:
+def webhook_id(source: str, event_id: str, unit: str) -> str:
     """The ``webhook-id`` of an event's delivery to a unit: deterministic, ``.``-free.
 
-    Readable (``msg_<event id>_<unit>`` with unsafe characters replaced) and
-    made unique by a digest of the exact pair, so two ids that sanitise alike
-    still differ. For ``alert.raised`` the event id is the alert id.
+    Readable (``msg_<source unit>_<event id>_<unit>`` with unsafe characters
+    replaced) and made unique by a digest of the exact triple, so two ids that
+    sanitise alike still differ, and two units' events of one id never share
+    one. For ``alert.raised`` the event id is the alert id.
     """
-    digest = hashlib.sha256(f"{event_id}\n{unit}".encode()).hexdigest()[:16]
-    readable = _UNSAFE.sub("-", f"{event_id}_{unit}")[:120]
+    digest = hashlib.sha256(f"{source}\n{event_id}\n{unit}".encode()).hexdigest()[:16]
+    readable = _UNSAFE.sub("-", f"{source.rsplit('/', 1)[-1]}_{event_id}_{unit}")[:120]
     return f"msg_{readable}_{digest}"
 
 
@@ -87,6 +89,8 @@ class WebhookJob:
     """The ``webhook-id``: the same on every attempt."""
     unit: str
     alert_id: str
+    alert_source: str
+    """The unit that raised the alert (with ``alert_id`` it names the alert)."""
     event_id: str
     endpoint: str
     """The endpoint's name (:attr:`~services.config.Webhook.endpoint`), never its URL."""
@@ -103,6 +107,7 @@ class WebhookJob:
             "msg_id": self.msg_id,
             "unit": self.unit,
             "alert_id": self.alert_id,
+            "alert_source": self.alert_source,
             "event_id": self.event_id,
             "endpoint": self.endpoint,
             "body": self.body,
@@ -117,10 +122,15 @@ class WebhookJob:
             return fields[name.encode()].decode()
 
         legacy_url = None if b"endpoint" in fields else text("url")
+        if b"alert_source" in fields:
+            origin = text("alert_source")
+        else:  # queued before jobs named it: the body is the alert itself
+            origin = str(json.loads(fields[b"body"])["source"]).removeprefix("/units/")
         return cls(
             msg_id=text("msg_id"),
             unit=text("unit"),
             alert_id=text("alert_id"),
+            alert_source=origin,
             event_id=text("event_id"),
             endpoint=redact_url(legacy_url) if legacy_url else text("endpoint"),
             body=fields[b"body"],
@@ -163,21 +173,23 @@ class WebhookQueue:
         """The unit's endpoints (none: nothing is queued for it)."""
         return list(self._by_unit.get(unit, ()))
 
-    async def enqueue(self, unit: str, alert_id: str, event: Mapping[str, Any]) -> int:
+    async def enqueue(self, unit: str, alert: AlertRef, event: Mapping[str, Any]) -> int:
         """Queue ``event`` (the unit's view, as stored in its inbox) for each of its endpoints.
 
-        Idempotent per (event id, unit, endpoint); returns how many jobs were new.
+        Idempotent per (event source, event id, unit, endpoint); returns how many jobs were new.
         """
         endpoints = self._by_unit.get(unit)
         if not endpoints:
             return 0
         event_id = str(event["id"])
-        msg_id = webhook_id(event_id, unit)
+        msg_id = webhook_id(str(event["source"]), event_id, unit)
         body = encode_body(event)
         queued = 0
         for endpoint in endpoints:
             name = endpoint.endpoint
-            job = WebhookJob(msg_id, unit, alert_id, event_id, name, body, self._clock())
+            job = WebhookJob(
+                msg_id, unit, alert.id, alert.origin, event_id, name, body, self._clock()
+            )
             args: list[EncodableT] = [MARKER_TTL_S]
             for field, value in job.fields().items():
                 args += [field, value]

@@ -142,8 +142,9 @@ async def settled(redis: Redis, database_url: str, expected: Expected) -> bool:
 
 
 async def inboxes(redis: Redis, units: set[str]) -> set[tuple[str, str]]:
-    """``(alert id, unit)`` of every inbox entry of these units."""
+    """``(alert id, unit)`` of every inbox entry of these units (fields: ``<origin>/<id>``)."""
     found = set()
     for unit in units:
-        found |= {(k.decode(), unit) for k in await redis.hkeys(streams.inbox_key(unit))}
+        keys = await redis.hkeys(streams.inbox_key(unit))
+        found |= {(k.decode().partition("/")[2], unit) for k in keys}
     return found

@@ -72,7 +72,8 @@ async def _acks_in_ledger(api: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 
 async def _deadline_pending(redis: Redis, alert_id: str) -> bool:
-    return await redis.zscore(streams.DEADLINES, f"IMT-GULISTAN\n{alert_id}") is not None
+    member = f"IMT-GULISTAN\nBLO-OYBEK/{alert_id}"  # unit, then the alert key
+    return await redis.zscore(streams.DEADLINES, member) is not None
 
 
 @pytest.mark.parametrize(
@@ -143,7 +144,7 @@ async def test_an_ack_left_without_its_receipt_gets_it_on_retry(
     stored = {"acknowledged_at": "2024-03-15T08:00:00+00:00", "acknowledged_by": "   ",
               "note": ""}  # fmt: skip
     await runtime.redis.hset(
-        f"{streams.inbox_key('IMT-GULISTAN')}:acks", alert_id, json.dumps(stored)
+        f"{streams.inbox_key('IMT-GULISTAN')}:acks", f"BLO-OYBEK/{alert_id}", json.dumps(stored)
     )
     url = f"/v1/units/IMT-GULISTAN/alerts/{alert_id}/ack"
     retry = await api.post(url, headers=auth("gulistan"))

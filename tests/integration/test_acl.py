@@ -174,6 +174,12 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
         await eventually(delivered)
         ack = await apis["notifier"].post(f"{inbox}/{alert['id']}/ack", headers=auth("gulistan"))
         assert ack.status_code < 300, ack.text
+        # ingest reads the notifier's register (and its own index) to refuse another unit's change
+        foreign = factories.event(
+            "alert.closed", "BLO-AYRITOM", {"reason": "x"}, subject=alert["id"]
+        )
+        refused = await apis["ingest"].post("/v1/events", json=foreign, headers=auth("customs"))
+        assert refused.status_code == 409, refused.text
         await eventually(lambda: _arrived(recv))
 
         async def recorded() -> bool:
@@ -212,6 +218,7 @@ REFUSED: list[tuple[str, tuple[Any, ...]]] = [
     ("ingest", READ_AS_LEDGER),
     ("ingest", ("XADD", streams.RECEIPTS, "*", "f", "v")),
     ("ingest", ("EVAL", SNEAK_LUA, 1, streams.SEIZURES)),
+    ("ingest", ("HSET", streams.ALERT_ORIGINS, "BT-1", "/units/BLO-FOTEHOBOD")),
     ("ledger", ("HGETALL", INBOX)),
     ("ledger", ("HSET", INBOX, "a", "b")),
     ("ledger", ("XADD", streams.ALERTS, "*", "f", "v")),

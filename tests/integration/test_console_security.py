@@ -363,7 +363,10 @@ async def test_alert_ids_with_slashes_and_odd_characters(app: FastAPI) -> None:
             assert page.status_code == 200, path
             assert "BT-2024/0091" in page.text
         inbox = await web.get(f"/console/units/{UNIT}?show=all")
-        assert 'href="/console/units/IMT-GULISTAN/alerts/A%201%3Fx%3D%252F%23..%2F.."' in inbox.text
+        assert (
+            'href="/console/units/IMT-GULISTAN/alerts/A%201%3Fx%3D%252F%23..%2F..?source=BLO-OYBEK"'
+            in inbox.text
+        )
         page = await web.get("/console/units/IMT-GULISTAN/alerts/A%201%3Fx%3D%252F%23..%2F..")
         assert page.status_code == 200
         assert (await _ack(web, odd["id"], csrf)).status_code == 303

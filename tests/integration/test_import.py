@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from schemas.topology import default_topology
 from services import streams
+from services.alert_register import AlertRegister
 from services.bus import RedisPublisher, ensure_groups
 from services.ingest import dlq
 from services.ingest.adapters import ADAPTERS
@@ -22,7 +23,8 @@ async def _import(
 ) -> ImportSummary:
     return await import_file(
         ADAPTERS[adapter], io.BytesIO(data), default_topology(), RedisPublisher(redis),
-        dead_letters=redis if dead_letters else None, label="register.csv",
+        owners=AlertRegister(redis), dead_letters=redis if dead_letters else None,
+        label="register.csv",
     )  # fmt: skip
 
 

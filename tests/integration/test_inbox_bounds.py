@@ -14,6 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from services import streams
 from services.bootstrap import Runtime
@@ -74,10 +75,10 @@ async def test_every_recipient_shares_one_copy_of_each_view(
 
     await eventually(everyone_has_it)
     for unit in RECIPIENTS:  # the entry refers to the view; it does not hold it
-        assert await redis.hstrlen(streams.inbox_key(unit), alert["id"]) < 2048
+        assert await redis.hstrlen(streams.inbox_key(unit), f"BLO-OYBEK/{alert['id']}") < 2048
         [entry] = (await _inbox(api, unit))["alerts"]
         assert entry["event"]["data"]["vehicles"] == alert["data"]["vehicles"]
-    views = await redis.hgetall(streams.views_key(alert["id"]))
+    views = await redis.hgetall(streams.views_key(AlertRef("BLO-OYBEK", alert["id"])))
     assert len(views) == 2  # full (three units) and non-nominal (Fotehobod)
     per_copy = len(json.dumps(alert))
     assert sum(len(v) for v in views.values()) < 2.2 * per_copy
@@ -132,21 +133,21 @@ async def test_an_alert_leaves_the_inboxes_its_retention_after_its_last_change(
     await inbox.deliver(deliveries)
     clock[0] += 2 * day
     closed = factories.event("alert.closed", "BLO-OYBEK", {"reason": "seized"}, subject=alert.id)
-    await inbox.record_change("IMT-GULISTAN", alert.id, closed)
-    await inbox.escalate(
-        "IMT-TASHKENT", alert.id, {"escalated_at": "x", "coordinators": ["NIAC-UZ"]}
-    )
-    await inbox.notify("NIAC-UZ", {"alert_id": alert.id, "unit": "IMT-TASHKENT",
+    ref = AlertRef("BLO-OYBEK", alert.id)
+    await inbox.record_change("IMT-GULISTAN", ref, closed)
+    await inbox.escalate("IMT-TASHKENT", ref, {"escalated_at": "x", "coordinators": ["NIAC-UZ"]})
+    await inbox.notify("NIAC-UZ", {"alert_id": alert.id, "alert_source": "BLO-OYBEK",
+                                   "unit": "IMT-TASHKENT",
                                    "escalated_at": "2024-03-15T09:00:00+00:00"})  # fmt: skip
 
     assert await expire_inboxes(redis, clock[0] + 2 * day) == 0  # 3 days after the closure: not yet
-    assert await inbox.get("IMT-GULISTAN", alert.id) is not None
+    assert await inbox.get("IMT-GULISTAN", ref) is not None
     assert await expire_inboxes(redis, clock[0] + 3 * day + 1) == 1
     for unit in ("IMT-GULISTAN", "IMT-TASHKENT"):
-        assert await inbox.get(unit, alert.id) is None
+        assert await inbox.get(unit, ref) is None
         assert await inbox.list(unit) == []
     assert await inbox.notices("NIAC-UZ") == []
-    assert await inbox.recipients(alert.id) == {}
+    assert await inbox.recipients(ref) == {}
     leftovers = [k async for k in redis.scan_iter(match="{liaison}:*") if alert.id.encode() in k]
     assert leftovers == []
     assert await redis.zcard(streams.DEADLINES) == 0
@@ -172,8 +173,9 @@ async def test_a_running_notifier_expires_inboxes_by_itself(
                 return len(ledger.json()["events"]) == 4 and not any(inboxes)
 
             await eventually(delivered_then_gone)
-            assert not await redis.exists(streams.views_key(alert["id"]))
-            assert not await redis.exists(streams.recipients_key(alert["id"]))
+            ref = AlertRef("BLO-OYBEK", alert["id"])
+            assert not await redis.exists(streams.views_key(ref))
+            assert not await redis.exists(streams.recipients_key(ref))
 
 
 @pytest.fixture
@@ -257,7 +259,7 @@ async def test_the_notifier_and_ops_users_may_do_all_of_it(acl_server: AclServer
                         "delivered_at": "2024-03-15T08:00:00+00:00"}  # fmt: skip
             await inbox.deliver([("IMT-GULISTAN", delivery, 1_000.0 + n)])
         closed = factories.event("alert.closed", "BLO-OYBEK", {"reason": "x"}, subject=alerts[0].id)
-        await inbox.record_change("IMT-GULISTAN", alerts[0].id, closed)
+        await inbox.record_change("IMT-GULISTAN", AlertRef("BLO-OYBEK", alerts[0].id), closed)
         first, after = await RedisInbox(ops).page("IMT-GULISTAN", 2)
         assert [e["alert_id"] for e in first] == [alerts[2].id, alerts[1].id]
         rest, end = await RedisInbox(ops).page("IMT-GULISTAN", 2, after)

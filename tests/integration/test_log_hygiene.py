@@ -11,7 +11,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services import log_hygiene
 from services.bootstrap import Runtime
-from services.notifier import api as notifier_api
 from tests.integration.conftest import auth
 
 FORGED = "a-1\u2028INFO ledger: chain OK\r\nWARNING \x1b[2Jcleared"
@@ -26,10 +25,10 @@ async def test_the_503_handler_logs_a_callers_path_escaped(
     async def down(*_: object) -> None:
         raise RedisConnectionError("connection refused")
 
-    # The acknowledgement itself fails as in an outage (the id is refused before any Redis
-    # call, so the inbox is never asked): what is logged is the path the caller sent.
-    monkeypatch.setattr(notifier_api, "acknowledge", down)
-    path = f"/v1/units/IMT-GULISTAN/alerts/{quote(FORGED, safe='')}/ack"
+    monkeypatch.setattr(runtime.api_inbox, "received", down)  # the first read of an acknowledgement
+    # The route takes the id as the path up to "/ack", which a "\n" never matches (no id
+    # holds one): the forgery keeps its "\r", U+2028 and escape.
+    path = f"/v1/units/IMT-GULISTAN/alerts/{quote(FORGED.replace(chr(10), ''), safe='')}/ack"
     with caplog.at_level(logging.WARNING, logger="services.problems"):
         response = await api.post(path, headers=auth("gulistan"))
     assert response.status_code == 503, response.text

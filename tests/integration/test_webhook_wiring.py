@@ -25,6 +25,7 @@ from tests.integration.test_webhooks import (
     OPTIONS,
     SECRET,
     Receiver,
+    _ref,
     dead_url,
     receiver,
     running,
@@ -70,7 +71,7 @@ async def test_an_exhausted_webhook_is_recorded_as_an_event(redis: Redis, dead_u
     await ensure_groups(redis)
     dead = Webhook(unit="IMT-GULISTAN", url=dead_url, secret=SECRET, allow_http=True)
     alert = factories.alert()
-    await WebhookQueue(redis, [dead]).enqueue("IMT-GULISTAN", alert["id"], alert)
+    await WebhookQueue(redis, [dead]).enqueue("IMT-GULISTAN", _ref(alert), alert)
     outcomes = RecordedWebhookOutcomes(redis, RedisPublisher(redis))
     worker = WebhookWorker(redis, [dead], outcomes, "w", policy=FAST, options=OPTIONS)
     async with running(worker):

@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook as Verifier
 
+from schemas.alerts import AlertRef
 from services import streams
 from services.config import Webhook
 from services.notifier import webhook_queue as queue
@@ -132,8 +134,13 @@ async def running(worker: WebhookWorker) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
-async def _state(redis: Redis, unit: str, alert_id: str) -> str | None:
-    docs = await webhook_outcomes(redis, unit, alert_id)
+def _ref(alert: dict[str, Any]) -> AlertRef:
+    """The alert a factory-made ``alert.raised`` is."""
+    return AlertRef(alert["source"].removeprefix("/units/"), alert["id"])
+
+
+async def _state(redis: Redis, unit: str, alert: AlertRef) -> str | None:
+    docs = await webhook_outcomes(redis, unit, alert)
     return docs[0]["state"] if docs else None
 
 
@@ -154,29 +161,32 @@ async def test_a_receiver_that_fails_twice_then_succeeds_gets_one_valid_delivery
     endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
     queue = WebhookQueue(redis, [endpoint])
-    assert await queue.enqueue("IMT-GULISTAN", alert["id"], alert) == 1
-    assert await queue.enqueue("IMT-GULISTAN", alert["id"], alert) == 0  # a re-run fan-out
-    assert await queue.enqueue("IMT-TASHKENT", alert["id"], alert) == 0  # no endpoint
+    assert await queue.enqueue("IMT-GULISTAN", _ref(alert), alert) == 1
+    assert await queue.enqueue("IMT-GULISTAN", _ref(alert), alert) == 0  # a re-run fan-out
+    assert await queue.enqueue("IMT-TASHKENT", _ref(alert), alert) == 0  # no endpoint
 
     worker = WebhookWorker(redis, [endpoint], RedisWebhookOutcomes(redis), "w1",
                            policy=FAST, options=OPTIONS)  # fmt: skip
     async with running(worker):
 
         async def delivered() -> bool:
-            return await _state(redis, "IMT-GULISTAN", alert["id"]) == "delivered"
+            return await _state(redis, "IMT-GULISTAN", _ref(alert)) == "delivered"
 
         await eventually(delivered)
         await eventually(lambda: _queue_is_empty(redis))
 
     attempts = recv.to("gulistan")
     assert [r.status for r in attempts] == [503, 429, 200]
-    assert {r.headers["webhook-id"] for r in attempts} == {webhook_id(alert["id"], "IMT-GULISTAN")}
+    assert {r.headers["webhook-id"] for r in attempts} == {
+        webhook_id(alert["source"], alert["id"], "IMT-GULISTAN")
+    }
     for request in attempts:
         assert request.headers["content-type"].startswith("application/cloudevents+json")
         assert Verifier(SECRET).verify(request.body, request.headers) == alert
-    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", alert["id"])
+    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", _ref(alert))
     assert record | {"at": None} == {
-        "webhook_id": webhook_id(alert["id"], "IMT-GULISTAN"), "event_id": alert["id"],
+        "webhook_id": webhook_id(alert["source"], alert["id"], "IMT-GULISTAN"),
+        "event_id": alert["id"],
         "endpoint": endpoint.endpoint, "state": "delivered", "attempts": 3, "last_status": 200,
         "last_error": None, "reason": None, "next_attempt_at": None, "at": None,
     }  # fmt: skip
@@ -190,8 +200,8 @@ async def test_a_dead_endpoint_is_exhausted_and_recorded_without_delaying_others
     healthy = Webhook(unit="IMT-TASHKENT", url=f"{base}/tashkent", secret=SECRET, allow_http=True)
     alert = factories.alert()
     queue = WebhookQueue(redis, [dead, healthy])
-    await queue.enqueue("BLO-OYBEK", alert["id"], alert)  # queued first
-    await queue.enqueue("IMT-TASHKENT", alert["id"], alert)
+    await queue.enqueue("BLO-OYBEK", _ref(alert), alert)  # queued first
+    await queue.enqueue("IMT-TASHKENT", _ref(alert), alert)
     outcomes = Recording(redis)
     # No jitter here: the dead endpoint's schedule is 0.05 + 0.1 + 0.2 s, deterministically.
     worker = WebhookWorker(redis, [dead, healthy], outcomes, "w1", policy=FAST, options=OPTIONS,
@@ -213,11 +223,11 @@ async def test_a_dead_endpoint_is_exhausted_and_recorded_without_delaying_others
     assert arrived.at < exhausted_at  # the healthy endpoint did not wait for the dead one
     assert Verifier(SECRET).verify(arrived.body, arrived.headers) == alert
 
-    [record] = await webhook_outcomes(redis, "BLO-OYBEK", alert["id"])
+    [record] = await webhook_outcomes(redis, "BLO-OYBEK", _ref(alert))
     assert (record["state"], record["attempts"], record["endpoint"]) == ("failed", 4, dead_url)
     assert "no success in 4 attempts" in record["reason"]
-    job = WebhookJob(record["webhook_id"], "BLO-OYBEK", alert["id"], alert["id"], dead_url,
-                     b"", time.time())  # fmt: skip
+    job = WebhookJob(record["webhook_id"], "BLO-OYBEK", alert["id"], "BLO-OYBEK", alert["id"],
+                     dead_url, b"", time.time())  # fmt: skip
     data = failure_event_data(job, outcome)
     assert data["endpoint"] == dead_url
     assert data["attempts"] == 4
@@ -233,8 +243,8 @@ async def test_a_slow_endpoint_holds_only_its_own_share_of_requests(
     queue = WebhookQueue(redis, [slow, healthy])
     alerts = [factories.alert() for _ in range(3)]
     for alert in alerts:
-        await queue.enqueue("BLO-OYBEK", alert["id"], alert)
-    await queue.enqueue("IMT-TASHKENT", alerts[0]["id"], alerts[0])
+        await queue.enqueue("BLO-OYBEK", _ref(alert), alert)
+    await queue.enqueue("IMT-TASHKENT", _ref(alerts[0]), alerts[0])
     # Two requests in flight in all, one per endpoint: without the per-endpoint bound the
     # slow endpoint's three jobs would hold both and the healthy delivery would wait.
     options = WorkerOptions(claim_idle=0.6, block=0.1, max_requests=2, per_endpoint=1)
@@ -243,14 +253,14 @@ async def test_a_slow_endpoint_holds_only_its_own_share_of_requests(
     async with running(worker):
 
         async def healthy_delivered() -> bool:
-            return await _state(redis, "IMT-TASHKENT", alerts[0]["id"]) == "delivered"
+            return await _state(redis, "IMT-TASHKENT", _ref(alerts[0])) == "delivered"
 
         await eventually(healthy_delivered)
         assert len(recv.to("slow")) == 1  # still hanging, the other two waiting their turn
         recv.release.set()
 
         async def all_delivered() -> bool:
-            states = [await _state(redis, "BLO-OYBEK", a["id"]) for a in alerts]
+            states = [await _state(redis, "BLO-OYBEK", _ref(a)) for a in alerts]
             return states == ["delivered"] * 3
 
         await eventually(all_delivered)
@@ -264,14 +274,14 @@ async def test_a_worker_killed_mid_retry_is_taken_over_and_the_schedule_kept(
     recv.scripts["gulistan"] = [(503, {"Retry-After": "1"})]
     endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
-    await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", alert["id"], alert)
+    await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", _ref(alert), alert)
 
     first = WebhookWorker(redis, [endpoint], RedisWebhookOutcomes(redis), "dies",
                           policy=FAST, options=OPTIONS)  # fmt: skip
     async with running(first):
 
         async def retrying() -> bool:
-            return await _state(redis, "IMT-GULISTAN", alert["id"]) == "retrying"
+            return await _state(redis, "IMT-GULISTAN", _ref(alert)) == "retrying"
 
         await eventually(retrying)
     # Killed while waiting for its second attempt: the job is still pending, and its own.
@@ -283,7 +293,7 @@ async def test_a_worker_killed_mid_retry_is_taken_over_and_the_schedule_kept(
     async with running(second):
 
         async def delivered() -> bool:
-            return await _state(redis, "IMT-GULISTAN", alert["id"]) == "delivered"
+            return await _state(redis, "IMT-GULISTAN", _ref(alert)) == "delivered"
 
         await eventually(delivered)
         await eventually(lambda: _queue_is_empty(redis))
@@ -294,7 +304,7 @@ async def test_a_worker_killed_mid_retry_is_taken_over_and_the_schedule_kept(
     assert attempts[1].at - attempts[0].at >= 0.9  # Retry-After: 1 survived the takeover
     for request in attempts:
         Verifier(SECRET).verify(request.body, request.headers)
-    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", alert["id"])
+    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", _ref(alert))
     assert (record["state"], record["attempts"]) == ("delivered", 2)
 
 
@@ -305,7 +315,7 @@ async def test_a_live_worker_keeps_its_job_through_a_long_wait(
     recv.scripts["gulistan"] = [(503, {"Retry-After": "2"})]  # longer than claim_idle
     endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
-    await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", alert["id"], alert)
+    await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", _ref(alert), alert)
 
     def worker(name: str, client: httpx.AsyncClient) -> WebhookWorker:
         return WebhookWorker(redis, [endpoint], RedisWebhookOutcomes(redis), name,
@@ -319,7 +329,7 @@ async def test_a_live_worker_keeps_its_job_through_a_long_wait(
     ):
 
         async def delivered() -> bool:
-            return await _state(redis, "IMT-GULISTAN", alert["id"]) == "delivered"
+            return await _state(redis, "IMT-GULISTAN", _ref(alert)) == "delivered"
 
         await eventually(delivered)
         await eventually(lambda: _queue_is_empty(redis))
@@ -355,29 +365,30 @@ async def test_an_endpoint_removed_from_the_configuration_is_given_up_on(
     recv, base = receiver
     endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
-    await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", alert["id"], alert)
+    await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", _ref(alert), alert)
     worker = WebhookWorker(redis, [], RedisWebhookOutcomes(redis), "w1", options=OPTIONS)
     async with running(worker):
 
         async def failed() -> bool:
-            return await _state(redis, "IMT-GULISTAN", alert["id"]) == "failed"
+            return await _state(redis, "IMT-GULISTAN", _ref(alert)) == "failed"
 
         await eventually(failed)
         await eventually(lambda: _queue_is_empty(redis))
     assert recv.requests == []
-    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", alert["id"])
+    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", _ref(alert))
     assert record["reason"] == "the endpoint is no longer configured for this unit"
 
 
 async def test_a_job_queued_by_an_earlier_version_is_delivered_and_shown_by_name(
     redis: Redis, receiver: tuple[Receiver, str]
 ) -> None:
-    """Jobs queued before endpoints had names carry the URL; they still go, shown redacted."""
+    """Jobs queued before endpoints had names carry the URL (and no alert_source: the body's
+    source is the alert's); they still go, shown redacted, beside their alert's inbox entry."""
     recv, base = receiver
     url = base.replace("://", "://siem:hunter2@") + "/gulistan?api_key=K1"
     endpoint = Webhook(unit="IMT-GULISTAN", name="siem", url=url, secret=SECRET, allow_http=True)
     alert = factories.alert()
-    msg_id = webhook_id(alert["id"], "IMT-GULISTAN")
+    msg_id = webhook_id(alert["source"], alert["id"], "IMT-GULISTAN")
     await queue.ensure_webhook_group(redis)
     await redis.xadd(queue.STREAM, {
         "msg_id": msg_id, "unit": "IMT-GULISTAN", "alert_id": alert["id"],
@@ -389,10 +400,10 @@ async def test_a_job_queued_by_an_earlier_version_is_delivered_and_shown_by_name
     async with running(worker):
 
         async def delivered() -> bool:
-            return await _state(redis, "IMT-GULISTAN", alert["id"]) == "delivered"
+            return await _state(redis, "IMT-GULISTAN", _ref(alert)) == "delivered"
 
         await eventually(delivered)
     [request] = recv.to("gulistan")
     assert Verifier(SECRET).verify(request.body, request.headers) == alert
-    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", alert["id"])
+    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", _ref(alert))
     assert record["endpoint"] == f"{base}/gulistan"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from services.bus import Encoded, Entry, seen_field
 
@@ -38,17 +39,23 @@ def _decoded(item: Encoded) -> CloudEvent:
     return event
 
 
+Key = tuple[str, AlertRef]
+"""A delivery: the receiving unit and the alert."""
+
+
 class FakeInbox:
     """:class:`services.notifier.handlers.Inbox` in dictionaries."""
 
     def __init__(self, publisher: FakePublisher | None = None) -> None:
-        self.deliveries: dict[tuple[str, str], dict[str, Any]] = {}
-        self.changes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-        self.acks: dict[tuple[str, str], dict[str, Any]] = {}
-        self.deadlines: dict[tuple[str, str], float] = {}
-        self.escalations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deliveries: dict[Key, dict[str, Any]] = {}
+        self.changes: dict[Key, dict[str, dict[str, Any]]] = {}
+        self.acks: dict[Key, dict[str, Any]] = {}
+        self.deadlines: dict[Key, float] = {}
+        self.escalations: dict[Key, dict[str, Any]] = {}
         self.notices: dict[str, dict[str, dict[str, Any]]] = {}
-        self.owners: dict[str, str] = {}
+        self.origins: dict[str, list[str]] = {}
+        self.published: set[AlertRef] = set()
+        """Alerts published but not delivered yet (the publishers' index, for owners_instead)."""
         self.publisher = publisher or FakePublisher()
         """Where :meth:`acknowledge` appends its receipt (share it with the deps' publisher)."""
 
@@ -58,37 +65,51 @@ class FakeInbox:
         return [self._deliver(unit, delivery) for unit, delivery, _ in deliveries]
 
     def _deliver(self, unit: str, delivery: dict[str, Any]) -> dict[str, Any]:
-        key = (unit, delivery["alert_id"])
+        key = (unit, AlertRef(delivery["alert_source"], delivery["alert_id"]))
         stored = self.deliveries.setdefault(key, copy.deepcopy(delivery))
         if delivery.get("deadline"):
             self.deadlines.setdefault(key, datetime.fromisoformat(delivery["deadline"]).timestamp())
         return copy.deepcopy(stored)
 
-    async def claim_alerts(self, alerts: Sequence[tuple[str, str]]) -> list[str]:
-        return [self.owners.setdefault(alert_id, source) for alert_id, source in alerts]
+    async def claim_alerts(self, alerts: Sequence[AlertRef]) -> None:
+        for alert in alerts:
+            origins = self.origins.setdefault(alert.id, [])
+            if alert.origin not in origins:
+                origins.append(alert.origin)
 
-    async def alert_owners(self, alert_ids: Sequence[str]) -> list[str | None]:
-        return [self.owners.get(alert_id) for alert_id in alert_ids]
+    async def alert_origins(self, alert_ids: Sequence[str]) -> list[tuple[str, ...]]:
+        return [tuple(self.origins.get(alert_id, ())) for alert_id in alert_ids]
 
-    async def recipients(self, alert_id: str) -> dict[str, str]:
-        return {u: d["view"] for (u, a), d in self.deliveries.items() if a == alert_id}
+    async def owners_instead(self, changed: Sequence[AlertRef]) -> list[tuple[str, ...]]:
+        result = []
+        for alert in changed:
+            origins = tuple(self.origins.get(alert.id, ()))
+            mine = alert.origin in origins or alert in self.published
+            result.append(() if mine else origins)
+        return result
 
-    async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None:
-        self.changes.setdefault((unit, alert_id), {}).setdefault(change["id"], change)
+    async def received(self, unit: str, alert_id: str) -> list[AlertRef]:
+        return [a for u, a in self.deliveries if u == unit and a.id == alert_id]
+
+    async def recipients(self, alert: AlertRef) -> dict[str, str]:
+        return {u: d["view"] for (u, a), d in self.deliveries.items() if a == alert}
+
+    async def record_change(self, unit: str, alert: AlertRef, change: dict[str, Any]) -> None:
+        self.changes.setdefault((unit, alert), {}).setdefault(change["id"], change)
 
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
+        self, unit: str, alert: AlertRef, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None:
-        if (unit, alert_id) not in self.deliveries:
+        if (unit, alert) not in self.deliveries:
             return None
-        created = (unit, alert_id) not in self.acks
+        created = (unit, alert) not in self.acks
         if created:  # with the deadline cleared and the receipt appended, as one step
-            self.deadlines.pop((unit, alert_id), None)
+            self.deadlines.pop((unit, alert), None)
             await self.publisher.publish([receipt])
-        return self.acks.setdefault((unit, alert_id), ack), created
+        return self.acks.setdefault((unit, alert), ack), created
 
-    async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None:
-        key = (unit, alert_id)
+    async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None:
+        key = (unit, alert)
         if key not in self.deliveries:
             return None
         changes = [c["type"] for c in self.changes.get(key, {}).values()]
@@ -102,17 +123,17 @@ class FakeInbox:
             "escalated": key in self.escalations,
         }
 
-    async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+    async def due(self, now: float, limit: int = 100) -> list[Key]:
         return sorted(k for k, at in self.deadlines.items() if at <= now)[:limit]
 
-    async def settle(self, unit: str, alert_id: str) -> None:
-        self.deadlines.pop((unit, alert_id), None)
+    async def settle(self, unit: str, alert: AlertRef) -> None:
+        self.deadlines.pop((unit, alert), None)
 
-    async def escalate(self, unit: str, alert_id: str, record: dict[str, Any]) -> dict[str, Any]:
-        return self.escalations.setdefault((unit, alert_id), record)
+    async def escalate(self, unit: str, alert: AlertRef, record: dict[str, Any]) -> dict[str, Any]:
+        return self.escalations.setdefault((unit, alert), record)
 
     async def notify(self, coordinator: str, notice: dict[str, Any]) -> None:
-        field = f"{notice['unit']}/{notice['alert_id']}"
+        field = f"{notice['unit']}/{notice['alert_source']}/{notice['alert_id']}"
         self.notices.setdefault(coordinator, {}).setdefault(field, notice)
 
 

@@ -1,4 +1,4 @@
-"""Who may do what to which alert: one id, one alert; only its originator changes it."""
+"""Who may do what to which alert: an alert is its origin's; only its originator changes it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from schemas.alerts import AlertRef
 from schemas.topology import default_topology
 from services.bus import Entry
 from services.notifier.admission import UnknownAlert
@@ -30,7 +31,7 @@ def _closed(alert: dict[str, Any], unit: str = "BLO-OYBEK") -> dict[str, Any]:
                            subject=alert["id"], releasableto="UZ,TJ")  # fmt: skip
 
 
-def _delivered(deps: NotifierDeps) -> dict[tuple[str, str], dict[str, Any]]:
+def _delivered(deps: NotifierDeps) -> dict[tuple[str, AlertRef], dict[str, Any]]:
     assert isinstance(deps.inbox, FakeInbox)
     return deps.inbox.deliveries
 
@@ -48,16 +49,28 @@ async def test_a_raise_and_its_closure_in_one_batch_are_both_acted_on(deps: Noti
     assert dead.entries == []
 
 
-async def test_an_alert_id_reused_by_another_unit_is_refused(deps: NotifierDeps) -> None:
-    first, dead = factories.alert(), FakeDeadLetters()
+async def test_an_id_another_unit_used_first_is_still_a_new_alert(deps: NotifierDeps) -> None:
+    first, dead = factories.alert("BLO-AYRITOM"), FakeDeadLetters()
     await handle_alert_entries(_entries(first), deps, dead)
-    impostor = factories.alert("BLO-AYRITOM", id=first["id"])
-    await handle_alert_entries(_entries(impostor), deps, dead)
-    assert {unit for unit, _ in _delivered(deps)} == {
-        "IMT-TASHKENT", "IMT-GULISTAN", "BLO-FOTEHOBOD", "NIAC-UZ"
-    }  # fmt: skip
-    [(_, reason)] = dead.entries
-    assert "already used by an alert from /units/BLO-OYBEK" in reason
+    second = factories.alert(id=first["id"])  # BLO-OYBEK's, after BLO-AYRITOM took the id
+    await handle_alert_entries(_entries(second), deps, dead)
+    assert dead.entries == []
+    oybek = {
+        unit for unit, alert in _delivered(deps) if alert == AlertRef("BLO-OYBEK", first["id"])
+    }
+    assert oybek == {"IMT-TASHKENT", "IMT-GULISTAN", "BLO-FOTEHOBOD", "NIAC-UZ"}
+    assert ("NIAC-UZ", AlertRef("BLO-AYRITOM", first["id"])) in _delivered(deps)  # both kept
+
+
+async def test_each_originator_closes_its_own_alert_of_a_shared_id(deps: NotifierDeps) -> None:
+    first, dead = factories.alert("BLO-AYRITOM"), FakeDeadLetters()
+    second = factories.alert(id=first["id"])
+    await handle_alert_entries(_entries(first, second, _closed(second)), deps, dead)
+    assert isinstance(deps.inbox, FakeInbox)
+    closed = {key for key, changes in deps.inbox.changes.items() if changes}
+    assert {alert for _, alert in closed} == {AlertRef("BLO-OYBEK", first["id"])}
+    assert len(closed) == 4
+    assert dead.entries == []
 
 
 async def test_the_same_alert_delivered_again_is_not_refused(deps: NotifierDeps) -> None:
@@ -69,18 +82,35 @@ async def test_the_same_alert_delivered_again_is_not_refused(deps: NotifierDeps)
 
 
 async def test_only_the_originator_may_close_an_alert(deps: NotifierDeps) -> None:
+    # the race past ingest's check: another unit's closure reaches the notifier
     alert, dead = factories.alert(), FakeDeadLetters()
     await handle_alert_entries(_entries(alert, _closed(alert, "BLO-AYRITOM")), deps, dead)
     assert _changes(deps) == 0
     [(_, reason)] = dead.entries
-    assert "only /units/BLO-OYBEK, which raised alert" in reason
+    assert reason == (
+        f"notifier: alert.closed from BLO-AYRITOM: alert {alert['id']!r} was raised by "
+        "BLO-OYBEK: only BLO-OYBEK may change it"
+    )
+
+
+async def test_a_change_of_its_own_alert_still_on_its_way_is_held_back(
+    deps: NotifierDeps,
+) -> None:
+    taken, dead = factories.alert(), FakeDeadLetters()
+    await handle_alert_entries(_entries(taken), deps, dead)
+    own = factories.alert("BLO-AYRITOM", id=taken["id"])
+    assert isinstance(deps.inbox, FakeInbox)
+    deps.inbox.published.add(AlertRef("BLO-AYRITOM", taken["id"]))  # another notifier has it
+    with pytest.raises(UnknownAlert, match="never delivered"):
+        await handle_alert_entries(_entries(_closed(own, "BLO-AYRITOM")), deps, dead)
+    assert dead.entries == []
 
 
 async def test_a_change_of_an_alert_not_delivered_yet_is_held_back(deps: NotifierDeps) -> None:
     alert, other, dead = factories.alert(), factories.alert(), FakeDeadLetters()
     with pytest.raises(UnknownAlert, match="never delivered"):
         await handle_alert_entries(_entries(_closed(alert), other), deps, dead)
-    assert {a for _, a in _delivered(deps)} == {other["id"]}  # the rest of the batch was done
+    assert {a.id for _, a in _delivered(deps)} == {other["id"]}  # the rest of the batch was done
     assert dead.entries == []
     await handle_alert_entries(_entries(alert), deps, dead)  # e.g. by another notifier process
     await handle_alert_entries(_entries(_closed(alert), other), deps, dead)  # the claimer's retry

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.receipts import AlertEscalated
 from schemas.topology import default_topology
@@ -21,6 +22,11 @@ from services.notifier.handlers import (
 )
 from tests import factories
 from tests.unit.fakes import FakeInbox, FakePublisher
+
+
+def _ref(alert: CloudEvent) -> AlertRef:
+    assert alert.alert_ref is not None
+    return alert.alert_ref
 
 
 class Clock:
@@ -69,8 +75,11 @@ async def test_silence_past_the_deadline_escalates_once(deps: NotifierDeps, cloc
     ]  # fmt: skip
     inbox = deps.inbox
     assert isinstance(inbox, FakeInbox)
-    assert set(inbox.notices["NIAC-UZ"]) == {f"IMT-GULISTAN/{alert.id}", f"IMT-TASHKENT/{alert.id}"}
-    gulistan = inbox.escalations[("IMT-GULISTAN", alert.id)]
+    assert set(inbox.notices["NIAC-UZ"]) == {
+        f"IMT-GULISTAN/BLO-OYBEK/{alert.id}",
+        f"IMT-TASHKENT/BLO-OYBEK/{alert.id}",
+    }
+    gulistan = inbox.escalations[("IMT-GULISTAN", _ref(alert))]
     assert gulistan["coordinators"] == ["NIAC-UZ"]
     assert "awaits acknowledgement by IMT-GULISTAN" in gulistan["reminder"]
 
@@ -81,7 +90,7 @@ async def test_acknowledged_or_closed_deliveries_do_not_escalate(
     alert = CloudEvent.model_validate(factories.alert())
     await fan_out(alert, deps)
     await acknowledge(
-        "IMT-GULISTAN", alert.id, Acknowledger("gulistan-duty", officer="Lt. A"), deps
+        "IMT-GULISTAN", _ref(alert), Acknowledger("gulistan-duty", officer="Lt. A"), deps
     )
     closed = factories.event("alert.closed", "BLO-OYBEK", {"reason": "seized"}, subject=alert.id)
     clock.now += timedelta(minutes=5)
@@ -111,11 +120,11 @@ async def test_a_crash_after_marking_is_finished_by_the_next_round(
     clock.now += timedelta(minutes=11)
     record = {"escalated_at": clock.now.isoformat(), "deadline": clock.now.isoformat(),
               "coordinators": ["NIAC-UZ"], "reminder": "r"}  # fmt: skip
-    await deps.inbox.escalate("IMT-GULISTAN", alert.id, record)
+    await deps.inbox.escalate("IMT-GULISTAN", _ref(alert), record)
     assert await escalate_due(deps) == 3  # the other three are new; Gulistan's is finished
     inbox = deps.inbox
     assert isinstance(inbox, FakeInbox)
-    assert f"IMT-GULISTAN/{alert.id}" in inbox.notices["NIAC-UZ"]
+    assert f"IMT-GULISTAN/BLO-OYBEK/{alert.id}" in inbox.notices["NIAC-UZ"]
     units = sorted(e.data.unit for e in _escalations(deps) if isinstance(e.data, AlertEscalated))
     assert units == ["BLO-FOTEHOBOD", "IMT-GULISTAN", "IMT-TASHKENT", "NIAC-UZ"]
     assert await escalate_due(deps) == 0

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.receipts import AlertDelivered
 from schemas.topology import default_topology
@@ -25,6 +26,11 @@ from services.notifier.handlers import (
 )
 from tests import factories
 from tests.unit.fakes import FakeDeadLetters, FakeInbox, FakePublisher
+
+
+def _ref(alert: CloudEvent) -> AlertRef:
+    assert alert.alert_ref is not None
+    return alert.alert_ref
 
 
 @pytest.fixture
@@ -51,10 +57,10 @@ async def test_fan_out_delivers_each_view_and_emits_one_receipt_each(deps: Notif
         "BLO-FOTEHOBOD",
         "NIAC-UZ",
     }
-    abroad = _inbox(deps).deliveries[("BLO-FOTEHOBOD", alert.id)]
+    abroad = _inbox(deps).deliveries[("BLO-FOTEHOBOD", _ref(alert))]
     assert "persons" not in abroad["event"]["data"]
     assert abroad["event"]["data"]["persons_count"] == 1
-    home = _inbox(deps).deliveries[("IMT-GULISTAN", alert.id)]
+    home = _inbox(deps).deliveries[("IMT-GULISTAN", _ref(alert))]
     assert home["event"]["data"]["persons"][0]["name"] == "Example Driver"
     receipts = _published(deps)
     assert [r.type for r in receipts] == [EventType.ALERT_DELIVERED] * 4
@@ -80,7 +86,7 @@ def test_receipts_are_encoded_as_the_model_would_encode_them(
             reasons=recipient.reasons, view=recipient.view, delivered_at=at,
         )  # fmt: skip
         receipt = system_event(
-            EventType.ALERT_DELIVERED, f"{alert.id}/{recipient.unit}", alert, data, at
+            EventType.ALERT_DELIVERED, f"BLO-OYBEK/{alert.id}/{recipient.unit}", alert, data, at
         )
         expected.append(CloudEvent.model_validate(receipt.model_dump()).to_json())
     assert [r.payload for r in rendered.receipts] == expected
@@ -104,9 +110,9 @@ async def test_changes_reach_exactly_the_recipients(deps: NotifierDeps) -> None:
         subject=alert.id, releasableto="UZ,TJ",
     )  # fmt: skip
     assert await pass_on_change(CloudEvent.model_validate(update), deps) == 4
-    abroad = next(iter(_inbox(deps).changes[("BLO-FOTEHOBOD", alert.id)].values()))
+    abroad = next(iter(_inbox(deps).changes[("BLO-FOTEHOBOD", _ref(alert))].values()))
     assert abroad["data"] == {"persons_count": 2}
-    home = next(iter(_inbox(deps).changes[("NIAC-UZ", alert.id)].values()))
+    home = next(iter(_inbox(deps).changes[("NIAC-UZ", _ref(alert))].values()))
     assert len(home["data"]["persons"]) == 2
 
 
@@ -114,10 +120,10 @@ async def test_acknowledge_is_idempotent(deps: NotifierDeps) -> None:
     alert = CloudEvent.model_validate(factories.alert())
     await fan_out(alert, deps)
     first = await acknowledge(
-        "IMT-GULISTAN", alert.id, Acknowledger("gulistan-duty", officer="Lt. A"), deps
+        "IMT-GULISTAN", _ref(alert), Acknowledger("gulistan-duty", officer="Lt. A"), deps
     )
     second = await acknowledge(
-        "IMT-GULISTAN", alert.id, Acknowledger("other", officer="Lt. B", note="late"), deps
+        "IMT-GULISTAN", _ref(alert), Acknowledger("other", officer="Lt. B", note="late"), deps
     )
     assert first == second
     assert first is not None
@@ -128,7 +134,12 @@ async def test_acknowledge_is_idempotent(deps: NotifierDeps) -> None:
 
 async def test_acknowledging_what_was_never_received_is_none(deps: NotifierDeps) -> None:
     assert (
-        await acknowledge("IMT-GULISTAN", "no-such-alert", Acknowledger("gulistan-duty"), deps)
+        await acknowledge(
+            "IMT-GULISTAN",
+            AlertRef("BLO-OYBEK", "no-such-alert"),
+            Acknowledger("gulistan-duty"),
+            deps,
+        )
         is None
     )
     assert _published(deps) == []

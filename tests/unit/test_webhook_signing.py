@@ -51,7 +51,9 @@ def test_signed_headers_verify_with_the_reference_library() -> None:
     event = factories.alert()
     event["data"]["summary"] = "Гулистан: грузовик КамАЗ"  # non-ASCII body bytes
     body = encode_body(event)
-    headers = signing.signed_headers(SECRET, webhook_id(event["id"], "IMT-GULISTAN"), _now(), body)
+    headers = signing.signed_headers(
+        SECRET, webhook_id(event["source"], event["id"], "IMT-GULISTAN"), _now(), body
+    )
     assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
     assert Webhook(SECRET).verify(body, headers) == event
 
@@ -103,24 +105,31 @@ def test_ids_that_would_break_the_signed_content_are_refused(msg_id: str) -> Non
 
 # --- webhook ids ------------------------------------------------------------------------------
 
+OYBEK = "/units/BLO-OYBEK"
+
 
 def test_webhook_ids_are_deterministic_readable_and_safe() -> None:
-    first = webhook_id("a1b2.c3/d4", "IMT-GULISTAN")
-    assert first == webhook_id("a1b2.c3/d4", "IMT-GULISTAN")
-    assert first.startswith("msg_a1b2-c3-d4_IMT-GULISTAN_")
+    first = webhook_id(OYBEK, "a1b2.c3/d4", "IMT-GULISTAN")
+    assert first == webhook_id(OYBEK, "a1b2.c3/d4", "IMT-GULISTAN")
+    assert first.startswith("msg_BLO-OYBEK_a1b2-c3-d4_IMT-GULISTAN_")
     assert "." not in first
     signing.sign(SECRET, first, 1, b"{}")  # accepted as an id
 
 
 def test_ids_that_sanitise_alike_still_differ() -> None:
-    assert webhook_id("a.b", "IMT-GULISTAN") != webhook_id("a-b", "IMT-GULISTAN")
-    assert webhook_id("a", "IMT-GULISTAN") != webhook_id("a", "IMT-TASHKENT")
+    assert webhook_id(OYBEK, "a.b", "IMT-GULISTAN") != webhook_id(OYBEK, "a-b", "IMT-GULISTAN")
+    assert webhook_id(OYBEK, "a", "IMT-GULISTAN") != webhook_id(OYBEK, "a", "IMT-TASHKENT")
+
+
+def test_two_units_events_of_one_id_have_two_webhook_ids() -> None:
+    other = "/units/BLO-FOTEHOBOD"
+    assert webhook_id(OYBEK, "BT-1", "NIAC-UZ") != webhook_id(other, "BT-1", "NIAC-UZ")
 
 
 def test_long_event_ids_make_ids_within_the_limit() -> None:
-    long_id = webhook_id("x" * 1000, "IMT-GULISTAN")
+    long_id = webhook_id(OYBEK, "x" * 1000, "IMT-GULISTAN")
     assert len(long_id) <= 255
-    assert long_id != webhook_id("x" * 999, "IMT-GULISTAN")
+    assert long_id != webhook_id(OYBEK, "x" * 999, "IMT-GULISTAN")
 
 
 # --- the retry schedule -----------------------------------------------------------------------
