@@ -260,7 +260,7 @@ class SqlLedger:
         """Recompute the whole chain and check every signed checkpoint."""
         key = self.signer.public_key if self.signer else None
         verifier = ChainVerifier(await self.checkpoints(), key)
-        async with aclosing(self.pages()) as pages:
+        async with aclosing(scan.pages(self.engine, Query(), columns=scan.INDEXED)) as pages:
             async for page in pages:
                 if not verifier.feed_page(page):
                     break

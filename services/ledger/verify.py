@@ -4,7 +4,9 @@ offline bundle and the live database are verified by the same code.
 What is caught: an edited entry (its hash no longer matches), a deleted
 entry (a gap in seq, or a broken ``prev_hash`` link), a chain rewritten with
 recomputed hashes up to a signed checkpoint (the checkpoint's head no longer
-matches), and a truncated tail (a checkpoint covers entries that are gone).
+matches), a truncated tail (a checkpoint covers entries that are gone), and
+an indexed column that no longer says what the hashed text says
+(:mod:`services.ledger.columns`).
 Not caught without an outside copy: entries appended after the last
 checkpoint and then removed — checkpoints are signed every N entries or T
 seconds, which bounds that window.
@@ -19,8 +21,12 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from services.ledger import columns
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.signing import checkpoint_message, key_id, signature_valid
+
+IndexedRow = tuple[int, str, str, str, str, str, str, str, str | None, str]
+"""``(seq, hash, prev_hash, recorded_at, event, source, event_id, type, subject, event_time)``."""
 
 
 class Row(Protocol):
@@ -134,30 +140,37 @@ class ChainVerifier:
         self.report.count, self.report.head = row.seq, row.hash
         return True
 
-    def feed_page(self, rows: Iterable[tuple[int, str, str, str, str]]) -> bool:
-        """Check ``(seq, hash, prev_hash, recorded_at, event)`` tuples in order; False once broken.
+    def feed_page(self, rows: Iterable[IndexedRow]) -> bool:
+        """Check entries of the database with their indexed columns, in order; False once broken.
 
         The hot loop of verification: an entry that links, hashes right and
-        is not a checkpoint costs one SHA-256 and a few comparisons; any other
-        goes through :meth:`feed`, which names what is wrong.
+        is not a checkpoint costs one SHA-256 and a few comparisons (any other
+        goes through :meth:`feed`, which names what is wrong); then its
+        columns are checked against its text (:func:`columns.agree`), so that
+        a column edited behind the hash — a seizure's ``type`` changed to hide
+        it from statistics — names its seq.
         """
         prev, expected, signed = self._prev, self._expected, self._signed
-        sha256, fromhex = hashlib.sha256, bytes.fromhex
-        for row in rows:
-            seq, digest, prev_hash, recorded_at, text = row
+        sha256, fromhex, agree = hashlib.sha256, bytes.fromhex, columns.agree
+        for seq, digest, prev_hash, recorded_at, text, source, event_id, kind, subject, at in rows:
             if (
                 seq != expected
                 or prev_hash != prev
                 or seq in signed
-                # the bytes of chain.entry_hash, in one buffer
                 or sha256(fromhex(prev) + f"{seq}\n{recorded_at}\n".encode() + text.encode())
                 .hexdigest() != digest
             ):  # fmt: skip
                 self._at(prev, expected)
                 if not self.feed(_Entry(seq, recorded_at, text, prev_hash, digest)):
                     return False
-                prev, expected = self._prev, self._expected
-                continue
+            if not agree(text, source, event_id, kind, subject, at):
+                self._at(prev, seq)  # the chain holds up to the entry before
+                names = ", ".join(columns.disagreement(text, source, event_id, kind, subject, at))
+                problem = f"indexed column(s) {names} disagree with the hashed event"
+                self.report.fail(
+                    seq, problem + ": readers filtering on them would miss or misfile it"
+                )
+                return False
             prev, expected = digest, seq + 1
         self._at(prev, expected)
         return True

@@ -126,6 +126,26 @@ def test_verify_names_what_broke_in_the_database(
     assert expected in result.stdout
 
 
+def test_editing_a_seizures_indexed_columns_is_caught(tmp_path: Path) -> None:
+    """Issue 12.3: only the type and time columns change, never the hashed text."""
+    assert run("demo", "--data-dir", str(tmp_path)).returncode == 0
+    with closing(sqlite3.connect(tmp_path / "ledger.sqlite3")) as db, db:
+        [seq] = db.execute(
+            "SELECT seq FROM ledger_entries WHERE type = 'seizure.reported'"
+        ).fetchone()
+        db.execute(
+            "UPDATE ledger_entries SET type = 'alert.delivered',"
+            " event_time = '2001-01-01T00:00:00.000000Z' WHERE seq = ?",
+            (seq,),
+        )
+    hidden = run("ledger", "replay", "--type", "seizure.reported", env=_env(tmp_path))
+    assert hidden.stdout == ""  # what the edit achieves for readers...
+    result = run("ledger", "verify", env=_env(tmp_path))
+    assert result.returncode == 1  # ...and verify says so, naming the entry and the column
+    assert f"BROKEN at seq {seq}" in result.stdout
+    assert "type" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("tamper", "command"),
     [

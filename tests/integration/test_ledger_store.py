@@ -119,6 +119,56 @@ async def test_verify_names_the_first_bad_seq(ledger: SqlLedger, tamper: str, ba
     assert report.problems
 
 
+def _mixed() -> list[CloudEvent]:
+    """Seizures and alerts, with and without subject, in UTC and in Uzbekistan time."""
+    return [
+        *_events(2),
+        CloudEvent.model_validate(factories.alert(time="2026-01-05T10:00:00+05:00")),
+        CloudEvent.model_validate(factories.seizure(subject='case "7" }, {')),
+        *_events(2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("column", "forged"),
+    [
+        ("type", "'alert.delivered'"),  # replay --type and stats no longer see seq 4
+        ("event_time", "'2001-01-01T00:00:00.000000Z'"),  # --since/--until misfile it
+        ("subject", "NULL"),  # the trail of its case loses it
+        ("subject", "'case \"7\" }, {x'"),
+        ("event_id", "'someone-else'"),  # a re-publish of it would be recorded again
+        ("source", "'/units/BLO-OYBEK'"),
+    ],
+)
+async def test_verify_checks_every_indexed_column_against_the_hashed_text(
+    ledger: SqlLedger, column: str, forged: str
+) -> None:
+    await ledger.append(_mixed())
+    await _tamper(ledger, f"UPDATE ledger_entries SET {column} = {forged} WHERE seq = 4")
+    report = await ledger.verify()
+    assert report.ok is False
+    assert report.first_bad_seq == 4
+    assert column in report.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("column", "forged", "seq"),
+    [
+        ("event_time", "'2026-01-05T10:00:00+05:00'", 3),  # the text's own words, not its UTC form
+        ("subject", "'CASE-1'", 3),  # an alert without subject gets one
+        ("type", "'seizure.reported'", 3),
+    ],
+)
+async def test_an_indexed_column_must_be_exactly_what_the_writer_derives(
+    ledger: SqlLedger, column: str, forged: str, seq: int
+) -> None:
+    await ledger.append(_mixed())
+    assert (await ledger.verify()).ok
+    await _tamper(ledger, f"UPDATE ledger_entries SET {column} = {forged} WHERE seq = {seq}")
+    report = await ledger.verify()
+    assert (report.ok, report.first_bad_seq) == (False, seq)
+
+
 async def test_reads_stream_page_by_page(
     make_ledger: LedgerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
