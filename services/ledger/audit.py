@@ -41,22 +41,41 @@ async def replay(ledger: SqlLedger, query: Query, out: IO[str]) -> int:
 
 
 async def seizure_stats(ledger: SqlLedger) -> list[dict[str, Any]]:
-    """Seizure totals by unit, substance, month and measure, read in one streaming pass."""
-    totals: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    """Seizure totals by unit, substance, month and measure, read in one streaming pass.
+
+    Each seizure counts once. Reports that share ``data.case`` describe one
+    seizure (customs and police both report the same heroin): the first of
+    them in the ledger — the lowest seq — gives its unit, month, substances and
+    quantities; later ones, kept in the ledger all the same, only add to
+    ``reports``. A report without ``case`` is a seizure of its own.
+    """
+    totals: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0, 0])
+    counted: dict[str, frozenset[tuple[str, str, str, str]]] = {}  # case → its first report's rows
     async with aclosing(ledger.entries(Query(types=("seizure.reported",)))) as entries:
         async for entry in entries:
             with _well_formed(entry):
-                event = entry.event
+                event, data = entry.event, entry.event["data"]
+                case = data.get("case")
+                if case is not None and case in counted:
+                    for key in counted[case]:
+                        totals[key][2] += 1  # another report of a seizure already counted
+                    continue
                 unit = event["source"].removeprefix("/units/")
-                month = event["data"]["occurred_at"][:7]
-                for drug in event["data"]["drugs"]:
-                    total = totals[(unit, drug["substance"], month, drug["measure"])]
-                    total[0] += drug["quantity"]
-                    total[1] += 1
+                month = data["occurred_at"][:7]
+                keys = set()
+                for drug in data["drugs"]:
+                    key = (unit, drug["substance"], month, drug["measure"])
+                    totals[key][0] += drug["quantity"]
+                    keys.add(key)
+                for key in keys:
+                    totals[key][1] += 1
+                    totals[key][2] += 1
+                if case is not None:
+                    counted[case] = frozenset(keys)
     return [
         {"unit": unit, "substance": substance, "month": month, "measure": measure,
-         "quantity": round(quantity, 9), "seizures": int(count)}
-        for (unit, substance, month, measure), (quantity, count) in sorted(totals.items())
+         "quantity": round(quantity, 9), "seizures": int(seizures), "reports": int(reports)}
+        for (unit, substance, month, measure), (quantity, seizures, reports) in sorted(totals.items())
     ]  # fmt: skip
 
 

@@ -122,17 +122,18 @@ def trail(alert_id: str) -> None:
 
 @app.command()
 def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = False) -> None:
-    """Seizure totals by unit, substance and month."""
+    """Seizure totals by unit, substance and month; a seizure several agencies reported (one
+    ``data.case``) counts once, as its first report gives it."""
     rows = _run(audit.seizure_stats)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title="Seizures by unit, substance and month")
-    for column in ("unit", "substance", "month", "quantity", "seizures"):
+    for column in ("unit", "substance", "month", "quantity", "seizures", "reports"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["unit"], row["substance"], row["month"], f"{row['quantity']:g} {row['measure']}",
-                      str(row["seizures"]))  # fmt: skip
+                      str(row["seizures"]), str(row["reports"]))  # fmt: skip
     console.print(table)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 from collections.abc import AsyncIterator, Callable
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from services.ledger.signing import Signer, load_or_create_signer
 from services.ledger.store import CheckpointPolicy, Query, SqlLedger, create_engine
 from tests import factories
 from tests.integration.ledger_backends import fresh_postgres_database, postgres_server
+from tests.unit.adapter_helpers import convert, event
 
 __all__ = ["postgres_server"]  # the fixture, imported so pytest finds it here
 
@@ -249,6 +251,45 @@ async def test_a_forged_checkpoint_signature_is_caught(ledger: SqlLedger) -> Non
     report = await ledger.verify()
     assert report.ok is False
     assert "signature" in report.problems[0]
+
+
+def _sample_seizures() -> list[CloudEvent]:
+    """Every seizure of the customs and police samples, as ``liaison import`` publishes them."""
+    events = []
+    for adapter, sample in (("customs-csv", "scc-seizures.csv"), ("mia-jsonl", "mia-cases.jsonl")):
+        content = (resources.files("services.ingest.adapters") / "samples" / sample).read_bytes()
+        events += [event(outcome) for outcome in convert(adapter, content).values()]
+    return events
+
+
+async def test_one_seizure_reported_by_two_agencies_counts_once(ledger: SqlLedger) -> None:
+    """Issue 12.10: customs and police both report the 20 kg 32 g of heroin of 14 March 2024."""
+    await ledger.append(_sample_seizures())
+    heroin = [
+        row
+        for row in await audit.seizure_stats(ledger)
+        if (row["substance"], row["month"]) == ("heroin", "2024-03")
+    ]
+    assert [(r["unit"], r["quantity"], r["seizures"], r["reports"]) for r in heroin] == [
+        ("BLO-OYBEK", 20.032, 1, 2),  # the customs report came first; the police one is kept
+        ("BLO-SARIOSIYO", 12.5, 1, 1),
+    ]
+    out = io.StringIO()
+    assert await audit.replay(ledger, Query(types=("seizure.reported",)), out) == 12
+
+
+async def test_stats_count_a_case_once_with_its_first_reports_figures(ledger: SqlLedger) -> None:
+    first = factories.seizure("BLO-OYBEK", grams=20032)
+    first["data"]["case"] = "12-3456/2024"
+    second = factories.seizure("IMT-GULISTAN", grams=20030)  # weighed again by the police
+    second["data"]["case"] = "12-3456/2024"
+    other = factories.seizure("IMT-GULISTAN", grams=500)  # no case: a seizure of its own
+    await ledger.append([CloudEvent.model_validate(e) for e in (first, second, other)])
+    rows = await audit.seizure_stats(ledger)
+    assert [(r["unit"], r["quantity"], r["seizures"], r["reports"]) for r in rows] == [
+        ("BLO-OYBEK", 20.032, 1, 2),
+        ("IMT-GULISTAN", 0.5, 1, 1),
+    ]
 
 
 async def test_concurrent_writers_keep_one_chain(make_ledger: LedgerFactory) -> None:
