@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from services.ledger import scan
-from services.ledger.signing import load_public_key, public_pem
-from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
-from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-BUNDLE_FORMAT = "liaison-ledger-bundle/v1"
+from services.ledger import scan
+from services.ledger.checkpoints import Checkpoint
+from services.ledger.signing import key_id, load_public_key, public_pem
+from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
+from services.ledger.verify import ChainVerifier, VerifyReport
+
+BUNDLE_FORMAT = "liaison-ledger-bundle/v2"
+BUNDLE_FORMATS = (BUNDLE_FORMAT, "liaison-ledger-bundle/v1")
+"""Formats read: v1 bundles (before checkpoints chained) are held to the same rules."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,17 +122,22 @@ def _well_formed(entry: LedgerEntry) -> Iterator[None]:
 
 
 async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:
-    """Write header, checkpoints and every entry as JSON lines; returns the entry count."""
+    """Write header, checkpoints and entries as JSON lines, ending at a signed checkpoint (the
+    head is signed first if it is not); returns the entry count."""
     if ledger.signer is None:
         raise ValueError("the ledger has no signing key to export")
+    await ledger.checkpoint_if_due(force=True)
     checkpoints = await ledger.checkpoints()
+    size = checkpoints[-1].size if checkpoints else 0  # entries appended since stay out
     header = {"format": BUNDLE_FORMAT, "exported_at": datetime.now(UTC).isoformat(),
-              "public_key": public_pem(ledger.signer.public_key), "key_id": ledger.signer.key_id}  # fmt: skip
+              "public_key": public_pem(ledger.signer.public_key), "key_id": ledger.signer.key_id,
+              "checkpoint_every": ledger.policy.every,
+              "checkpoint_interval": ledger.policy.interval}  # fmt: skip
     out.write(json.dumps(header) + "\n")
     for checkpoint in checkpoints:
         out.write(json.dumps({"checkpoint": checkpoint.to_dict()}) + "\n")
     count = 0
-    async for page in ledger.pages():
+    async for page in ledger.pages(Query(limit=size)):
         out.writelines(scan.bundle_lines(page))
         count += len(page)
     return count
@@ -142,21 +152,32 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}: line {number} is not JSON: {exc.msg}") from None
 
 
-def verify_bundle(path: Path, public_key_pem: str | None = None) -> VerifyReport:
-    """Verify an exported bundle offline, with its own public key or the one given."""
+def verify_bundle(path: Path, keys: Mapping[str, Ed25519PublicKey] | None = None) -> VerifyReport:
+    """Verify an exported bundle offline against the trusted ``keys`` (by key id).
+
+    Without them it is checked with the key the bundle itself carries, which
+    proves only that it is consistent: anyone can re-sign a forged bundle with
+    a key of their own, so the report's origin stays unverified.
+    """
     lines = _lines(path)
     header = next(lines, None)
-    if not header or header.get("format") != BUNDLE_FORMAT:
+    if not header or header.get("format") not in BUNDLE_FORMATS:
         raise ValueError(f"{path}: not a {BUNDLE_FORMAT} file")
-    key = load_public_key(public_key_pem or header["public_key"])
+    if not keys:
+        own = load_public_key(header["public_key"])
+        keys, trusted = {key_id(own): own}, False
+    else:
+        trusted = True
     checkpoints: list[Checkpoint] = []
     verifier: ChainVerifier | None = None
     for line in lines:
         if "checkpoint" in line:
-            checkpoints.append(Checkpoint(**line["checkpoint"]))
+            if verifier is not None:
+                raise ValueError(f"{path}: a checkpoint line after the entries")
+            checkpoints.append(Checkpoint.from_dict(line["checkpoint"]))
             continue
         if verifier is None:
-            verifier = ChainVerifier(checkpoints, key)
+            verifier = ChainVerifier(checkpoints, keys, trusted=trusted, bundle=True)
         if not verifier.feed(BundleRow(**line["entry"])):
             break
-    return (verifier or ChainVerifier(checkpoints, key)).finish()
+    return (verifier or ChainVerifier(checkpoints, keys, trusted=trusted, bundle=True)).finish()

@@ -14,9 +14,10 @@ from sqlalchemy import text
 
 from schemas.events import CloudEvent
 from services.bus import Unavailable
-from services.ledger import audit, scan
+from services.ledger import audit, scan, tables
 from services.ledger.chain import GENESIS, entry_hash
-from services.ledger.signing import Signer, load_or_create_signer
+from services.ledger.checkpoints import Checkpoint
+from services.ledger.signing import Signer, checkpoint_message, load_or_create_signer
 from services.ledger.store import CheckpointPolicy, Query, SqlLedger, create_engine
 from tests import factories
 from tests.integration.ledger_backends import fresh_postgres_database, postgres_server
@@ -197,7 +198,8 @@ async def test_checkpoints_are_signed_every_n_entries(make_ledger: LedgerFactory
     await ledger.create_schema()
     for _ in range(5):
         await ledger.append(_events(4))
-    assert [c.size for c in await ledger.checkpoints()] == [4, 16]
+    # the first append signs its head; then every 10 entries, mid-batch (never more apart)
+    assert [c.size for c in await ledger.checkpoints()] == [4, 14]
     report = await ledger.verify()
     assert (report.ok, report.checkpoints) == (True, 2)
 
@@ -290,6 +292,163 @@ async def test_stats_count_a_case_once_with_its_first_reports_figures(ledger: Sq
         ("BLO-OYBEK", 20.032, 1, 2),
         ("IMT-GULISTAN", 0.5, 1, 1),
     ]
+
+
+async def _rechain(ledger: SqlLedger, old: str, new: str) -> None:
+    """A forger with the database: edits entries and recomputes every hash after them."""
+    async with ledger.engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT seq, recorded_at, event FROM ledger_entries ORDER BY seq")
+            )
+        ).all()
+        prev = GENESIS
+        for row in rows:
+            forged = row.event.replace(old, new)
+            digest = entry_hash(prev, row.seq, row.recorded_at, forged)
+            await conn.execute(
+                text(
+                    "UPDATE ledger_entries SET event = :e, prev_hash = :p, hash = :h WHERE seq = :s"
+                ),
+                {"e": forged, "p": prev, "h": digest, "s": row.seq},
+            )
+            prev = digest
+
+
+async def test_an_insider_cannot_rewrite_the_ledger_and_have_it_signed(
+    make_ledger: LedgerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13.2: every checkpoint deleted, entry 1 edited and re-chained."""
+    ledger = make_ledger(CheckpointPolicy(every=3, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(5))
+    await _tamper(ledger, "DELETE FROM ledger_checkpoints")
+    await _rechain(ledger, "heroin", "flour")
+
+    report = await ledger.verify()  # on the ledger's host: its record names what it signed
+    assert (report.ok, report.first_bad_seq) == (False, 3)
+    assert "entries up to here were rewritten" in report.problems[0]
+    elsewhere = make_ledger(CheckpointPolicy(every=3, interval=3600), signer=None)
+    report = await elsewhere.verify()  # without it: 5 entries and no checkpoint
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert "more than CHECKPOINT_EVERY (3)" in report.problems[0]
+
+    with pytest.raises(Unavailable, match="checkpoints were deleted"):
+        await ledger.append(_events(1))  # the signer refuses to extend, let alone sign, the forgery
+    with pytest.raises(Unavailable):
+        await ledger.checkpoint_if_due(force=True)
+    assert await ledger.ready() is False
+    assert "REFUSING to append or sign" in caplog.text
+    restarted = make_ledger(CheckpointPolicy(every=3, interval=3600))  # its record is on disk
+    with pytest.raises(Unavailable):
+        await restarted.checkpoint_if_due(force=True)
+    assert await ledger.checkpoints() == []  # nothing was signed
+    assert await ledger.count() == 5
+
+
+async def test_the_signer_resumes_once_the_database_is_restored(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(5))
+    last = (await ledger.checkpoints())[-1]
+    await _tamper(ledger, f"DELETE FROM ledger_checkpoints WHERE size = {last.size}")
+    with pytest.raises(Unavailable, match="checkpoints were deleted"):
+        await ledger.append(_events(1))
+    assert await ledger.ready() is False
+    async with ledger.engine.begin() as conn:  # the operator restores it from a backup
+        await conn.execute(tables.checkpoints.insert(), [last.columns()])
+    assert (await ledger.append(_events(1))).appended == (6,)
+    assert await ledger.ready() is True
+    assert (await ledger.verify()).ok
+
+
+async def test_the_last_signed_checkpoint_is_kept_beside_the_key(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(5))
+    record = tmp_path / "key.last-checkpoint.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    checkpoints = await ledger.checkpoints()
+    assert Checkpoint.from_dict(json.loads(record.read_text())) == checkpoints[-1]
+    assert [(c.version, c.size) for c in checkpoints] == [(2, 2), (2, 4)]
+    assert checkpoints[1].prev == checkpoints[0].digest()  # each signs the one before
+
+
+async def test_a_checkpoint_deleted_from_the_middle_breaks_their_chain(
+    make_ledger: LedgerFactory,
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(7))
+    assert [c.size for c in await ledger.checkpoints()] == [2, 4, 6]
+    await _tamper(ledger, "DELETE FROM ledger_checkpoints WHERE size = 4")
+    report = await ledger.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 3)  # entries 3-6: no checkpoint within 2
+    assert any("checkpoint chain is broken" in problem for problem in report.problems)
+
+
+async def test_entries_signed_by_no_checkpoint_beyond_every_fail(
+    make_ledger: LedgerFactory,
+) -> None:
+    unsigned = make_ledger(CheckpointPolicy(every=3, interval=3600), signer=None)
+    await unsigned.create_schema()
+    await unsigned.append(_events(4))  # written without the key: nothing signed them
+    report = await make_ledger(CheckpointPolicy(every=3, interval=3600)).verify()
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert "more than CHECKPOINT_EVERY (3)" in report.problems[0]
+
+
+async def test_a_bundle_ends_at_a_checkpoint_and_verifies_only_with_a_trusted_key(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(3))
+    await ledger.append(_events(2))  # entries 4-5 not signed yet
+    assert [c.size for c in await ledger.checkpoints()] == [3]
+    bundle = tmp_path / "bundle.jsonl"
+    with bundle.open("w") as out:
+        assert await audit.export_bundle(ledger, out) == 5
+    assert ledger.signer is not None
+    trusted = {ledger.signer.key_id: ledger.signer.public_key}
+    report = audit.verify_bundle(bundle, trusted)
+    assert (report.ok, report.count, report.checkpoints, report.origin_verified) == (
+        True,
+        5,
+        2,
+        True,
+    )
+    assert audit.verify_bundle(bundle).origin_verified is False  # its own key proves nothing
+    lines = bundle.read_text().splitlines(keepends=True)
+    stripped = tmp_path / "stripped.jsonl"
+    stripped.write_text("".join(line for line in lines if '"checkpoint"' not in line))
+    report = audit.verify_bundle(stripped, trusted)
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert "does not end at a signed checkpoint" in report.problems[0]
+
+
+async def test_version_1_checkpoints_still_verify_and_the_chain_continues_from_them(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    old = make_ledger(CheckpointPolicy(every=1000, interval=3600), signer=None)
+    await old.create_schema()
+    await old.append(_events(3))
+    signer = load_or_create_signer(tmp_path / "key.pem")
+    head = (await old.verify()).head
+    at = "2026-01-01T00:00:00.000000Z"
+    v1 = Checkpoint(3, head, at, signer.key_id, signer.sign(checkpoint_message(3, head, at)))
+    async with old.engine.begin() as conn:  # as a version before the chain signed it
+        await conn.execute(tables.checkpoints.insert(), [v1.columns()])
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.append(_events(2))  # no record beside the key yet: the database's v1 is adopted
+    await ledger.checkpoint_if_due(force=True)
+    checkpoints = await ledger.checkpoints()
+    assert [(c.version, c.size) for c in checkpoints] == [(1, 3), (2, 5)]
+    assert checkpoints[1].prev == v1.digest()
+    report = await ledger.verify()
+    assert (report.ok, report.checkpoints) == (True, 2)
 
 
 async def test_concurrent_writers_keep_one_chain(make_ledger: LedgerFactory) -> None:
