@@ -196,6 +196,9 @@ class Notary:
         ``(seq, head)``."""
         if self._verified == (seq, head):
             return
+        if self._verified is not None and seq < self._verified[0]:
+            raise SignerRefused(f"entries were deleted: this ledger saw the chain reach seq "
+                                f"{self._verified[0]}, the database ends at {seq}")  # fmt: skip
         start = (base.size, base.head_hash) if base else (0, GENESIS)
         if seq < start[0]:
             raise SignerRefused(f"entries were deleted: this ledger signed {start[0]} entries, "

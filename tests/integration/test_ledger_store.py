@@ -362,6 +362,18 @@ async def test_the_signer_resumes_once_the_database_is_restored(make_ledger: Led
     assert (await ledger.verify()).ok
 
 
+async def test_the_signer_notices_its_own_unsigned_entries_deleted(
+    make_ledger: LedgerFactory,
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(3))  # signed: the first append signs its head
+    await ledger.append(_events(2))  # 4-5: not signed yet
+    await _tamper(ledger, "DELETE FROM ledger_entries WHERE seq > 3")
+    with pytest.raises(Unavailable, match="entries were deleted"):
+        await ledger.append(_events(1))
+
+
 async def test_the_last_signed_checkpoint_is_kept_beside_the_key(
     make_ledger: LedgerFactory, tmp_path: Path
 ) -> None:
