@@ -3,9 +3,11 @@
 A checkpoint says "the first ``size`` entries end in ``head_hash``", signed
 with the ledger's Ed25519 key. Version 2 (``liaison-ledger-checkpoint/v2``)
 also signs the previous checkpoint's hash — so checkpoints form a chain of
-their own, and one deleted from the middle breaks it — and the policy it was
+their own, and one deleted from the middle breaks it —, the policy it was
 signed under (``CHECKPOINT_EVERY``, ``CHECKPOINT_INTERVAL``), so that an
-offline verifier knows how far apart they may be. Version 1 checkpoints
+offline verifier knows how far apart they may be, and the digest of the
+indexed columns of the entries it covers (:mod:`services.ledger.columns`), so
+that the database's columns are checked without parsing every event. Version 1 checkpoints
 (before the chain) still verify; they are not linked, and no gap rule applies
 to them.
 
@@ -13,7 +15,7 @@ The exact signed bytes (README, "The ledger, for auditors")::
 
     v1: "liaison-ledger-checkpoint/v1\\n<size>\\n<head_hash>\\n<signed_at>\\n"
     v2: "liaison-ledger-checkpoint/v2\\n<size>\\n<head_hash>\\n<signed_at>\\n<prev>\\n"
-        "<every>\\n<interval_ms>\\n"
+        "<every>\\n<interval_ms>\\n<index_hash>\\n"
 
 ``prev`` is :meth:`Checkpoint.digest` of the checkpoint before (v1 or v2),
 64 zeros for the first.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -58,6 +60,9 @@ class Checkpoint:
     """v2: ``CHECKPOINT_EVERY`` when signed."""
     interval_ms: int | None = None
     """v2: ``CHECKPOINT_INTERVAL`` when signed, in milliseconds."""
+    index_hash: str | None = None
+    """v2: :func:`~services.ledger.columns.index_digest` of the entries after the previous
+    checkpoint, up to this one."""
 
     def message(self) -> bytes:
         """The exact bytes its signature covers."""
@@ -65,7 +70,7 @@ class Checkpoint:
             return checkpoint_message(self.size, self.head_hash, self.signed_at)
         return (
             f"{V2}\n{self.size}\n{self.head_hash}\n{self.signed_at}\n{self.prev}\n"
-            f"{self.every}\n{self.interval_ms}\n"
+            f"{self.every}\n{self.interval_ms}\n{self.index_hash}\n"
         ).encode()
 
     def digest(self) -> str:
@@ -86,14 +91,15 @@ class Checkpoint:
                                "signature": self.signature}  # fmt: skip
         if self.version != 1:
             doc |= {"version": self.version, "prev": self.prev, "every": self.every,
-                    "interval_ms": self.interval_ms}  # fmt: skip
+                    "interval_ms": self.interval_ms, "index_hash": self.index_hash}  # fmt: skip
         return doc
 
     def columns(self) -> dict[str, Any]:
         """Every field, as the database row holds them."""
         return {"size": self.size, "head_hash": self.head_hash, "signed_at": self.signed_at,
                 "key_id": self.key_id, "signature": self.signature, "version": self.version,
-                "prev": self.prev, "every": self.every, "interval_ms": self.interval_ms}  # fmt: skip
+                "prev": self.prev, "every": self.every, "interval_ms": self.interval_ms,
+                "index_hash": self.index_hash}  # fmt: skip
 
     @classmethod
     def from_dict(cls, doc: Mapping[Any, Any]) -> Checkpoint:
@@ -103,11 +109,13 @@ class Checkpoint:
                 int(doc["size"]), str(doc["head_hash"]), str(doc["signed_at"]),
                 str(doc["key_id"]), str(doc["signature"]), int(doc.get("version") or 1),
                 doc.get("prev"), _int(doc.get("every")), _int(doc.get("interval_ms")),
+                doc.get("index_hash"),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a checkpoint: {exc!r}") from None
         if checkpoint.version not in (1, 2) or (
-            checkpoint.version == 2 and None in (checkpoint.prev, checkpoint.policy)
+            checkpoint.version == 2
+            and None in (checkpoint.prev, checkpoint.policy, checkpoint.index_hash)
         ):
             raise ValueError(f"not a checkpoint: version {checkpoint.version} incomplete")
         return checkpoint
@@ -120,19 +128,19 @@ def _int(value: Any) -> int | None:
 def signed(
     sign: Callable[[bytes], str],
     key_id: str,
-    size: int,
-    head: str,
+    head: tuple[int, str],
     at: str,
     before: Checkpoint | None,
     policy: Policy,
+    index_hash: str,
 ) -> Checkpoint:
-    """A v2 checkpoint of ``size`` entries ending in ``head``, chained to ``before``."""
+    """A v2 checkpoint of ``head`` (size, head hash), chained to ``before``."""
+    size, head_hash = head
     prev = before.digest() if before else GENESIS
-    unsigned = Checkpoint(size, head, at, key_id, "", 2, prev, policy.every,
-                          round(policy.interval * 1000))  # fmt: skip
-    signature = sign(unsigned.message())
-    return Checkpoint(size, head, at, key_id, signature, 2, prev, unsigned.every,
-                      unsigned.interval_ms)  # fmt: skip
+    interval_ms = round(policy.interval * 1000)
+    unsigned = Checkpoint(size, head_hash, at, key_id, "", 2, prev, policy.every, interval_ms,
+                          index_hash)  # fmt: skip
+    return replace(unsigned, signature=sign(unsigned.message()))
 
 
 def problems(

@@ -27,6 +27,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from services.bus import Unavailable
 from services.ledger import tables
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.checkpoints import Checkpoint, Policy, signed
+from services.ledger.columns import index_digest, index_of, index_text
 from services.ledger.records import utc_text
 from services.ledger.signing import Signer, signature_valid
 
@@ -48,6 +50,14 @@ LOG_EVERY = 60.0  # seconds between repeats of the same refusal in the log
 
 class SignerRefused(Unavailable):
     """The database no longer extends what this ledger signed: no append, no signature."""
+
+
+@dataclass(slots=True)
+class Signing:
+    """What an append signs: checkpoints, and the index texts left after the last of them."""
+
+    checkpoints: list[Checkpoint]
+    indexes: list[str]
 
 
 class Notary:
@@ -62,6 +72,7 @@ class Notary:
         self._trusted: Checkpoint | None = None  # the last checkpoint known to be ours and stored
         self._loaded = False
         self._verified: tuple[int, str] | None = None  # (seq, hash) the chain was checked up to
+        self._indexes: list[str] = []  # index texts of the entries after _trusted, up to _verified
         self._logged: tuple[str | None, float] = (None, 0.0)
 
     @property
@@ -106,16 +117,22 @@ class Notary:
         now: datetime,
         *,
         force: bool = False,
-    ) -> list[Checkpoint]:
+    ) -> Signing:
         """The checkpoints to sign now: ``head`` is the chain's end before ``rows`` (the chained
-        rows being appended, seq first and hash last)."""
-        out: list[Checkpoint] = []
+        rows being appended: ``append.Row``)."""
+        # append.Row: (seq, source, event_id, type, subject, event_time, recorded_at, text, …, hash)
+        fresh = [index_text(r[2], r[1], r[3], r[5], r[4]) for r in rows]
+        plan = Signing([], [*self._indexes, *fresh])
         last, at, every = base, utc_text(now), self.policy.every
 
         def sign(size: int, digest: str) -> None:
             nonlocal last
-            last = signed(self.signer.sign, self.signer.key_id, size, digest, at, last, self.policy)
-            out.append(last)
+            covered = size - (last.size if last else 0)
+            index_hash = index_digest(plan.indexes[:covered])
+            del plan.indexes[:covered]
+            last = signed(self.signer.sign, self.signer.key_id, (size, digest), at, last,
+                          self.policy, index_hash)  # fmt: skip
+            plan.checkpoints.append(last)
 
         if head[0] - (last.size if last else 0) >= every:  # the policy was lowered, say
             sign(*head)
@@ -127,14 +144,14 @@ class Notary:
             force or last is None or _age(last.signed_at, now) >= self.policy.interval
         ):
             sign(*end)
-        return out
+        return plan
 
-    async def committed(self, head: tuple[int, str], signatures: Sequence[Checkpoint]) -> None:
+    async def committed(self, head: tuple[int, str], plan: Signing) -> None:
         """After the append's commit: the chain is ours up to ``head``; record what was signed."""
-        self._verified = head
-        if signatures:
-            self._trusted = signatures[-1]
-            await self._record(signatures[-1])
+        self._verified, self._indexes = head, plan.indexes
+        if plan.checkpoints:
+            self._trusted = plan.checkpoints[-1]
+            await self._record(plan.checkpoints[-1])
 
     async def _catch_up(self, conn: AsyncConnection) -> Checkpoint | None:
         if not self._loaded:
@@ -205,6 +222,8 @@ class Notary:
                                 f"the database has {seq}")  # fmt: skip
         if self._verified is not None and start[0] <= self._verified[0] <= seq:
             start = self._verified
+        else:
+            self._indexes = []  # the index texts since the base, read again below
         at, prev = start
         while at < seq:
             sql = ("SELECT seq, hash, prev_hash, recorded_at, event FROM ledger_entries "
@@ -225,6 +244,10 @@ class Notary:
                 ):
                     raise SignerRefused(f"the chain no longer recomputes at seq {at + 1}, after "
                                         f"the last signed checkpoint ({start[0]} entries)")  # fmt: skip
+                index = index_of(text)  # derived from the text: the columns are not trusted here
+                if index is None:
+                    raise SignerRefused(f"the entry at seq {row_seq} is no event")
+                self._indexes.append(index)
                 at, prev = row_seq, digest
         if (at, prev) != (seq, head):
             raise SignerRefused(f"the chain ends at seq {at}, not at the head (seq {seq})")

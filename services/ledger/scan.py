@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger import tables
+from services.ledger.columns import INDEX_SQL
 
 if TYPE_CHECKING:
     from services.ledger.store import Query
@@ -28,8 +29,8 @@ RawRow = tuple[int, str, str, str, str]
 """``(seq, hash, prev_hash, recorded_at, event)``; ``event`` is the stored canonical JSON text."""
 
 _COLUMNS = "seq, hash, prev_hash, recorded_at, event"
-INDEXED = f"{_COLUMNS}, source, event_id, type, subject, event_time"
-"""Verification's columns: the entry, then the indexed columns it checks against the text."""
+INDEXED = f"{_COLUMNS}, {INDEX_SQL}"
+"""Verification's columns: the entry, then its indexed columns as one text (:mod:`columns`)."""
 _BUNDLE_ENTRY = '{"entry":{"seq":%d,"hash":"%s","prev_hash":"%s","recorded_at":"%s","event":%s}}\n'
 _ENTRY_JSON = '{"seq":%d,"hash":"%s","prev_hash":"%s","recorded_at":"%s","event":%s}'
 

@@ -22,7 +22,7 @@ from services.ledger import append as sql
 from services.ledger import redaction, scan, schema, tables
 from services.ledger.checkpoints import Checkpoint, Policy
 from services.ledger.health import WriteHealth
-from services.ledger.notary import Notary
+from services.ledger.notary import Notary, Signing
 from services.ledger.records import Record, record_of_event, utc_text
 from services.ledger.scan import RawRow
 from services.ledger.signing import Signer
@@ -172,11 +172,11 @@ class SqlLedger:
                 # the signer refuses (and nothing is appended) unless the chain extends its record
                 base = await self.notary.base(conn, first, prev) if self.notary else None
                 rows, head = sql.chain(fresh, first, prev, utc_text(now))
-                signatures = await self._sign(conn, base, (first, prev), rows, now)
+                plan = await self._sign(conn, base, (first, prev), rows, now)
                 if rows:
                     await sql.insert(conn, rows)
-            if self.notary:
-                await self.notary.committed((first + len(rows), head), signatures)
+            if self.notary and plan:
+                await self.notary.committed((first + len(rows), head), plan)
         return AppendResult(
             tuple(range(first + 1, first + len(rows) + 1)), len(records) - len(fresh)
         )
@@ -194,10 +194,10 @@ class SqlLedger:
                 await sql.lock(conn)
                 head = await sql.head(conn)
                 base = await self.notary.base(conn, *head) if self.notary else None
-                signatures = await self._sign(conn, base, head, [], now, force=force)
-            if self.notary:
-                await self.notary.committed(head, signatures)
-        return signatures[-1] if signatures else None
+                plan = await self._sign(conn, base, head, [], now, force=force)
+            if self.notary and plan:
+                await self.notary.committed(head, plan)
+        return plan.checkpoints[-1] if plan and plan.checkpoints else None
 
     async def _sign(
         self,
@@ -208,14 +208,14 @@ class SqlLedger:
         now: datetime,
         *,
         force: bool = False,
-    ) -> list[Checkpoint]:
-        """Sign and store the checkpoints due with this append (none without a signer)."""
+    ) -> Signing | None:
+        """Sign and store the checkpoints due with this append (None without a signer)."""
         if self.notary is None:
-            return []
-        signatures = self.notary.due(base, head, rows, now, force=force)
-        if signatures:
-            await conn.execute(insert(tables.checkpoints), [c.columns() for c in signatures])
-        return signatures
+            return None
+        plan = self.notary.due(base, head, rows, now, force=force)
+        if plan.checkpoints:
+            await conn.execute(insert(tables.checkpoints), [c.columns() for c in plan.checkpoints])
+        return plan
 
     async def ready(self, timeout: float = 2.0) -> bool:
         """Whether the database answers and takes writes, and the signer signs (readiness)."""

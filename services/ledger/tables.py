@@ -54,4 +54,6 @@ checkpoints = Table(
     Column("every", BigInteger, nullable=True, comment="v2: CHECKPOINT_EVERY when signed."),
     Column("interval_ms", BigInteger, nullable=True,
            comment="v2: CHECKPOINT_INTERVAL when signed, milliseconds."),
+    Column("index_hash", String(64), nullable=True,
+           comment="v2: SHA-256 of the indexed columns of the entries it newly covers."),
 )  # fmt: skip

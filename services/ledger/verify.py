@@ -17,7 +17,7 @@ fewer than ``CHECKPOINT_EVERY``, none older than twice ``CHECKPOINT_INTERVAL``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -33,8 +33,9 @@ __all__ = ["ChainVerifier", "Checkpoint", "VerifyReport"]
 
 DEFAULT_POLICY = Policy()
 
-IndexedRow = tuple[int, str, str, str, str, str, str, str, str | None, str]
-"""``(seq, hash, prev_hash, recorded_at, event, source, event_id, type, subject, event_time)``."""
+IndexedRow = tuple[int, str, str, str, str, str | None]
+"""``(seq, hash, prev_hash, recorded_at, event, index)``: a database entry with its indexed
+columns as one text (:data:`services.ledger.columns.INDEX_SQL`)."""
 
 
 class Row(Protocol):
@@ -133,6 +134,10 @@ class ChainVerifier:
         self._tail_recorded_at: str | None = None
         # entries the hot loop hands to feed(): the checkpoints' heads, the first unsigned entry
         self._watched = {*self._signed, self._tail_start}
+        # database rows since the last checkpoint, as (page, start, end) slices: their indexed
+        # columns are checked when the next checkpoint (or the end) closes the stretch
+        self._open: list[tuple[Sequence[IndexedRow], int, int]] = []
+        self._keys_checked = keys is not None  # else a checkpoint's digest could be anyone's
 
     def feed(self, row: Row) -> bool:
         """Check one entry; False once the chain is broken (stop feeding)."""
@@ -159,19 +164,21 @@ class ChainVerifier:
         self.report.count, self.report.head = row.seq, row.hash
         return True
 
-    def feed_page(self, rows: Iterable[IndexedRow]) -> bool:
-        """Check entries of the database with their indexed columns, in order; False once broken.
+    def feed_page(self, rows: Sequence[IndexedRow]) -> bool:
+        """Check a page of database entries with their indexed columns, in order; False once
+        broken.
 
         The hot loop of verification: an entry that links, hashes right and
         is not a checkpoint costs one SHA-256 and a few comparisons (any other
-        goes through :meth:`feed`, which names what is wrong); then its
-        columns are checked against its text (:func:`columns.agree`), so that
-        a column edited behind the hash — a seizure's ``type`` changed to hide
-        it from statistics — names its seq.
+        goes through :meth:`feed`, which names what is wrong). The indexed
+        columns are checked per stretch between checkpoints (:meth:`_close`),
+        so that a column edited behind the hash — a seizure's ``type`` changed
+        to hide it from statistics — names its seq.
         """
-        prev, expected, watched = self._prev, self._expected, self._watched
-        sha256, fromhex, agree = hashlib.sha256, bytes.fromhex, columns.agree
-        for seq, digest, prev_hash, recorded_at, text, source, event_id, kind, subject, at in rows:
+        prev, expected, watched, signed = self._prev, self._expected, self._watched, self._signed
+        sha256, fromhex = hashlib.sha256, bytes.fromhex
+        first, start = (rows[0][0] if rows else 0), 0
+        for seq, digest, prev_hash, recorded_at, text, _index in rows:
             if (
                 seq != expected
                 or prev_hash != prev
@@ -182,16 +189,35 @@ class ChainVerifier:
                 self._at(prev, expected)
                 if not self.feed(_Entry(seq, recorded_at, text, prev_hash, digest)):
                     return False
-            if not agree(text, source, event_id, kind, subject, at):
-                self._at(prev, seq)  # the chain holds up to the entry before
-                names = ", ".join(columns.disagreement(text, source, event_id, kind, subject, at))
+                if seq in signed:  # the page's entries up to here close a stretch
+                    self._open.append((rows, start, seq - first + 1))
+                    start = seq - first + 1
+                    if not self._close(signed[seq]):
+                        return False
+            prev, expected = digest, seq + 1
+        self._at(prev, expected)
+        if start < len(rows):
+            self._open.append((rows, start, len(rows)))
+        return True
+
+    def _close(self, checkpoint: Checkpoint | None) -> bool:
+        """Check the indexed columns of the stretch up to ``checkpoint`` (None: the unsigned tail):
+        one digest against the checkpoint's, or entry by entry where it states none."""
+        stretch, self._open = self._open, []
+        rows = [row for page, start, end in stretch for row in page[start:end]]
+        if checkpoint is not None and checkpoint.index_hash is not None and self._keys_checked:
+            indexes = [row[5] or "" for row in rows]
+            if columns.index_digest(indexes) == checkpoint.index_hash:
+                return True
+        for seq, _digest, _prev, _at, text, stored in rows:
+            expected = columns.index_of(text)
+            if stored != expected:
+                names = ", ".join(columns.differing(expected, stored))
                 problem = f"indexed column(s) {names} disagree with the hashed event"
                 self.report.fail(
                     seq, problem + ": readers filtering on them would miss or misfile it"
                 )
                 return False
-            prev, expected = digest, seq + 1
-        self._at(prev, expected)
         return True
 
     def _at(self, head: str, expected: int) -> None:
@@ -211,6 +237,8 @@ class ChainVerifier:
         self.report.unsigned = max(count - self._tail_start + 1, 0)
         if self.report.unsigned and self.report.ok:
             self._judge_tail(self._tail_start, count)
+        if self._open and self.report.ok:
+            self._close(None)
         return self.report
 
     def _judge_tail(self, first: int, last: int) -> None:

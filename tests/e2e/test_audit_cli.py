@@ -138,7 +138,10 @@ def _forge(bundle: Path, forged: Path) -> None:
                 message = checkpoint_message(old.size, head, at)
                 before = Checkpoint(old.size, head, at, signer.key_id, signer.sign(message))
             else:
-                before = signed(signer.sign, signer.key_id, old.size, head, at, before, old.policy)
+                index = old.index_hash or ""
+                before = signed(
+                    signer.sign, signer.key_id, (old.size, head), at, before, old.policy, index
+                )
             resigned.append({"checkpoint": before.to_dict()})
     header |= {"public_key": public_pem(signer.public_key), "key_id": signer.key_id}
     out = [header, *resigned, *({"entry": e} for e in entries)]

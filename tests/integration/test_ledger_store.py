@@ -143,14 +143,25 @@ def _mixed() -> list[CloudEvent]:
         ("source", "'/units/BLO-OYBEK'"),
     ],
 )
+@pytest.mark.parametrize("where", ["signed", "unsigned tail", "verified without the key"])
 async def test_verify_checks_every_indexed_column_against_the_hashed_text(
-    ledger: SqlLedger, column: str, forged: str
+    make_ledger: LedgerFactory, column: str, forged: str, where: str
 ) -> None:
+    """Issue 12.3. Checked against the digest a checkpoint signed, or entry by entry where none
+    covers them (or none can be trusted)."""
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.create_schema()
+    if where == "unsigned tail":
+        await ledger.append(_events(1))  # the first append signs its head; the next ones wait
     await ledger.append(_mixed())
-    await _tamper(ledger, f"UPDATE ledger_entries SET {column} = {forged} WHERE seq = 4")
-    report = await ledger.verify()
+    seq = 5 if where == "unsigned tail" else 4
+    unsigned = await ledger.verify()
+    assert (unsigned.ok, unsigned.unsigned) == (True, 6 if where == "unsigned tail" else 0)
+    await _tamper(ledger, f"UPDATE ledger_entries SET {column} = {forged} WHERE seq = {seq}")
+    verifier = make_ledger(signer=None) if where == "verified without the key" else ledger
+    report = await verifier.verify()
     assert report.ok is False
-    assert report.first_bad_seq == 4
+    assert report.first_bad_seq == seq
     assert column in report.problems[0]
 
 

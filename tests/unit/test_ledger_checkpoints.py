@@ -17,6 +17,7 @@ SIGNER = Signer(Ed25519PrivateKey.generate())
 KEYS = {SIGNER.key_id: SIGNER.public_key}
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 AT = "2026-01-05T11:59:00.000000Z"
+INDEX = "0" * 64  # bundles carry no columns: the digest is not checked here
 
 
 class Entry:
@@ -41,7 +42,15 @@ def checkpoints(entries: list[Entry], sizes: list[int], policy: Policy) -> list[
     for size in sizes:
         before = out[-1] if out else None
         out.append(
-            signed(SIGNER.sign, SIGNER.key_id, size, entries[size - 1].hash, AT, before, policy)
+            signed(
+                SIGNER.sign,
+                SIGNER.key_id,
+                (size, entries[size - 1].hash),
+                AT,
+                before,
+                policy,
+                INDEX,
+            )
         )
     return out
 
@@ -93,9 +102,13 @@ def test_a_bundle_must_end_at_a_checkpoint() -> None:
 def test_a_gap_within_the_larger_of_two_policies_is_no_gap() -> None:
     entries = chain(9)
     first = checkpoints(entries, [5], Policy(every=5, interval=60))
-    lowered = signed(SIGNER.sign, SIGNER.key_id, 9, entries[8].hash, AT, first[0], Policy(every=2))
+    lowered = signed(
+        SIGNER.sign, SIGNER.key_id, (9, entries[8].hash), AT, first[0], Policy(every=2), INDEX
+    )
     assert verify(entries, [*first, lowered]).ok
-    too_far = signed(SIGNER.sign, SIGNER.key_id, 9, entries[8].hash, AT, None, Policy(every=5))
+    too_far = signed(
+        SIGNER.sign, SIGNER.key_id, (9, entries[8].hash), AT, None, Policy(every=5), INDEX
+    )
     report = verify(entries, [too_far])
     assert (report.ok, report.first_bad_seq) == (False, 1)
     assert "entries 1-9 have none within CHECKPOINT_EVERY (5)" in report.problems[0]
@@ -115,7 +128,7 @@ def test_version_1_checkpoints_verify_and_the_first_version_2_names_the_last() -
     entries, policy = chain(6), Policy(every=3, interval=60)
     head = entries[2].hash
     v1 = Checkpoint(3, head, AT, SIGNER.key_id, SIGNER.sign(checkpoint_message(3, head, AT)))
-    v2 = signed(SIGNER.sign, SIGNER.key_id, 6, entries[5].hash, AT, v1, policy)
+    v2 = signed(SIGNER.sign, SIGNER.key_id, (6, entries[5].hash), AT, v1, policy, INDEX)
     assert v1.to_dict().keys() == {"size", "head_hash", "signed_at", "key_id", "signature"}
     assert Checkpoint.from_dict(v2.to_dict()) == v2
     assert verify(entries, [v1, v2]).ok

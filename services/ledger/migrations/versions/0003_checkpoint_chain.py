@@ -1,4 +1,5 @@
-"""Checkpoints chain (liaison-ledger-checkpoint/v2): version, prev, and the signing policy.
+"""Checkpoints chain (liaison-ledger-checkpoint/v2): version, prev, the signing policy, and the
+digest of the indexed columns they cover.
 
 Existing rows are version 1 checkpoints: they keep verifying as before, and
 the first version 2 checkpoint names the last of them as ``prev``.
@@ -20,9 +21,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("prev", sa.String(64), nullable=True))
         batch.add_column(sa.Column("every", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("interval_ms", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("index_hash", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("ledger_checkpoints") as batch:
-        for column in ("interval_ms", "every", "prev", "version"):
+        for column in ("index_hash", "interval_ms", "every", "prev", "version"):
             batch.drop_column(column)
