@@ -204,11 +204,13 @@ class ChainVerifier:
         """Check the indexed columns of the stretch up to ``checkpoint`` (None: the unsigned tail):
         one digest against the checkpoint's, or entry by entry where it states none."""
         stretch, self._open = self._open, []
-        rows = [row for page, start, end in stretch for row in page[start:end]]
         if checkpoint is not None and checkpoint.index_hash is not None and self._keys_checked:
-            indexes = [row[5] or "" for row in rows]
-            if columns.index_digest(indexes) == checkpoint.index_hash:
+            digest = hashlib.sha256()  # columns.index_digest, a page slice at a time
+            for page, start, end in stretch:
+                digest.update("".join([row[5] or "" for row in page[start:end]]).encode())
+            if digest.hexdigest() == checkpoint.index_hash:
                 return True
+        rows = (row for page, start, end in stretch for row in page[start:end])
         for seq, _digest, _prev, _at, text, stored in rows:
             expected = columns.index_of(text)
             if stored != expected:
