@@ -73,6 +73,8 @@ class Notary:
         self._loaded = False
         self._verified: tuple[int, str] | None = None  # (seq, hash) the chain was checked up to
         self._indexes: list[str] = []  # index texts of the entries after _trusted, up to _verified
+        self._to_record: Checkpoint | None = None
+        self._recorder: asyncio.Task[None] | None = None
         self._logged: tuple[str | None, float] = (None, 0.0)
 
     @property
@@ -254,17 +256,31 @@ class Notary:
         self._verified = (seq, head)
 
     async def _record(self, checkpoint: Checkpoint) -> None:
-        path = self.record_path
-        if path is None:
+        """Record ``checkpoint`` beside the key, in the background: the append does not wait for
+        the file's fsync. A record that lags behind the database is harmless — the checkpoints
+        after it are this key's, chained to it — so only the latest one is written."""
+        if self.record_path is None:
             return
-        try:
-            await asyncio.to_thread(_write_private, path, json.dumps(checkpoint.to_dict()))
-        except OSError as exc:
-            self.unrecorded = f"{path}: {exc.strerror or exc}"
-            log.error("ledger: cannot record the last signed checkpoint at %s (%s): a database "
-                      "insider could delete checkpoints unnoticed; readiness is red", path, exc)  # fmt: skip
-        else:
-            self.unrecorded = None
+        self._to_record = checkpoint
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._write_records(self.record_path))
+
+    async def flush(self) -> None:
+        """Wait until the last checkpoint signed is recorded (on stop)."""
+        if self._recorder is not None:
+            await asyncio.shield(self._recorder)
+
+    async def _write_records(self, path: Path) -> None:
+        while (checkpoint := self._to_record) is not None:
+            self._to_record = None
+            try:
+                await asyncio.to_thread(_write_private, path, json.dumps(checkpoint.to_dict()))
+            except OSError as exc:
+                self.unrecorded = f"{path}: {exc.strerror or exc}"
+                log.error("ledger: cannot record the last signed checkpoint at %s (%s): a database "
+                          "insider could delete checkpoints unnoticed; readiness is red", path, exc)  # fmt: skip
+            else:
+                self.unrecorded = None
 
     def _refuse(self, reason: str) -> None:
         self.refusal = reason

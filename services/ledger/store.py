@@ -149,7 +149,9 @@ class SqlLedger:
         await schema.upgrade(self.engine)
 
     async def close(self) -> None:
-        """Release the connection pool."""
+        """Record the last checkpoint signed, and release the connection pool."""
+        if self.notary:
+            await self.notary.flush()
         await self.engine.dispose()
 
     async def append(self, events: Sequence[CloudEvent]) -> AppendResult:
