@@ -22,7 +22,7 @@ from services.ledger import append as sql
 from services.ledger import redaction, scan, schema, tables
 from services.ledger.checkpoints import Checkpoint, Policy
 from services.ledger.health import WriteHealth
-from services.ledger.notary import Notary, Signing
+from services.ledger.notary import Notary, SignerRefused, Signing
 from services.ledger.records import Record, record_of_event, utc_text
 from services.ledger.scan import RawRow
 from services.ledger.signing import Signer
@@ -283,7 +283,11 @@ class SqlLedger:
         if keys is None and self.signer is not None:
             keys = {self.signer.key_id: self.signer.public_key}
         stored = await self.checkpoints()
-        recorded = self.notary.recorded() if self.notary else None
+        try:
+            recorded = self.notary.recorded() if self.notary else None
+        except SignerRefused as exc:  # the signer says so loudly when it next signs
+            log.warning("ledger verify: %s", exc)
+            recorded = None
         if recorded and recorded.digest() not in {c.digest() for c in stored}:
             stored.append(recorded)
         verifier = ChainVerifier(stored, keys, trusted=keys is not None, policy=self.policy)

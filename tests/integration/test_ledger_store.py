@@ -401,6 +401,11 @@ async def test_the_last_signed_checkpoint_is_kept_beside_the_key(
     assert Checkpoint.from_dict(json.loads(record.read_text())) == checkpoints[-1]
     assert [(c.version, c.size) for c in checkpoints] == [(2, 2), (2, 4)]
     assert checkpoints[1].prev == checkpoints[0].digest()  # each signs the one before
+    record.write_text("{not json")
+    restarted = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    with pytest.raises(Unavailable, match="unreadable"):  # never silently trust the database
+        await restarted.append(_events(1))
+    assert (await restarted.verify()).ok  # the database itself is intact
 
 
 async def test_a_checkpoint_deleted_from_the_middle_breaks_their_chain(
