@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench clean
+.PHONY: demo test lint typecheck schemas bench clean browser screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,30 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## create .venv, install, play the seed scenario
-	$(BIN)/liaison demo
+# In a terminal the demo then keeps running with the web console and prints its address and
+# sign-in tokens (Ctrl-C ends it); elsewhere (CI, pipes) it exits when the scenario is done.
+demo: $(STAMP)  ## create .venv, install, play the seed scenario, then (in a terminal) serve the console
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/liaison demo --serve; else $(BIN)/liaison demo; fi
 
-test: $(STAMP) lint typecheck  ## install what tests need and run the whole suite
+test: $(STAMP) browser lint typecheck  ## install what tests need and run the whole suite
 	$(BIN)/python -m pytest
+
+# The web console's browser tests drive Debian's Chromium through Playwright (never a browser
+# download: no `playwright install`). Installed here when missing, as root (as CI runs);
+# anyone else is told the command, and those tests skip outside CI.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the console's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing; run: sudo apt-get install chromium fonts-dejavu-core"; \
+	  fi; \
+	fi
+
+screenshots: $(STAMP) browser  ## re-take the console's screenshots for the README (docs/screenshots)
+	LIAISON_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_console_screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas services tests bench

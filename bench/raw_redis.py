@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
 
@@ -45,12 +45,15 @@ def _resp(*args: bytes) -> bytes:
 async def xadd_prepacked(url: str, wire: Sequence[bytes]) -> float:
     """Seconds to XADD every payload as pre-packed RESP, ``PIPELINE`` per write."""
     parts = urlsplit(url)
-    reader, writer = await asyncio.open_connection(
-        parts.hostname or "127.0.0.1", parts.port or 6379
-    )
+    if parts.scheme == "unix":  # the embedded server listens on its socket only
+        reader, writer = await asyncio.open_unix_connection(unquote(parts.path))
+    else:
+        reader, writer = await asyncio.open_connection(
+            parts.hostname or "127.0.0.1", parts.port or 6379
+        )
     setup = [_resp(b"AUTH", parts.password.encode())] if parts.password else []
     setup += [
-        _resp(b"SELECT", (parts.path.strip("/") or "0").encode()),
+        _resp(b"SELECT", _database(parts).encode()),
         _resp(b"DEL", KEY.encode()),
     ]
     field = EVENT_FIELD.encode()
@@ -67,6 +70,13 @@ async def xadd_prepacked(url: str, wire: Sequence[bytes]) -> float:
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+def _database(parts: SplitResult) -> str:
+    """The database number of a ``redis://host/N`` or ``unix:///path?db=N`` URL."""
+    if parts.scheme == "unix":
+        return parse_qs(parts.query).get("db", ["0"])[0]
+    return parts.path.strip("/") or "0"
 
 
 async def _replies(reader: asyncio.StreamReader, count: int, lines: int = 1) -> None:

@@ -24,6 +24,18 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from schemas.limits import (
+    MAX_COUNT,
+    MAX_NAME,
+    MAX_PERSONS,
+    MAX_RECIPIENTS,
+    MAX_ROUTE,
+    MAX_TEXT,
+    MAX_VEHICLES,
+    NOTE_PATTERN,
+    ONE_LINE_PATTERN,
+    crlf_to_lf,
+)
 from schemas.vocabulary import UNIT_PATTERN, Severity
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
@@ -97,7 +109,7 @@ def _timestamp(value: Any) -> Any:
 
 Country = Annotated[
     str,
-    StringConstraints(pattern=COUNTRY_PATTERN),
+    StringConstraints(max_length=2, pattern=COUNTRY_PATTERN),
     BeforeValidator(
         pattern_check(COUNTRY_PATTERN, "country_code", "an ISO 3166 alpha-2 code", True)
     ),
@@ -106,7 +118,7 @@ Country = Annotated[
 
 UnitId = Annotated[
     str,
-    StringConstraints(pattern=UNIT_PATTERN),
+    StringConstraints(max_length=64, pattern=UNIT_PATTERN),
     BeforeValidator(
         pattern_check(UNIT_PATTERN, "unit_id", "a unit id (A-Z, 0-9 and '-', 2-64 characters)")
     ),
@@ -122,11 +134,31 @@ Ref = Annotated[
 ]
 """An event id or a reference to one: 1-256 characters, no control characters."""
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-"""Free text, stripped, 1-2000 characters."""
+Text = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_TEXT, pattern=NOTE_PATTERN
+    ),
+    BeforeValidator(crlf_to_lf),  # last: it wraps the constrained str, whose checks stay native
+]
+"""Free text over lines (a note, a reason), stripped, 1-2000 characters: line breaks and
+tabs, no other control character."""
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-"""A short label (a name, a document number, a plate), stripped, 1-200 characters."""
+Line = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_TEXT, pattern=ONE_LINE_PATTERN
+    ),
+]
+"""One line of free text (a summary), stripped, 1-2000 characters, no control character."""
+
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_NAME, pattern=ONE_LINE_PATTERN
+    ),
+]
+"""A short label (a name, a document number, a plate), stripped, 1-200 characters, one line."""
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp)]
 """An RFC 3339 date-time with a timezone (never a bare number, never naive)."""
@@ -180,7 +212,7 @@ def check_persons_count(model: str, persons: object, persons_count: int | None) 
 
 _DOC = {
     "severity": "How urgently recipients must acknowledge: flash, urgent or routine.",
-    "summary": "What is happening, for the duty officer (1-2000 characters).",
+    "summary": "What is happening, for the duty officer: one line (1-2000 characters).",
     "route": "Ordered country codes of the expected route, e.g. ['TJ', 'UZ', 'KZ'].",
     "recipients": "Units that must receive the alert in addition to the computed ones.",
     "persons": "Persons to look out for: personal data, removed in the non-nominal view.",
@@ -192,16 +224,26 @@ _DOC = {
 }
 
 
+MAX_ALERT_BYTES = 64 * 1024
+"""The most an alert event (``alert.raised``, ``updated``, ``cancelled``, ``closed``) may be
+as canonical JSON (UTF-8 bytes), checked at ingest: the notifier keeps every alert for
+its recipients' inboxes, so an alert stays well below the 8 MiB a batch may carry."""
+
+
 class AlertRaised(FrozenModel):
     """``alert.raised``: a unit asks its neighbours to look out for a consignment."""
 
     severity: Severity = Field(description=_DOC["severity"])
-    summary: Text = Field(description=_DOC["summary"])
-    route: tuple[Country, ...] = Field((), description=_DOC["route"])
-    recipients: tuple[UnitId, ...] = Field((), description=_DOC["recipients"])
-    persons: tuple[Person, ...] | None = Field(None, description=_DOC["persons"])
-    persons_count: int | None = Field(None, ge=0, description=_DOC["persons_count"])
-    vehicles: tuple[Vehicle, ...] = Field((), description=_DOC["vehicles"])
+    summary: Line = Field(description=_DOC["summary"])
+    route: tuple[Country, ...] = Field((), max_length=MAX_ROUTE, description=_DOC["route"])
+    recipients: tuple[UnitId, ...] = Field(
+        (), max_length=MAX_RECIPIENTS, description=_DOC["recipients"]
+    )
+    persons: tuple[Person, ...] | None = Field(
+        None, max_length=MAX_PERSONS, description=_DOC["persons"]
+    )
+    persons_count: int | None = Field(None, ge=0, le=MAX_COUNT, description=_DOC["persons_count"])
+    vehicles: tuple[Vehicle, ...] = Field((), max_length=MAX_VEHICLES, description=_DOC["vehicles"])
     consignment: Text | None = Field(None, description=_DOC["consignment"])
     window: Window | None = Field(None, description=_DOC["window"])
     expires_at: Timestamp | None = Field(None, description=_DOC["expires_at"])
@@ -216,12 +258,18 @@ class AlertUpdated(FrozenModel):
     """``alert.updated``: the changed fields of the alert named by ``subject`` (at least one)."""
 
     severity: Severity | None = Field(None, description=_DOC["severity"])
-    summary: Text | None = Field(None, description=_DOC["summary"])
-    route: tuple[Country, ...] | None = Field(None, description=_DOC["route"])
-    recipients: tuple[UnitId, ...] | None = Field(None, description=_DOC["recipients"])
-    persons: tuple[Person, ...] | None = Field(None, description=_DOC["persons"])
-    persons_count: int | None = Field(None, ge=0, description=_DOC["persons_count"])
-    vehicles: tuple[Vehicle, ...] | None = Field(None, description=_DOC["vehicles"])
+    summary: Line | None = Field(None, description=_DOC["summary"])
+    route: tuple[Country, ...] | None = Field(None, max_length=MAX_ROUTE, description=_DOC["route"])
+    recipients: tuple[UnitId, ...] | None = Field(
+        None, max_length=MAX_RECIPIENTS, description=_DOC["recipients"]
+    )
+    persons: tuple[Person, ...] | None = Field(
+        None, max_length=MAX_PERSONS, description=_DOC["persons"]
+    )
+    persons_count: int | None = Field(None, ge=0, le=MAX_COUNT, description=_DOC["persons_count"])
+    vehicles: tuple[Vehicle, ...] | None = Field(
+        None, max_length=MAX_VEHICLES, description=_DOC["vehicles"]
+    )
     consignment: Text | None = Field(None, description=_DOC["consignment"])
     window: Window | None = Field(None, description=_DOC["window"])
     expires_at: Timestamp | None = Field(None, description=_DOC["expires_at"])

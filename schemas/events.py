@@ -32,6 +32,7 @@ from schemas.alerts import (
     Timestamp,
     pattern_check,
 )
+from schemas.limits import MAX_COUNTRY_LIST, MAX_URI, ONE_LINE_PATTERN
 from schemas.receipts import (
     AlertAcknowledged,
     AlertDelivered,
@@ -98,11 +99,21 @@ def parse_countries(value: str) -> tuple[str, ...]:
 
 
 def _country_list(value: Any) -> Any:
-    return ",".join(parse_countries(value)) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    if len(value) > MAX_COUNTRY_LIST:  # before splitting it: that costs per part
+        raise PydanticCustomError(
+            "too_long",
+            "at most {max} characters: each country once, e.g. 'UZ,TJ'",
+            {"max": MAX_COUNTRY_LIST},
+        )
+    return ",".join(parse_countries(value))
 
 
 CountryList = Annotated[
-    str, StringConstraints(pattern=COUNTRY_LIST_PATTERN), BeforeValidator(_country_list)
+    str,
+    StringConstraints(max_length=MAX_COUNTRY_LIST, pattern=COUNTRY_LIST_PATTERN),
+    BeforeValidator(_country_list),
 ]
 """Wire form of a set of countries: ``"UZ,TJ"``."""
 
@@ -116,6 +127,7 @@ class CloudEvent(BaseModel):
     specversion: Literal["1.0"] = Field(description="CloudEvents version: always '1.0'.")
     id: Ref = Field(description="Unique per source; (source, id) identifies the event.")
     source: str = Field(
+        max_length=80,
         pattern=SOURCE_PATTERN,
         description="'/units/<UNIT-ID>' for agency events, '/liaison/<component>' for the system's.",
     )
@@ -131,7 +143,11 @@ class CloudEvent(BaseModel):
         "application/json", description="Media type of data: always application/json."
     )
     dataschema: str | None = Field(
-        None, min_length=1, max_length=2048, description="URI of the JSON Schema of data."
+        None,
+        min_length=1,
+        max_length=MAX_URI,
+        pattern=ONE_LINE_PATTERN,
+        description="URI of the JSON Schema of data.",
     )
     tlp: Tlp = Field(Tlp.AMBER, description="Traffic Light Protocol 2.0 label; amber by default.")
     releasableto: CountryList | None = Field(

@@ -10,7 +10,18 @@ from typing import Annotated
 
 from pydantic import Field
 
-from schemas.alerts import MIN_ONE, FrozenModel, Name, Ref, Text, Timestamp, UnitId, at_least_one
+from schemas.alerts import (
+    MIN_ONE,
+    FrozenModel,
+    Line,
+    Name,
+    Ref,
+    Text,
+    Timestamp,
+    UnitId,
+    at_least_one,
+)
+from schemas.limits import MAX_COUNT
 from schemas.vocabulary import Reason, Severity, View
 
 
@@ -22,6 +33,7 @@ class AlertDelivered(FrozenModel):
     recipient: UnitId = Field(description="The unit that received it.")
     reasons: Annotated[tuple[Reason, ...], at_least_one("reason")] = Field(
         json_schema_extra=MIN_ONE,
+        max_length=len(Reason),
         description="Why it received it: neighbour, corridor, counterpart, coordinator, explicit.",
     )
     view: View = Field(description="full, or non-nominal (persons' identities withheld).")
@@ -33,7 +45,17 @@ class AlertAcknowledged(FrozenModel):
 
     alert_id: Ref = Field(description="Id of the alert.raised event.")
     unit: UnitId = Field(description="The acknowledging unit.")
-    officer: Name | None = Field(None, description="The officer who acknowledged, if named.")
+    principal: Name | None = Field(
+        None,
+        description="Who was authenticated: the API principal's configured name, or "
+        "'cli:<OS user>' for `liaison ack`. Absent only in events recorded before it was.",
+    )
+    person: Name | None = Field(
+        None, description="The person the configuration names for that principal, if any."
+    )
+    officer: Name | None = Field(
+        None, description="The name the officer typed, if any (not verified)."
+    )
     note: Text | None = Field(None, description="The officer's remark (up to 2000 characters).")
     acknowledged_at: Timestamp = Field(description="When it was acknowledged.")
 
@@ -58,9 +80,14 @@ class AlertWebhookFailed(FrozenModel):
     event_id: Ref = Field(description="Id of the event that was being delivered.")
     unit: UnitId = Field(description="The unit whose endpoint failed.")
     webhook_id: Name = Field(description="The webhook-id sent with every attempt.")
-    endpoint: Text = Field(description="The endpoint URL, credentials and query removed.")
-    attempts: int = Field(ge=0, description="Attempts made.")
-    last_status: int | None = Field(None, description="Last HTTP status, if any answer came.")
+    endpoint: Line = Field(
+        description="The endpoint's configured name (default: its URL without credentials, "
+        "query or fragment)."
+    )
+    attempts: int = Field(ge=0, le=MAX_COUNT, description="Attempts made.")
+    last_status: int | None = Field(
+        None, ge=100, le=599, description="Last HTTP status, if any answer came."
+    )
     last_error: Text | None = Field(None, description="Last error, if no answer came.")
     reason: Text | None = Field(None, description="Why delivery was given up.")
     queued_at: Timestamp = Field(description="When the delivery was queued.")

@@ -21,18 +21,34 @@ from schemas.alerts import (
     field_error,
     pattern_check,
 )
+from schemas.limits import (
+    MAX_AGENCIES,
+    MAX_COUNT,
+    MAX_DRUGS,
+    MAX_NAME,
+    MAX_PERSONS,
+    MAX_ROUTE,
+    ONE_LINE_PATTERN,
+)
 from schemas.measures import MEASURES, MEASURES_HELP, Measure, normalise
 
 AGENCY_PATTERN = r"^[A-Z][A-Z0-9-]{0,31}$"
 
 Substance = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=MAX_NAME,
+        pattern=ONE_LINE_PATTERN,
+    ),
 ]
 """A substance name, stripped and lower-cased (``Heroin`` → ``heroin``)."""
 
 Agency = Annotated[
     str,
-    StringConstraints(pattern=AGENCY_PATTERN),
+    StringConstraints(max_length=32, pattern=AGENCY_PATTERN),
     BeforeValidator(
         pattern_check(AGENCY_PATTERN, "agency", "an agency code such as MIA, SSS or SCC", True)
     ),
@@ -128,23 +144,36 @@ class SeizureReported(FrozenModel):
 
     occurred_at: Timestamp = Field(description="When the seizure happened (RFC 3339).")
     drugs: Annotated[tuple[Drug, ...], at_least_one("drug")] = Field(
-        json_schema_extra=MIN_ONE, description="What was seized (at least one)."
+        json_schema_extra=MIN_ONE,
+        max_length=MAX_DRUGS,
+        description="What was seized (at least one).",
     )
     agencies: tuple[Agency, ...] = Field(
-        (), description="Agencies involved, short codes: MIA, SSS, SCC, BORDER-TROOPS…"
+        (),
+        max_length=MAX_AGENCIES,
+        description="Agencies involved, short codes: MIA, SSS, SCC, BORDER-TROOPS…",
     )
     location: Location | None = Field(None, description="Where it happened.")
     route: tuple[Country, ...] = Field(
-        (), description="Ordered country codes: origin, transit countries, destination."
+        (),
+        max_length=MAX_ROUTE,
+        description="Ordered country codes: origin, transit countries, destination.",
     )
     transport: Name | None = Field(None, description="Transport mode, e.g. truck, rail, on foot.")
     concealment: Text | None = Field(None, description="Concealment method.")
-    detained: int | None = Field(None, ge=0, description="How many persons were detained.")
+    detained: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="How many persons were detained."
+    )
     persons: tuple[Person, ...] | None = Field(
-        None, description="Persons detained: personal data, removed in the non-nominal view."
+        None,
+        max_length=MAX_PERSONS,
+        description="Persons detained: personal data, removed in the non-nominal view.",
     )
     persons_count: int | None = Field(
-        None, ge=0, description="How many persons were withheld; set only in the non-nominal view."
+        None,
+        ge=0,
+        le=MAX_COUNT,
+        description="How many persons were withheld; set only in the non-nominal view.",
     )
     alert_id: Ref | None = Field(None, description="Id of the alert.raised event that led to it.")
     case: Ref | None = Field(

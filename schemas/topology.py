@@ -14,7 +14,8 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -74,9 +75,22 @@ class Unit(BaseModel):
     counterpart: UnitId | None = None
     """The BLO across the border; the link is symmetric, so one side may declare it."""
     notes: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    """Latitude of the unit (town level, for the console's schematic map); optional."""
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    """Longitude, with ``lat``."""
+    timezone: str | None = None
+    """IANA time zone of the unit (``Asia/Tashkent``): its officers' local time."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Unit:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together: give both or neither")
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{self.timezone!r} is not an IANA time zone") from None
         if self.country in self.borders:
             raise ValueError(f"borders lists the unit's own country {self.country}")
         if self.kind is UnitKind.BLO and len(self.borders) != 1:
@@ -104,6 +118,11 @@ class Topology:
         self.units: Mapping[str, Unit] = MappingProxyType(by_id)
         self._neighbours = self._link(links)
         self._counterparts = self._pair_counterparts()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from what it was built of (the mapping proxies do not pickle): for the
+        # worker processes that validate large publish requests.
+        return (Topology, (tuple(self.units.values()), tuple(self.links), self.origin))
 
     def __repr__(self) -> str:
         return f"<Topology {self.origin}: {len(self.units)} units, {len(self.links)} links>"

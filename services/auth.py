@@ -17,6 +17,15 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def holds_token(digest: str | None, authorization: str | None) -> bool:
+    """Whether ``authorization`` is ``Bearer <token>`` of the token whose SHA-256 is ``digest``
+    (compared in constant time; never when no digest is configured)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if digest is None or scheme.lower() != "bearer" or not token.strip():
+        return False
+    return hmac.compare_digest(digest, token_digest(token.strip()))
+
+
 class Authenticator:
     """Resolves ``Authorization: Bearer <token>`` to a configured principal."""
 
@@ -30,13 +39,18 @@ class Authenticator:
             raise Problem(
                 401, "Unauthorized", "send Authorization: Bearer <token>", headers=_CHALLENGE
             )
-        digest = token_digest(token.strip())
+        found = self.by_digest(token_digest(token.strip()))
+        if found is None:
+            raise Problem(401, "Unauthorized", "unknown token", headers=_CHALLENGE)
+        return found
+
+    def by_digest(self, digest: str) -> Principal | None:
+        """The principal whose token has this SHA-256 digest, if any (the console's sessions
+        keep the digest, never the token)."""
         found = None
         for principal in self._principals:  # compare with every one, in constant time
             if hmac.compare_digest(principal.token_sha256, digest):
                 found = principal
-        if found is None:
-            raise Problem(401, "Unauthorized", "unknown token", headers=_CHALLENGE)
         return found
 
 

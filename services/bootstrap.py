@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Collection, Coroutine
 from contextlib import AsyncExitStack
@@ -19,11 +20,14 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from services import streams
+from redis.asyncio import Redis
+
+from services import log_hygiene, streams
 from services.auth import Authenticator
 from services.bus import RedisPublisher, ensure_groups
-from services.config import FileConfig, Settings, read_file_config, resolve_topology
+from services.config import FileConfig, Role, Settings, read_file_config, resolve_topology
 from services.ingest.app import INGEST_OPTIONS, register_ingest
+from services.ingest.screening import Screener
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
 from services.loops import forever, log_failure
@@ -32,12 +36,15 @@ from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.live import READ_BLOCK, LiveFeeds
+from services.notifier.retention import BATCH, expire_inboxes
 from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
+from services.private import data_directory
 from services.prometheus import PrometheusMetrics
-from services.redis_client import connect
+from services.redis_client import blocking_timeout, connect
 from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
 from services.streaming import Background, redis_broker
@@ -47,7 +54,7 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "ledger", "notifier")
 TRIMMED_BY = {
-    "ingest": (streams.INGRESS,),
+    "ingest": (),  # and every publisher's ingress stream (Runtime.ingress_streams)
     "ledger": streams.CANONICAL_STREAMS,
     "notifier": (streams.WEBHOOKS,),
 }
@@ -70,10 +77,13 @@ class Runtime:
         config: FileConfig | None = None,
         services: Collection[str] = SERVICES,
     ) -> None:
+        log_hygiene.install()  # callers' text in any record is logged escaped
         self.settings = settings
         self.config = config if config is not None else read_file_config(settings.config)
         self.topology = resolve_topology(self.config)
         self.services = tuple(services)
+        self.publishers = tuple(p.name for p in self.config.principals if p.role is Role.PUBLISHER)
+        self.ingress_streams = tuple(streams.ingress_stream(name) for name in self.publishers)
         self.embedded: EmbeddedRedis | None = None
         self.metrics = PrometheusMetrics()
         self._stack = AsyncExitStack()
@@ -95,7 +105,7 @@ class Runtime:
         await self._stack.aclose()
 
     async def _start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        data_directory(self.settings, create=True)  # personal data: no other account may enter
         url = self.settings.redis_url
         if url is None:
             self.embedded = EmbeddedRedis(
@@ -105,22 +115,24 @@ class Runtime:
             self._stack.callback(self.embedded.stop)
             log.info("embedded server at %s", url)
         self.redis_url = url
-        self.redis = connect(url)
-        self._stack.push_async_callback(self.redis.aclose)
-        await ensure_groups(self.redis)  # before anything publishes or subscribes
+        self._clients(url)
+        await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
         self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
         self._stack.push_async_callback(self.ledger.close)
         await self.ledger.create_schema()
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
-        self.inbox = RedisInbox(self.redis)
+        self.screener = Screener(self.topology)
+        self._stack.callback(self.screener.close)
+        self.inbox = self._inbox(self.redis)
         self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
         self.notifier = NotifierDeps(
             self.topology, self.inbox, self.publisher,
             deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
             metrics=self.metrics,
         )  # fmt: skip
+        self._api_collaborators()
         self.broker = redis_broker(url)
         loops: list[Background] = []  # claimers, group commits
         claim = {
@@ -129,8 +141,9 @@ class Runtime:
         }
         if "ingest" in self.services:
             options = replace(INGEST_OPTIONS, **claim)
-            loops += register_ingest(self.broker, self.redis, self.topology, self.publisher,
-                                     consumer_name("ingest"), options, self.metrics)  # fmt: skip
+            loops += register_ingest(self.broker, self.redis, self.config.principals, self.screener,
+                                     self.publisher, consumer_name("ingest"), options,
+                                     self.metrics)  # fmt: skip
         if "ledger" in self.services:
             options = replace(LEDGER_OPTIONS, **claim)
             loops += register_ledger(self.broker, self.redis, self.ledger,
@@ -148,6 +161,7 @@ class Runtime:
         self._background(self._trim(), "trimming")
         if "notifier" in self.services:
             self._background(self._escalate(), "escalation")
+            self._background(self._expire_inboxes(), "inbox retention")
             self.webhook_worker = WebhookWorker(
                 self.redis, self.config.webhooks,
                 CountedWebhookOutcomes(RecordedWebhookOutcomes(self.redis, self.publisher),
@@ -156,7 +170,55 @@ class Runtime:
                 options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
             )  # fmt: skip
             self._background(self.webhook_worker.run(), "webhooks")
-        self.metrics.watch(self.redis, self.readiness)  # every check's subject exists now
+        ingress = self.ingress_streams if "ingest" in self.services else ()
+        self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
+
+    def _clients(self, url: str) -> None:
+        """One client per kind of work, each with its own bounded pool, so that no kind can
+        take the connections another needs (~100 live streams once starved publishing,
+        escalation and trimming of a shared pool).
+
+        ``redis``: the services' handlers and background loops (claimers, group commits,
+        trimming, escalation, webhooks). ``api_redis``: HTTP requests (publish, inboxes,
+        acknowledgements, catching up a live stream, readiness and metrics). ``live_redis``:
+        the live streams' readers, one blocking ``XREAD`` per unit with open streams, so one
+        connection per unit an officer may stream, and a read timeout above that block.
+        """
+        self.redis = connect(url)
+        self.api_redis = connect(url)
+        units = {p.unit for p in self.config.principals if p.role is Role.OFFICER}
+        self.live_redis = connect(
+            url, socket_timeout=blocking_timeout(READ_BLOCK), max_connections=max(1, len(units))
+        )
+        for client in (self.redis, self.api_redis, self.live_redis):
+            self._stack.push_async_callback(client.aclose)
+
+    def _api_collaborators(self) -> None:
+        """What the HTTP API works with: the same services on the API's own clients."""
+        publisher = RedisPublisher(self.api_redis, **self.settings.publisher_options)
+        self.api_inbox = self._inbox(self.api_redis)
+        self.api_notifier = replace(
+            self.notifier,
+            inbox=self.api_inbox,
+            publisher=publisher,
+            webhooks=WebhookQueue(self.api_redis, self.config.webhooks),
+        )
+        self.live = LiveFeeds(
+            self.live_redis,
+            self.api_redis,
+            inbox=self._inbox,
+            heartbeat=self.settings.live_heartbeat.total_seconds(),
+            per_principal=self.settings.live_streams_per_principal,
+        )
+        self._stack.push_async_callback(self.live.aclose)
+
+    def _inbox(self, client: Redis) -> RedisInbox:
+        """The inboxes, through ``client``."""
+        return RedisInbox(
+            client,
+            dedupe_window=int(self.settings.dedupe_window.total_seconds()),
+            retention=self.settings.inbox_retention.total_seconds(),
+        )
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -185,9 +247,21 @@ class Runtime:
 
         await forever(escalate, min(max(shortest / 10, 0.05), 1.0), "escalation")
 
+    async def _expire_inboxes(self) -> None:
+        """Remove alerts from the inboxes once their retention has passed."""
+        pause = min(max(self.settings.inbox_retention.total_seconds() / 10, 0.05), 60.0)
+
+        async def expire() -> None:
+            while await expire_inboxes(self.redis, time.time()) == BATCH:
+                pass  # a backlog: keep going until a short batch
+
+        await forever(expire, pause, "expiring inboxes")
+
     async def _trim(self) -> None:
         """Trim the streams this process consumes below what every group acknowledged."""
         owned = [s for service in self.services for s in TRIMMED_BY[service]]
+        if "ingest" in self.services:
+            owned += self.ingress_streams
         retention = int(self.settings.stream_retention.total_seconds() * 1000)
         await forever(lambda: trim_acknowledged(self.redis, owned, retention), TRIM_PAUSE,
                       "trimming the streams")  # fmt: skip
@@ -211,7 +285,7 @@ class Runtime:
         if "ledger" in self.services:
             checks["database"] = await self.ledger.ready()
         try:
-            checks["redis"] = bool(await self.redis.ping())
+            checks["redis"] = bool(await self.api_redis.ping())
         except OSError:
             pass
         except Exception:
@@ -223,11 +297,15 @@ class Runtime:
         return Deps(
             topology=self.topology,
             authenticator=Authenticator(self.config.principals),
-            publisher=self.publisher,
-            inbox=self.inbox,
-            redis=self.redis,
-            notifier=self.notifier,
+            publisher=self.api_notifier.publisher,
+            inbox=self.api_inbox,
+            redis=self.api_redis,
+            notifier=self.api_notifier,
             ledger=self.ledger,
             ready=self.readiness,
             metrics=self.metrics,
+            screener=self.screener,
+            live=self.live,
+            console=self.settings.console,
+            metrics_token_sha256=self.settings.metrics_token_sha256,
         )

@@ -10,14 +10,14 @@ has fsynced the batch to its append-only file (``WAITAOF``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
@@ -56,9 +56,11 @@ class Unavailable(Exception):
     """
 
 
-OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError)
+OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError, OutOfMemoryError)
 """Failures that say nothing about the work at hand: the server or the database is away
-(a server still loading its AOF answers ``BusyLoadingError``, a ``ConnectionError`` too)."""
+(a server still loading its AOF answers ``BusyLoadingError``, a ``ConnectionError`` too),
+or the server is full (``maxmemory`` with ``noeviction`` refuses writes until consumers
+and trimming free memory): the caller answers 503 or retries, nothing is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +169,14 @@ class RedisPublisher:
             return await pipe.execute(raise_on_error=False)
 
 
-async def ensure_groups(redis: Redis) -> None:
-    """Create every consumer group at id ``0`` (MKSTREAM), before anything publishes.
+async def ensure_groups(redis: Redis, publishers: Iterable[str] = ()) -> None:
+    """Create every consumer group at id ``0`` (MKSTREAM), before anything publishes; with
+    ``publishers``, the groups of their ingress streams too.
 
     Created at ``0`` rather than ``$`` so that nothing appended before a
     service first starts is skipped; an existing group is left as it is.
     """
-    for stream, groups in streams.GROUPS.items():
+    for stream, groups in streams.groups(publishers).items():
         for group in groups:
             try:
                 await redis.xgroup_create(stream, group, id="0", mkstream=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -11,10 +12,10 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from schemas.events import CloudEvent
 from schemas.topology import TopologyError
+from services import log_hygiene, terminal
 from services.config import (
     ConfigError,
     Settings,
@@ -25,6 +26,7 @@ from services.config import (
 from services.ingest import cli as ingest_cli
 from services.ledger import cli as ledger_cli
 from services.ledger.store import UnreadableEntry
+from services.private import PRIVATE_UMASK
 from services.redis_server import EmbeddedServerError
 
 app = typer.Typer(
@@ -36,9 +38,8 @@ app = typer.Typer(
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(ingest_cli.dlq_app, name="dlq")
 app.command("import")(ingest_cli.import_command)
-# Piped output (CI logs, files) gets a width that fits the tables, not 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 132)
-errors = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+console = terminal.console()
+errors = terminal.console(stderr=True)
 
 
 def _settings() -> Settings:
@@ -48,12 +49,20 @@ def _settings() -> Settings:
 @app.command()
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="Keep the demo's data here.")] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then keep running, with the web console, its address and sign-in tokens "
+            "printed, until Ctrl-C (`make demo` does this in a terminal).",
+        ),
+    ] = False,
 ) -> None:
     """Play the seed scenario end to end on embedded defaults."""
     from services.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="liaison-demo-") as tmp:
-        ok = asyncio.run(run_demo(data_dir or Path(tmp), console))
+        ok = asyncio.run(run_demo(data_dir or Path(tmp), console, serve=serve))
     raise typer.Exit(0 if ok else 1)
 
 
@@ -94,41 +103,57 @@ def route(
 
 
 @app.command()
-def inbox(unit: str) -> None:
-    """A unit's alerts, newest first."""
+def inbox(
+    unit: str,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The inbox document, for scripts.")
+    ] = False,
+) -> None:
+    """A unit's alerts, newest first, and a coordinator's escalation notices."""
     from services.tools import show_inbox
 
-    asyncio.run(show_inbox(_settings(), unit, console))
+    asyncio.run(show_inbox(_settings(), unit, console, as_json=as_json))
 
 
 @app.command()
 def ack(
     unit: str,
     alert_id: str,
-    officer: Annotated[str, typer.Option(help="Who acknowledges.")] = "cli",
+    officer: Annotated[
+        str | None, typer.Option(help="Your name, recorded beside cli:<OS user>.")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="A remark for the record.")] = None,
 ) -> None:
-    """Acknowledge one alert on behalf of an officer of UNIT."""
+    """Acknowledge one alert for UNIT; recorded as cli:<OS user> (and --officer as typed)."""
     from services.tools import acknowledge_alert
 
     asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console))
 
 
+def _error(kind: str, message: object) -> None:
+    """One line on stderr, whatever the message quotes (a unit name, a file's text)."""
+    errors.print(f"[red]{kind}:[/] {terminal.safe(message)}", soft_wrap=True, highlight=False)
+
+
 def main() -> None:
     """Entry point: user errors are one clear line on stderr, never a traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Everything this process writes (the ledger and its WAL, the signing key, exported
+    # bundles, the embedded server's files) holds personal data or credentials: owner only.
+    os.umask(PRIVATE_UMASK)
+    log_hygiene.install()  # what callers sent is logged with its control characters escaped
     try:
         app()
     except (ConfigError, TopologyError, EmbeddedServerError) as exc:
-        errors.print(f"[red]error:[/] {exc}")
+        _error("error", exc)
         sys.exit(2)
     except UnreadableEntry as exc:  # the ledger was tampered with: the verdict is verify's
-        errors.print(f"[red]ledger altered:[/] {exc}")
+        _error("ledger altered", exc)
         sys.exit(1)
     except ValidationError as exc:
         for err in exc.errors(include_url=False)[:10]:
             where = ".".join(str(p) for p in err["loc"]) or "(event)"
-            errors.print(f"[red]invalid:[/] {where}: {err['msg']}")
+            _error("invalid", f"{where}: {err['msg']}")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

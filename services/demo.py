@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ from schemas.events import CloudEvent
 from services import demo_scenario as scenario
 from services.bootstrap import Runtime
 from services.config import Settings
+from services.console.app import console_url
 from services.http import create_app
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
-from services.serve import ApiServer
+from services.serve import ApiServer, wait_for_signal
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
@@ -58,21 +60,65 @@ class DemoClient:
         return doc
 
 
-async def run_demo(data_dir: Path, console: Console) -> bool:
-    """Play the scenario; True when every step happened and the ledger verifies."""
+DEMO_PORT = 8700
+"""Where ``liaison demo --serve`` listens when the port is free (a free one otherwise)."""
+
+
+async def run_demo(data_dir: Path, console: Console, *, serve: bool = False) -> bool:
+    """Play the scenario; True when every step happened and the ledger verifies.
+
+    With ``serve`` the system keeps running afterwards, with two more alerts waiting at
+    IMT Gulistan, and the web console's address and sign-in tokens are printed; it stops
+    on Ctrl-C (SIGINT) or SIGTERM."""
     tokens = scenario.demo_tokens()
     settings = Settings(data_dir=data_dir, redis_url=None, database_url=None, config=None)
     async with Runtime(settings, scenario.demo_config(tokens)) as runtime:
-        server = ApiServer(create_app(runtime.deps()), "127.0.0.1", 0)
+        port = DEMO_PORT if serve and _free("127.0.0.1", DEMO_PORT) else 0
+        server = ApiServer(create_app(runtime.deps()), "127.0.0.1", port)
         base = await server.start()
         console.print(
             f"[bold]Liaison Exchange demo[/] — API at {base}, Redis at {runtime.redis_url}"
         )
         try:
             async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-                return await _play(DemoClient(http, tokens), runtime, console)
+                client = DemoClient(http, tokens)
+                ok = await _play(client, runtime, console)
+                if not serve:
+                    console.print(
+                        "Web console: [bold]liaison demo --serve[/] (or [bold]make demo[/] in a "
+                        "terminal) keeps the demo running and prints where and how to sign in.",
+                        highlight=False,
+                    )
+                    return ok
+                for alert in scenario.waiting_alerts():
+                    await client.publish("uz-customs", alert)
+                _print_console(console, base, tokens)
+                await wait_for_signal()
+                return ok
         finally:
             await server.stop()
+
+
+def _free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port`` yet."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _print_console(console: Console, base: str, tokens: dict[str, str]) -> None:
+    console.print(
+        f"\n[bold]Web console[/]: {console_url(base)}\n"
+        f"  duty officer of {scenario.SEIZING_UNIT} (gulistan-duty), access token: "
+        f"{tokens['gulistan-duty']}\n"
+        f"  auditor (audit-office), access token: {tokens['audit-office']}\n"
+        "Two alerts wait for IMT Gulistan. Running until Ctrl-C; the tokens die with the demo.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 async def _play(client: DemoClient, runtime: Runtime, console: Console) -> bool:
@@ -144,8 +190,12 @@ async def _inbox_table(client: DemoClient, units: list[str], alert_id: str) -> T
                 if "persons" in data
                 else f"{data.get('persons_count', 0)} withheld"
             )
+            ack = item.get("acknowledgement") or {}
+            by = item["acknowledged_by"] or "—"
+            if ack.get("person"):
+                by = f"{by} ({ack['person']})"
             table.add_row(unit, ", ".join(item["reasons"]), item["view"], persons,
-                          item["acknowledged_by"] or "—", item["state"])  # fmt: skip
+                          by, item["state"])  # fmt: skip
     return table
 
 
@@ -154,7 +204,8 @@ def _detail(event: dict[str, Any]) -> str:
     if event["type"] == "alert.delivered":
         return f"→ {data['recipient']} ({', '.join(data['reasons'])}; {data['view']})"
     if event["type"] == "alert.acknowledged":
-        return f"{data['unit']} by {data.get('officer', '?')}"
+        person = f" ({data['person']})" if data.get("person") else ""
+        return f"{data['unit']} by {data.get('principal', '?')}{person}"
     if event["type"] == "seizure.reported":
         return ", ".join(f"{d['quantity']} {d['measure']} {d['substance']}" for d in data["drugs"])
     text = str(data.get("summary") or data.get("reason") or "")

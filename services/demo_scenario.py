@@ -30,7 +30,7 @@ def demo_config(tokens: dict[str, str]) -> FileConfig:
                       units=("BLO-OYBEK", "BLO-AYRITOM", "BLO-DUSTLIK", "BLO-SARIOSIYO")),
             Principal(name="uz-mia", role=Role.PUBLISHER, token_sha256=token_digest(tokens["uz-mia"]),
                       units=(SEIZING_UNIT,)),
-            Principal(name="gulistan-duty", role=Role.OFFICER,
+            Principal(name="gulistan-duty", role=Role.OFFICER, person="Dilshod Karimov",
                       token_sha256=token_digest(tokens["gulistan-duty"]), unit=SEIZING_UNIT),
             Principal(name="audit-office", role=Role.AUDITOR,
                       token_sha256=token_digest(tokens["audit-office"])),
@@ -104,3 +104,29 @@ def alert_closed(alert_id: str, seizure_id: str) -> dict[str, Any]:
         subject=alert_id,
         releasableto="UZ,TJ",
     )
+
+
+def waiting_alerts() -> list[dict[str, Any]]:
+    """Two alerts left for the demo's duty officer to acknowledge in the web console."""
+    now = datetime.now(UTC)
+    flash = _event(
+        "alert.raised",
+        ALERT_ORIGIN,
+        {
+            "severity": "flash",
+            "summary": "Grey Chevrolet Cobalt left the Oybek crossing at speed, heading for Gulistan",
+            "route": ["TJ", "UZ"],
+            "vehicles": [{"plate": "10 A 123 BC", "description": "grey Chevrolet Cobalt"}],
+            "window": {"from": now.isoformat(), "until": (now + timedelta(hours=2)).isoformat()},
+        },
+        tlp="amber",
+        releasableto="UZ,TJ",
+    )
+    routine = _event(
+        "alert.raised",
+        ALERT_ORIGIN,
+        {"severity": "routine", "summary": "Tramadol parcels sent through the Bekabad post office",
+         "route": ["TJ", "UZ"]},
+        tlp="green",
+    )  # fmt: skip
+    return [routine, flash]

@@ -1,20 +1,33 @@
-"""The HTTP API: the services' routers behind one FastAPI app, with health and metrics."""
+"""The HTTP API: the services' routers behind one FastAPI app, with health and metrics.
+
+Who sees what of the process's health: ``/healthz`` and the readiness *status* (200 or 503,
+``{"ready": bool}``) answer anyone, for load balancers and probes. The figures — ``/metrics``
+(traffic, backlog, dead letters) and which readiness checks fail — are served on the API's
+address only to the bearer of the metrics token (``LIAISON_METRICS_TOKEN_SHA256``), and
+openly on ``HEALTH_ADDR``, a listener meant for a private address.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from services import problems
+from services import problems, runtime_deps
+from services.auth import holds_token
 from services.body_limit import BodyLimit
+from services.console.app import create_console
 from services.ingest.api import router as ingest_router
 from services.ledger.api import router as ledger_router
 from services.notifier.api import router as notifier_router
+from services.problems import Problem
 from services.prometheus import CONTENT_TYPE
 from services.runtime_deps import Deps
+
+Guard = Callable[..., None]
+"""A FastAPI dependency that refuses (raises a problem) or lets the request through."""
 
 
 def create_app(deps: Deps) -> FastAPI:
@@ -32,9 +45,32 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(notifier_router)
     app.include_router(ledger_router)
     # looked up per request, as the routers do
-    add_health(app, lambda: app.state.deps.ready())
-    add_metrics(app, lambda: app.state.deps.metrics.scrape())
+    add_health(app, lambda: app.state.deps.ready(), _shows_figures)
+    add_metrics(app, lambda: app.state.deps.metrics.scrape(), _require_figures)
+    app.mount("/console", create_console(lambda: app.state.deps))  # web console: its own pages
     return app
+
+
+def _shows_figures(request: Request) -> bool:
+    """Whether the caller holds the metrics token."""
+    return holds_token(
+        runtime_deps.deps(request).metrics_token_sha256, request.headers.get("authorization")
+    )
+
+
+def _require_figures(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """The metrics token, or 401 (no or unknown token) / 403 (a principal's token)."""
+    if _shows_figures(request):
+        return
+    principal = runtime_deps.deps(request).authenticator.authenticate(authorization)
+    raise Problem(
+        403,
+        "Forbidden",
+        f"{principal.name} may not read the metrics: they need "
+        "the metrics token (LIAISON_METRICS_TOKEN_SHA256), or HEALTH_ADDR",
+    )
 
 
 def create_health_app(
@@ -43,13 +79,18 @@ def create_health_app(
     """``/healthz``, ``/readyz`` and ``/metrics``: for ``liaison serve ledger|notifier``
     (HEALTH_ADDR)."""
     app = FastAPI(title="Liaison Exchange health", version="0.1.0")
-    add_health(app, ready)
+    add_health(app, ready, lambda _request: True)
     add_metrics(app, scrape)
     return app
 
 
-def add_health(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) -> None:
-    """Liveness, and readiness: every check of the process holds (503 and which do not)."""
+def add_health(
+    app: FastAPI,
+    ready: Callable[[], Awaitable[dict[str, bool]]],
+    shows_checks: Callable[[Request], bool],
+) -> None:
+    """Liveness, and readiness: every check of the process holds (503 if not); which checks
+    fail only to callers ``shows_checks`` lets see them."""
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -58,24 +99,36 @@ def add_health(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) ->
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Readiness: server reachable, subscribers running, database writable",
+        summary="Readiness: server reachable, subscribers running, database writable "
+        "(which checks fail: with the metrics token)",
         responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
     )
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = await ready()
         ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"ready": ok}
+        if shows_checks(request):
+            body["checks"] = checks
+        return JSONResponse(body, status_code=200 if ok else 503)
 
 
-def add_metrics(app: FastAPI, scrape: Callable[[], Awaitable[bytes]]) -> None:
-    """Prometheus' text exposition format of the process's registry, for anyone."""
+def _open(_request: Request) -> None:
+    """No guard: whoever reaches the address (the health listener)."""
+
+
+def add_metrics(app: FastAPI, scrape: Callable[[], Awaitable[bytes]], guard: Guard = _open) -> None:
+    """Prometheus' text exposition format of the process's registry, to whom ``guard`` admits."""
 
     @app.get(
         "/metrics",
         tags=["health"],
         summary="Prometheus metrics: this process's counters, the streams' backlog, readiness",
         response_class=Response,
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            **(problems.documented(401, 403) if guard is not _open else {}),
+        },
+        dependencies=[Depends(guard)],
     )
     async def metrics() -> Response:
         return Response(await scrape(), media_type=CONTENT_TYPE)

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schemas.limits import explain
 from services.bus import OUTAGES
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+            {"field": ".".join(str(p) for p in e["loc"]), "message": explain(e)}
+            for e in exc.errors()
         ]
         return _respond(request, Problem(422, "Invalid request", errors=errors))
 

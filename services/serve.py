@@ -10,6 +10,11 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from services.http_limits import DEFAULT_LIMITS, HttpLimits
+
+GRACEFUL_SHUTDOWN = 10
+"""Seconds requests in flight may take to finish when the server stops (then cancelled)."""
+
 
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the process's owner decides when to stop."""
@@ -20,10 +25,20 @@ class _QuietServer(uvicorn.Server):
 
 
 class ApiServer:
-    """uvicorn on ``host:port`` as an asyncio task (port 0 picks a free one)."""
+    """uvicorn on ``host:port`` as an asyncio task (port 0 picks a free one), with ``limits``."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    def __init__(
+        self, app: FastAPI, host: str, port: int, limits: HttpLimits = DEFAULT_LIMITS
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            **limits.uvicorn_options(),
+        )
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +32,10 @@ class StreamFigures:
     dead_letters: int = 0
 
 
-async def read_streams(redis: Redis) -> StreamFigures:
-    """Every consumed stream's length and groups, and the dead letters: one round trip."""
-    names = list(streams.GROUPS)
+async def read_streams(redis: Redis, ingress: Sequence[str] = ()) -> StreamFigures:
+    """Every consumed stream's (and these ingress streams') length and groups, and the dead
+    letters: one round trip."""
+    names = [*streams.GROUPS, *ingress]
     pipe = redis.pipeline(transaction=False)
     for name in names:
         pipe.xlen(name)

@@ -4,6 +4,8 @@ Keys share the ``{liaison}`` hash tag so that, on Redis Cluster, the Lua
 scripts that touch several of them at once stay on one slot.
 """
 
+from collections.abc import Iterable
+
 from schemas.vocabulary import SYSTEM_TYPES, EventType
 
 PREFIX = "{liaison}"
@@ -22,9 +24,26 @@ DEAD_LETTERS = f"{PREFIX}:stream:dead-letters"
 
 CANONICAL_STREAMS = (SEIZURES, ALERTS, RECEIPTS)
 
-INGRESS = f"{PREFIX}:stream:ingress"
-"""Raw CloudEvent JSON (field ``__data__``) XADDed by agency systems with direct Redis access;
-ingest validates each entry and forwards it to its canonical stream or dead-letters it."""
+INGRESS_PREFIX = f"{PREFIX}:stream:ingress:"
+"""Prefix of the ingress streams: one per publisher (:func:`ingress_stream`)."""
+
+
+def ingress_stream(publisher: str) -> str:
+    """The ingress stream of a publisher principal: raw CloudEvent JSON (field ``__data__``)
+    XADDed by that agency's system, which ingest validates — for that publisher's units
+    only, as over HTTP — and forwards to its canonical stream or dead-letters.
+
+    One stream per agency, each writable by that agency's Valkey user alone: ACLs cannot
+    restrict XADD's arguments, so on a shared stream any agency could erase the others'
+    unread entries (``MAXLEN 0``) or block every later append (an id at the maximum).
+    """
+    return f"{INGRESS_PREFIX}{publisher}"
+
+
+def publisher_of_ingress(stream: str) -> str | None:
+    """The publisher whose ingress ``stream`` is; None for any other stream."""
+    return stream.removeprefix(INGRESS_PREFIX) if stream.startswith(INGRESS_PREFIX) else None
+
 
 WEBHOOKS = f"{PREFIX}:stream:webhooks"
 """Webhook jobs, one per (delivery, endpoint); not CloudEvents, so not for the ledger."""
@@ -42,9 +61,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ALERTS: (LEDGER_GROUP, NOTIFIER_GROUP),
     RECEIPTS: (LEDGER_GROUP,),
     WEBHOOKS: (WEBHOOKS_GROUP,),
-    INGRESS: (INGEST_GROUP,),
 }
-"""Consumer groups per stream; created at id ``0`` before anything publishes."""
+"""Consumer groups per stream; created at id ``0`` before anything publishes. The ingress
+streams, one per publisher of the configuration, come on top (:func:`groups`)."""
+
+
+def groups(publishers: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+    """:data:`GROUPS` and the ``ingest`` group of each publisher's ingress stream."""
+    return {**GROUPS, **{ingress_stream(name): (INGEST_GROUP,) for name in publishers}}
+
 
 SEEN = f"{PREFIX}:seen"
 """Prefix of the hashes ``source id`` → stream entry id of the events accepted (publish-side
@@ -98,6 +123,57 @@ def recipients_key(alert_id: str) -> str:
     return f"{ALERT_RECIPIENTS_PREFIX}{alert_id}"
 
 
+def inbox_changes_key(unit: str, alert_id: str) -> str:
+    """Hash ``change id`` → the unit's copy of an alert's change (a reference into the
+    alert's views, or, stored before, the copy itself)."""
+    return f"{inbox_key(unit)}:changes:{alert_id}"
+
+
+def inbox_acks_key(unit: str) -> str:
+    """Hash ``alert id`` → the unit's acknowledgement of it."""
+    return f"{inbox_key(unit)}:acks"
+
+
+def inbox_escalations_key(unit: str) -> str:
+    """Hash ``alert id`` → the escalation of the unit's delivery of it."""
+    return f"{inbox_key(unit)}:escalations"
+
+
+def inbox_notices_key(unit: str) -> str:
+    """Hash ``<unit>/<alert id>`` → escalation notice, of a coordinator."""
+    return f"{inbox_key(unit)}:notices"
+
+
+INBOX_EXPIRY = f"{INBOX_PREFIX}expiry"
+"""Sorted set ``alert id`` → when its inbox entries expire (epoch seconds): its last
+delivery, change or acknowledgement plus ``INBOX_RETENTION``."""
+
+
+def views_key(alert_id: str) -> str:
+    """Hash of an alert's rendered views (one copy each, whoever received it): ``full``,
+    ``non-nominal``, and each change's copies; inbox entries refer to them by field."""
+    return f"{INBOX_PREFIX}views:{alert_id}"
+
+
 def feed_key(unit: str) -> str:
     """Stream of a unit's inbox changes, for live screens (Server-Sent Events)."""
     return f"{INBOX_PREFIX}{unit}:feed"
+
+
+CONSOLE_PREFIX = f"{PREFIX}:console:"
+
+
+def console_session_key(digest: str) -> str:
+    """String: one console session (JSON), under the SHA-256 of its cookie; expires when idle."""
+    return f"{CONSOLE_PREFIX}session:{digest}"
+
+
+def console_signin_failures_key(kind: str, subject: str) -> str:
+    """Counter of failed console sign-ins per ``client`` address or per ``token`` digest."""
+    return f"{CONSOLE_PREFIX}signin-failures:{kind}:{subject}"
+
+
+def console_signin_block_key(kind: str, subject: str) -> str:
+    """Present while sign-ins from this client (or with this token) must wait; its TTL says how
+    long."""
+    return f"{CONSOLE_PREFIX}signin-wait:{kind}:{subject}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -16,31 +19,39 @@ from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services.bus import RedisPublisher
 from services.config import ConfigError, Settings, read_file_config, resolve_topology
-from services.notifier.handlers import NotifierDeps, acknowledge, facts_of
+from services.inbox_view import print_inbox
+from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.routing import route_alert
+from services.private import data_directory, describe_data_dir
 from services.redis_client import connect
 from services.redis_server import EmbeddedRedis
+from services.terminal import safe
 
 
 @asynccontextmanager
-async def connect_redis(settings: Settings) -> AsyncIterator[Redis]:
-    """The configured server, else the running embedded one, else a short-lived embedded one."""
+async def connect_redis(settings: Settings, *, create: bool = False) -> AsyncIterator[Redis]:
+    """The configured server, else the running embedded one, else a short-lived embedded one.
+
+    Without ``create`` (every command but ``import``) the data directory and the
+    embedded server's data must already exist: a command run in the wrong
+    directory says which ``LIAISON_DATA_DIR`` it looked at instead of starting
+    an empty server and showing an empty system as if it were the real one.
+    """
     embedded = None
     url = settings.redis_url
-    url_file = settings.data_dir / "redis" / "url"
-    if url is None and url_file.exists():
-        url = url_file.read_text().strip()
-        probe = Redis.from_url(url)
-        try:
-            await probe.ping()
-        except RedisConnectionError:
-            url = None
-        finally:
-            await probe.aclose()
     if url is None:
-        embedded = EmbeddedRedis(settings.data_dir / "redis", appendfsync=settings.appendfsync)
-        url = embedded.start()
+        directory = data_directory(settings, create=create) / "redis"
+        url = await _answering(_url_in(directory / "url"))
+        if url is None:
+            if not create and not (directory / "appendonlydir").is_dir():
+                raise ConfigError(
+                    f"no server data: {describe_data_dir(settings)} holds none "
+                    "(nothing has run there); run this where `liaison up` keeps its data, or "
+                    "set LIAISON_DATA_DIR"
+                )
+            embedded = EmbeddedRedis(directory, appendfsync=settings.appendfsync)
+            url = embedded.start()
     client = connect(url)
     try:
         yield client
@@ -48,6 +59,28 @@ async def connect_redis(settings: Settings) -> AsyncIterator[Redis]:
         await client.aclose()
         if embedded is not None:
             embedded.stop()
+
+
+def _url_in(url_file: Path) -> str | None:
+    """The URL a running embedded server left in its data directory, if any."""
+    try:
+        return url_file.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+async def _answering(url: str | None) -> str | None:
+    """``url`` if a server answers there (a ``liaison up`` is running), else None."""
+    if url is None:
+        return None
+    probe = Redis.from_url(url)
+    try:
+        await probe.ping()
+    except (RedisConnectionError, OSError):
+        return None
+    finally:
+        await probe.aclose()
+    return url
 
 
 def _topology(settings: Settings) -> Topology:
@@ -65,55 +98,64 @@ def print_route(event: CloudEvent, topology: Topology, console: Console, *, as_j
                                "view": str(r.view)} for r in recipients]}  # fmt: skip
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    table = Table(title=f"Recipients of {event.id} from {event.unit}")
+    table = Table(title=f"Recipients of {safe(event.id)} from {safe(event.unit)}")
     for column in ("unit", "reasons", "view"):
         table.add_column(column)
     for r in recipients:
-        table.add_row(r.unit, ", ".join(r.reasons), str(r.view))
+        table.add_row(safe(r.unit), safe(", ".join(r.reasons)), safe(r.view))
     console.print(table)
 
 
-async def show_inbox(settings: Settings, unit: str, console: Console) -> None:
-    """Print a unit's deliveries."""
+async def show_inbox(settings: Settings, unit: str, console: Console, *, as_json: bool) -> None:
+    """Print a unit's deliveries and notices (``as_json``: as the HTTP API's inbox document)."""
     if unit not in _topology(settings):
         raise ConfigError(f"unknown unit {unit!r}")
     async with connect_redis(settings) as redis:
-        items = await RedisInbox(redis).list(unit)
-    table = Table(title=f"Inbox of {unit}")
-    # the officer copies the id into `liaison ack`: never cut it short
-    table.add_column(
-        "alert", no_wrap=True, min_width=max((len(i["alert_id"]) for i in items), default=5)
-    )
-    for column in (
-        "from",
-        "severity",
-        "reasons",
-        "view",
-        "delivered",
-        "acknowledged",
-        "state",
-    ):
-        table.add_column(column)
-    for item in items:
-        table.add_row(item["alert_id"], item["alert_source"], item.get("severity", ""),
-                      ", ".join(item["reasons"]), item["view"], item["delivered_at"],
-                      item["acknowledged_at"] or "—", item["state"])  # fmt: skip
-    console.print(table if items else f"{unit} has no alerts")
+        inbox = RedisInbox(redis)
+        items, notices = await inbox.list(unit), await inbox.notices(unit)
+    if as_json:
+        doc = {"unit": unit, "alerts": items, "notices": notices}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return
+    print_inbox(unit, items, notices, console)
 
 
 async def acknowledge_alert(
-    settings: Settings, unit: str, alert_id: str, officer: str, note: str | None, console: Console
+    settings: Settings,
+    unit: str,
+    alert_id: str,
+    officer: str | None,
+    note: str | None,
+    console: Console,
 ) -> None:
-    """Acknowledge on behalf of an officer of the unit."""
+    """Acknowledge on behalf of an officer of the unit, as ``cli:<OS user>``.
+
+    The command line has no token: who ran it is the account on this host (one that can
+    reach the server), recorded as the principal beside the typed ``officer`` name.
+    """
     topology = _topology(settings)
     if unit not in topology:
         raise ConfigError(f"unknown unit {unit!r}")
+    by = Acknowledger(principal=cli_principal(), officer=officer, note=note)
     async with connect_redis(settings) as redis:
-        inbox = RedisInbox(redis)
-        deps = NotifierDeps(topology, inbox, RedisPublisher(redis))
-        stored = await acknowledge(unit, alert_id, officer, note, deps)
+        window = int(settings.dedupe_window.total_seconds())
+        retention = settings.inbox_retention.total_seconds()
+        inbox = RedisInbox(redis, dedupe_window=window, retention=retention)
+        deps = NotifierDeps(topology, inbox, RedisPublisher(redis, **settings.publisher_options))
+        stored = await acknowledge(unit, alert_id, by, deps)
     if stored is None:
         raise ConfigError(f"{unit} has not received alert {alert_id!r}")
+    typed = f" (typed name {safe(repr(stored['officer']))})" if stored.get("officer") else ""
     console.print(
-        f"{alert_id} acknowledged by {stored['acknowledged_by']} at {stored['acknowledged_at']}"
+        f"{safe(alert_id)} acknowledged by {safe(stored['acknowledged_by'])}{typed} at "
+        f"{safe(stored['acknowledged_at'])}",
+        highlight=False,
     )
+
+
+def cli_principal() -> str:
+    """``cli:<OS user>``: who runs a one-shot command (the uid when the account has no name)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"

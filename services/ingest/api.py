@@ -9,13 +9,12 @@ from fastapi.responses import JSONResponse
 
 from services import problems
 from services.config import Principal, Role
-from services.ingest.content_modes import decode, locate
-from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
+from services.ingest.intake import MAX_BATCH
+from services.ingest.screening import MAX_BODY
 from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
-MAX_BODY = 8 * 1024 * 1024
 router = APIRouter(tags=["ingest"])
 _IDS = {"type": "array", "items": {"type": "string"}}
 _ACCEPTED = {
@@ -44,17 +43,13 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _invalid(exc: Rejected, binary: bool = False) -> Problem:
-    errors = [locate(r, binary).to_dict() for r in exc.rejections]
-    return Problem(422, "Invalid event", str(exc), errors=errors)
-
-
 @router.post(
     "/v1/events",
     status_code=202,
     summary="Publish one CloudEvent or a batch (all or nothing)",
     description="Structured mode (`application/cloudevents+json` or `application/json`), "
-    "binary mode (`ce-*` headers, `data` as the `application/json` body) or a batch "
+    "binary mode (`ce-*` headers, `data` as the body: `Content-Type: application/json`, or none "
+    "for an event without `datacontenttype`) or a batch "
     f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}).",
     responses={
         202: {
@@ -73,21 +68,9 @@ async def publish_events(
     """Validate, authorise and durably publish; answer which ids were new."""
     if principal.role is not Role.PUBLISHER:
         raise Problem(403, "Forbidden", f"{principal.name} is not a publisher")
-    try:
-        decoded = decode(request.headers, await _read_body(request))
-    except Rejected as exc:
-        raise _invalid(exc) from None
-    if isinstance(decoded.body, list) and len(decoded.body) > MAX_BATCH:
-        raise Problem(413, "Batch too large", f"at most {MAX_BATCH} events per request")
-    try:
-        events, _ = validate_batch(decoded.body, runtime.topology)
-    except Rejected as exc:
-        raise _invalid(exc, decoded.binary) from None
-    foreign = foreign_units(events, principal.units)
-    if foreign:
-        raise Problem(
-            403, "Forbidden", f"{principal.name} may not publish for {', '.join(foreign)}"
-        )
+    body = await _read_body(request)
+    # units checked before the full validation, large bodies off the event loop (screening.py)
+    events = await runtime.screener.events(request.headers, body, principal.name, principal.units)
     flags = await runtime.publisher.publish(events)
     new = sum(flags)
     runtime.metrics.inc(EVENTS_ACCEPTED, new, "http")

@@ -1,4 +1,4 @@
-"""The ingest service on the broker: the Redis ingress into the canonical streams."""
+"""The ingest service on the broker: each publisher's Redis ingress into the canonical streams."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from schemas.topology import Topology
 from services import streams
 from services.bus import Entry, Publisher
+from services.config import Principal, Role
 from services.ingest.ingress import forward
+from services.ingest.screening import Screener
 from services.metrics import NO_METRICS, Metrics
 from services.streaming import Claimer, GroupOptions, subscribe_group
 
@@ -20,25 +21,33 @@ INGEST_OPTIONS = GroupOptions(max_records=500)
 def register_ingest(
     broker: RedisBroker,
     redis: Redis,
-    topology: Topology,
+    principals: Sequence[Principal],
+    screener: Screener,
     publisher: Publisher,
     consumer: str,
     options: GroupOptions = INGEST_OPTIONS,
     metrics: Metrics = NO_METRICS,
 ) -> list[Claimer]:
-    """Subscribe ingest's consumer group to the ingress stream; return the claimer to run."""
+    """Subscribe ingest's consumer group to every publisher's ingress stream; return the
+    claimers to run."""
+    claimers = []
+    for agency in principals:
+        if agency.role is not Role.PUBLISHER:
+            continue
 
-    async def handle(entries: Sequence[Entry]) -> None:
-        await forward(entries, topology, publisher, redis, metrics)
+        async def handle(entries: Sequence[Entry], agency: Principal = agency) -> None:
+            await forward(entries, agency, screener, publisher, redis, metrics)
 
-    claimer = subscribe_group(
-        broker,
-        redis,
-        stream=streams.INGRESS,
-        group=streams.INGEST_GROUP,
-        consumer=consumer,
-        handler=handle,
-        options=options,
-        metrics=metrics,
-    )
-    return [claimer]
+        claimers.append(
+            subscribe_group(
+                broker,
+                redis,
+                stream=streams.ingress_stream(agency.name),
+                group=streams.INGEST_GROUP,
+                consumer=consumer,
+                handler=handle,
+                options=options,
+                metrics=metrics,
+            )
+        )
+    return claimers

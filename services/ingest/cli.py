@@ -21,10 +21,12 @@ from services.ingest import dlq
 from services.ingest.adapters import adapter_named
 from services.ingest.adapters.base import FileUnreadable
 from services.ingest.importer import ImportSummary, import_file
+from services.terminal import console as make_console
+from services.terminal import printable, safe
 from services.tools import connect_redis
 
-console = Console(width=None if sys.stdout.isatty() else 132)
-errors = Console(stderr=True, width=None if sys.stderr.isatty() else 132)
+console = make_console()
+errors = make_console(stderr=True)
 dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, retry.")
 EXCERPT = 60
 
@@ -48,7 +50,7 @@ async def run_import(
     )  # fmt: skip
     with file, bar:
         task = bar.add_task(f"{adapter.name} {path.name}", total=os.fstat(file.fileno()).st_size)
-        async with connect_redis(settings) as redis:
+        async with connect_redis(settings, create=True) as redis:
             await ensure_groups(redis)  # before anything publishes
             try:
                 return await import_file(
@@ -63,14 +65,13 @@ async def run_import(
 def print_summary(summary: ImportSummary, path: Path, dead_letter: bool, out: Console) -> None:
     """Published, duplicates, rejected — and each rejected row with its reasons."""
     out.print(
-        f"{path.name}: {summary.rows} rows: {summary.published} published, "
+        f"{printable(path.name)}: {summary.rows} rows: {summary.published} published, "
         f"{summary.duplicates} duplicates, {summary.rejected_rows} rejected",
         highlight=False, markup=False,
     )  # fmt: skip
-    for error in summary.errors:
-        out.print(
-            f"  row {error.row}: {error.field}: {error.reason}", highlight=False, markup=False
-        )
+    for error in summary.errors:  # a row's text is the agency's: no escape may reach the screen
+        out.print(f"  row {error.row}: {printable(error.field)}: {printable(error.reason)}",
+                  highlight=False, markup=False)  # fmt: skip
     if dead_letter and summary.rejected_rows:
         out.print(f"{summary.rejected_rows} rejected rows kept on the dead-letter stream "
                   "(liaison dlq list)", highlight=False)  # fmt: skip
@@ -117,7 +118,8 @@ def list_command(
     for letter in letters:
         excerpt = letter.to_dict()["payload"]
         excerpt = excerpt if len(excerpt) <= EXCERPT else excerpt[: EXCERPT - 1] + "…"
-        table.add_row(letter.id, letter.origin, letter.entry_id, letter.reason, letter.at, excerpt)
+        cells = (letter.id, letter.origin, letter.entry_id, letter.reason, letter.at, excerpt)
+        table.add_row(*map(safe, cells))
     console.print(table)
 
 
@@ -125,20 +127,22 @@ def list_command(
 def retry_command(entry_id: Annotated[str, typer.Argument(help="The dead letter's id.")]) -> None:
     """Re-drive one entry; it leaves the dead-letter stream only if that succeeded."""
     settings = _settings()
-    topology = resolve_topology(read_file_config(settings.config))
+    config = read_file_config(settings.config)
+    topology = resolve_topology(config)
 
     async def main() -> str:
         async with connect_redis(settings) as redis:
             await ensure_groups(redis)
-            return await dlq.retry(redis, entry_id, topology)
+            return await dlq.retry(redis, entry_id, topology, config.principals)
 
     try:
         done = asyncio.run(main())
     except dlq.NotFound as exc:
         raise ConfigError(str(exc)) from None
     except dlq.StillInvalid as exc:
-        errors.print(f"[red]still invalid, kept:[/] {exc}", highlight=False)
+        errors.print(f"[red]still invalid, kept:[/] {safe(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(
-        f"{entry_id} re-driven: {done}; removed from the dead-letter stream", highlight=False
+        f"{safe(entry_id)} re-driven: {safe(done)}; removed from the dead-letter stream",
+        highlight=False,
     )

@@ -2,10 +2,15 @@
 
 * **structured** — ``application/cloudevents+json``: the body is one event;
 * **batch** — ``application/cloudevents-batch+json``: the body is an array of events;
-* **binary** — ``ce-*`` headers carry the attributes and the body is ``data``
-  (``Content-Type: application/json``), as the official SDKs send by default;
+* **binary** — ``ce-*`` headers carry the attributes and the body is ``data``,
+  as the official SDKs send by default. ``Content-Type`` *is* ``datacontenttype``
+  (binding §3.1.1): ``application/json``, or absent when the event has no
+  ``datacontenttype`` — JSON then, the spec's default;
 * plain ``application/json`` — one event object or an array of them.
 
+The mode is chosen as the binding says (§3): an ``application/cloudevents``
+media type is structured (``-batch``: batched) even when ``ce-*`` headers come
+too (§3.2.3); otherwise any ``ce-*`` header makes it binary.
 Everything else is refused with 415; a body that is not UTF-8 JSON with 400.
 The result is raw JSON-ready values: validation is :mod:`services.ingest.intake`'s.
 """
@@ -16,7 +21,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from services.ingest.intake import Rejected, Rejection
 from services.problems import Problem
@@ -26,6 +31,8 @@ STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 ACCEPTED = (STRUCTURED, BATCH, JSON)
 CE_PREFIX = "ce-"
+_CE_MEDIA = "application/cloudevents"
+BINARY_HINT = "or binary mode: ce-specversion and the other ce-* headers, data as the body"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,23 +46,59 @@ class Decoded:
 def decode(headers: Mapping[str, str], body: bytes) -> Decoded:
     """The body's events in raw form; :class:`Problem` (400, 415) or :class:`Rejected`."""
     media_type = _media_type(headers.get("content-type"))
-    attributes = {
-        name[len(CE_PREFIX) :]: unquote(value)  # percent-encoded per the binding, §3.1.3.2
+    structured = media_type is not None and media_type.startswith(_CE_MEDIA)
+    attributes = [
+        (name.lower(), value)
         for name, value in headers.items()
         if name.lower().startswith(CE_PREFIX)
-    }
-    if attributes:
-        if media_type != JSON:
+    ]
+    if attributes and not structured:
+        if media_type not in (None, JSON):
             raise _unsupported(media_type, "in binary mode the body is data, as application/json")
-        return Decoded({**attributes, "data": _json(body)}, binary=True)
+        return Decoded({**_attributes(attributes), "data": _json(body)}, binary=True)
     if media_type not in ACCEPTED:
-        raise _unsupported(media_type, "send one of " + ", ".join(ACCEPTED))
+        hint = f"send one of {', '.join(ACCEPTED)}, {BINARY_HINT}"
+        raise (
+            _unsupported(media_type, hint) if media_type else _unsupported("no Content-Type", hint)
+        )
     value = _json(body)
     if media_type == STRUCTURED and not isinstance(value, dict):
         raise _body_error(f"{STRUCTURED} carries one event object; send batches as {BATCH}")
     if media_type == BATCH and not isinstance(value, list):
         raise _body_error(f"{BATCH} carries an array of events")
     return Decoded(value)
+
+
+def _attributes(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """``ce-*`` headers → attributes, decoded as binding §3.1.3.2 says: a double-quoted value
+    unquoted, then one round of percent-decoding whose bytes must be UTF-8."""
+    attributes: dict[str, str] = {}
+    rejections: list[Rejection] = []
+    for header, raw in headers:
+        value = raw.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = _unquote_http(value[1:-1])
+        try:
+            attributes[header[len(CE_PREFIX) :]] = unquote_to_bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rejections.append(
+                Rejection(None, header, f"not UTF-8 once percent-decoded: {exc.reason}")
+            )
+    if rejections:
+        raise Rejected(rejections)
+    return attributes
+
+
+def _unquote_http(quoted: str) -> str:
+    """The content of an RFC 9110 quoted-string: ``\\x`` stands for ``x``."""
+    out, escaped = [], False
+    for char in quoted:
+        if escaped or char != "\\":
+            out.append(char)
+            escaped = False
+        else:
+            escaped = True
+    return "".join(out)
 
 
 def locate(rejection: Rejection, binary: bool) -> Rejection:
@@ -65,9 +108,9 @@ def locate(rejection: Rejection, binary: bool) -> Rejection:
     return Rejection(rejection.index, f"{CE_PREFIX}{rejection.field}", rejection.message)
 
 
-def _media_type(header: str | None) -> str:
-    if header is None:
-        raise Problem(415, "Unsupported media type", "no Content-Type: send " + ", ".join(ACCEPTED))
+def _media_type(header: str | None) -> str | None:
+    if header is None or not header.strip():
+        return None
     media_type, *params = (part.strip() for part in header.split(";"))
     for param in params:
         name, _, value = param.partition("=")
@@ -77,7 +120,7 @@ def _media_type(header: str | None) -> str:
 
 
 def _unsupported(media_type: str, hint: str) -> Problem:
-    return Problem(415, "Unsupported media type", f"{media_type or '(empty)'}: {hint}")
+    return Problem(415, "Unsupported media type", f"{media_type}: {hint}")
 
 
 def _body_error(message: str) -> Rejected:
@@ -99,3 +142,5 @@ def _json(body: bytes) -> Any:
         raise Problem(400, "Malformed JSON", str(exc)) from None
     except RecursionError:
         raise Problem(400, "Malformed JSON", "nested too deeply") from None
+    except ValueError as exc:  # an integer of over 4,300 digits (Python's guard)
+        raise Problem(400, "Malformed JSON", str(exc).split(";")[0]) from None

@@ -2,9 +2,10 @@
 
 Where an entry goes back to depends on its ``origin``:
 
-* the ingress stream and ``import:<adapter>`` rows are validated again (an
-  import row through its adapter first) and published to their canonical
-  stream, idempotently — an event already published counts as re-driven;
+* a publisher's ingress stream and ``import:<adapter>`` rows are validated again
+  (an ingress entry for that publisher's units, an import row through its
+  adapter first) and published to their canonical stream, idempotently — an
+  event already published counts as re-driven;
 * any other stream of ours (a canonical stream's poison entry, a webhook
   job) gets the payload appended again as ``__data__``, after a canonical
   stream's payload was checked to be a CloudEvent; its consumers are idempotent.
@@ -15,6 +16,7 @@ succeeded; one still invalid stays, and :class:`StillInvalid` says why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services import streams
 from services.bus import RedisPublisher
+from services.config import Principal
 from services.ingest.adapters import ADAPTERS
 from services.ingest.adapters.base import Record, RowInvalid
 from services.ingest.importer import IMPORT_ORIGIN, check_record
@@ -96,17 +99,26 @@ async def get(redis: Redis, entry_id: str) -> DeadLetter:
     return _dead_letter(*entries[0])
 
 
-async def retry(redis: Redis, entry_id: str, topology: Topology) -> str:
-    """Re-drive one entry and delete it; what was done, or :class:`StillInvalid` / :class:`NotFound`."""
+async def retry(
+    redis: Redis, entry_id: str, topology: Topology, principals: Sequence[Principal] = ()
+) -> str:
+    """Re-drive one entry and delete it; what was done, or :class:`StillInvalid` / :class:`NotFound`.
+
+    An ingress entry is checked against its publisher's units: ``principals`` (the
+    configuration's) must name that publisher.
+    """
     letter = await get(redis, entry_id)
-    done = await _redrive(redis, letter, topology)
+    done = await _redrive(redis, letter, topology, principals)
     await redis.xdel(streams.DEAD_LETTERS, letter.id)
     return done
 
 
-async def _redrive(redis: Redis, letter: DeadLetter, topology: Topology) -> str:
-    if letter.origin == streams.INGRESS or letter.origin.startswith(IMPORT_ORIGIN):
-        event = _event(letter, topology)
+async def _redrive(
+    redis: Redis, letter: DeadLetter, topology: Topology, principals: Sequence[Principal]
+) -> str:
+    ingress = streams.publisher_of_ingress(letter.origin)
+    if ingress is not None or letter.origin.startswith(IMPORT_ORIGIN):
+        event = _event(letter, topology, principals)
         [new] = await RedisPublisher(redis).publish([event])
         verb = "published" if new else "was already published:"
         return f"{verb} {event.type} {event.id} from {event.source}"
@@ -123,10 +135,14 @@ async def _redrive(redis: Redis, letter: DeadLetter, topology: Topology) -> str:
     return f"appended to {letter.origin} as {_text(new_id)}"
 
 
-def _event(letter: DeadLetter, topology: Topology) -> CloudEvent:
-    if letter.origin == streams.INGRESS:
+def _event(letter: DeadLetter, topology: Topology, principals: Sequence[Principal]) -> CloudEvent:
+    publisher = streams.publisher_of_ingress(letter.origin)
+    if publisher is not None:
+        agency = next((p for p in principals if p.name == publisher and p.units), None)
+        if agency is None:
+            raise StillInvalid(f"no publisher {publisher!r} in the configuration: whose units?")
         try:
-            return event_of(letter.payload, topology)
+            return event_of(letter.payload, topology, agency)
         except NotAnEvent as exc:
             raise StillInvalid(str(exc)) from None
     name = letter.origin.removeprefix(IMPORT_ORIGIN)

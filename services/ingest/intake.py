@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.alerts import AlertRaised
-from schemas.events import CloudEvent
+from schemas.alerts import MAX_ALERT_BYTES, AlertRaised
+from schemas.events import CloudEvent, canonical_json
+from schemas.limits import explain
 from schemas.topology import Topology
-from schemas.vocabulary import AGENCY_TYPES
+from schemas.vocabulary import AGENCY_TYPES, EventType
 
 MAX_BATCH = 1000
 
@@ -60,9 +61,36 @@ def validate_event(raw: Any, topology: Topology, index: int | None = None) -> Cl
         for i, unit in enumerate(event.data.recipients):
             if unit not in topology:
                 problems.append(Rejection(index, f"data.recipients.{i}", f"unknown unit {unit!r}"))
+    if not problems and event.type in ALERT_TYPES:
+        problems += _oversize(event, index)
     if problems:
         raise Rejected(problems)
     return event
+
+
+ALERT_TYPES = frozenset(
+    {
+        EventType.ALERT_RAISED,
+        EventType.ALERT_UPDATED,
+        EventType.ALERT_CANCELLED,
+        EventType.ALERT_CLOSED,
+    }
+)
+"""The events bounded by :data:`~schemas.alerts.MAX_ALERT_BYTES`."""
+
+
+def _oversize(event: CloudEvent, index: int | None) -> list[Rejection]:
+    """An alert over :data:`MAX_ALERT_BYTES`, located at its largest part of ``data``."""
+    size = len(event.to_json())
+    if size <= MAX_ALERT_BYTES:
+        return []
+    data = event.model_dump(mode="json", by_alias=True, exclude_none=True)["data"]
+    largest = max(data, key=lambda name: len(canonical_json({name: data[name]})))
+    message = (
+        f"the alert is {size} bytes as canonical JSON, more than the {MAX_ALERT_BYTES} "
+        "(64 KiB) an alert may have; this is its largest part"
+    )
+    return [Rejection(index, f"data.{largest}", message)]
 
 
 def _rejections(exc: ValidationError, raw: Any, index: int | None) -> list[Rejection]:
@@ -70,7 +98,7 @@ def _rejections(exc: ValidationError, raw: Any, index: int | None) -> list[Rejec
         errors = exc.errors()
     except UnicodeEncodeError:  # a message quoting a lone surrogate ("\\udcff") cannot render
         return _surrogate_rejections(raw, index)
-    return [Rejection(index, _loc(e["loc"]) or "(event)", e["msg"]) for e in errors]
+    return [Rejection(index, _loc(e["loc"]) or "(event)", explain(e)) for e in errors]
 
 
 def _surrogate_rejections(raw: Any, index: int | None) -> list[Rejection]:
@@ -80,7 +108,7 @@ def _surrogate_rejections(raw: Any, index: int | None) -> list[Rejection]:
         CloudEvent.model_validate(_without_surrogates(raw))
     except ValidationError as exc:
         return [
-            Rejection(index, _loc(e["loc"]) or "(event)", e["msg"] + note) for e in exc.errors()
+            Rejection(index, _loc(e["loc"]) or "(event)", explain(e) + note) for e in exc.errors()
         ]
     return [Rejection(index, "(event)", note.strip(" ()"))]
 

@@ -94,13 +94,22 @@ def describe(event: dict[str, Any]) -> str:
             f"delivered to {data['recipient']} ({', '.join(data['reasons'])}; {data['view']} view)"
         )
     if kind == "alert.acknowledged":
-        return f"acknowledged by {data['unit']} ({data.get('officer') or 'unnamed officer'})"
+        return f"acknowledged by {data['unit']}: {_acknowledger(data)}"
     if kind == "alert.escalated":
         return f"escalated: {data['unit']} silent past {data['deadline']}"
     if kind == "seizure.reported":
         drugs = ", ".join(f"{d['quantity']} {d['measure']} {d['substance']}" for d in data["drugs"])
         return f"seizure reported by {event['source'].removeprefix('/units/')}: {drugs}"
     return f"{kind.removeprefix('alert.')} by {event['source'].removeprefix('/units/')}: {data.get('reason', '')}"
+
+
+def _acknowledger(data: dict[str, Any]) -> str:
+    """Who acknowledged: the authenticated principal (and its person), then the typed name."""
+    principal, person, typed = data.get("principal"), data.get("person"), data.get("officer")
+    if principal is None:  # recorded before principals were: only a typed, unverified name
+        return f"officer named {typed!r} (principal not recorded)" if typed else "unnamed officer"
+    who = f"{principal} ({person})" if person else principal
+    return f"{who}, typed name {typed!r}" if typed else who
 
 
 async def trail(ledger: SqlLedger, alert_id: str) -> AsyncGenerator[tuple[int, str, str]]:

@@ -14,27 +14,28 @@ from typing import Annotated, TypeVar
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from rich.console import Console
 from rich.table import Table
 
 from services.config import ConfigError, settings_from_env
 from services.ledger import audit
 from services.ledger.notary import SignerRefused
-from services.ledger.open import open_ledger
+from services.ledger.open import open_existing_ledger
 from services.ledger.signing import load_public_keys, public_pem
 from services.ledger.store import Query, SqlLedger, utc_text
 from services.ledger.verify import VerifyReport
+from services.terminal import console as make_console
+from services.terminal import printable, safe
 
 app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, trail, stats, export."
 )
-console = Console(width=None if sys.stdout.isatty() else 132)
+console = make_console()
 T = TypeVar("T")
 
 
-def _run(work: Callable[[SqlLedger], Awaitable[T]], *, create_key: bool = False) -> T:
+def _run(work: Callable[[SqlLedger], Awaitable[T]]) -> T:
     async def main() -> T:
-        ledger = open_ledger(settings_from_env(), create_key=create_key)
+        ledger = open_existing_ledger(settings_from_env())  # never a new one: see there
         try:
             await ledger.create_schema()
             return await work(ledger)
@@ -70,7 +71,8 @@ class Exit(IntEnum):
 def _report(report: VerifyReport, where: str) -> Exit:
     if not report.ok:
         console.print(
-            f"BROKEN at seq {report.first_bad_seq}: {'; '.join(report.problems)}", highlight=False
+            f"BROKEN at seq {report.first_bad_seq}: {safe('; '.join(report.problems))}",
+            highlight=False,
         )
         return Exit.BROKEN
     if not report.origin_verified:
@@ -159,8 +161,8 @@ def trail(alert_id: str) -> None:
     steps = _run(work)
     if not steps:
         raise ConfigError(f"the ledger has nothing about alert {alert_id!r}")
-    for seq, time, what in steps:
-        sys.stdout.write(f"#{seq:<6} {time}  {what}\n")
+    for seq, time, what in steps:  # free text: a newline or an escape must not forge a line
+        sys.stdout.write(f"#{seq:<6} {printable(time)}  {printable(what)}\n")
 
 
 @app.command()
@@ -175,8 +177,9 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = 
     for column in ("unit", "substance", "month", "quantity", "seizures", "reports"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["unit"], row["substance"], row["month"], f"{row['quantity']:g} {row['measure']}",
-                      str(row["seizures"]), str(row["reports"]))  # fmt: skip
+        table.add_row(safe(row["unit"]), safe(row["substance"]), safe(row["month"]),
+                      safe(f"{row['quantity']:g} {row['measure']}"), str(row["seizures"]),
+                      str(row["reports"]))  # fmt: skip
     console.print(table)
 
 
@@ -196,9 +199,9 @@ def export(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except SignerRefused as exc:  # the database no longer extends what the ledger signed
-        typer.echo(f"ledger altered: cannot export: {exc}", err=True)
+        typer.echo(f"ledger altered: cannot export: {printable(exc)}", err=True)
         raise typer.Exit(Exit.BROKEN) from None
-    console.print(f"wrote {count} entries to {file}, to a signed checkpoint", highlight=False)
+    console.print(f"wrote {count} entries to {safe(file)}, to a signed checkpoint", highlight=False)
 
 
 @app.command("public-key")

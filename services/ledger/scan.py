@@ -74,6 +74,8 @@ def select_sql(
     where = [f"seq > {param(query.after)}"]
     if query.types:
         where.append(f"type IN ({', '.join(param(t) for t in query.types)})")
+    if query.sources:
+        where.append(f"source IN ({', '.join(param(s) for s in query.sources)})")
     if query.since:
         where.append(f"event_time >= {param(query.since)}")
     if query.until:

@@ -94,6 +94,8 @@ class Query:
     until: str | None = None
     about: str | None = None
     """Only one alert's story: the event with this id and every event whose subject it is."""
+    sources: tuple[str, ...] = ()
+    """Only events from these CloudEvent sources (``/units/BLO-OYBEK``, ``/liaison/notifier``)."""
 
 
 SQLITE_PRAGMAS = (

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
+from schemas.alerts import Name, Text
 from services import problems
 from services.auth import require_officer_of, require_unit_reader
 from services.config import Principal
 from services.notifier import live
-from services.notifier.handlers import acknowledge
+from services.notifier.handlers import Acknowledger, acknowledge
+from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["notifier"])
+MAX_PAGE = 200
+"""Deliveries per inbox page at most (each alert is at most 64 KiB, plus its changes)."""
 
 
 class AckRequest(BaseModel):
@@ -24,8 +30,13 @@ class AckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    officer: str | None = Field(default=None, max_length=200, description="Who acknowledged.")
-    note: str | None = Field(default=None, max_length=2000, description="A remark for the record.")
+    # The receipt's own types: what passes here is what the ledger will record, so a blank
+    # name is a 422 before anything is written, never a failure after.
+    officer: Name | None = Field(
+        default=None,
+        description="The officer's name as typed (recorded beside the authenticated principal).",
+    )
+    note: Text | None = Field(default=None, description="A remark for the record.")
 
 
 def _json_body(request: Request) -> None:
@@ -44,6 +55,8 @@ def _known_unit(runtime: Deps, unit: str) -> None:
 
 
 _REFUSED = problems.documented(401, 403, 404, 422)
+RETRY_STREAM = "10"
+"""Seconds a principal refused another live stream is told to wait (its other streams may close)."""
 
 
 @router.get(
@@ -53,38 +66,88 @@ async def list_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Deliveries per page.")] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=1024,
+            pattern=CURSOR_PATTERN,
+            description="The previous page's `next`: the page after it.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """The unit's inbox: each alert as this unit may see it, with reasons and acks."""
+    """The unit's inbox, a page at a time: each alert as this unit may see it, with reasons
+    and acks, and ``next`` (the cursor of the following page, or null)."""
     require_unit_reader(principal, unit)
     _known_unit(runtime, unit)
+    try:
+        alerts, following = await runtime.inbox.page(unit, limit, after)
+    except InvalidCursor as exc:
+        raise Problem(
+            422, "Invalid request", errors=[{"field": "query.after", "message": str(exc)}]
+        ) from None
     return {
         "unit": unit,
-        "alerts": await runtime.inbox.list(unit),
+        "alerts": alerts,
         "notices": await runtime.inbox.notices(unit),
+        "next": following,
     }
+
+
+class LiveResponse(StreamingResponse):
+    """A live stream's response, which gives the screen's slot back however it ends."""
+
+    def __init__(
+        self,
+        screen: live.Screen,
+        frames: AsyncIterable[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """``frames``: what to send (the screen's own frames if not given)."""
+        super().__init__(
+            screen.frames() if frames is None else frames,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", **(headers or {})},
+        )
+        self.screen = screen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.screen.close()
+
+
+async def open_screen(runtime: Deps, who: str, unit: str, last_event_id: str | None) -> live.Screen:
+    """A new live screen of ``unit`` for ``who``, or the problem saying why not (422, 429)."""
+    try:
+        return await runtime.live.open(who, unit, last_event_id)
+    except live.NotAnEntryId as exc:
+        raise Problem(422, "Invalid Last-Event-ID", str(exc)) from None
+    except live.TooManyStreams as exc:
+        detail = f"{exc}; at most {runtime.live.per_principal}: close one first"
+        raise Problem(
+            429, "Too many live streams", detail, headers={"Retry-After": RETRY_STREAM}
+        ) from None
 
 
 @router.get(
     "/v1/units/{unit}/alerts/stream",
     summary="Live deliveries and changes (Server-Sent Events, resumable with Last-Event-ID)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **_REFUSED},
+    responses={200: {"content": {"text/event-stream": {}}}, **_REFUSED, **problems.documented(429)},
 )
 async def stream_alerts(
     unit: str,
-    request: Request,
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
     last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
 ) -> StreamingResponse:
-    """One SSE event per delivery, change, acknowledgement, escalation or notice."""
+    """One SSE event per delivery, change, acknowledgement, escalation or notice; a comment
+    line every heartbeat of silence. At most a few streams per principal (429 beyond)."""
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
-    after = await live.start_id(runtime.redis, unit, last_event_id)
-    frames = live.events(runtime.redis, runtime.inbox, unit, after, request.is_disconnected)
-    return StreamingResponse(
-        frames, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-    )
+    return LiveResponse(await open_screen(runtime, principal.name, unit, last_event_id))
 
 
 @router.post(
@@ -104,8 +167,8 @@ async def ack_alert(
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
     request = body or AckRequest()
-    officer = request.officer or principal.name
-    stored = await acknowledge(unit, alert_id, officer, request.note, runtime.notifier)
+    by = Acknowledger(principal.name, principal.person, request.officer, request.note)
+    stored = await acknowledge(unit, alert_id, by, runtime.notifier)
     if stored is None:
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
     delivery = await runtime.inbox.get(unit, alert_id)

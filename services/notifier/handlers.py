@@ -5,21 +5,29 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from schemas.alerts import AlertRaised
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.alerts import AlertRaised, Ref
 from schemas.events import CloudEvent, canonical_json
 from schemas.receipts import AlertAcknowledged, AlertDelivered
 from schemas.topology import Topology
-from schemas.vocabulary import EventType, View
+from schemas.vocabulary import EventType, Reason, Tlp, View
 from services.bus import Encoded, Publisher
 from services.config import AckDeadlines
 from services.metrics import DELIVERIES, NO_METRICS, Metrics
 from services.notifier.admission import AlertOwners
-from services.notifier.routing import AlertFacts, Recipient, non_nominal, route_alert
+from services.notifier.routing import (
+    AlertFacts,
+    Recipient,
+    non_nominal,
+    route_alert,
+    route_change,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +44,7 @@ class Inbox(AlertOwners, Protocol):
     async def recipients(self, alert_id: str) -> dict[str, str]: ...
     async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None: ...
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any]
+        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None: ...
     async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None: ...
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]: ...
@@ -266,35 +274,163 @@ def system_event(
 
 
 async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
-    """Give an update, cancellation or closure to everyone who received the alert."""
+    """Give an update, cancellation or closure to everyone who received the alert, each in
+    the view the strictest of the alert's and the change's handling codes allow (or a
+    notice that it was withheld, see :func:`withheld`)."""
     alert_id = event.subject or ""
     recipients = await deps.inbox.recipients(alert_id)
+    received = {}
     for unit, view in recipients.items():
-        await deps.inbox.record_change(unit, alert_id, view_of(event, View(view)))
+        explicit = False
+        if event.tlp is Tlp.RED:  # only then does it matter who was named
+            delivery = await deps.inbox.get(unit, alert_id)
+            explicit = delivery is not None and str(Reason.EXPLICIT) in delivery["reasons"]
+        received[unit] = (View(view), explicit)
+    for unit, change in render_change(event, received, deps.topology).items():
+        await deps.inbox.record_change(unit, alert_id, change)
         if event.type is not EventType.ALERT_UPDATED:  # nothing left to acknowledge
             await deps.inbox.settle(unit, alert_id)
     return len(recipients)
 
 
+def render_change(
+    event: CloudEvent, received: Mapping[str, tuple[View, bool]], topology: Topology
+) -> dict[str, dict[str, Any]]:
+    """Each recipient's copy of a change (no I/O): its view, or a :func:`withheld` notice.
+
+    ``received``: each unit that received the alert, its view and whether it was named.
+    """
+    views = route_change(facts_of_change(event), received, topology)
+    rendered = views_of(event, {view for view in views.values() if view is not None})
+    notice = withheld(event)
+    return {unit: notice if view is None else rendered[view] for unit, view in views.items()}
+
+
+def facts_of_change(event: CloudEvent) -> AlertFacts:
+    """The handling codes of an ``alert.updated``/``cancelled``/``closed`` event."""
+    if event.unit is None:
+        raise TypeError(f"{event.type} from {event.source} is not an agency's change")
+    return AlertFacts(
+        origin=event.unit,
+        tlp=event.tlp,
+        releasableto=event.releasable_countries,
+        piireleasableto=event.pii_countries,
+    )
+
+
+def withheld(event: CloudEvent) -> dict[str, Any]:
+    """What a recipient gets of a change its handling codes keep from it: that there was one.
+
+    Its type, time and ids, nothing of its data: the unit learns that its copy of the
+    alert is out of date, or that the alert is over (so its state, and its deadline,
+    follow), and can ask the originator — never what the change says.
+    """
+    return {
+        "specversion": event.specversion,
+        "id": event.id,
+        "source": event.source,
+        "type": event.type.value,
+        "time": event.model_dump(mode="json", include={"time"})["time"],
+        "subject": event.subject,
+        "withheld": True,
+        "data": {},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledger:
+    """Who acknowledges: the authenticated principal, the person it was issued to, and what
+    the officer typed (a name and a note, neither verified)."""
+
+    principal: str
+    """The principal's configured name, or ``cli:<OS user>`` for the command line."""
+    person: str | None = None
+    officer: str | None = None
+    note: str | None = None
+
+
 async def acknowledge(
-    unit: str, alert_id: str, officer: str, note: str | None, deps: NotifierDeps
+    unit: str, alert_id: str, by: Acknowledger, deps: NotifierDeps
 ) -> dict[str, Any] | None:
-    """Record an officer's acknowledgement (idempotent) and emit ``alert.acknowledged``."""
+    """Record an acknowledgement (idempotent) with its ``alert.acknowledged``, in one step.
+
+    The receipt is validated before anything is written (a blank name is a
+    ``ValidationError`` and nothing happens); the inbox then stores the
+    acknowledgement, clears the deadline and appends the receipt atomically.
+    Returns the acknowledgement in force (the first one), or None if the unit
+    never received the alert.
+    """
+    if not _is_reference(alert_id):
+        return None  # ingest accepts no such id: no unit can have received it
     now = deps.clock()
-    ack = {"acknowledged_at": now.isoformat(), "acknowledged_by": officer, "note": note}
-    outcome = await deps.inbox.acknowledge(unit, alert_id, ack)
+    data = AlertAcknowledged(
+        alert_id=alert_id,
+        unit=unit,
+        principal=by.principal,
+        person=by.person,
+        officer=by.officer,
+        note=by.note,
+        acknowledged_at=now,
+    )
+    ack = {
+        "acknowledged_at": now.isoformat(),
+        "acknowledged_by": data.principal,
+        "person": data.person,
+        "officer": data.officer,
+        "note": data.note,
+    }
+    outcome = await deps.inbox.acknowledge(unit, alert_id, ack, Encoded.of(_acknowledged(data)))
     if outcome is None:
         return None
-    stored, _created = outcome
-    await deps.inbox.settle(unit, alert_id)
-    at = datetime.fromisoformat(stored["acknowledged_at"])
-    data = AlertAcknowledged(
-        alert_id=alert_id, unit=unit, officer=stored["acknowledged_by"],
-        note=stored.get("note"), acknowledged_at=at,
-    )  # fmt: skip
-    receipt = CloudEvent(
-        specversion="1.0", id=f"acknowledged/{alert_id}/{unit}", source=NOTIFIER_SOURCE,
-        type=EventType.ALERT_ACKNOWLEDGED, time=at, subject=alert_id, data=data,
-    )  # fmt: skip
-    await deps.publisher.publish([receipt])  # re-published on a repeat: the id makes it a no-op
+    stored, created = outcome
+    if not created:
+        # Its receipt was written with it — unless an earlier version stored it and then
+        # failed: publish it again (a deterministic id makes that a no-op when it exists).
+        await deps.publisher.publish([_acknowledged(_stored_ack(unit, alert_id, stored))])
     return stored
+
+
+_REFERENCE: TypeAdapter[str] = TypeAdapter(Ref)
+
+
+def _is_reference(value: str) -> bool:
+    try:
+        _REFERENCE.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _acknowledged(data: AlertAcknowledged) -> CloudEvent:
+    return CloudEvent(
+        specversion="1.0",
+        id=f"acknowledged/{data.alert_id}/{data.unit}",
+        source=NOTIFIER_SOURCE,
+        type=EventType.ALERT_ACKNOWLEDGED,
+        time=data.acknowledged_at,
+        subject=data.alert_id,
+        data=data,
+    )
+
+
+def _stored_ack(unit: str, alert_id: str, stored: dict[str, Any]) -> AlertAcknowledged:
+    """The receipt's data of an acknowledgement as stored, blank texts (older versions kept
+    them) left out; before principals were recorded, ``acknowledged_by`` was the typed name."""
+
+    def text(key: str) -> str | None:
+        value = stored.get(key)
+        return value.strip() or None if isinstance(value, str) else None
+
+    if "officer" in stored:  # acknowledged_by is the principal
+        principal, officer = text("acknowledged_by"), text("officer")
+    else:  # stored before principals were recorded: acknowledged_by was the typed name
+        principal, officer = None, text("acknowledged_by")
+    return AlertAcknowledged(
+        alert_id=alert_id,
+        unit=unit,
+        principal=principal,
+        person=text("person"),
+        officer=officer,
+        note=text("note"),
+        acknowledged_at=datetime.fromisoformat(stored["acknowledged_at"]),
+    )

@@ -2,99 +2,93 @@
 
 Every write is idempotent — set-if-absent on a key derived from the alert,
 the unit or the event — so a redelivered stream entry changes nothing.
+
+Each view of an alert, and each copy of a change, is stored once in the alert's views
+hash (:func:`~services.streams.views_key`), however many units receive it; a unit's
+entry refers to it. An alert leaves every inbox ``INBOX_RETENTION`` after its last
+delivery, change or acknowledgement (:mod:`services.notifier.retention`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
-from datetime import datetime
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT, KeyT
 
 from services import streams
-from services.notifier.webhook_outcomes import webhook_outcomes
+from services.bus import DEDUPE_WINDOW, Encoded, seen_field
+from services.notifier import inbox_read, inbox_scripts
 
-
-def _changes_key(unit: str, alert_id: str) -> str:
-    return f"{streams.inbox_key(unit)}:changes:{alert_id}"
-
-
-def _acks_key(unit: str) -> str:
-    return f"{streams.inbox_key(unit)}:acks"
-
-
-def _escalations_key(unit: str) -> str:
-    return f"{streams.inbox_key(unit)}:escalations"
-
-
-def _notices_key(unit: str) -> str:
-    return f"{streams.inbox_key(unit)}:notices"
+DEFAULT_RETENTION = timedelta(days=90).total_seconds()
+"""Seconds an alert stays in the inboxes after its last delivery, change or acknowledgement."""
+MAX_NOTICES_SHOWN = 100
+"""A coordinator's newest escalation notices shown with its inbox."""
 
 
 def _member(unit: str, alert_id: str) -> str:
     return f"{unit}\n{alert_id}"
 
 
-# KEYS[1] = deadlines, then per delivery: inbox, order, recipients, feed.
-# ARGV[1] = feed maxlen, then per delivery: alert id, unit, delivery JSON, score, view, deadline.
-# Per delivery: 1 if stored now, else the delivery stored before (a redelivery changes nothing).
-_DELIVER_LUA = """
-local out = {}
-for i = 0, (#KEYS - 1) / 4 - 1 do
-  local k, a = 2 + i * 4, 2 + i * 6
-  local alert, unit = ARGV[a], ARGV[a + 1]
-  local created = redis.call('HSETNX', KEYS[k], alert, ARGV[a + 2])
-  redis.call('ZADD', KEYS[k + 1], 'NX', ARGV[a + 3], alert)
-  redis.call('HSETNX', KEYS[k + 2], unit, ARGV[a + 4])
-  if ARGV[a + 5] ~= '' then
-    redis.call('ZADD', KEYS[1], 'NX', ARGV[a + 5], unit .. '\\n' .. alert)
-  end
-  if created == 1 then
-    redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', ARGV[1], '*',
-               'kind', 'delivered', 'alert_id', alert)
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = redis.call('HGET', KEYS[k], alert)
-  end
-end
-return out
-"""
-
-
 class RedisInbox:
     """The inboxes of every unit."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        dedupe_window: int = DEDUPE_WINDOW,
+        retention: float = DEFAULT_RETENTION,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._redis = redis
-        self._deliver = redis.register_script(_DELIVER_LUA)
+        self._dedupe_window = dedupe_window
+        self._retention = retention
+        self._clock = clock
+        self._deliver = redis.register_script(inbox_scripts.DELIVER)
+        self._change = redis.register_script(inbox_scripts.CHANGE)
+        self._acknowledge = redis.register_script(inbox_scripts.ACKNOWLEDGE)
 
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
     ) -> list[dict[str, Any]]:
         """Store each ``(unit, delivery, score)`` unless the unit already has this alert.
 
-        One script for the whole batch (one round trip, each delivery atomic
-        with its feed entry); returns the deliveries as stored, in order.
+        One script for the whole batch (one round trip, each delivery atomic with its
+        feed entry and expiry); each view of an alert is sent and stored once, and the
+        entries refer to it. Returns the deliveries as stored, in order (with the event).
         """
         if not deliveries:
             return []
-        keys: list[KeyT] = [streams.DEADLINES]
+        keys: list[KeyT] = [streams.DEADLINES, streams.INBOX_EXPIRY]
         args: list[EncodableT] = [streams.FEED_MAXLEN]
-        encoded: dict[int, str] = {}  # an alert's recipients share its views: encode each once
+        fields: dict[tuple[str, int], str] = {}  # (alert, view object) → its field
+        expiring: set[str] = set()
         for unit, delivery, score in deliveries:
-            alert_id = delivery["alert_id"]
+            alert_id, event = delivery["alert_id"], delivery["event"]
             keys += [streams.inbox_key(unit), streams.inbox_order_key(unit),
-                     streams.recipients_key(alert_id), streams.feed_key(unit)]  # fmt: skip
+                     streams.recipients_key(alert_id), streams.feed_key(unit),
+                     streams.views_key(alert_id)]  # fmt: skip
             deadline = delivery.get("deadline")
             at = repr(datetime.fromisoformat(deadline).timestamp()) if deadline else ""
-            text = _encode(delivery, encoded)
-            args += [alert_id, unit, text, repr(score), delivery["view"], at]
+            text = ""
+            if (alert_id, id(event)) not in fields:  # identical views share one field
+                fields[alert_id, id(event)] = delivery["view"]
+                text = json.dumps(event)
+            field = fields[alert_id, id(event)]
+            entry = {k: v for k, v in delivery.items() if k != "event"} | {"event_ref": field}
+            expiry = "" if alert_id in expiring else repr(score + self._retention)
+            expiring.add(alert_id)  # once per alert and call
+            args += [alert_id, unit, json.dumps(entry), repr(score), delivery["view"], at]
+            args += [field, text, expiry]
         replies = await self._deliver(keys=keys, args=args)
         return [
-            delivery if reply == 1 else json.loads(reply)
+            delivery if reply == 1 else {"event": delivery["event"], **json.loads(reply)}
             for (_, delivery, _), reply in zip(deliveries, replies, strict=True)
         ]
 
@@ -129,25 +123,66 @@ class RedisInbox:
         return {_text(k): _text(v) for k, v in raw.items()}
 
     async def record_change(self, unit: str, alert_id: str, change: dict[str, Any]) -> None:
-        """Add an update, cancellation or closure to a delivered alert (once per event)."""
-        if await self._redis.hsetnx(_changes_key(unit, alert_id), change["id"], json.dumps(change)):
-            await self._feed(unit, change["type"].removeprefix("alert."), alert_id)
+        """Add an update, cancellation or closure to a delivered alert (once per event).
+
+        The copy is kept once among the alert's views (units given the same copy share
+        it); the unit's entry holds a reference with the change's id, type and time.
+        """
+        text = json.dumps(change)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        field = f"change\n{change['id']}\n{digest}"
+        ref = {"ref": field, "id": change["id"], "type": change["type"], "time": change["time"]}
+        keys: list[KeyT] = [
+            streams.views_key(alert_id),
+            streams.inbox_changes_key(unit, alert_id),
+            streams.feed_key(unit),
+            streams.INBOX_EXPIRY,
+        ]
+        args: list[EncodableT] = [
+            field,
+            text,
+            change["id"],
+            json.dumps(ref),
+            streams.FEED_MAXLEN,
+            change["type"].removeprefix("alert."),
+            alert_id,
+            repr(self._clock() + self._retention),
+        ]
+        await self._change(keys=keys, args=args)
 
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any]
+        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None:
         """Record the first acknowledgement; None if the unit never got this alert.
 
+        One script: the acknowledgement, the deadline cleared, the ``alert.acknowledged``
+        ``receipt`` appended (marked published, as :class:`~services.bus.RedisPublisher`
+        would) and the feed entry all happen, or — refused, or the server gone — none.
         Returns the acknowledgement in force and whether this call made it.
         """
-        if not await self._redis.hexists(streams.inbox_key(unit), alert_id):
+        keys: list[KeyT] = [
+            streams.inbox_key(unit),
+            streams.inbox_acks_key(unit),
+            streams.DEADLINES,
+            streams.feed_key(unit),
+            *streams.seen_keys(self._dedupe_window, self._clock()),
+            streams.stream_for(receipt.type),
+            streams.INBOX_EXPIRY,
+        ]
+        args: list[EncodableT] = [
+            alert_id,
+            json.dumps(ack),
+            _member(unit, alert_id),
+            streams.FEED_MAXLEN,
+            seen_field(receipt),
+            receipt.payload,
+            2 * self._dedupe_window,
+            repr(self._clock() + self._retention),
+        ]
+        reply = await self._acknowledge(keys=keys, args=args)
+        if reply is None:
             return None
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(_acks_key(unit), alert_id, json.dumps(ack))
-            pipe.hget(_acks_key(unit), alert_id)
-            created, stored = await pipe.execute()
-        if created:
-            await self._feed(unit, "acknowledged", alert_id)
+        created, stored = reply
         return json.loads(stored), bool(created)
 
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
@@ -164,7 +199,7 @@ class RedisInbox:
 
     async def escalate(self, unit: str, alert_id: str, record: dict[str, Any]) -> dict[str, Any]:
         """Mark a delivery escalated (once); return the escalation in force."""
-        key = _escalations_key(unit)
+        key = streams.inbox_escalations_key(unit)
         if await self._redis.hsetnx(key, alert_id, json.dumps(record)):
             await self._feed(unit, "escalated", alert_id)
         stored = await self._redis.hget(key, alert_id)
@@ -174,79 +209,33 @@ class RedisInbox:
     async def notify(self, coordinator: str, notice: dict[str, Any]) -> None:
         """Leave a coordinator a notice that a unit did not acknowledge in time (once)."""
         field = f"{notice['unit']}/{notice['alert_id']}"
-        if await self._redis.hsetnx(_notices_key(coordinator), field, json.dumps(notice)):
+        if await self._redis.hsetnx(
+            streams.inbox_notices_key(coordinator), field, json.dumps(notice)
+        ):
             await self._feed(coordinator, "notice", notice["alert_id"])
 
-    async def notices(self, unit: str) -> list[dict[str, Any]]:
-        """Escalation notices for a coordinator, newest first."""
-        raw = await self._redis.hvals(_notices_key(unit))
+    async def notices(self, unit: str, limit: int = MAX_NOTICES_SHOWN) -> list[dict[str, Any]]:
+        """Escalation notices for a coordinator, newest first (at most ``limit``)."""
+        raw = await self._redis.hvals(streams.inbox_notices_key(unit))
         docs = [json.loads(r) for r in raw]
-        return sorted(docs, key=lambda d: d["escalated_at"], reverse=True)
+        return sorted(docs, key=lambda d: d["escalated_at"], reverse=True)[:limit]
+
+    async def page(
+        self, unit: str, limit: int = 100, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of a unit's deliveries, newest first, and the next page's cursor (or None);
+        see :func:`services.notifier.inbox_read.page`."""
+        return await inbox_read.page(self._redis, unit, limit, after)
 
     async def list(self, unit: str, limit: int = 100) -> list[dict[str, Any]]:
-        """A unit's deliveries, newest first, with their changes and acknowledgement."""
-        newest = await self._redis.zrevrange(streams.inbox_order_key(unit), 0, limit - 1)
-        ids = [_text(i) for i in newest if isinstance(i, bytes | str)]
-        if not ids:
-            return []
-        raw = await self._redis.hmget(streams.inbox_key(unit), ids)
-        acks = await self._redis.hmget(_acks_key(unit), ids)
-        result = []
-        for alert_id, delivery, ack in zip(ids, raw, acks, strict=True):
-            changes = await self._redis.hvals(_changes_key(unit, alert_id))
-            escalation = await self._redis.hget(_escalations_key(unit), alert_id)
-            if delivery is not None:
-                entry = _assemble(json.loads(delivery), ack, changes, escalation)
-                entry["webhooks"] = await webhook_outcomes(self._redis, unit, alert_id)
-                result.append(entry)
-        return result
+        """A unit's newest deliveries (at most ``limit``), with their changes and acks."""
+        return (await self.page(unit, limit))[0]
 
     async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None:
         """One delivery as :meth:`list` shows it, or None."""
-        raw = await self._redis.hget(streams.inbox_key(unit), alert_id)
-        if raw is None:
-            return None
-        ack = await self._redis.hget(_acks_key(unit), alert_id)
-        changes = await self._redis.hvals(_changes_key(unit, alert_id))
-        escalation = await self._redis.hget(_escalations_key(unit), alert_id)
-        entry = _assemble(json.loads(raw), ack, changes, escalation)
-        entry["webhooks"] = await webhook_outcomes(self._redis, unit, alert_id)
-        return entry
-
-
-def _encode(delivery: dict[str, Any], encoded: dict[int, str]) -> str:
-    """``json.dumps(delivery)``, its ``event`` (shared by id) encoded only once."""
-    event = delivery["event"]
-    if id(event) not in encoded:
-        encoded[id(event)] = json.dumps(event)
-    rest = json.dumps({k: v for k, v in delivery.items() if k != "event"})
-    return f'{rest[:-1]}, "event": {encoded[id(event)]}}}'
+        entries = await inbox_read.entries(self._redis, unit, [alert_id])
+        return entries[0] if entries else None
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-_FINAL_STATES = {"alert.cancelled": "cancelled", "alert.closed": "closed"}
-
-
-def _assemble(
-    delivery: dict[str, Any],
-    ack: bytes | str | None,
-    changes: list[bytes | str],
-    escalation: bytes | str | None,
-) -> dict[str, Any]:
-    ack_doc = json.loads(ack) if ack else {}
-    history = sorted((json.loads(c) for c in changes), key=lambda c: (c["time"], c["id"]))
-    state = "open"
-    for change in history:
-        state = _FINAL_STATES.get(change["type"], "updated" if state == "open" else state)
-    return {
-        **delivery,
-        "acknowledged_at": ack_doc.get("acknowledged_at"),
-        "acknowledged_by": ack_doc.get("acknowledged_by"),
-        "escalated": escalation is not None,
-        "escalation": json.loads(escalation) if escalation else None,
-        "state": state,
-        "changes": history,
-    }

@@ -144,6 +144,37 @@ def route_alert(facts: AlertFacts, topology: Topology) -> tuple[Recipient, ...]:
     )
 
 
+def route_change(
+    change: AlertFacts, received: Mapping[str, tuple[View, bool]], topology: Topology
+) -> dict[str, View | None]:
+    """Which view of a change each of the alert's recipients may have; None: withheld.
+
+    ``received`` maps each unit that received the alert to the view it got and whether
+    it was named explicitly. A change goes no further than its alert went, and no
+    further than its own handling codes allow: the strictest of both apply. The
+    alert's were applied when it was delivered (who received it, in which view); the
+    change's are applied here — only countries in its ``releasableto`` (and the
+    originator's), with ``tlp`` red only explicit recipients, and identities only in
+    countries of its ``piireleasableto`` (and the originator's) that saw them before.
+    """
+    country = topology.country_of(change.origin)
+    allowed = {country} | (change.releasableto or frozenset())
+    pii = {country} | (change.piireleasableto or frozenset())
+    views: dict[str, View | None] = {}
+    for unit, (view, explicit) in received.items():
+        if unit not in topology:  # a replaced topology dropped it: nothing can be released
+            views[unit] = None
+            continue
+        there = topology.country_of(unit)
+        if there not in allowed or (change.tlp is Tlp.RED and not explicit):
+            views[unit] = None
+        elif view is View.FULL and there in pii:
+            views[unit] = View.FULL
+        else:
+            views[unit] = View.NON_NOMINAL
+    return views
+
+
 def non_nominal(data: Mapping[str, Any]) -> dict[str, Any]:
     """The data without persons' identities, their number left in ``persons_count``."""
     view = {key: value for key, value in data.items() if key != "persons"}

@@ -9,6 +9,7 @@ ledger when a job is given up on.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -62,7 +63,7 @@ class Outcome:
         return {
             "webhook_id": job.msg_id,
             "event_id": job.event_id,
-            "url": job.url,
+            "endpoint": job.endpoint,
             "state": self.state,
             "attempts": self.attempts,
             "last_status": self.last_status,
@@ -90,7 +91,7 @@ class WebhookOutcomes(Protocol):
 
 
 def outcomes_key(unit: str, alert_id: str) -> str:
-    """Hash ``<webhook id> <url>`` → outcome JSON of one inbox entry's webhook deliveries."""
+    """Hash ``<webhook id> <endpoint>`` → outcome JSON of one inbox entry's webhook deliveries."""
     return f"{streams.inbox_key(unit)}:webhooks:{alert_id}"
 
 
@@ -103,7 +104,7 @@ class RedisWebhookOutcomes:
 
     async def _record(self, job: WebhookJob, outcome: Outcome) -> None:
         doc = json.dumps(outcome.record(job))
-        field = f"{job.msg_id} {job.url}"
+        field = f"{job.msg_id} {job.endpoint}"
         key = outcomes_key(job.unit, job.alert_id)
         await self._script(keys=[key], args=[field, doc, _RANK[outcome.state]])
 
@@ -119,24 +120,35 @@ class RedisWebhookOutcomes:
 
 async def webhook_outcomes(redis: Redis, unit: str, alert_id: str) -> list[dict[str, Any]]:
     """How an inbox entry's webhook deliveries went, one document per endpoint and event."""
-    raw = await redis.hvals(outcomes_key(unit, alert_id))
-    docs: list[dict[str, Any]] = [json.loads(r) for r in raw]
-    return sorted(docs, key=lambda d: (d["url"], d["event_id"]))
+    return outcome_documents(await redis.hvals(outcomes_key(unit, alert_id)))
+
+
+def outcome_documents(raw: Iterable[bytes | str]) -> list[dict[str, Any]]:
+    """The values of an :func:`outcomes_key` hash as shown, by endpoint and event."""
+    docs: list[dict[str, Any]] = [_named(json.loads(r)) for r in raw]
+    return sorted(docs, key=lambda d: (d["endpoint"], d["event_id"]))
+
+
+def _named(doc: dict[str, Any]) -> dict[str, Any]:
+    """An outcome kept by an earlier version names its endpoint by URL: show it redacted."""
+    if "endpoint" not in doc:
+        doc["endpoint"] = redact_url(str(doc.pop("url", "")))
+    return doc
 
 
 def failure_event_id(job: WebhookJob) -> str:
     """A deterministic CloudEvent id for the ledger's record of an exhausted job."""
-    return f"webhook_failed/{job.event_id}/{job.unit}/{endpoint_digest(job.url)}"
+    return f"webhook_failed/{job.event_id}/{job.unit}/{endpoint_digest(job.endpoint)}"
 
 
 def failure_event_data(job: WebhookJob, outcome: Outcome) -> dict[str, Any]:
-    """What the ledger should record of an exhausted job (no secrets, no URL credentials)."""
+    """What the ledger should record of an exhausted job (the endpoint's name, no secrets)."""
     return {
         "alert_id": job.alert_id,
         "event_id": job.event_id,
         "unit": job.unit,
         "webhook_id": job.msg_id,
-        "endpoint": redact_url(job.url),
+        "endpoint": job.endpoint,
         "attempts": outcome.attempts,
         "last_status": outcome.last_status,
         "last_error": outcome.last_error,

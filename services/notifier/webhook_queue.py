@@ -5,8 +5,10 @@ the stream :data:`STREAM`, atomically with a set-if-absent marker (one Lua
 script), so the notifier re-running a fan-out after a crash queues nothing
 twice. The job holds the exact body bytes, so every attempt — on any worker,
 after any restart — sends and signs the same bytes. Secrets stay in the
-configuration: the worker (:mod:`services.notifier.webhooks`) looks the
-endpoint up when it sends.
+configuration, and so do the endpoints' URLs, which may carry credentials
+(``user:pass@``, ``?api_key=``): a job names its endpoint
+(:attr:`~services.config.Webhook.endpoint`), and the worker
+(:mod:`services.notifier.webhooks`) looks the URL and secret up when it sends.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
 from services import streams
-from services.config import Webhook
+from services.config import Webhook, redact_url
+
+__all__ = ["WebhookJob", "WebhookQueue", "endpoint_digest", "redact_url", "webhook_id"]
 
 STREAM = streams.WEBHOOKS
 """Webhook jobs, one per (delivery, endpoint); deleted once finished."""
@@ -71,19 +74,9 @@ def webhook_id(event_id: str, unit: str) -> str:
     return f"msg_{readable}_{digest}"
 
 
-def endpoint_digest(url: str) -> str:
-    """A short stable name of an endpoint (for keys and event ids; never the URL itself)."""
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def redact_url(url: str) -> str:
-    """The URL without credentials, query or fragment — what may be written to the ledger."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+def endpoint_digest(endpoint: str) -> str:
+    """A short stable token of an endpoint's name, for keys and event ids."""
+    return hashlib.sha256(endpoint.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +88,14 @@ class WebhookJob:
     unit: str
     alert_id: str
     event_id: str
-    url: str
+    endpoint: str
+    """The endpoint's name (:attr:`~services.config.Webhook.endpoint`), never its URL."""
     body: bytes
     """The exact bytes POSTed and signed: the recipient's view of the CloudEvent."""
     enqueued_at: float
     """Epoch seconds; the retry window (:attr:`RetryPolicy.max_elapsed`) counts from here."""
+    legacy_url: str | None = None
+    """A job queued by an earlier version carries its endpoint's URL instead of its name."""
 
     def fields(self) -> dict[str, EncodableT]:
         """The stream entry's fields."""
@@ -108,7 +104,7 @@ class WebhookJob:
             "unit": self.unit,
             "alert_id": self.alert_id,
             "event_id": self.event_id,
-            "url": self.url,
+            "endpoint": self.endpoint,
             "body": self.body,
             "enqueued_at": repr(self.enqueued_at),
         }
@@ -120,14 +116,16 @@ class WebhookJob:
         def text(name: str) -> str:
             return fields[name.encode()].decode()
 
+        legacy_url = None if b"endpoint" in fields else text("url")
         return cls(
             msg_id=text("msg_id"),
             unit=text("unit"),
             alert_id=text("alert_id"),
             event_id=text("event_id"),
-            url=text("url"),
+            endpoint=redact_url(legacy_url) if legacy_url else text("endpoint"),
             body=fields[b"body"],
             enqueued_at=float(text("enqueued_at")),
+            legacy_url=legacy_url,
         )
 
 
@@ -178,11 +176,12 @@ class WebhookQueue:
         body = encode_body(event)
         queued = 0
         for endpoint in endpoints:
-            job = WebhookJob(msg_id, unit, alert_id, event_id, endpoint.url, body, self._clock())
+            name = endpoint.endpoint
+            job = WebhookJob(msg_id, unit, alert_id, event_id, name, body, self._clock())
             args: list[EncodableT] = [MARKER_TTL_S]
-            for name, value in job.fields().items():
-                args += [name, value]
-            marker = f"{MARKER_PREFIX}{msg_id}:{endpoint_digest(endpoint.url)}"
+            for field, value in job.fields().items():
+                args += [field, value]
+            marker = f"{MARKER_PREFIX}{msg_id}:{endpoint_digest(name)}"
             if await self._script(keys=[marker, STREAM], args=args):
                 queued += 1
         return queued

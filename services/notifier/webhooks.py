@@ -57,7 +57,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from services.bus import dead_letter
-from services.config import Webhook
+from services.config import Webhook, redact
 from services.loops import log_failure, stop_if_cancelled
 from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
 from services.notifier.webhook_queue import (
@@ -68,7 +68,6 @@ from services.notifier.webhook_queue import (
     USER_AGENT,
     WebhookJob,
     ensure_webhook_group,
-    redact_url,
 )
 from services.notifier.webhook_retry import (
     DEFAULT_POLICY,
@@ -149,7 +148,8 @@ class WebhookWorker:
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._redis = redis
-        self._secrets = {(w.unit, w.url): w.secret for w in endpoints}
+        self._endpoints = {(w.unit, w.endpoint): w for w in endpoints}
+        self._by_url = {(w.unit, w.url): w for w in endpoints}  # jobs of an earlier version
         self._outcomes = outcomes
         self.consumer = consumer
         self._policy = policy
@@ -314,15 +314,18 @@ class WebhookWorker:
 
     async def _deliver(self, entry_id: str, job: WebhookJob) -> None:
         policy, outcomes = self._policy, self._outcomes
-        secret = self._secrets.get((job.unit, job.url))
+        if job.legacy_url is not None:
+            endpoint = self._by_url.get((job.unit, job.legacy_url))
+        else:
+            endpoint = self._endpoints.get((job.unit, job.endpoint))
         n_raw, next_raw = await self._redis.hmget(PROGRESS, [f"{entry_id}:n", f"{entry_id}:next"])
         made = int(n_raw or 0)
-        if secret is None or made >= policy.max_attempts:
+        if endpoint is None or made >= policy.max_attempts:
             # Gone from the configuration, or taken over after the last attempt was made
             # (the previous worker died reporting it): give up without another POST.
             reason = (
                 "the endpoint is no longer configured for this unit"
-                if secret is None
+                if endpoint is None
                 else f"no success in {made} attempts"
             )
             outcome = Outcome("failed", made, None, None, _utc(self._clock()), reason=reason)
@@ -333,13 +336,13 @@ class WebhookWorker:
             await asyncio.sleep(max(0.0, float(next_raw) - self._clock()))
         while True:
             attempt = int(await self._redis.hincrby(PROGRESS, f"{entry_id}:n", 1))
-            result = await self._attempt(job, secret)
+            result = await self._attempt(job, endpoint)
             now = self._clock()
             if result.delivered:
                 outcome = Outcome("delivered", attempt, result.status, None, _utc(now))
                 await outcomes.delivered(job, outcome)
                 await self._done(entry_id)
-                log.debug("webhooks: %s delivered to %s", job.msg_id, redact_url(job.url))
+                log.debug("webhooks: %s delivered to %s", job.msg_id, job.endpoint)
                 return
             delay = backoff_delay(policy, attempt, result.retry_after, self._rand)
             give_up = self._give_up(job, attempt, result, now + delay)
@@ -350,7 +353,7 @@ class WebhookWorker:
                 log.warning(
                     "webhooks: giving up on %s to %s: %s",
                     job.msg_id,
-                    redact_url(job.url),
+                    job.endpoint,
                     give_up,
                 )
                 await outcomes.exhausted(job, outcome)
@@ -386,10 +389,11 @@ class WebhookWorker:
             slot = self._endpoint_slots[url] = asyncio.Semaphore(self._options.per_endpoint)
         return slot
 
-    async def _attempt(self, job: WebhookJob, secret: str) -> AttemptResult:
+    async def _attempt(self, job: WebhookJob, endpoint: Webhook) -> AttemptResult:
         """One signed POST; never raises for what the endpoint or the network did."""
         assert self._client is not None  # run() set it
-        async with self._endpoint_slot(job.url), self._requests:
+        secret = endpoint.secret
+        async with self._endpoint_slot(endpoint.url), self._requests:
             timestamp = int(self._clock())  # the attempt's, after waiting for a slot
             headers = {
                 "content-type": CONTENT_TYPE,
@@ -398,7 +402,7 @@ class WebhookWorker:
             try:
                 async with asyncio.timeout(self._policy.request_timeout):
                     request = self._client.stream(
-                        "POST", job.url, content=job.body, headers=headers
+                        "POST", endpoint.url, content=job.body, headers=headers
                     )
                     async with request as response:  # the body is never read
                         status = response.status_code
@@ -407,7 +411,7 @@ class WebhookWorker:
                 error = f"no answer within {self._policy.request_timeout:g}s"
                 return AttemptResult(None, error, retryable=True)
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                return AttemptResult(None, f"unusable URL: {exc}")
+                return AttemptResult(None, redact(f"unusable URL: {exc}"))
             except (httpx.HTTPError, OSError) as exc:
                 return AttemptResult(None, _describe(exc), retryable=True)
         if 200 <= status <= 299:
@@ -421,5 +425,5 @@ class WebhookWorker:
 
 
 def _describe(exc: BaseException) -> str:
-    detail = str(exc)
+    detail = redact(str(exc))  # kept in Redis and shown in the inbox: never a credential
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -17,9 +17,13 @@ from tests.e2e.test_cli import run
 SAMPLES = resources.files("services.ingest.adapters") / "samples"
 
 
-async def liaison(redis_url: str, data_dir: Path, *args: str) -> tuple[int, str, str]:
+async def liaison(
+    redis_url: str, data_dir: Path, *args: str, config: Path | None = None
+) -> tuple[int, str, str]:
     """``liaison ARGS`` against the test server; exit code, stdout, stderr."""
     env = {"LIAISON_REDIS_URL": redis_url, "LIAISON_DATA_DIR": str(data_dir)}
+    if config is not None:
+        env["LIAISON_CONFIG"] = str(config)
     result = await asyncio.to_thread(run, *args, env=env)
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, result.stdout, result.stderr
@@ -69,12 +73,21 @@ async def test_rejected_rows_exit_2_and_can_be_retried_from_the_dead_letters(
 
 
 async def test_retry_publishes_and_removes_a_fixed_entry(
-    redis: Redis, redis_url: str, data_dir: Path
+    redis: Redis, redis_url: str, data_dir: Path, tmp_path: Path
 ) -> None:
+    config = tmp_path / "liaison.yaml"  # an ingress entry is retried for its publisher's units
+    config.write_text(
+        "principals:\n  - {name: uz-mia, role: publisher, units: [IMT-GULISTAN], "
+        f"token_sha256: '{'0' * 64}'}}\n",
+        encoding="utf-8",
+    )
     event = factories.seizure()
-    letter_id = await dead_letter(redis, origin=streams.INGRESS, reason="redis was down",
-                                  payload=json.dumps(event))  # fmt: skip
-    code, out, _ = await liaison(redis_url, data_dir, "dlq", "retry", letter_id)
+    origin = streams.ingress_stream("uz-mia")
+    letter_id = await dead_letter(
+        redis, origin=origin, reason="redis was down", payload=json.dumps(event)
+    )
+    code, out, err = await liaison(redis_url, data_dir, "dlq", "retry", letter_id, config=config)
+    assert code == 0, err
     assert code == 0, out
     assert "published seizure.reported" in out
     assert await redis.xlen(streams.DEAD_LETTERS) == 0

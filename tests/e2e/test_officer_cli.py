@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -44,17 +45,32 @@ def test_ack_is_recorded_once_and_idempotent(demo_dir: Path) -> None:
     alert_id = _alert_id(demo_dir)
     first = run("ack", "IMT-TASHKENT", alert_id, "--officer", "Tashkent duty", env=_env(demo_dir))
     assert first.returncode == 0, first.stderr
-    assert "acknowledged by Tashkent duty" in first.stdout
+    who = f"acknowledged by cli:{getpass.getuser()} (typed name 'Tashkent duty')"
+    assert who in first.stdout
     again = run("ack", "IMT-TASHKENT", alert_id, "--officer", "someone else", env=_env(demo_dir))
     assert again.returncode == 0
-    assert "acknowledged by Tashkent duty" in again.stdout  # the first acknowledgement stands
+    assert who in again.stdout  # the first acknowledgement stands
 
     with EmbeddedRedis(demo_dir / "redis") as server:  # the receipt waits for the ledger there
         client = redis.Redis.from_url(server.url)
         receipts = [json.loads(f[b"__data__"]) for _, f in client.xrange(streams.RECEIPTS)]
         client.close()
     acks = [r for r in receipts if r["type"] == "alert.acknowledged"]
-    assert [a["data"]["unit"] for a in acks].count("IMT-TASHKENT") == 1
+    [ack] = [a["data"] for a in acks if a["data"]["unit"] == "IMT-TASHKENT"]
+    assert (ack["principal"], ack["officer"]) == (f"cli:{getpass.getuser()}", "Tashkent duty")
+
+
+def test_a_blank_officer_name_is_refused_and_nothing_is_recorded(demo_dir: Path) -> None:
+    alert_id = _alert_id(demo_dir)
+    blank = run("ack", "NIAC-UZ", alert_id, "--officer", "   ", env=_env(demo_dir))
+    assert blank.returncode == 2
+    assert "officer" in blank.stderr
+    assert "Traceback" not in blank.stderr
+    with EmbeddedRedis(demo_dir / "redis") as server:
+        client = redis.Redis.from_url(server.url)
+        acked = client.hexists(f"{streams.inbox_key('NIAC-UZ')}:acks", alert_id)
+        client.close()
+    assert not acked
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ TOKENS = {
     "gulistan": "gulistan-officer-token",
     "tashkent": "tashkent-officer-token",
     "auditor": "auditor-token",
+    "metrics": "metrics-token",  # not a principal: LIAISON_METRICS_TOKEN_SHA256
 }
 
 
@@ -68,7 +69,13 @@ async def seen_index(redis: Redis) -> dict[bytes, bytes]:
 @pytest.fixture
 async def runtime(redis_url: str, data_dir: Path) -> AsyncIterator[Runtime]:
     """Ingest, ledger (SQLite) and notifier on the session's server."""
-    settings = Settings(data_dir=data_dir, redis_url=redis_url, database_url=None, config=None)
+    settings = Settings(
+        data_dir=data_dir,
+        redis_url=redis_url,
+        database_url=None,
+        config=None,
+        metrics_token_sha256=token_digest(TOKENS["metrics"]),
+    )
     async with Runtime(settings, principals_config()) as running:
         yield running
 

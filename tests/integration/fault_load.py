@@ -132,8 +132,6 @@ async def recorded(database_url: str) -> Recorded:
 async def settled(redis: Redis, database_url: str, expected: Expected) -> bool:
     """Every stream read and acknowledged by every group, every delivery recorded."""
     for stream, groups in streams.GROUPS.items():
-        if stream == streams.INGRESS:
-            continue
         for group in await redis.xinfo_groups(stream):
             if group["name"].decode() in groups and (group["pending"] or group["lag"]):
                 return False

@@ -43,6 +43,10 @@ __all__ = ["receiver"]  # a fixture, imported so pytest finds it here
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PLACEHOLDER = re.compile(r"#<([a-z-]+)-sha256>")
 USERS = ("admin", "agency", "ingest", "ledger", "notifier", "ops")
+AGENCY_PUBLISHER = "uz-customs"
+"""The publisher principal whose ingress the shipped ``agency`` user is filled in for."""
+OWN_INGRESS = streams.ingress_stream(AGENCY_PUBLISHER)
+OTHER_INGRESS = streams.ingress_stream("uz-mia")
 
 
 def _sha256(password: str) -> str:
@@ -66,7 +70,7 @@ class AclServer:
 
 
 def _acl_file(passwords: dict[str, str]) -> str:
-    template = (DEPLOY / "users.acl").read_text()
+    template = (DEPLOY / "users.acl").read_text().replace("<agency-publisher>", AGENCY_PUBLISHER)
     return PLACEHOLDER.sub(lambda m: f"#{_sha256(passwords[m[1]])}", template)
 
 
@@ -137,7 +141,7 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
     acl_server: AclServer, admin: Redis, data_dir: Path, receiver: tuple[Receiver, str]
 ) -> None:
     recv, base = receiver
-    hook = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET)
+    hook = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     config = principals_config().model_copy(update={"webhooks": (hook,)})
     alert, seizure = factories.alert(), factories.seizure()
     async with AsyncExitStack() as stack:
@@ -157,9 +161,9 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
         await apis["ingest"].post("/v1/events", json=seizure, headers=auth("mia"))
         agency = acl_server.client("agency")
         stack.push_async_callback(agency.aclose)
-        raw = factories.seizure(grams=5)
-        await agency.xadd(streams.INGRESS, {streams.EVENT_FIELD: _json(raw)})
-        await agency.xadd(streams.INGRESS, {streams.EVENT_FIELD: b"not json"})
+        raw = factories.seizure(unit="BLO-OYBEK", grams=5)  # one of uz-customs' units
+        await agency.xadd(OWN_INGRESS, {streams.EVENT_FIELD: _json(raw)})
+        await agency.xadd(OWN_INGRESS, {streams.EVENT_FIELD: b"not json"})
 
         inbox = "/v1/units/IMT-GULISTAN/alerts"
 
@@ -182,7 +186,7 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
         ops = acl_server.client("ops")
         stack.push_async_callback(ops.aclose)
         [letter] = await dlq.list_dead_letters(ops, 10)
-        assert letter.origin == streams.INGRESS
+        assert letter.origin == OWN_INGRESS
         [item] = await RedisInbox(ops).list("IMT-GULISTAN")
         assert item["alert_id"] == alert["id"]
         assert item["acknowledged_at"]
@@ -219,7 +223,11 @@ REFUSED: list[tuple[str, tuple[Any, ...]]] = [
     ("ops", ("XADD", streams.DEAD_LETTERS, "*", "f", "v")),
     ("ops", ("HSET", INBOX, "a", "b")),
     ("ops", ("XRANGE", streams.SEIZURES, "-", "+")),
-    ("agency", ("XRANGE", streams.INGRESS, "-", "+")),
+    ("agency", ("XRANGE", OWN_INGRESS, "-", "+")),
+    ("agency", ("XTRIM", OWN_INGRESS, "MAXLEN", "0")),
+    ("agency", ("XDEL", OWN_INGRESS, "0-1")),
+    ("agency", ("XADD", OTHER_INGRESS, "*", "f", "v")),
+    ("agency", ("XADD", f"{streams.PREFIX}:stream:ingress", "*", "f", "v")),  # the old shared one
     ("agency", ("XADD", streams.ALERTS, "*", "f", "v")),
     ("agency", ("FLUSHALL",)),
 ]
@@ -265,3 +273,31 @@ async def test_no_way_in_without_the_right_password(acl_server: AclServer, user:
             await anonymous.ping()
     finally:
         await anonymous.aclose()
+
+
+MAX_ID = "18446744073709551615-18446744073709551615"
+ATTACKS = {
+    "erase": ("MAXLEN", "0", "*"),  # trims the stream to nothing: every unread entry gone
+    "block": (MAX_ID,),  # the largest id: no later append can have a greater one
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+async def test_an_agency_can_neither_erase_nor_block_another_agencys_ingress(
+    acl_server: AclServer, admin: Redis, attack: str
+) -> None:
+    """Issue 13.7: ACLs cannot restrict XADD's arguments, so each agency has a stream of its
+    own; what it does to its own stream stays there."""
+    for n in range(2):  # the other agency's unread entries
+        await admin.xadd(OTHER_INGRESS, {streams.EVENT_FIELD: f"mia {n}"})
+    agency = acl_server.client("agency")
+    try:
+        with pytest.raises(NoPermissionError):
+            await agency.execute_command("XADD", OTHER_INGRESS, *ATTACKS[attack], "__data__", "x")
+        # on its own stream it may, and harms only itself
+        await agency.xadd(OWN_INGRESS, {streams.EVENT_FIELD: "customs"})
+        await agency.execute_command("XADD", OWN_INGRESS, *ATTACKS[attack], "__data__", "x")
+    finally:
+        await agency.aclose()
+    assert [f[b"__data__"] for _, f in await admin.xrange(OTHER_INGRESS)] == [b"mia 0", b"mia 1"]
+    assert await admin.xadd(OTHER_INGRESS, {streams.EVENT_FIELD: "mia 2"})  # still appends

@@ -2,7 +2,7 @@
 
 The unit under test is IMT-GULISTAN throughout: ``uz-mia`` publishes for it (own unit),
 ``uz-customs`` does not (other unit); ``gulistan-duty`` is its officer, ``tashkent-duty``
-an officer of another unit. The stream endpoint is driven on the raw ASGI interface
+an officer of another unit; the metrics token (not a principal) reads only the figures. The stream endpoint is driven on the raw ASGI interface
 (an SSE response never ends, so only its start line is awaited).
 """
 
@@ -31,9 +31,10 @@ CALLERS: dict[str, str | None] = {
     "officer-own": f"Bearer {TOKENS['gulistan']}",
     "officer-other": f"Bearer {TOKENS['tashkent']}",
     "auditor": f"Bearer {TOKENS['auditor']}",
+    "metrics-token": f"Bearer {TOKENS['metrics']}",
 }
 PUBLIC = dict.fromkeys(CALLERS, 200)
-DENIED = {"anonymous": 401, "wrong-token": 401}
+DENIED = {"anonymous": 401, "wrong-token": 401, "metrics-token": 401}
 
 
 def _table(**cells: int) -> dict[str, int]:
@@ -48,7 +49,7 @@ def _table(**cells: int) -> dict[str, int]:
 MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/healthz", PUBLIC),
     ("GET", "/readyz", PUBLIC),
-    ("GET", "/metrics", PUBLIC),
+    ("GET", "/metrics", _table(metrics_token=200)),
     ("GET", "/openapi.json", PUBLIC),
     ("POST", "/v1/events", _table(publisher_own=202)),
     ("GET", f"/v1/units/{UNIT}/alerts", _table(officer_own=200, auditor=200)),
@@ -150,3 +151,16 @@ async def test_each_caller_gets_exactly_its_status(
 
 async def _ready(api: httpx.AsyncClient) -> bool:
     return (await api.get("/readyz")).status_code == 200
+
+
+async def test_readiness_tells_which_checks_fail_only_to_the_metrics_token(
+    runtime: Runtime,
+) -> None:
+    transport = httpx.ASGITransport(app=create_app(runtime.deps()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://liaison") as api:
+        await eventually(lambda: _ready(api))
+        for caller, authorization in CALLERS.items():
+            headers = {"Authorization": authorization} if authorization else {}
+            body = (await api.get("/readyz", headers=headers)).json()
+            assert ("checks" in body) is (caller == "metrics-token"), caller
+            assert body["ready"] is True

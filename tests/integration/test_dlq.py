@@ -12,8 +12,10 @@ from redis.asyncio import Redis
 from schemas.topology import Topology, default_topology, parse_topology
 from services import streams
 from services.bus import dead_letter, ensure_groups
+from services.config import Principal, Role
 from services.ingest import dlq
 from tests import factories
+from tests.integration.conftest import principals_config
 
 
 def topology_with(unit: str) -> Topology:
@@ -29,17 +31,27 @@ async def _events(redis: Redis, stream: str) -> list[dict[str, object]]:
     return [json.loads(f[streams.EVENT_FIELD.encode()]) for _, f in await redis.xrange(stream)]
 
 
+NEWPOST = Principal(
+    name="newpost", role=Role.PUBLISHER, token_sha256="0" * 64, units=("BLO-NEWPOST",)
+)
+PRINCIPALS = principals_config().principals
+
+
 async def test_an_ingress_entry_is_kept_until_its_cause_is_fixed(redis: Redis) -> None:
     await ensure_groups(redis)
     event = factories.seizure(unit="BLO-NEWPOST")
-    letter_id = await dead_letter(redis, origin=streams.INGRESS, reason="unknown unit",
-                                  payload=json.dumps(event), entry_id="1-0")  # fmt: skip
+    origin, payload = streams.ingress_stream("newpost"), json.dumps(event)
+    letter_id = await dead_letter(
+        redis, origin=origin, reason="unknown unit", payload=payload, entry_id="1-0"
+    )
+    with pytest.raises(dlq.StillInvalid, match="no publisher 'newpost' in the configuration"):
+        await dlq.retry(redis, letter_id, topology_with("BLO-NEWPOST"))
     with pytest.raises(dlq.StillInvalid, match="unknown unit 'BLO-NEWPOST'"):
-        await dlq.retry(redis, letter_id, default_topology())
+        await dlq.retry(redis, letter_id, default_topology(), (NEWPOST,))
     assert [d.id for d in await dlq.list_dead_letters(redis)] == [letter_id]
     assert await redis.xlen(streams.SEIZURES) == 0
 
-    done = await dlq.retry(redis, letter_id, topology_with("BLO-NEWPOST"))
+    done = await dlq.retry(redis, letter_id, topology_with("BLO-NEWPOST"), (NEWPOST,))
     assert done.startswith("published seizure.reported")
     assert await dlq.count(redis) == 0
     assert [e["id"] for e in await _events(redis, streams.SEIZURES)] == [event["id"]]
@@ -62,10 +74,12 @@ async def test_an_import_row_is_read_again_through_its_adapter(redis: Redis) -> 
 async def test_a_reretry_of_an_already_published_event_just_clears_it(redis: Redis) -> None:
     await ensure_groups(redis)
     event = json.dumps(factories.seizure())
-    first = await dead_letter(redis, origin=streams.INGRESS, reason="x", payload=event)
-    second = await dead_letter(redis, origin=streams.INGRESS, reason="x", payload=event)
-    await dlq.retry(redis, first, default_topology())
-    assert (await dlq.retry(redis, second, default_topology())).startswith("was already published")
+    mia = streams.ingress_stream("uz-mia")
+    first = await dead_letter(redis, origin=mia, reason="x", payload=event)
+    second = await dead_letter(redis, origin=mia, reason="x", payload=event)
+    await dlq.retry(redis, first, default_topology(), PRINCIPALS)
+    again = await dlq.retry(redis, second, default_topology(), PRINCIPALS)
+    assert again.startswith("was already published")
     assert await redis.xlen(streams.SEIZURES) == 1
     assert await dlq.count(redis) == 0
 

@@ -1,9 +1,10 @@
-"""The embedded server: real, persistent, loopback-only, and never orphaned."""
+"""The embedded server: real, persistent, on a private Unix socket only, and never orphaned."""
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -33,22 +34,27 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def test_starts_with_aof_on_loopback_and_stops(tmp_path: Path) -> None:
-    server = EmbeddedRedis(tmp_path)
+def test_starts_with_aof_on_a_private_socket_and_stops(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis")
     server.start()
     pid = server.pid
     assert pid is not None
     client = redis.Redis.from_url(server.url)
     try:
         assert client.config_get("appendonly") == {"appendonly": "yes"}
-        assert client.config_get("bind") == {"bind": "127.0.0.1"}
-        assert client.config_get("dir")["dir"] == str(tmp_path.resolve())
-        assert (tmp_path / "url").read_text() == server.url
+        assert client.config_get("port") == {"port": "0"}  # no TCP listener
+        assert client.config_get("unixsocket") == {"unixsocket": str(server.socket_path)}
+        assert client.config_get("dir")["dir"] == str((tmp_path / "redis").resolve())
+        assert (tmp_path / "redis" / "url").read_text() == server.url
     finally:
         client.close()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "redis").rglob("*")}
+    assert stat.S_IMODE((tmp_path / "redis").stat().st_mode) == 0o700
+    assert modes["redis.sock"] == modes["url"] == modes["server.log"] == 0o600
+    assert {mode for name, mode in modes.items() if name != "appendonlydir"} == {0o600}
     server.stop()
     assert _wait_gone(pid)
-    assert not (tmp_path / "url").exists()
+    assert not (tmp_path / "redis" / "url").exists()
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:

@@ -103,6 +103,9 @@ async def test_queries_filter_and_page(ledger: SqlLedger) -> None:
     january = Query(since="2026-01-05T04:59:00.000000Z", until="2026-01-05T05:01:00.000000Z")
     assert [e.event["id"] async for e in ledger.entries(january)] == [alert.id]
     assert [e.seq async for e in ledger.entries(Query(about=alert.id))] == [6]
+    by_source = Query(sources=("/units/BLO-OYBEK",))
+    assert [e.seq async for e in ledger.entries(by_source)] == [6]
+    assert [e.seq async for e in ledger.entries(Query(sources=("/units/NOWHERE",)))] == []
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,8 @@ async def test_ack_is_idempotent_and_recorded(api: httpx.AsyncClient) -> None:
     )
     second = await api.post(url, headers=auth("gulistan"))
     assert first.status_code == second.status_code == 200
-    assert first.json()["acknowledged_by"] == second.json()["acknowledged_by"] == "Lt. Example"
+    assert first.json()["acknowledged_by"] == second.json()["acknowledged_by"] == "gulistan-duty"
+    assert first.json()["acknowledgement"]["officer"] == "Lt. Example"  # as typed, beside it
     assert first.json()["acknowledged_at"] == second.json()["acknowledged_at"]
 
     async def ack_recorded() -> bool:
@@ -172,7 +173,8 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
         return (await api.get("/readyz")).status_code == 200
 
     await eventually(ready)
-    checks = (await api.get("/readyz")).json()["checks"]
+    assert (await api.get("/readyz")).json() == {"ready": True}  # the status, to anyone
+    checks = (await api.get("/readyz", headers=auth("metrics"))).json()["checks"]
     assert checks == {"redis": True, "subscribers": True, "webhooks": True, "database": True}
 
 

@@ -15,12 +15,13 @@ from redis.asyncio import Redis
 from services import bus, streams
 from services.bootstrap import Runtime
 from services.bus import Entry
+from services.config import Role
 from services.http import create_health_app
 from services.prometheus import PrometheusMetrics
 from services.redis_client import connect
 from services.streaming import GroupOptions, subscribe_group
 from tests import factories
-from tests.integration.conftest import auth, eventually
+from tests.integration.conftest import auth, eventually, principals_config
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -40,8 +41,8 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 async def scrape(api: httpx.AsyncClient) -> Samples:
-    """Anyone may read the metrics: no token."""
-    response = await api.get("/metrics")
+    """What the metrics token reads (the API's address serves the figures to nobody else)."""
+    response = await api.get("/metrics", headers=auth("metrics"))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     return parse(response.text)
@@ -54,7 +55,9 @@ def settled(samples: Samples) -> bool:
         for name, labels in samples
         if name in ("liaison_group_pending", "liaison_group_lag")
     ]
-    return len(groups) == 2 * sum(len(g) for g in streams.GROUPS.values()) and all(
+    publishers = [p.name for p in principals_config().principals if p.role is Role.PUBLISHER]
+    expected = streams.groups(publishers).values()
+    return len(groups) == 2 * sum(len(g) for g in expected) and all(
         samples[key] == 0 for key in groups
     )
 
@@ -104,10 +107,9 @@ async def test_a_scrape_counts_what_the_services_did(
 async def test_dead_letters_and_ingress_are_counted(
     runtime: Runtime, api: httpx.AsyncClient
 ) -> None:
-    await runtime.redis.xadd(streams.INGRESS, {streams.EVENT_FIELD: "{not json"})
-    await runtime.redis.xadd(
-        streams.INGRESS, {streams.EVENT_FIELD: json.dumps(factories.seizure())}
-    )
+    mia = streams.ingress_stream("uz-mia")
+    await runtime.redis.xadd(mia, {streams.EVENT_FIELD: "{not json"})
+    await runtime.redis.xadd(mia, {streams.EVENT_FIELD: json.dumps(factories.seizure())})
     samples: Samples = {}
 
     async def dead_lettered() -> bool:
@@ -117,7 +119,7 @@ async def test_dead_letters_and_ingress_are_counted(
 
     await eventually(dead_lettered)
     assert value(samples, "liaison_events_accepted_total", via="ingress") == 1
-    assert value(samples, "liaison_stream_length", stream=streams.INGRESS) == 2
+    assert value(samples, "liaison_stream_length", stream=mia) == 2
 
 
 async def test_the_health_app_serves_metrics_too(runtime: Runtime) -> None:

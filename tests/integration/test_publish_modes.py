@@ -10,6 +10,8 @@ import httpx
 import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
+from cloudevents.v1 import conversion as legacy_conversion
+from cloudevents.v1.http import CloudEvent as LegacySdkEvent
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
@@ -18,11 +20,96 @@ from tests import factories
 from tests.integration.conftest import auth
 
 
-def _sdk(event: dict[str, Any]) -> SdkEvent:
+def _sdk(event: dict[str, Any], datacontenttype: bool = True) -> SdkEvent:
     attributes = {k: v for k, v in event.items() if k != "data"}
     attributes["time"] = datetime.fromisoformat(event["time"])
-    attributes["datacontenttype"] = "application/json"
+    if datacontenttype:
+        attributes["datacontenttype"] = "application/json"
     return SdkEvent(attributes=attributes, data=event["data"])
+
+
+def _core_sdk(
+    mode: str, event: dict[str, Any], datacontenttype: bool
+) -> tuple[bytes, dict[str, str]]:
+    """The SDK's own message (``cloudevents.core``, 2.x)."""
+    sdk = _sdk(event, datacontenttype)
+    message = ce_http.to_binary_event(sdk) if mode == "binary" else ce_http.to_structured_event(sdk)
+    return message.body, dict(message.headers)
+
+
+def _legacy_sdk(
+    mode: str, event: dict[str, Any], datacontenttype: bool
+) -> tuple[bytes, dict[str, str]]:
+    """The SDK's 1.x-compatible API (``cloudevents.v1``), still shipped in 2.x."""
+    attributes = {k: v for k, v in event.items() if k != "data"}
+    if datacontenttype:
+        attributes["datacontenttype"] = "application/json"
+    sdk = LegacySdkEvent(attributes, event["data"])
+    convert = legacy_conversion.to_binary if mode == "binary" else legacy_conversion.to_structured
+    headers, body = convert(sdk)
+    return body, dict(headers)
+
+
+@pytest.mark.parametrize("datacontenttype", [True, False], ids=["datacontenttype", "without"])
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+@pytest.mark.parametrize("sdk", [_core_sdk, _legacy_sdk], ids=["core", "v1"])
+async def test_every_mode_of_the_official_sdk_is_accepted(
+    api: httpx.AsyncClient, redis: Redis, sdk: Any, mode: str, datacontenttype: bool
+) -> None:
+    """CloudEvents HTTP binding 1.0.2, 3.1.1: in binary mode Content-Type *is* datacontenttype,
+    so an event without one (JSON, by the spec's default) comes with no Content-Type at all."""
+    alert = factories.alert()
+    body, headers = sdk(mode, alert, datacontenttype)
+    lowered = {name.lower() for name in headers}
+    assert ("ce-specversion" in lowered) is (mode == "binary")
+    assert ("content-type" in lowered) is (mode == "structured" or datacontenttype)
+
+    response = await _post(api, body, headers)
+
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": [alert["id"]], "duplicates": []}
+    [stored] = await _stored(redis, streams.ALERTS)
+    summary = stored.data.model_dump()["summary"]
+    assert (stored.id, stored.datacontenttype, summary) == (
+        alert["id"],
+        "application/json",
+        alert["data"]["summary"],
+    )
+
+
+async def test_structured_mode_may_carry_ce_headers_too(api: httpx.AsyncClient) -> None:
+    """Binding 3.2.3: a structured message MAY also carry the binary mode's headers."""
+    alert = factories.alert()
+    headers = {
+        "content-type": "application/cloudevents+json",
+        "ce-specversion": "1.0",
+        "ce-id": alert["id"],
+    }
+    response = await _post(api, json.dumps(alert).encode(), headers)
+    assert response.status_code == 202, response.text
+
+
+async def test_binary_headers_are_unquoted_then_percent_decoded(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    """Binding 3.1.3.2: a double-quoted value (older senders) is unquoted first."""
+    message = ce_http.to_binary_event(_sdk(factories.alert()))
+    headers = {**message.headers, "ce-subject": '"case \\"7\\"%20%E2%82%AC"'}
+    response = await _post(api, message.body, headers)
+    assert response.status_code == 202, response.text
+    [stored] = await _stored(redis, streams.ALERTS)
+    assert stored.subject == 'case "7" €'
+
+
+async def test_a_binary_header_that_is_not_utf8_once_decoded_is_a_located_422(
+    api: httpx.AsyncClient,
+) -> None:
+    """Binding 3.1.3.2: percent-encoded bytes that are not UTF-8 MUST be rejected."""
+    message = ce_http.to_binary_event(_sdk(factories.alert()))
+    headers = {**message.headers, "ce-subject": "case%C0%A0"}
+    response = await _post(api, message.body, headers)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["ce-subject"]
 
 
 async def _stored(redis: Redis, stream: str) -> list[CloudEvent]:
@@ -96,6 +183,8 @@ async def test_binary_mode_errors_name_the_header(api: httpx.AsyncClient) -> Non
     ("headers", "detail"),
     [
         ({}, "no Content-Type"),
+        ({}, "binary mode"),
+        ({"content-type": "text/plain"}, "binary mode"),
         ({"content-type": "text/plain"}, "text/plain"),
         (
             {"content-type": "application/x-www-form-urlencoded"},
@@ -120,6 +209,7 @@ async def test_other_media_types_are_415(
         (b'{"id": "\xff"}', "application/json", 400, "not UTF-8"),
         (b"[" * 100_000, "application/json", 400, "nested too deeply"),
         (b'{"quantity": NaN}', "application/json", 400, "NaN is not JSON"),
+        (b'{"detained": ' + b"9" * 5000 + b"}", "application/json", 400, "4300 digits"),
         (b"[]", "application/cloudevents+json", 422, "carries one event object"),
         (b"{}", "application/cloudevents-batch+json", 422, "carries an array"),
     ],

@@ -151,7 +151,7 @@ async def test_a_receiver_that_fails_twice_then_succeeds_gets_one_valid_delivery
 ) -> None:
     recv, base = receiver
     recv.scripts["gulistan"] = [(503, {}), (429, {"Retry-After": "0"})]
-    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET)
+    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
     queue = WebhookQueue(redis, [endpoint])
     assert await queue.enqueue("IMT-GULISTAN", alert["id"], alert) == 1
@@ -177,7 +177,7 @@ async def test_a_receiver_that_fails_twice_then_succeeds_gets_one_valid_delivery
     [record] = await webhook_outcomes(redis, "IMT-GULISTAN", alert["id"])
     assert record | {"at": None} == {
         "webhook_id": webhook_id(alert["id"], "IMT-GULISTAN"), "event_id": alert["id"],
-        "url": endpoint.url, "state": "delivered", "attempts": 3, "last_status": 200,
+        "endpoint": endpoint.endpoint, "state": "delivered", "attempts": 3, "last_status": 200,
         "last_error": None, "reason": None, "next_attempt_at": None, "at": None,
     }  # fmt: skip
 
@@ -186,8 +186,8 @@ async def test_a_dead_endpoint_is_exhausted_and_recorded_without_delaying_others
     redis: Redis, receiver: tuple[Receiver, str], dead_url: str
 ) -> None:
     recv, base = receiver
-    dead = Webhook(unit="BLO-OYBEK", url=dead_url, secret=SECRET)
-    healthy = Webhook(unit="IMT-TASHKENT", url=f"{base}/tashkent", secret=SECRET)
+    dead = Webhook(unit="BLO-OYBEK", url=dead_url, secret=SECRET, allow_http=True)
+    healthy = Webhook(unit="IMT-TASHKENT", url=f"{base}/tashkent", secret=SECRET, allow_http=True)
     alert = factories.alert()
     queue = WebhookQueue(redis, [dead, healthy])
     await queue.enqueue("BLO-OYBEK", alert["id"], alert)  # queued first
@@ -214,7 +214,7 @@ async def test_a_dead_endpoint_is_exhausted_and_recorded_without_delaying_others
     assert Verifier(SECRET).verify(arrived.body, arrived.headers) == alert
 
     [record] = await webhook_outcomes(redis, "BLO-OYBEK", alert["id"])
-    assert (record["state"], record["attempts"], record["url"]) == ("failed", 4, dead_url)
+    assert (record["state"], record["attempts"], record["endpoint"]) == ("failed", 4, dead_url)
     assert "no success in 4 attempts" in record["reason"]
     job = WebhookJob(record["webhook_id"], "BLO-OYBEK", alert["id"], alert["id"], dead_url,
                      b"", time.time())  # fmt: skip
@@ -228,8 +228,8 @@ async def test_a_slow_endpoint_holds_only_its_own_share_of_requests(
 ) -> None:
     recv, base = receiver
     recv.hanging.add("slow")
-    slow = Webhook(unit="BLO-OYBEK", url=f"{base}/slow", secret=SECRET)
-    healthy = Webhook(unit="IMT-TASHKENT", url=f"{base}/tashkent", secret=SECRET)
+    slow = Webhook(unit="BLO-OYBEK", url=f"{base}/slow", secret=SECRET, allow_http=True)
+    healthy = Webhook(unit="IMT-TASHKENT", url=f"{base}/tashkent", secret=SECRET, allow_http=True)
     queue = WebhookQueue(redis, [slow, healthy])
     alerts = [factories.alert() for _ in range(3)]
     for alert in alerts:
@@ -262,7 +262,7 @@ async def test_a_worker_killed_mid_retry_is_taken_over_and_the_schedule_kept(
 ) -> None:
     recv, base = receiver
     recv.scripts["gulistan"] = [(503, {"Retry-After": "1"})]
-    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET)
+    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
     await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", alert["id"], alert)
 
@@ -303,7 +303,7 @@ async def test_a_live_worker_keeps_its_job_through_a_long_wait(
 ) -> None:
     recv, base = receiver
     recv.scripts["gulistan"] = [(503, {"Retry-After": "2"})]  # longer than claim_idle
-    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET)
+    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
     await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", alert["id"], alert)
 
@@ -353,7 +353,7 @@ async def test_an_endpoint_removed_from_the_configuration_is_given_up_on(
     redis: Redis, receiver: tuple[Receiver, str]
 ) -> None:
     recv, base = receiver
-    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET)
+    endpoint = Webhook(unit="IMT-GULISTAN", url=f"{base}/gulistan", secret=SECRET, allow_http=True)
     alert = factories.alert()
     await WebhookQueue(redis, [endpoint]).enqueue("IMT-GULISTAN", alert["id"], alert)
     worker = WebhookWorker(redis, [], RedisWebhookOutcomes(redis), "w1", options=OPTIONS)
@@ -367,3 +367,32 @@ async def test_an_endpoint_removed_from_the_configuration_is_given_up_on(
     assert recv.requests == []
     [record] = await webhook_outcomes(redis, "IMT-GULISTAN", alert["id"])
     assert record["reason"] == "the endpoint is no longer configured for this unit"
+
+
+async def test_a_job_queued_by_an_earlier_version_is_delivered_and_shown_by_name(
+    redis: Redis, receiver: tuple[Receiver, str]
+) -> None:
+    """Jobs queued before endpoints had names carry the URL; they still go, shown redacted."""
+    recv, base = receiver
+    url = base.replace("://", "://siem:hunter2@") + "/gulistan?api_key=K1"
+    endpoint = Webhook(unit="IMT-GULISTAN", name="siem", url=url, secret=SECRET, allow_http=True)
+    alert = factories.alert()
+    msg_id = webhook_id(alert["id"], "IMT-GULISTAN")
+    await queue.ensure_webhook_group(redis)
+    await redis.xadd(queue.STREAM, {
+        "msg_id": msg_id, "unit": "IMT-GULISTAN", "alert_id": alert["id"],
+        "event_id": alert["id"], "url": url, "body": queue.encode_body(alert),
+        "enqueued_at": repr(time.time()),
+    })  # fmt: skip
+    worker = WebhookWorker(redis, [endpoint], RedisWebhookOutcomes(redis), "w1",
+                           policy=FAST, options=OPTIONS)  # fmt: skip
+    async with running(worker):
+
+        async def delivered() -> bool:
+            return await _state(redis, "IMT-GULISTAN", alert["id"]) == "delivered"
+
+        await eventually(delivered)
+    [request] = recv.to("gulistan")
+    assert Verifier(SECRET).verify(request.body, request.headers) == alert
+    [record] = await webhook_outcomes(redis, "IMT-GULISTAN", alert["id"])
+    assert record["endpoint"] == f"{base}/gulistan"

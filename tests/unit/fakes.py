@@ -41,7 +41,7 @@ def _decoded(item: Encoded) -> CloudEvent:
 class FakeInbox:
     """:class:`services.notifier.handlers.Inbox` in dictionaries."""
 
-    def __init__(self) -> None:
+    def __init__(self, publisher: FakePublisher | None = None) -> None:
         self.deliveries: dict[tuple[str, str], dict[str, Any]] = {}
         self.changes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.acks: dict[tuple[str, str], dict[str, Any]] = {}
@@ -49,6 +49,8 @@ class FakeInbox:
         self.escalations: dict[tuple[str, str], dict[str, Any]] = {}
         self.notices: dict[str, dict[str, dict[str, Any]]] = {}
         self.owners: dict[str, str] = {}
+        self.publisher = publisher or FakePublisher()
+        """Where :meth:`acknowledge` appends its receipt (share it with the deps' publisher)."""
 
     async def deliver(
         self, deliveries: Sequence[tuple[str, dict[str, Any], float]]
@@ -75,11 +77,14 @@ class FakeInbox:
         self.changes.setdefault((unit, alert_id), {}).setdefault(change["id"], change)
 
     async def acknowledge(
-        self, unit: str, alert_id: str, ack: dict[str, Any]
+        self, unit: str, alert_id: str, ack: dict[str, Any], receipt: Encoded
     ) -> tuple[dict[str, Any], bool] | None:
         if (unit, alert_id) not in self.deliveries:
             return None
         created = (unit, alert_id) not in self.acks
+        if created:  # with the deadline cleared and the receipt appended, as one step
+            self.deadlines.pop((unit, alert_id), None)
+            await self.publisher.publish([receipt])
         return self.acks.setdefault((unit, alert_id), ack), created
 
     async def get(self, unit: str, alert_id: str) -> dict[str, Any] | None:

@@ -92,3 +92,19 @@ def test_entity_declarations_are_refused() -> None:
     out = convert("border-xml", bomb)
     assert list(out) == [1]
     assert "refused" in errors(out[1])["(row)"]
+
+
+def test_a_summary_wrapped_over_lines_is_one_line() -> None:
+    """XML element text is often pretty-printed; the schema's one-line fields refuse line
+    breaks, so the adapter folds the whitespace of the one-line ones (notes keep theirs)."""
+    wrapped = ALERT.replace(
+        "<summary>KAMAZ truck suspected of carrying heroin</summary>",
+        "<summary>\n    KAMAZ truck suspected\n    of carrying heroin\n  </summary>"
+        "<consignment>20 kg\n  in cotton bales</consignment>",
+    ).replace(">Example Driver<", ">Example\n   Driver<")
+    ev = event(convert("border-xml", messages(wrapped))[1])
+    assert isinstance(ev.data, AlertRaised)
+    assert ev.data.summary == "KAMAZ truck suspected of carrying heroin"
+    assert ev.data.persons is not None
+    assert ev.data.persons[0].name == "Example Driver"
+    assert ev.data.consignment == "20 kg\n  in cotton bales"

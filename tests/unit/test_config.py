@@ -83,5 +83,136 @@ def test_unknown_unit_in_a_principal(tmp_path: Path) -> None:
     path.write_text(
         f"principals:\n  - {{name: a, role: officer, token_sha256: {'a' * 64}, unit: IMT-X}}"
     )
-    with pytest.raises(ConfigError, match="principal 'a' names unknown unit 'IMT-X'"):
+    with pytest.raises(ConfigError, match=r"principals\.0\.unit: unknown unit .IMT-X."):
         resolve_topology(read_file_config(path))
+
+
+# --- Mistakes that used to pass, and errors that used to echo secrets (issues 12.8, 13.10, 13.12)
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "liaison.yaml"
+    path.write_text(text)
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        resolve_topology(read_file_config(path))
+    return str(caught.value)
+
+
+def test_two_principals_with_one_token_digest_are_refused(tmp_path: Path) -> None:
+    digest = "d" * 64
+    path = _write(tmp_path, f"""
+principals:
+  - {{name: uz-customs, role: publisher, token_sha256: {digest}, units: [BLO-OYBEK]}}
+  - {{name: gulistan-duty, role: officer, token_sha256: {digest}, unit: IMT-GULISTAN}}
+""")  # fmt: skip
+    message = _error(path)
+    assert message.startswith(f"{path}: principals.1.token_sha256: ")
+    assert "principals.0" in message
+    assert "uz-customs" in message
+    assert digest not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        (f"principals:\n  - {{name: a, role: officer, token_sha256: {'a' * 64}, unit: IMT-X}}",
+         "principals.0.unit"),
+        (f"principals:\n  - {{name: a, role: publisher, token_sha256: {'a' * 64}, "
+         "units: [BLO-OYBEK, IMT-X]}", "principals.0.units.1"),
+        ("webhooks:\n  - {unit: IMT-X, url: 'https://hooks:hunter2@example.invalid/h?api_key=K1',"
+         f" secret: {SECRET}}}", "webhooks.0.unit"),
+    ],
+)  # fmt: skip
+def test_an_unknown_unit_names_file_and_field_and_no_secret(
+    tmp_path: Path, text: str, field: str
+) -> None:
+    message = _error(_write(tmp_path, text))
+    assert message.startswith(f"{tmp_path / 'liaison.yaml'}: {field}: unknown unit 'IMT-X'")
+    for secret in ("hunter2", "K1", SECRET):
+        assert secret not in message
+    assert "\n" not in message
+
+
+def test_a_yaml_syntax_error_is_one_line_without_the_secret(tmp_path: Path) -> None:
+    path = _write(tmp_path, f"""
+webhooks:
+  - {{unit: IMT-GULISTAN, url: "https://example.invalid/hook", secret: "{SECRET}}}
+""")  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        read_file_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: line ")
+    assert "not valid YAML" in message
+    assert SECRET[6:14] not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a secret where a key belongs (pydantic names the extra key)
+        f"webhooks:\n  - {{unit: IMT-GULISTAN, url: 'https://example.invalid/h', {SECRET}: 1}}",
+        # a secret where the URL belongs
+        f"webhooks:\n  - {{unit: IMT-GULISTAN, url: {SECRET}, secret: {SECRET}}}",
+        # a URL with credentials where a unit list belongs
+        "principals:\n  - {name: a, role: publisher, token_sha256: " + "a" * 64
+        + ", units: {'https://u:hunter2@x.invalid/?token=K1': 1}}",
+    ],
+)  # fmt: skip
+def test_validation_errors_echo_no_secret(tmp_path: Path, text: str) -> None:
+    message = _error(_write(tmp_path, text))
+    for secret in (SECRET[6:], "hunter2", "K1"):
+        assert secret not in message
+
+
+def test_webhook_endpoints_are_named_without_credentials(tmp_path: Path) -> None:
+    path = _write(tmp_path, f"""
+webhooks:
+  - {{unit: IMT-GULISTAN, url: "https://hooks:hunter2@example.invalid/in?api_key=K1", secret: {SECRET}}}
+  - {{unit: IMT-GULISTAN, name: gulistan-siem, url: "https://siem.invalid/in", secret: {SECRET}}}
+""")  # fmt: skip
+    first, second = read_file_config(path).webhooks
+    assert first.endpoint == "https://example.invalid/in"
+    assert second.endpoint == "gulistan-siem"
+
+
+def test_two_endpoints_of_a_unit_with_one_name_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, f"""
+webhooks:
+  - {{unit: IMT-GULISTAN, name: siem, url: "https://a.invalid/in", secret: {SECRET}}}
+  - {{unit: IMT-GULISTAN, name: siem, url: "https://b.invalid/in", secret: {SECRET}}}
+""")  # fmt: skip
+    message = _error(path)
+    assert message.startswith(f"{path}: webhooks.1.name: ")
+    assert "webhooks.0" in message
+
+
+def test_plain_http_endpoints_need_allow_http(tmp_path: Path) -> None:
+    hook = f"{{unit: IMT-GULISTAN, url: 'http://siem.invalid/in', secret: {SECRET}"
+    message = _error(_write(tmp_path, f"webhooks:\n  - {hook}}}"))
+    assert message.startswith(f"{tmp_path / 'liaison.yaml'}: webhooks.0")
+    assert "https" in message
+    assert "allow_http" in message
+    [allowed] = read_file_config(
+        _write(tmp_path, f"webhooks:\n  - {hook}, allow_http: true}}")
+    ).webhooks
+    assert allowed.allow_http
+
+
+@pytest.mark.parametrize("name", ["uz customs", "uz-customs*", "ingress:x", "-lead", "x" * 65])
+def test_a_publisher_name_must_be_fit_for_its_ingress_stream(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "liaison.yaml"
+    path.write_text(
+        f"principals:\n  - {{name: '{name}', role: publisher, units: [BLO-OYBEK], "
+        f"token_sha256: '{'a' * 64}'}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="names its Redis ingress stream"):
+        read_file_config(path)

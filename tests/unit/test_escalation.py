@@ -12,7 +12,13 @@ from schemas.topology import default_topology
 from schemas.vocabulary import EventType
 from services.config import AckDeadlines
 from services.notifier.escalation import escalate_due
-from services.notifier.handlers import NotifierDeps, acknowledge, fan_out, pass_on_change
+from services.notifier.handlers import (
+    Acknowledger,
+    NotifierDeps,
+    acknowledge,
+    fan_out,
+    pass_on_change,
+)
 from tests import factories
 from tests.unit.fakes import FakeInbox, FakePublisher
 
@@ -35,7 +41,13 @@ def clock() -> Clock:
 @pytest.fixture
 def deps(clock: Clock) -> NotifierDeps:
     deadlines = AckDeadlines(urgent=timedelta(minutes=10))
-    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher(), deadlines, clock=clock)
+    return NotifierDeps(
+        default_topology(),
+        FakeInbox(publisher := FakePublisher()),
+        publisher,
+        deadlines,
+        clock=clock,
+    )
 
 
 def _escalations(deps: NotifierDeps) -> list[CloudEvent]:
@@ -68,7 +80,9 @@ async def test_acknowledged_or_closed_deliveries_do_not_escalate(
 ) -> None:
     alert = CloudEvent.model_validate(factories.alert())
     await fan_out(alert, deps)
-    await acknowledge("IMT-GULISTAN", alert.id, "Lt. A", None, deps)
+    await acknowledge(
+        "IMT-GULISTAN", alert.id, Acknowledger("gulistan-duty", officer="Lt. A"), deps
+    )
     closed = factories.event("alert.closed", "BLO-OYBEK", {"reason": "seized"}, subject=alert.id)
     clock.now += timedelta(minutes=5)
     await pass_on_change(CloudEvent.model_validate(closed), deps)

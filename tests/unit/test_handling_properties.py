@@ -3,7 +3,10 @@
 Whatever the topology and the alert: nothing reaches a country the originator did not
 release the alert to; nobody in a country outside ``piireleasableto`` sees a person's
 identity; ``tlp`` red never fans out beyond the explicit recipients; the originator never
-hears its own alert; every recipient knows why. Pure: routing and views only, no I/O.
+hears its own alert; every recipient knows why. And the same for the alert's changes
+(updates, cancellations, closures), which carry handling codes of their own: each reaches
+a recipient of the alert only as far as the strictest of both codes allow, and is
+otherwise withheld (a notice with no data). Pure: routing and views only, no I/O.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from hypothesis import strategies as st
 
 from schemas.events import CloudEvent
 from schemas.topology import Topology, parse_topology
-from schemas.vocabulary import Tlp, View
-from services.notifier.handlers import facts_of, view_of, views_of
+from schemas.vocabulary import Reason, Tlp, View
+from services.notifier.handlers import facts_of, render_change, view_of, views_of
 from services.notifier.routing import route_alert
 
 COUNTRIES = ("UZ", "TJ", "KZ", "KG", "AF")
@@ -174,3 +177,71 @@ def test_the_originator_never_receives_and_every_recipient_has_a_reason(
     assert facts.origin not in {r.unit for r in recipients}
     assert all(r.reasons for r in recipients)
     assert len({r.unit for r in recipients}) == len(recipients)
+
+
+Scenario = tuple[Topology, CloudEvent, list[dict[str, str]]]
+
+
+@st.composite
+def changes(draw: st.DrawFn) -> tuple[Scenario, CloudEvent, list[dict[str, str]]]:
+    """An alert scenario and a change of that alert with handling codes of its own (and, for
+    an update, persons of its own)."""
+    scenario = draw(scenarios())
+    _, alert, _ = scenario
+    kind = draw(st.sampled_from(("alert.updated", "alert.cancelled", "alert.closed")))
+    persons: list[dict[str, str]] = []
+    if kind == "alert.updated":
+        persons = [
+            {"name": name, "document": draw(DOCUMENTS)}
+            for name in draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=2, unique=True))
+        ]
+        data: dict[str, Any] = {"summary": "Now two trucks", "persons": persons}
+    else:
+        data = {"reason": "Seized at the border"}
+    attributes: dict[str, Any] = {"tlp": draw(st.sampled_from(list(Tlp)))}
+    for key in ("releasableto", "piireleasableto"):
+        if (value := _countries_attr(draw)) is not None:
+            attributes[key] = value
+    change = CloudEvent.model_validate(
+        {"specversion": "1.0", "id": str(uuid.uuid4()), "source": alert.source, "type": kind,
+         "time": datetime.now(UTC).isoformat(), "subject": alert.id, "data": data, **attributes}
+    )  # fmt: skip
+    return scenario, change, persons
+
+
+@PROPERTIES
+@given(changes())
+def test_a_change_reaches_only_whom_both_its_and_the_alerts_codes_allow(
+    case: tuple[Scenario, CloudEvent, list[dict[str, str]]],
+) -> None:
+    (topology, alert, alert_persons), change, persons = case
+    facts = facts_of(alert)
+    home = topology.country_of(facts.origin)
+    recipients = route_alert(facts, topology)
+    received = {r.unit: (r.view, Reason.EXPLICIT in r.reasons) for r in recipients}
+    copies = render_change(change, received, topology)
+    assert set(copies) == set(received)  # everyone who had the alert hears of the change
+    released = _allowed(home, alert.releasable_countries) & _allowed(
+        home, change.releasable_countries
+    )
+    pii = _allowed(home, alert.pii_countries) & _allowed(home, change.pii_countries)
+    red = Tlp.RED in (alert.tlp, change.tlp)
+    for unit, copy in copies.items():
+        text = json.dumps(copy)
+        country = topology.country_of(unit)
+        may_see = country in released and (not red or unit in facts.recipients)
+        if not may_see:
+            assert copy.get("withheld") is True, (unit, copy)
+            assert copy["data"] == {}
+            assert copy["type"] == change.type.value
+        else:
+            assert "withheld" not in copy
+            assert copy["id"] == change.id
+        for person in persons + alert_persons:
+            if country not in pii:
+                assert person["name"] not in text, (unit, copy)
+                assert person["document"] not in text, (unit, copy)
+        if may_see and persons and country not in pii:
+            assert copy["data"]["persons_count"] == len(persons)
+        if may_see and persons and country in pii:
+            assert copy["data"]["persons"] == persons

@@ -15,6 +15,7 @@ from schemas.vocabulary import EventType
 from services.bus import Entry
 from services.notifier.batches import handle_alert_entries
 from services.notifier.handlers import (
+    Acknowledger,
     NotifierDeps,
     acknowledge,
     fan_out,
@@ -28,7 +29,7 @@ from tests.unit.fakes import FakeDeadLetters, FakeInbox, FakePublisher
 
 @pytest.fixture
 def deps() -> NotifierDeps:
-    return NotifierDeps(default_topology(), FakeInbox(), FakePublisher())
+    return NotifierDeps(default_topology(), FakeInbox(publisher := FakePublisher()), publisher)
 
 
 def _inbox(deps: NotifierDeps) -> FakeInbox:
@@ -112,17 +113,24 @@ async def test_changes_reach_exactly_the_recipients(deps: NotifierDeps) -> None:
 async def test_acknowledge_is_idempotent(deps: NotifierDeps) -> None:
     alert = CloudEvent.model_validate(factories.alert())
     await fan_out(alert, deps)
-    first = await acknowledge("IMT-GULISTAN", alert.id, "Lt. A", None, deps)
-    second = await acknowledge("IMT-GULISTAN", alert.id, "Lt. B", "late", deps)
+    first = await acknowledge(
+        "IMT-GULISTAN", alert.id, Acknowledger("gulistan-duty", officer="Lt. A"), deps
+    )
+    second = await acknowledge(
+        "IMT-GULISTAN", alert.id, Acknowledger("other", officer="Lt. B", note="late"), deps
+    )
     assert first == second
     assert first is not None
-    assert first["acknowledged_by"] == "Lt. A"
+    assert (first["acknowledged_by"], first["officer"]) == ("gulistan-duty", "Lt. A")
     acks = [e for e in _published(deps) if e.type is EventType.ALERT_ACKNOWLEDGED]
     assert len(acks) == 1
 
 
 async def test_acknowledging_what_was_never_received_is_none(deps: NotifierDeps) -> None:
-    assert await acknowledge("IMT-GULISTAN", "no-such-alert", "Lt. A", None, deps) is None
+    assert (
+        await acknowledge("IMT-GULISTAN", "no-such-alert", Acknowledger("gulistan-duty"), deps)
+        is None
+    )
     assert _published(deps) == []
 
 

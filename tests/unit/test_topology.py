@@ -236,3 +236,27 @@ def test_unit_model_is_strict() -> None:
     assert (unit.counterpart, unit.notes) == (None, None)
     with pytest.raises(ValueError, match="Extra inputs"):
         Unit.model_validate({"id": "IMT-X", "kind": "imt", "country": "UZ", "name": "x", "x": 1})
+
+
+def test_every_default_unit_has_a_place_and_a_time_zone() -> None:
+    # the console's schematic map and local times need them; the file may omit them
+    for unit in TOPOLOGY.units.values():
+        assert unit.lat is not None, unit.id
+        assert unit.lon is not None, unit.id
+        assert unit.timezone, unit.id
+    assert TOPOLOGY.unit("BLO-HAIRATAN").timezone == "Asia/Kabul"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"lat": 40.5}, "lat and lon go together"),
+        ({"lat": 91, "lon": 60}, "less than or equal to 90"),
+        ({"timezone": "Asia/Nowhere"}, "'Asia/Nowhere' is not an IANA time zone"),
+        ({"timezone": "../etc/passwd"}, "is not an IANA time zone"),
+    ],
+)
+def test_bad_place_or_time_zone_is_named(extra: dict[str, Any], message: str) -> None:
+    doc = {"units": [{"id": "IMT-X", "kind": "imt", "country": "UZ", "name": "X", **extra}]}
+    with pytest.raises(TopologyError, match=f"unit 1 \\(IMT-X\\): .*{re.escape(message)}"):
+        parse_topology(doc, "t.yaml")

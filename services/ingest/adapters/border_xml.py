@@ -148,16 +148,21 @@ def _severity(value: str) -> str:
     return severity
 
 
+def _one_line(text: str) -> str:
+    """Element text of a one-line field, its whitespace (pretty-printing) folded to spaces."""
+    return " ".join(text.split())
+
+
 def _alert(raw: Element, topology: Topology, p: Problems) -> dict[str, Any]:
     data: dict[str, Any] = {
         "severity": p.need("precedence", raw.get("precedence"), _severity),
-        "summary": p.need("summary", raw.findtext("summary"), str.strip),
+        "summary": p.need("summary", raw.findtext("summary"), _one_line),
     }
     if (route := raw.findtext("route")) is not None:
         data["route"] = p.take("route", lambda: parse_countries(route))
     vehicles = [{"plate": p.need(f"vehicle.{i}.plate", v.get("plate"), str.strip),
                  "description": text_or_none(v.text)} for i, v in enumerate(raw.findall("vehicle"))]  # fmt: skip
-    persons = [{"name": p.need(f"person.{i}", v.text, str.strip), "nationality": v.get("nationality"),
+    persons = [{"name": p.need(f"person.{i}", v.text, _one_line), "nationality": v.get("nationality"),
                 "document": v.get("document")} for i, v in enumerate(raw.findall("person"))]  # fmt: skip
     recipients = [p.need(f"recipient.{i}", r.text, lambda v: vocab.unit_of_post(v, topology))
                   for i, r in enumerate(raw.findall("recipient"))]  # fmt: skip

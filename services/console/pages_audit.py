@@ -1,0 +1,256 @@
+"""An auditor's pages: the ledger (filters in the URL), one entry, "Verify chain", one
+alert's trail (exportable), seizure statistics with charts, the offline bundle.
+
+Everything reads the ledger through its own store (:class:`SqlLedger`: pages, verify) and
+audit functions (trail entries, statistics, bundle); only auditors may open these pages,
+as only auditors may call ``/v1/ledger/…``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from schemas.vocabulary import EventType
+from services.auth import require
+from services.config import Role
+from services.console import timeline
+from services.console.render import PREFIX, Viewer, render
+from services.console.stats import stats_view
+from services.console.svgmap import Marks
+from services.console.web import posted, runtime, sessions, viewer
+from services.ledger import audit, scan
+from services.ledger.store import Query, utc_text
+from services.problems import Problem
+from services.runtime_deps import Deps
+
+router = APIRouter()
+PAGE = 50
+
+
+async def _auditor(request: Request) -> Viewer:
+    who = await viewer(request)
+    require(who.principal, Role.AUDITOR)
+    return who
+
+
+def _time(value: str, name: str, errors: dict[str, str]) -> str | None:
+    """A date or date-time of the filter form (UTC unless it names its offset)."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):
+        errors[name] = value
+        return None
+
+
+def _filters(request: Request) -> tuple[Query, dict[str, str], dict[str, str]]:
+    params = request.query_params
+    errors: dict[str, str] = {}
+    shown = {k: params.get(k, "").strip() for k in ("type", "source", "since", "until", "after")}
+    types = (shown["type"],) if shown["type"] else ()
+    if shown["type"] and shown["type"] not in {t.value for t in EventType}:
+        errors["type"] = shown["type"]
+    source = shown["source"]
+    sources = ((source if source.startswith("/") else f"/units/{source}"),) if source else ()
+    after = 0
+    if shown["after"]:
+        try:
+            after = max(int(shown["after"]), 0)
+        except ValueError:
+            errors["after"] = shown["after"]
+    since, until = _time(shown["since"], "since", errors), _time(shown["until"], "until", errors)
+    query = Query(after=after, limit=PAGE, types=types, sources=sources, since=since, until=until)
+    return query, shown, errors
+
+
+@router.get("/ledger")
+async def ledger_page(request: Request) -> Response:
+    """Entries in chain order, a page at a time, filtered by type, source and event time."""
+    who = await _auditor(request)
+    deps = runtime(request)
+    query, shown, errors = _filters(request)
+    rows: list[tuple[int, str, str, str, str]] = []
+    if not errors:
+        async with aclosing(deps.ledger.pages(query)) as pages:
+            rows = [row async for page in pages for row in page]
+    entries = [_summary(row) for row in rows]
+    filtered = any(shown[k] for k in ("type", "source", "since", "until"))
+    count = await deps.ledger.count()
+    nav = {k: v for k, v in shown.items() if v and k != "after"}
+    return render(
+        request, "ledger.html", viewer=who, entries=entries, shown=shown, errors=errors,
+        next_after=rows[-1][0] if len(rows) == PAGE else None, nav=nav, count=count,
+        newest_after=max(count - PAGE, 0) if not filtered else None,
+        types=[t.value for t in EventType], verify=who.session.verify,
+        status=422 if errors else 200,
+    )  # fmt: skip
+
+
+def _summary(row: tuple[int, str, str, str, str]) -> dict[str, Any]:
+    seq, digest, _prev, recorded_at, text = row
+    try:
+        event = json.loads(text)
+    except ValueError:
+        event = {}
+    return {"seq": seq, "hash": digest, "recorded_at": recorded_at,
+            "type": event.get("type", "?"), "source": event.get("source", "?"),
+            "id": event.get("id", "?"), "subject": event.get("subject"),
+            "time": event.get("time")}  # fmt: skip
+
+
+@router.get("/ledger/entries/{seq}")
+async def entry_page(request: Request, seq: int) -> Response:
+    """One entry: its stored text verbatim, hash and prev_hash."""
+    who = await _auditor(request)
+    deps = runtime(request)
+    async with aclosing(deps.ledger.rows(Query(after=max(seq - 1, 0), limit=1))) as rows:
+        found = [row async for row in rows]
+    if not found or found[0].seq != seq:
+        raise Problem(404, "No such entry", f"the ledger has no entry #{seq}")
+    entry = found[0]
+    pretty = entry.event
+    try:
+        parsed = json.loads(entry.event)
+        pretty = json.dumps(parsed, indent=2, ensure_ascii=False)
+        event: dict[str, Any] = parsed
+    except ValueError:
+        event = {}
+    return render(request, "entry.html", viewer=who, entry=entry, pretty=pretty, event=event)
+
+
+@router.post("/ledger/verify")
+async def verify(request: Request) -> Response:
+    """ "Verify chain": recompute every hash and check the signed checkpoints."""
+    who, _form = await posted(request)
+    require(who.principal, Role.AUDITOR)
+    report = (await runtime(request).ledger.verify()).to_dict()
+    report["checked_at"] = utc_text(datetime.now(UTC))
+    await sessions(request).save(who.cookie, who.session, verify=report)
+    return RedirectResponse(f"{PREFIX}/ledger#verify", status_code=303)
+
+
+async def _trail_entries(request: Request, alert_id: str) -> list[tuple[int, str, dict[str, Any]]]:
+    deps = runtime(request)
+    async with aclosing(deps.ledger.entries(Query(about=alert_id))) as entries:
+        return [(e.seq, e.hash, e.event) async for e in entries]
+
+
+@router.get("/alerts/{alert_id:path}")
+async def trail_page(request: Request, alert_id: str) -> Response:
+    """One alert's whole story, every step with its ledger seq and hash."""
+    who = await _auditor(request)
+    deps = runtime(request)
+    listed = await _trail_entries(request, alert_id)
+    if not listed:
+        raise Problem(404, "No such alert", f"the ledger has nothing about alert {alert_id!r}")
+    steps = timeline.build(listed, deps.topology, timeline.Viewer())
+    raised = next((s for s in steps if s.type == "alert.raised"), None)
+    recipients = {s.unit: s.reasons for s in steps if s.type == "alert.delivered" and s.unit}
+    marks = Marks(origin=raised.unit if raised else None, recipients=recipients)
+    return render(
+        request, "trail.html", viewer=who, alert_id=alert_id, steps=steps, raised=raised,
+        recipients=recipients, marks=marks, topology=deps.topology, zones=zones_of(deps),
+    )  # fmt: skip
+
+
+def zones_of(deps: Deps) -> dict[str, ZoneInfo]:
+    """Each unit's time zone, for the local time of each step."""
+    return {u.id: ZoneInfo(u.timezone) for u in deps.topology.units.values() if u.timezone}
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv(header: list[str], rows: list[list[object]], filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([[_cell(v) for v in row] for row in rows])
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
+
+
+@router.get("/export/trail.csv")
+async def trail_csv(request: Request, alert_id: str) -> Response:
+    """The trail as CSV: one row per step, times in UTC, ledger seq and hash."""
+    await _auditor(request)
+    deps = runtime(request)
+    steps = timeline.build(
+        await _trail_entries(request, alert_id), deps.topology, timeline.Viewer()
+    )
+    rows: list[list[object]] = [
+        [s.seq, utc_text(s.at), s.type, s.unit, " ".join(s.reasons), s.view, s.officer,
+         s.text, " ".join(s.changed), "; ".join(f"{q} {m} {d}" for q, m, d in s.drugs), s.hash]
+        for s in steps
+    ]  # fmt: skip
+    header = ["seq", "time_utc", "type", "unit", "reasons", "view", "officer", "text",
+              "changed", "drugs", "hash"]  # fmt: skip
+    return _csv(header, rows, "trail.csv")
+
+
+@router.get("/export/trail.jsonl")
+async def trail_jsonl(request: Request, alert_id: str) -> Response:
+    """The trail's ledger entries as JSON lines, stored text verbatim (``ledger replay``'s form)."""
+    await _auditor(request)
+    deps = runtime(request)
+    lines: list[str] = []
+    async with aclosing(deps.ledger.pages(Query(about=alert_id))) as pages:
+        async for page in pages:
+            lines += scan.json_lines(page)
+    return Response("".join(lines), media_type="application/jsonl",
+                    headers={"Content-Disposition": 'attachment; filename="trail.jsonl"'})  # fmt: skip
+
+
+@router.get("/stats")
+async def stats_page(request: Request) -> Response:
+    """Seizure totals by unit, substance and month: charts and their tables."""
+    who = await _auditor(request)
+    rows = await audit.seizure_stats(runtime(request).ledger)
+    return render(request, "stats.html", viewer=who, stats=stats_view(rows), rows=rows)
+
+
+@router.get("/stats.csv")
+async def stats_csv(request: Request) -> Response:
+    """The statistics' rows as CSV (``liaison ledger stats --json``'s fields)."""
+    await _auditor(request)
+    rows = await audit.seizure_stats(runtime(request).ledger)
+    fields = ["unit", "substance", "month", "measure", "quantity", "seizures", "reports"]
+    return _csv(fields, [[row[f] for f in fields] for row in rows], "seizures.csv")
+
+
+@router.get("/ledger/bundle")
+async def bundle(request: Request) -> Response:
+    """The offline bundle (``liaison ledger export``), written to a temporary file first."""
+    await _auditor(request)
+    ledger = runtime(request).ledger
+    handle, path = tempfile.mkstemp(prefix="liaison-bundle-", suffix=".jsonl")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            await audit.export_bundle(ledger, out)
+    except ValueError as exc:
+        os.unlink(path)
+        raise Problem(409, "No bundle", str(exc)) from None
+    except BaseException:
+        os.unlink(path)
+        raise
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return FileResponse(path, media_type="application/jsonl",
+                        filename=f"liaison-ledger-{stamp}.jsonl",
+                        background=BackgroundTask(os.unlink, path))  # fmt: skip
