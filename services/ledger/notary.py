@@ -20,6 +20,7 @@ last one (or when forced: on stop, before an export).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -39,7 +40,7 @@ from services.bus import Unavailable
 from services.ledger import tables
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.checkpoints import Checkpoint, Policy, signed
-from services.ledger.columns import index_digest, index_of, index_text
+from services.ledger.columns import index_of, index_text
 from services.ledger.records import utc_text
 from services.ledger.signing import Signer, signature_valid
 
@@ -54,10 +55,11 @@ class SignerRefused(Unavailable):
 
 @dataclass(slots=True)
 class Signing:
-    """What an append signs: checkpoints, and the index texts left after the last of them."""
+    """What an append signs: checkpoints, and the running digest of the index texts of the entries
+    after the last of them (:func:`~services.ledger.columns.index_digest`, one entry at a time)."""
 
     checkpoints: list[Checkpoint]
-    indexes: list[str]
+    index: Any  # hashlib's sha256 object
 
 
 class Notary:
@@ -72,7 +74,8 @@ class Notary:
         self._trusted: Checkpoint | None = None  # the last checkpoint known to be ours and stored
         self._loaded = False
         self._verified: tuple[int, str] | None = None  # (seq, hash) the chain was checked up to
-        self._indexes: list[str] = []  # index texts of the entries after _trusted, up to _verified
+        # columns.index_digest of the entries after _trusted up to _verified, running
+        self._index = hashlib.sha256()
         self._to_record: Checkpoint | None = None
         self._recorder: asyncio.Task[None] | None = None
         self._logged: tuple[str | None, float] = (None, 0.0)
@@ -122,23 +125,21 @@ class Notary:
     ) -> Signing:
         """The checkpoints to sign now: ``head`` is the chain's end before ``rows`` (the chained
         rows being appended: ``append.Row``)."""
-        # append.Row: (seq, source, event_id, type, subject, event_time, recorded_at, text, …, hash)
-        fresh = [index_text(r[2], r[1], r[3], r[5], r[4]) for r in rows]
-        plan = Signing([], [*self._indexes, *fresh])
+        plan = Signing([], self._index.copy())
         last, at, every = base, utc_text(now), self.policy.every
 
         def sign(size: int, digest: str) -> None:
             nonlocal last
-            covered = size - (last.size if last else 0)
-            index_hash = index_digest(plan.indexes[:covered])
-            del plan.indexes[:covered]
             last = signed(self.signer.sign, self.signer.key_id, (size, digest), at, last,
-                          self.policy, index_hash)  # fmt: skip
+                          self.policy, plan.index.hexdigest())  # fmt: skip
             plan.checkpoints.append(last)
+            plan.index = hashlib.sha256()
 
         if head[0] - (last.size if last else 0) >= every:  # the policy was lowered, say
             sign(*head)
         for row in rows:
+            # append.Row: (seq, source, event_id, type, subject, event_time, …, hash)
+            plan.index.update(index_text(row[2], row[1], row[3], row[5], row[4]).encode())
             if row[0] - (last.size if last else 0) >= every:
                 sign(row[0], row[-1])
         end = (rows[-1][0], rows[-1][-1]) if rows else head
@@ -150,7 +151,7 @@ class Notary:
 
     async def committed(self, head: tuple[int, str], plan: Signing) -> None:
         """After the append's commit: the chain is ours up to ``head``; record what was signed."""
-        self._verified, self._indexes = head, plan.indexes
+        self._verified, self._index = head, plan.index
         if plan.checkpoints:
             self._trusted = plan.checkpoints[-1]
             await self._record(plan.checkpoints[-1])
@@ -225,7 +226,7 @@ class Notary:
         if self._verified is not None and start[0] <= self._verified[0] <= seq:
             start = self._verified
         else:
-            self._indexes = []  # the index texts since the base, read again below
+            self._index = hashlib.sha256()  # the index texts since the base, read again below
         at, prev = start
         while at < seq:
             sql = ("SELECT seq, hash, prev_hash, recorded_at, event FROM ledger_entries "
@@ -249,7 +250,7 @@ class Notary:
                 index = index_of(text)  # derived from the text: the columns are not trusted here
                 if index is None:
                     raise SignerRefused(f"the entry at seq {row_seq} is no event")
-                self._indexes.append(index)
+                self._index.update(index.encode())
                 at, prev = row_seq, digest
         if (at, prev) != (seq, head):
             raise SignerRefused(f"the chain ends at seq {at}, not at the head (seq {seq})")
