@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from schemas.events import CloudEvent
 from services.bus import Unavailable
-from services.ledger import audit, scan, tables
+from services.ledger import audit, columns, scan, tables
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.checkpoints import Checkpoint
 from services.ledger.signing import Signer, checkpoint_message, load_or_create_signer
@@ -166,6 +166,29 @@ async def test_verify_checks_every_indexed_column_against_the_hashed_text(
     assert report.ok is False
     assert report.first_bad_seq == seq
     assert column in report.problems[0]
+
+
+async def test_the_database_and_the_signer_write_the_same_index_texts(
+    make_ledger: LedgerFactory,
+) -> None:
+    """The digest a checkpoint signs (from what the signer wrote) is the one verification
+    computes from the database's columns, on either backend, non-ASCII and absent subjects
+    included."""
+    ledger = make_ledger(CheckpointPolicy(every=4, interval=3600))
+    await ledger.create_schema()
+    events = [*_mixed(), CloudEvent.model_validate(factories.alert(subject="Дело №7 — ✓"))]
+    await ledger.append(events)
+    async with ledger.engine.connect() as conn:
+        stored = [
+            row[0]
+            for row in await conn.exec_driver_sql(
+                f"SELECT {columns.INDEX_SQL} FROM ledger_entries ORDER BY seq"
+            )
+        ]
+    derived = [columns.index_of(ev.to_json().decode()) for ev in events]
+    assert stored == derived
+    first = (await ledger.checkpoints())[0]
+    assert (first.size, first.index_hash) == (4, columns.index_digest(stored[:4]))
 
 
 @pytest.mark.parametrize(
