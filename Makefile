@@ -46,8 +46,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-schemas: $(STAMP)  ## re-export the JSON Schemas after changing the models
+schemas: $(STAMP)  ## re-export the JSON Schemas and the streams' AsyncAPI document after changing the models
 	$(BIN)/python -m schemas.export
+	$(BIN)/python -m services.asyncapi
 
 BENCH_ARGS ?=
 bench: $(STAMP)  ## whole pipeline: figures next to this machine's raw limits (bench/results/latest.md)
