@@ -40,8 +40,8 @@ screenshots: $(STAMP) browser  ## re-take the console's screenshots for the READ
 	LIAISON_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_console_screenshots.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check schemas services tests bench
-	$(BIN)/ruff format --check schemas services tests bench
+	$(BIN)/ruff check schemas services tests bench examples
+	$(BIN)/ruff format --check schemas services tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
