@@ -7,7 +7,7 @@ ledger, and times it; variants alternate within each round, so a busy
 machine slows them alike (compare ratios):
 
 * ``inproc`` — ``bench.product.consume``: a broker with ``register_ledger``
-  in this process, no signing key (what ``bench.ledger`` measures);
+  in this process, no signing key;
 * ``runtime`` — ``services.bootstrap.Runtime`` with only the ledger, in this
   process (the settings, signing key, checkpoints, trimmer of the service);
 * ``process`` — ``liaison serve ledger`` as its own process, started on the

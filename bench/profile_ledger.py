@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from bench import product
 from bench.payloads import build, out_of_gc
+from services.ledger.signing import load_or_create_signer
 from services.ledger.store import SqlLedger, create_engine
 from services.redis_server import EmbeddedRedis
 
@@ -48,7 +49,10 @@ async def profile(events: int, interval: float | None, phase: str = "consume") -
         out_of_gc(),
     ):
         redis = Redis.from_url(server.url)
-        ledger = SqlLedger(create_engine(f"sqlite+aiosqlite:///{tmp}/ledger.sqlite3"))
+        ledger = SqlLedger(
+            create_engine(f"sqlite+aiosqlite:///{tmp}/ledger.sqlite3"),
+            load_or_create_signer(Path(tmp) / "ledger-key.pem"),  # verify needs its checkpoints
+        )
         try:
             await ledger.create_schema()
             await product.reset_streams(redis)

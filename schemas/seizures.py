@@ -176,6 +176,12 @@ class SeizureReported(FrozenModel):
         description="How many persons were withheld; set only in the non-nominal view.",
     )
     alert_id: Ref | None = Field(None, description="Id of the alert.raised event that led to it.")
+    case: Ref | None = Field(
+        None,
+        description="The seizure's own reference, shared by every agency's report of it (e.g. "
+        "the criminal case number, '12-3456/2024'): reports with the same case describe one "
+        "seizure, and statistics count it once.",
+    )
 
     @model_validator(mode="after")
     def _one_view(self) -> Self:

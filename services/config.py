@@ -236,6 +236,11 @@ class Settings(BaseSettings):
         default=None,
         description="The ledger's Ed25519 key (PEM); unset: DATA_DIR/ledger-signing-key.pem.",
     )
+    trusted_keys: Path | None = Field(
+        default=None,
+        description="`liaison ledger verify`: a PEM file of the ledger public keys this auditor "
+        "trusts (pinned), used when no --public-key is given.",
+    )
     checkpoint_every: int = Field(
         default=1000, ge=1, description="Sign a checkpoint every N entries…"
     )

@@ -276,7 +276,7 @@ async def stats_csv(request: Request) -> Response:
     """The statistics' rows as CSV (``liaison ledger stats --json``'s fields)."""
     await _auditor(request)
     rows = await audit.seizure_stats(runtime(request).ledger)
-    fields = ["unit", "substance", "month", "measure", "quantity", "seizures"]
+    fields = ["unit", "substance", "month", "measure", "quantity", "seizures", "reports"]
     return _csv(fields, [[row[f] for f in fields] for row in rows], "seizures.csv")
 
 

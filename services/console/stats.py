@@ -31,7 +31,8 @@ class StatsView:
     measures: list[str]
     tables: list[Table]
     seizures: int
-    """Seizure reports counted (a report with two drugs counts once per drug)."""
+    """Seizures counted (reports sharing a ``case`` once; a seizure of two substances once per
+    substance)."""
 
 
 def stats_view(rows: Sequence[dict[str, Any]]) -> StatsView:

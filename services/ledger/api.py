@@ -61,6 +61,7 @@ async def ledger_verify(
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[Deps, Depends(deps)],
 ) -> dict[str, Any]:
-    """``{"ok", "count", "head", "first_bad_seq"}``."""
+    """``{"ok", "count", "head", "first_bad_seq", "origin_verified", "trusted_keys", "unsigned"}``,
+    checked with the ledger's own key."""
     require(principal, Role.AUDITOR)
     return (await runtime.ledger.verify()).to_dict()

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from schemas.vocabulary import SYSTEM_TYPES
 from services.ledger import scan
-from services.ledger.signing import load_public_key, public_pem
+from services.ledger.checkpoints import Checkpoint
+from services.ledger.signing import key_id, load_public_key, public_pem
 from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
-from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
+from services.ledger.verify import ChainVerifier, VerifyReport
 
-BUNDLE_FORMAT = "liaison-ledger-bundle/v1"
+BUNDLE_FORMAT = "liaison-ledger-bundle/v2"
+BUNDLE_FORMATS = (BUNDLE_FORMAT, "liaison-ledger-bundle/v1")
+"""Formats read: v1 bundles (before checkpoints chained) are held to the same rules."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,22 +47,41 @@ async def replay(ledger: SqlLedger, query: Query, out: IO[str]) -> int:
 
 
 async def seizure_stats(ledger: SqlLedger) -> list[dict[str, Any]]:
-    """Seizure totals by unit, substance, month and measure, read in one streaming pass."""
-    totals: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    """Seizure totals by unit, substance, month and measure, read in one streaming pass.
+
+    Each seizure counts once. Reports that share ``data.case`` describe one
+    seizure (customs and police both report the same heroin): the first of
+    them in the ledger — the lowest seq — gives its unit, month, substances and
+    quantities; later ones, kept in the ledger all the same, only add to
+    ``reports``. A report without ``case`` is a seizure of its own.
+    """
+    totals: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0.0, 0, 0])
+    counted: dict[str, frozenset[tuple[str, str, str, str]]] = {}  # case → its first report's rows
     async with aclosing(ledger.entries(Query(types=("seizure.reported",)))) as entries:
         async for entry in entries:
             with _well_formed(entry):
-                event = entry.event
+                event, data = entry.event, entry.event["data"]
+                case = data.get("case")
+                if case is not None and case in counted:
+                    for key in counted[case]:
+                        totals[key][2] += 1  # another report of a seizure already counted
+                    continue
                 unit = event["source"].removeprefix("/units/")
-                month = event["data"]["occurred_at"][:7]
-                for drug in event["data"]["drugs"]:
-                    total = totals[(unit, drug["substance"], month, drug["measure"])]
-                    total[0] += drug["quantity"]
-                    total[1] += 1
+                month = data["occurred_at"][:7]
+                keys = set()
+                for drug in data["drugs"]:
+                    key = (unit, drug["substance"], month, drug["measure"])
+                    totals[key][0] += drug["quantity"]
+                    keys.add(key)
+                for key in keys:
+                    totals[key][1] += 1
+                    totals[key][2] += 1
+                if case is not None:
+                    counted[case] = frozenset(keys)
     return [
         {"unit": unit, "substance": substance, "month": month, "measure": measure,
-         "quantity": round(quantity, 9), "seizures": int(count)}
-        for (unit, substance, month, measure), (quantity, count) in sorted(totals.items())
+         "quantity": round(quantity, 9), "seizures": int(seizures), "reports": int(reports)}
+        for (unit, substance, month, measure), (quantity, seizures, reports) in sorted(totals.items())
     ]  # fmt: skip
 
 
@@ -158,17 +182,22 @@ def _well_formed(entry: LedgerEntry) -> Iterator[None]:
 
 
 async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:
-    """Write header, checkpoints and every entry as JSON lines; returns the entry count."""
+    """Write header, checkpoints and entries as JSON lines, ending at a signed checkpoint (the
+    head is signed first if it is not); returns the entry count."""
     if ledger.signer is None:
         raise ValueError("the ledger has no signing key to export")
+    await ledger.checkpoint_if_due(force=True)
     checkpoints = await ledger.checkpoints()
+    size = checkpoints[-1].size if checkpoints else 0  # entries appended since stay out
     header = {"format": BUNDLE_FORMAT, "exported_at": datetime.now(UTC).isoformat(),
-              "public_key": public_pem(ledger.signer.public_key), "key_id": ledger.signer.key_id}  # fmt: skip
+              "public_key": public_pem(ledger.signer.public_key), "key_id": ledger.signer.key_id,
+              "checkpoint_every": ledger.policy.every,
+              "checkpoint_interval": ledger.policy.interval}  # fmt: skip
     out.write(json.dumps(header) + "\n")
     for checkpoint in checkpoints:
         out.write(json.dumps({"checkpoint": checkpoint.to_dict()}) + "\n")
     count = 0
-    async for page in ledger.pages():
+    async for page in ledger.pages(Query(limit=size)):
         out.writelines(scan.bundle_lines(page))
         count += len(page)
     return count
@@ -183,21 +212,32 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}: line {number} is not JSON: {exc.msg}") from None
 
 
-def verify_bundle(path: Path, public_key_pem: str | None = None) -> VerifyReport:
-    """Verify an exported bundle offline, with its own public key or the one given."""
+def verify_bundle(path: Path, keys: Mapping[str, Ed25519PublicKey] | None = None) -> VerifyReport:
+    """Verify an exported bundle offline against the trusted ``keys`` (by key id).
+
+    Without them it is checked with the key the bundle itself carries, which
+    proves only that it is consistent: anyone can re-sign a forged bundle with
+    a key of their own, so the report's origin stays unverified.
+    """
     lines = _lines(path)
     header = next(lines, None)
-    if not header or header.get("format") != BUNDLE_FORMAT:
+    if not header or header.get("format") not in BUNDLE_FORMATS:
         raise ValueError(f"{path}: not a {BUNDLE_FORMAT} file")
-    key = load_public_key(public_key_pem or header["public_key"])
+    if not keys:
+        own = load_public_key(header["public_key"])
+        keys, trusted = {key_id(own): own}, False
+    else:
+        trusted = True
     checkpoints: list[Checkpoint] = []
     verifier: ChainVerifier | None = None
     for line in lines:
         if "checkpoint" in line:
-            checkpoints.append(Checkpoint(**line["checkpoint"]))
+            if verifier is not None:
+                raise ValueError(f"{path}: a checkpoint line after the entries")
+            checkpoints.append(Checkpoint.from_dict(line["checkpoint"]))
             continue
         if verifier is None:
-            verifier = ChainVerifier(checkpoints, key)
+            verifier = ChainVerifier(checkpoints, keys, trusted=trusted, bundle=True)
         if not verifier.feed(BundleRow(**line["entry"])):
             break
-    return (verifier or ChainVerifier(checkpoints, key)).finish()
+    return (verifier or ChainVerifier(checkpoints, keys, trusted=trusted, bundle=True)).finish()

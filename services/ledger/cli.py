@@ -8,16 +8,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime
+from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
 from services.config import ConfigError, settings_from_env
 from services.ledger import audit
+from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
-from services.ledger.signing import public_pem
+from services.ledger.signing import load_public_keys, public_pem
 from services.ledger.store import Query, SqlLedger, utc_text
 from services.ledger.verify import VerifyReport
 from services.terminal import console as make_console
@@ -52,17 +55,54 @@ def _time(value: str | None, option: str) -> str | None:
     return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-def _report(report: VerifyReport) -> None:
-    if report.ok:
-        console.print(f"OK {report.count} entries, {report.checkpoints} signed checkpoints verified, "
-                      f"head {report.head}", highlight=False)  # fmt: skip
-    else:
+class Exit(IntEnum):
+    """``liaison ledger verify``'s exit codes (docs/ledger.md, "Exit codes")."""
+
+    OK = 0
+    """The chain and its checkpoints verify with a key the auditor trusts."""
+    BROKEN = 1
+    """Something was altered, deleted or is missing: the first bad seq is named."""
+    USAGE = 2
+    """The command could not run: unreadable bundle or key, bad option, no data directory."""
+    UNVERIFIED = 3
+    """Consistent, but no trusted key vouches for it: the origin is unverified."""
+
+
+def _report(report: VerifyReport, where: str) -> Exit:
+    if not report.ok:
         console.print(
             f"BROKEN at seq {report.first_bad_seq}: {safe('; '.join(report.problems))}",
             highlight=False,
         )
-    if not report.checkpoints and report.ok and report.count:
-        console.print("note: no signed checkpoint covers these entries yet", highlight=False)
+        return Exit.BROKEN
+    if not report.origin_verified:
+        console.print(
+            f"UNVERIFIED ORIGIN: {report.count} entries and {report.checkpoints} checkpoints are "
+            f"consistent, but {where}, not by a key you trust: whoever could write it could have "
+            "signed it. Verify with --public-key KEY.pem (the key the ledger's operators gave you), "
+            "or pin it in LIAISON_TRUSTED_KEYS.",
+            highlight=False,
+        )
+        return Exit.UNVERIFIED
+    keys = ", ".join(report.trusted_keys)
+    console.print(f"OK {report.count} entries, {report.checkpoints} signed checkpoints verified "
+                  f"(key {keys or 'none needed'}), head {report.head}", highlight=False)  # fmt: skip
+    if report.unsigned:
+        console.print(f"note: the last {report.unsigned} entries are not signed yet (the ledger "
+                      "signs them within CHECKPOINT_INTERVAL)", highlight=False)  # fmt: skip
+    return Exit.OK
+
+
+def _trusted_keys(files: list[Path] | None) -> dict[str, Ed25519PublicKey] | None:
+    """The keys given with --public-key, else those pinned in LIAISON_TRUSTED_KEYS, else None."""
+    paths = files or ([pinned] if (pinned := settings_from_env().trusted_keys) else [])
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in paths:
+        try:
+            keys |= load_public_keys(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read a public key: {exc}") from None
+    return keys or None
 
 
 @app.command()
@@ -91,20 +131,23 @@ def verify(
         Path | None, typer.Option(help="Verify an exported bundle offline instead.")
     ] = None,
     public_key: Annotated[
-        Path | None, typer.Option(help="Trust this public key (PEM), not the bundle's.")
+        list[Path] | None,
+        typer.Option(help="Trust this public key (PEM; repeatable, a file may hold several)."),
     ] = None,
 ) -> None:
-    """Recompute the chain and check the signed checkpoints: exit 0 OK, 1 naming the first bad seq."""
+    """Recompute the chain and check the signed checkpoints with a key you trust: exit 0 OK,
+    1 naming the first bad seq, 2 when it cannot run, 3 when no trusted key vouches for it."""
+    keys = _trusted_keys(public_key)
     if bundle is not None:
-        pem = public_key.read_text() if public_key else None
         try:
-            report = audit.verify_bundle(bundle, pem)
+            report = audit.verify_bundle(bundle, keys)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{bundle}: cannot read the bundle: {exc}") from None
+        where = "they are signed only by the key the bundle itself carries"
     else:
-        report = _run(lambda ledger: ledger.verify())
-    _report(report)
-    raise typer.Exit(0 if report.ok else 1)
+        report = _run(lambda ledger: ledger.verify(keys))
+        where = "there is no key to check their signatures with (no signing key here)"
+    raise typer.Exit(_report(report, where))
 
 
 @app.command()
@@ -134,17 +177,19 @@ def trail(
 
 @app.command()
 def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = False) -> None:
-    """Seizure totals by unit, substance and month."""
+    """Seizure totals by unit, substance and month; a seizure several agencies reported (one
+    ``data.case``) counts once, as its first report gives it."""
     rows = _run(audit.seizure_stats)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title="Seizures by unit, substance and month")
-    for column in ("unit", "substance", "month", "quantity", "seizures"):
+    for column in ("unit", "substance", "month", "quantity", "seizures", "reports"):
         table.add_column(column)
     for row in rows:
         table.add_row(safe(row["unit"]), safe(row["substance"]), safe(row["month"]),
-                      safe(f"{row['quantity']:g} {row['measure']}"), str(row["seizures"]))  # fmt: skip
+                      safe(f"{row['quantity']:g} {row['measure']}"), str(row["seizures"]),
+                      str(row["reports"]))  # fmt: skip
     console.print(table)
 
 
@@ -152,7 +197,8 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = 
 def export(
     file: Annotated[Path, typer.Argument(help="Where to write the bundle (JSON lines).")],
 ) -> None:
-    """A self-contained bundle — entries, checkpoints, public key — that verifies offline."""
+    """A self-contained bundle — entries, checkpoints, public key — that verifies offline; the
+    head is signed first, so that the bundle ends at a signed checkpoint."""
 
     async def work(ledger: SqlLedger) -> int:
         with file.open("w", encoding="utf-8") as out:
@@ -162,7 +208,10 @@ def export(
         count = _run(work)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    console.print(f"wrote {count} entries to {safe(file)}", highlight=False)
+    except SignerRefused as exc:  # the database no longer extends what the ledger signed
+        typer.echo(f"ledger altered: cannot export: {printable(exc)}", err=True)
+        raise typer.Exit(Exit.BROKEN) from None
+    console.print(f"wrote {count} entries to {safe(file)}, to a signed checkpoint", highlight=False)
 
 
 @app.command("public-key")

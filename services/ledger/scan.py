@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger import tables
+from services.ledger.columns import INDEX_SQL
 
 if TYPE_CHECKING:
     from services.ledger.store import Query
@@ -28,6 +29,8 @@ RawRow = tuple[int, str, str, str, str]
 """``(seq, hash, prev_hash, recorded_at, event)``; ``event`` is the stored canonical JSON text."""
 
 _COLUMNS = "seq, hash, prev_hash, recorded_at, event"
+INDEXED = f"{_COLUMNS}, {INDEX_SQL}"
+"""Verification's columns: the entry, then its indexed columns as one text (:mod:`columns`)."""
 _BUNDLE_ENTRY = '{"entry":{"seq":%d,"hash":"%s","prev_hash":"%s","recorded_at":"%s","event":%s}}\n'
 _ENTRY_JSON = '{"seq":%d,"hash":"%s","prev_hash":"%s","recorded_at":"%s","event":%s}'
 
@@ -58,7 +61,9 @@ def bundle_lines(rows: Sequence[RawRow]) -> list[str]:
     ]
 
 
-def select_sql(query: Query, placeholder: Callable[[int], str]) -> tuple[str, list[Any]]:
+def select_sql(
+    query: Query, placeholder: Callable[[int], str], columns: str = _COLUMNS
+) -> tuple[str, list[Any]]:
     """The entries ``query`` selects, in seq order, as SQL with positional parameters."""
     params: list[Any] = []
 
@@ -77,16 +82,17 @@ def select_sql(query: Query, placeholder: Callable[[int], str]) -> tuple[str, li
         where.append(f"event_time < {param(query.until)}")
     if query.about:
         where.append(f"(subject = {param(query.about)} OR event_id = {param(query.about)})")
-    sql = f"SELECT {_COLUMNS} FROM {tables.entries.name} WHERE {' AND '.join(where)} ORDER BY seq"
+    sql = f"SELECT {columns} FROM {tables.entries.name} WHERE {' AND '.join(where)} ORDER BY seq"
     if query.limit is not None:
         sql += f" LIMIT {param(query.limit)}"
     return sql, params
 
 
 async def pages(
-    engine: AsyncEngine, query: Query, size: int | None = None
-) -> AsyncGenerator[list[RawRow]]:
-    """The selected entries in seq order, ``size`` (``PAGE``) rows a page, on one pooled connection.
+    engine: AsyncEngine, query: Query, size: int | None = None, columns: str = _COLUMNS
+) -> AsyncGenerator[list[Any]]:
+    """The selected entries in seq order, ``size`` (``PAGE``) rows a page, on one pooled connection:
+    :data:`RawRow` tuples, or rows of ``columns`` (:data:`INDEXED`).
 
     Close the iterator (``contextlib.aclosing``) when leaving it early, so the
     connection goes back to the pool at once.
@@ -95,17 +101,15 @@ async def pages(
     async with engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         if conn.dialect.name == "postgresql":
-            scan = _asyncpg(driver, *select_sql(query, lambda n: f"${n}"), size)
+            scan = _asyncpg(driver, *select_sql(query, lambda n: f"${n}", columns), size)
         else:
-            scan = _aiosqlite(driver, *select_sql(query, lambda _: "?"), size)
+            scan = _aiosqlite(driver, *select_sql(query, lambda _: "?", columns), size)
         async with aclosing(scan):  # cursor and transaction end before the connection goes back
             async for page in scan:
                 yield page
 
 
-async def _aiosqlite(
-    db: Any, sql: str, params: list[Any], size: int
-) -> AsyncGenerator[list[RawRow]]:
+async def _aiosqlite(db: Any, sql: str, params: list[Any], size: int) -> AsyncGenerator[list[Any]]:
     # The connection is in autocommit mode (see store.create_engine): the SELECT is its own
     # read transaction, a consistent snapshot that takes no write lock.
     cursor = await db.execute(sql, params)
@@ -120,9 +124,7 @@ async def _aiosqlite(
         await cursor.close()
 
 
-async def _asyncpg(
-    conn: Any, sql: str, params: list[Any], size: int
-) -> AsyncGenerator[list[RawRow]]:
+async def _asyncpg(conn: Any, sql: str, params: list[Any], size: int) -> AsyncGenerator[list[Any]]:
     # A server-side cursor needs a transaction; read-only, it is one consistent snapshot.
     async with conn.transaction(readonly=True):
         cursor = await conn.cursor(sql, *params)

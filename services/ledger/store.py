@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -19,11 +20,13 @@ from schemas.events import CloudEvent
 from services.bus import Unavailable
 from services.ledger import append as sql
 from services.ledger import redaction, scan, schema, tables
+from services.ledger.checkpoints import Checkpoint, Policy
 from services.ledger.health import WriteHealth
+from services.ledger.notary import Notary, SignerRefused, Signing
 from services.ledger.records import Record, record_of_event, utc_text
 from services.ledger.scan import RawRow
-from services.ledger.signing import Signer, checkpoint_message
-from services.ledger.verify import ChainVerifier, Checkpoint, VerifyReport
+from services.ledger.signing import Signer
+from services.ledger.verify import ChainVerifier, VerifyReport
 
 __all__ = ["utc_text"]  # re-exported: it used to live here
 
@@ -75,12 +78,9 @@ class AppendResult:
     duplicates: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointPolicy:
-    """Sign a checkpoint every ``every`` entries, or ``interval`` seconds after new ones."""
-
-    every: int = 1000
-    interval: float = 60.0
+CheckpointPolicy = Policy
+"""Sign a checkpoint every ``every`` entries, or ``interval`` seconds after new ones."""
+DEFAULT_POLICY = Policy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +139,10 @@ class SqlLedger:
         self,
         engine: AsyncEngine,
         signer: Signer | None = None,
-        policy: CheckpointPolicy = CheckpointPolicy(),
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.engine, self.signer, self.policy = engine, signer, policy
+        self.notary = Notary(signer, policy) if signer else None
         self._write_lock = asyncio.Lock()  # one writer per process; the database guards the rest
         self.health = WriteHealth()
 
@@ -150,7 +151,9 @@ class SqlLedger:
         await schema.upgrade(self.engine)
 
     async def close(self) -> None:
-        """Release the connection pool."""
+        """Record the last checkpoint signed, and release the connection pool."""
+        if self.notary:
+            await self.notary.flush()
         await self.engine.dispose()
 
     async def append(self, events: Sequence[CloudEvent]) -> AppendResult:
@@ -164,52 +167,63 @@ class SqlLedger:
         return await _to_completion(self._append_records(records))
 
     async def _append_records(self, records: Sequence[Record]) -> AppendResult:
-        async with self._write_lock, self.health.watch(), _outage(), self.engine.begin() as conn:
-            await sql.lock(conn)
-            fresh = await sql.not_recorded(conn, records)
-            first, prev = await sql.head(conn)
-            rows, head = sql.chain(fresh, first, prev, utc_text(datetime.now(UTC)))
-            if rows:
-                await sql.insert(conn, rows)
-                await self._checkpoint_if_due(conn, first + len(rows), head)
+        now = datetime.now(UTC)
+        async with self._write_lock, self.health.watch(), _outage():
+            async with self.engine.begin() as conn:
+                await sql.lock(conn)
+                fresh = await sql.not_recorded(conn, records)
+                first, prev = await sql.head(conn)
+                # the signer refuses (and nothing is appended) unless the chain extends its record
+                base = await self.notary.base(conn, first, prev) if self.notary else None
+                rows, head = sql.chain(fresh, first, prev, utc_text(now))
+                plan = await self._sign(conn, base, (first, prev), rows, now)
+                if rows:
+                    await sql.insert(conn, rows)
+            if self.notary and plan:
+                await self.notary.committed((first + len(rows), head), plan)
         return AppendResult(
             tuple(range(first + 1, first + len(rows) + 1)), len(records) - len(fresh)
         )
 
     async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
         """Sign the head if the policy says so, or if unsigned entries exist and ``force`` is set."""
+        if self.notary is None:
+            return None
         return await _to_completion(self._checkpoint(force))
 
     async def _checkpoint(self, force: bool) -> Checkpoint | None:
-        async with self._write_lock, self.health.watch(), _outage(), self.engine.begin() as conn:
-            await sql.lock(conn)
-            seq, head = await sql.head(conn)
-            return await self._checkpoint_if_due(conn, seq, head, force=force)
-
-    async def _checkpoint_if_due(
-        self, conn: AsyncConnection, seq: int, head: str, *, force: bool = False
-    ) -> Checkpoint | None:
-        if self.signer is None or seq == 0:
-            return None
-        c = tables.checkpoints
-        last = (
-            await conn.execute(select(c.c.size, c.c.signed_at).order_by(c.c.size.desc()).limit(1))
-        ).first()
         now = datetime.now(UTC)
-        if last is not None:
-            age = (now - datetime.fromisoformat(last.signed_at)).total_seconds()
-            due = force or seq - last.size >= self.policy.every or age >= self.policy.interval
-            if seq == last.size or not due:
-                return None
-        signed_at = utc_text(now)
-        checkpoint = Checkpoint(seq, head, signed_at, self.signer.key_id,
-                                self.signer.sign(checkpoint_message(seq, head, signed_at)))  # fmt: skip
-        await conn.execute(insert(c), [checkpoint.to_dict()])
-        return checkpoint
+        async with self._write_lock, self.health.watch(), _outage():
+            async with self.engine.begin() as conn:
+                await sql.lock(conn)
+                head = await sql.head(conn)
+                base = await self.notary.base(conn, *head) if self.notary else None
+                plan = await self._sign(conn, base, head, [], now, force=force)
+            if self.notary and plan:
+                await self.notary.committed(head, plan)
+        return plan.checkpoints[-1] if plan and plan.checkpoints else None
+
+    async def _sign(
+        self,
+        conn: AsyncConnection,
+        base: Checkpoint | None,
+        head: tuple[int, str],
+        rows: Sequence[sql.Row],
+        now: datetime,
+        *,
+        force: bool = False,
+    ) -> Signing | None:
+        """Sign and store the checkpoints due with this append (None without a signer)."""
+        if self.notary is None:
+            return None
+        plan = self.notary.due(base, head, rows, now, force=force)
+        if plan.checkpoints:
+            await conn.execute(insert(tables.checkpoints), [c.columns() for c in plan.checkpoints])
+        return plan
 
     async def ready(self, timeout: float = 2.0) -> bool:
-        """Whether the database answers and takes writes (readiness)."""
-        if not self.health.ok:
+        """Whether the database answers and takes writes, and the signer signs (readiness)."""
+        if not self.health.ok or (self.notary and (self.notary.refusal or self.notary.unrecorded)):
             return False
         try:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:
@@ -225,12 +239,15 @@ class SqlLedger:
                 (await conn.execute(select(func.count()).select_from(tables.entries))).scalar_one()
             )
 
-    async def checkpoints(self) -> list[Checkpoint]:
-        """Every signed checkpoint, oldest first."""
+    async def checkpoints(self, upto: int | None = None) -> list[Checkpoint]:
+        """Every signed checkpoint (of at most ``upto`` entries), oldest first."""
         c = tables.checkpoints
+        query = select(c).order_by(c.c.size)
+        if upto is not None:
+            query = query.where(c.c.size <= upto)
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(c).order_by(c.c.size))).all()
-        return [Checkpoint(r.size, r.head_hash, r.signed_at, r.key_id, r.signature) for r in rows]
+            rows = (await conn.execute(query)).all()
+        return [Checkpoint.from_dict(row._mapping) for row in rows]
 
     async def pages(self, query: Query = Query()) -> AsyncGenerator[list[RawRow]]:
         """The selected entries in seq order as pages of ``(seq, hash, prev_hash, recorded_at,
@@ -258,11 +275,25 @@ class SqlLedger:
                         raise UnreadableEntry(seq, "is not JSON") from None
                     yield LedgerEntry(seq, digest, prev, recorded_at, event)
 
-    async def verify(self) -> VerifyReport:
-        """Recompute the whole chain and check every signed checkpoint."""
-        key = self.signer.public_key if self.signer else None
-        verifier = ChainVerifier(await self.checkpoints(), key)
-        async with aclosing(self.pages()) as pages:
+    async def verify(self, keys: Mapping[str, Ed25519PublicKey] | None = None) -> VerifyReport:
+        """Recompute the whole chain and check every signed checkpoint, with the trusted ``keys``
+        (by key id; default: the ledger's own key, if this process has it).
+
+        The signer's own record of its last checkpoint counts as one more: a
+        database whose checkpoints end before it lost some.
+        """
+        if keys is None and self.signer is not None:
+            keys = {self.signer.key_id: self.signer.public_key}
+        stored = await self.checkpoints()
+        try:
+            recorded = self.notary.recorded() if self.notary else None
+        except SignerRefused as exc:  # the signer says so loudly when it next signs
+            log.warning("ledger verify: %s", exc)
+            recorded = None
+        if recorded and recorded.digest() not in {c.digest() for c in stored}:
+            stored.append(recorded)
+        verifier = ChainVerifier(stored, keys, trusted=keys is not None, policy=self.policy)
+        async with aclosing(scan.pages(self.engine, Query(), columns=scan.INDEXED)) as pages:
             async for page in pages:
                 if not verifier.feed_page(page):
                     break

@@ -3,7 +3,17 @@
 Changing them means a new Alembic revision in ``migrations/versions``.
 """
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -38,4 +48,12 @@ checkpoints = Table(
     Column("signed_at", String(40), nullable=False, comment="RFC 3339 UTC."),
     Column("key_id", String(16), nullable=False, comment="First 16 hex of SHA-256(public key)."),
     Column("signature", String(128), nullable=False, comment="Ed25519 signature, hex."),
+    Column("version", Integer, nullable=False, server_default="1",
+           comment="1: liaison-ledger-checkpoint/v1; 2: chained, with its policy."),
+    Column("prev", String(64), nullable=True, comment="v2: SHA-256 of the previous one's message."),
+    Column("every", BigInteger, nullable=True, comment="v2: CHECKPOINT_EVERY when signed."),
+    Column("interval_ms", BigInteger, nullable=True,
+           comment="v2: CHECKPOINT_INTERVAL when signed, milliseconds."),
+    Column("index_hash", String(64), nullable=True,
+           comment="v2: SHA-256 of the indexed columns of the entries it newly covers."),
 )  # fmt: skip

@@ -4,23 +4,38 @@ offline bundle and the live database are verified by the same code.
 What is caught: an edited entry (its hash no longer matches), a deleted
 entry (a gap in seq, or a broken ``prev_hash`` link), a chain rewritten with
 recomputed hashes up to a signed checkpoint (the checkpoint's head no longer
-matches), and a truncated tail (a checkpoint covers entries that are gone).
-Not caught without an outside copy: entries appended after the last
-checkpoint and then removed — checkpoints are signed every N entries or T
-seconds, which bounds that window.
+matches), a truncated tail (a checkpoint covers entries that are gone), an
+indexed column that no longer says what the hashed text says
+(:mod:`services.ledger.columns`), and checkpoints deleted or forged
+(:func:`services.ledger.checkpoints.problems`: each signed by a trusted key,
+chained to the one before, none further apart than ``CHECKPOINT_EVERY``).
+Entries after the last checkpoint are allowed only as the signer leaves them:
+fewer than ``CHECKPOINT_EVERY``, none older than twice ``CHECKPOINT_INTERVAL``
+— and none in a bundle, which must end at a signed checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from services.ledger import checkpoints as rules
+from services.ledger import columns
 from services.ledger.chain import GENESIS, entry_hash
-from services.ledger.signing import checkpoint_message, key_id, signature_valid
+from services.ledger.checkpoints import Checkpoint, Policy
+
+__all__ = ["ChainVerifier", "Checkpoint", "VerifyReport"]
+
+DEFAULT_POLICY = Policy()
+
+IndexedRow = tuple[int, str, str, str, str, str | None]
+"""``(seq, hash, prev_hash, recorded_at, event, index)``: a database entry with its indexed
+columns as one text (:data:`services.ledger.columns.INDEX_SQL`)."""
 
 
 class Row(Protocol):
@@ -47,22 +62,6 @@ class _Entry:
     hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """A signed statement: the first ``size`` entries end in ``head_hash``."""
-
-    size: int
-    head_hash: str
-    signed_at: str
-    key_id: str
-    signature: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (bundles, API)."""
-        return {"size": self.size, "head_hash": self.head_hash, "signed_at": self.signed_at,
-                "key_id": self.key_id, "signature": self.signature}  # fmt: skip
-
-
 @dataclass(slots=True)
 class VerifyReport:
     """Outcome of a verification."""
@@ -73,43 +72,72 @@ class VerifyReport:
     first_bad_seq: int | None = None
     checkpoints: int = 0
     problems: list[str] = field(default_factory=list)
+    trusted_keys: list[str] = field(default_factory=list)
+    """Ids of the keys the signatures were checked against, trusted by the verifier; empty: the
+    origin is unverified (no such key, or only the one a bundle carries)."""
+    unsigned: int = 0
+    """Entries after the last signed checkpoint."""
+
+    @property
+    def origin_verified(self) -> bool:
+        """Whether a key the verifier trusts vouches for these entries (vacuous when empty)."""
+        return bool(self.trusted_keys) or (self.count == 0 and self.checkpoints == 0)
 
     def fail(self, seq: int, problem: str) -> None:
-        """Record a problem; the first one names the first bad seq."""
-        if self.ok:
-            self.ok, self.first_bad_seq = False, seq
+        """Record a problem; the report names the lowest bad seq."""
+        if self.ok or (self.first_bad_seq is not None and seq < self.first_bad_seq):
+            self.first_bad_seq = seq
+        self.ok = False
         self.problems.append(f"seq {seq}: {problem}")
 
     def to_dict(self) -> dict[str, Any]:
         """The public shape of ``GET /v1/ledger/verify``."""
         return {"ok": self.ok, "count": self.count, "head": self.head,
                 "first_bad_seq": self.first_bad_seq, "checkpoints": self.checkpoints,
-                "problems": self.problems}  # fmt: skip
+                "problems": self.problems, "origin_verified": self.origin_verified,
+                "trusted_keys": self.trusted_keys, "unsigned": self.unsigned}  # fmt: skip
 
 
 class ChainVerifier:
-    """Feed entries in seq order, then :meth:`finish`."""
+    """Feed entries in seq order, then :meth:`finish`.
+
+    ``keys``: the public keys signatures are checked with, by key id (None:
+    not checked — nothing to check them with); ``trusted``: whether the
+    verifier trusts them (an auditor's own copy, the ledger's own key file),
+    rather than taking them from what it verifies. ``policy``: the signing
+    policy to hold the unsigned tail to when no v2 checkpoint states one.
+    ``bundle``: an export, which must end at a signed checkpoint. ``now``: the
+    moment the tail's age is measured at.
+    """
 
     def __init__(
-        self, checkpoints: Sequence[Checkpoint], public_key: Ed25519PublicKey | None
+        self,
+        checkpoints: Sequence[Checkpoint],
+        keys: Mapping[str, Ed25519PublicKey] | None,
+        *,
+        trusted: bool = False,
+        policy: Policy = DEFAULT_POLICY,
+        bundle: bool = False,
+        now: datetime | None = None,
     ) -> None:
-        self.report = VerifyReport()
+        ordered = sorted(checkpoints, key=lambda c: c.size)
+        self.report = VerifyReport(trusted_keys=sorted(keys) if keys and trusted else [])
+        for seq, problem in rules.problems(ordered, keys):
+            self.report.fail(seq, problem)
         self._prev = GENESIS
         self._expected = 1
-        self._signed = {c.size: c for c in checkpoints}
-        self._check_signatures(checkpoints, public_key)
-
-    def _check_signatures(
-        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None
-    ) -> None:
-        if key is None:
-            return
-        for c in checkpoints:
-            message = checkpoint_message(c.size, c.head_hash, c.signed_at)
-            if c.key_id != key_id(key) or not signature_valid(key, message, c.signature):
-                self.report.fail(
-                    c.size, "checkpoint signature does not verify with the ledger's key"
-                )
+        self._signed = {c.size: c for c in ordered}
+        self._last = ordered[-1] if ordered else None
+        self._policy = (self._last.policy if self._last else None) or policy
+        self._bundle, self._now = bundle, now or datetime.now(UTC)
+        self._tail_start = (self._last.size if self._last else 0) + 1
+        self._tail_recorded_at: str | None = None
+        # entries the hot loop hands to feed(): the checkpoints' heads, the first unsigned entry
+        self._watched = {*self._signed, self._tail_start}
+        # database rows since the last checkpoint, as (page, start, end) slices: their indexed
+        # columns are checked when the next checkpoint (or the end) closes the stretch
+        self._open: list[tuple[Sequence[IndexedRow], int, int]] = []
+        self._keys_checked = keys is not None  # else a checkpoint's digest could be anyone's
 
     def feed(self, row: Row) -> bool:
         """Check one entry; False once the chain is broken (stop feeding)."""
@@ -122,6 +150,8 @@ class ChainVerifier:
         if entry_hash(self._prev, row.seq, row.recorded_at, row.event) != row.hash:
             self.report.fail(row.seq, "hash does not match the entry's content")
             return False
+        if row.seq == self._tail_start:
+            self._tail_recorded_at = row.recorded_at
         signed = self._signed.get(row.seq)
         if signed is not None:
             if signed.head_hash != row.hash:
@@ -134,32 +164,62 @@ class ChainVerifier:
         self.report.count, self.report.head = row.seq, row.hash
         return True
 
-    def feed_page(self, rows: Iterable[tuple[int, str, str, str, str]]) -> bool:
-        """Check ``(seq, hash, prev_hash, recorded_at, event)`` tuples in order; False once broken.
+    def feed_page(self, rows: Sequence[IndexedRow]) -> bool:
+        """Check a page of database entries with their indexed columns, in order; False once
+        broken.
 
         The hot loop of verification: an entry that links, hashes right and
-        is not a checkpoint costs one SHA-256 and a few comparisons; any other
-        goes through :meth:`feed`, which names what is wrong.
+        is not a checkpoint costs one SHA-256 and a few comparisons (any other
+        goes through :meth:`feed`, which names what is wrong). The indexed
+        columns are checked per stretch between checkpoints (:meth:`_close`),
+        so that a column edited behind the hash — a seizure's ``type`` changed
+        to hide it from statistics — names its seq.
         """
-        prev, expected, signed = self._prev, self._expected, self._signed
+        prev, expected, watched, signed = self._prev, self._expected, self._watched, self._signed
         sha256, fromhex = hashlib.sha256, bytes.fromhex
-        for row in rows:
-            seq, digest, prev_hash, recorded_at, text = row
+        first, start = (rows[0][0] if rows else 0), 0
+        for seq, digest, prev_hash, recorded_at, text, _index in rows:
             if (
                 seq != expected
                 or prev_hash != prev
-                or seq in signed
-                # the bytes of chain.entry_hash, in one buffer
+                or seq in watched
                 or sha256(fromhex(prev) + f"{seq}\n{recorded_at}\n".encode() + text.encode())
                 .hexdigest() != digest
             ):  # fmt: skip
                 self._at(prev, expected)
                 if not self.feed(_Entry(seq, recorded_at, text, prev_hash, digest)):
                     return False
-                prev, expected = self._prev, self._expected
-                continue
+                if seq in signed:  # the page's entries up to here close a stretch
+                    self._open.append((rows, start, seq - first + 1))
+                    start = seq - first + 1
+                    if not self._close(signed[seq]):
+                        return False
             prev, expected = digest, seq + 1
         self._at(prev, expected)
+        if start < len(rows):
+            self._open.append((rows, start, len(rows)))
+        return True
+
+    def _close(self, checkpoint: Checkpoint | None) -> bool:
+        """Check the indexed columns of the stretch up to ``checkpoint`` (None: the unsigned tail):
+        one digest against the checkpoint's, or entry by entry where it states none."""
+        stretch, self._open = self._open, []
+        if checkpoint is not None and checkpoint.index_hash is not None and self._keys_checked:
+            digest = hashlib.sha256()  # columns.index_digest, a page slice at a time
+            for page, start, end in stretch:
+                digest.update("".join([row[5] or "" for row in page[start:end]]).encode())
+            if digest.hexdigest() == checkpoint.index_hash:
+                return True
+        rows = (row for page, start, end in stretch for row in page[start:end])
+        for seq, _digest, _prev, _at, text, stored in rows:
+            expected = columns.index_of(text)
+            if stored != expected:
+                names = ", ".join(columns.differing(expected, stored))
+                problem = f"indexed column(s) {names} disagree with the hashed event"
+                self.report.fail(
+                    seq, problem + ": readers filtering on them would miss or misfile it"
+                )
+                return False
         return True
 
     def _at(self, head: str, expected: int) -> None:
@@ -167,11 +227,44 @@ class ChainVerifier:
         self.report.count, self.report.head = expected - 1, head
 
     def finish(self) -> VerifyReport:
-        """Checkpoints beyond the last entry mean the tail was cut off."""
-        beyond = [size for size in self._signed if size > self.report.count]
+        """The verdict, once every entry was fed: checkpoints beyond the last entry (the tail
+        was cut off), and the entries no checkpoint covers."""
+        count = self.report.count
+        beyond = [size for size in self._signed if size > count]
         if beyond and self.report.ok:
             self.report.fail(
-                self.report.count + 1,
-                f"truncated: a signed checkpoint covers {max(beyond)} entries, the ledger has {self.report.count}",
+                count + 1,
+                f"truncated: a signed checkpoint covers {max(beyond)} entries, the ledger has {count}",
             )
+        self.report.unsigned = max(count - self._tail_start + 1, 0)
+        if self.report.unsigned and self.report.ok:
+            self._judge_tail(self._tail_start, count)
+        if self._open and self.report.ok:
+            self._close(None)
         return self.report
+
+    def _judge_tail(self, first: int, last: int) -> None:
+        span = f"entries {first}-{last}" if last > first else f"entry {first}"
+        if self._bundle:
+            self.report.fail(first, f"the bundle does not end at a signed checkpoint: {span} "
+                                    "unsigned (`liaison ledger export` signs the head first)")  # fmt: skip
+            return
+        every, interval = self._policy.every, self._policy.interval
+        if last - first + 1 > every:
+            self.report.fail(first, f"{span} unsigned, more than CHECKPOINT_EVERY ({every}) "
+                                    "after the last signed checkpoint: checkpoints are missing")  # fmt: skip
+            return
+        waited = _age(self._tail_recorded_at, self._now)
+        if waited is not None and waited > 2 * interval:
+            self.report.fail(first, f"{span} unsigned for {waited:.0f} s, more than twice "
+                                    f"CHECKPOINT_INTERVAL ({interval:g} s): checkpoints are "
+                                    "missing, or the ledger is not running to sign them")  # fmt: skip
+
+
+def _age(recorded_at: str | None, now: datetime) -> float | None:
+    if recorded_at is None:
+        return None
+    try:
+        return (now - datetime.fromisoformat(recorded_at)).total_seconds()
+    except ValueError:  # the hash vouches for it: only a writer other than the ledger makes that
+        return None

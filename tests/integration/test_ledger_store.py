@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 from collections.abc import AsyncIterator, Callable
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,14 @@ from sqlalchemy import text
 
 from schemas.events import CloudEvent
 from services.bus import Unavailable
-from services.ledger import audit, scan
+from services.ledger import audit, columns, scan, tables
 from services.ledger.chain import GENESIS, entry_hash
-from services.ledger.signing import Signer, load_or_create_signer
+from services.ledger.checkpoints import Checkpoint
+from services.ledger.signing import Signer, checkpoint_message, load_or_create_signer
 from services.ledger.store import CheckpointPolicy, Query, SqlLedger, create_engine
 from tests import factories
 from tests.integration.ledger_backends import fresh_postgres_database, postgres_server
+from tests.unit.adapter_helpers import convert, event
 
 __all__ = ["postgres_server"]  # the fixture, imported so pytest finds it here
 
@@ -122,6 +125,90 @@ async def test_verify_names_the_first_bad_seq(ledger: SqlLedger, tamper: str, ba
     assert report.problems
 
 
+def _mixed() -> list[CloudEvent]:
+    """Seizures and alerts, with and without subject, in UTC and in Uzbekistan time."""
+    return [
+        *_events(2),
+        CloudEvent.model_validate(factories.alert(time="2026-01-05T10:00:00+05:00")),
+        CloudEvent.model_validate(factories.seizure(subject='case "7" }, {')),
+        *_events(2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("column", "forged"),
+    [
+        ("type", "'alert.delivered'"),  # replay --type and stats no longer see seq 4
+        ("event_time", "'2001-01-01T00:00:00.000000Z'"),  # --since/--until misfile it
+        ("subject", "NULL"),  # the trail of its case loses it
+        ("subject", "'case \"7\" }, {x'"),
+        ("event_id", "'someone-else'"),  # a re-publish of it would be recorded again
+        ("source", "'/units/BLO-OYBEK'"),
+    ],
+)
+@pytest.mark.parametrize("where", ["signed", "unsigned tail", "verified without the key"])
+async def test_verify_checks_every_indexed_column_against_the_hashed_text(
+    make_ledger: LedgerFactory, column: str, forged: str, where: str
+) -> None:
+    """Issue 12.3. Checked against the digest a checkpoint signed, or entry by entry where none
+    covers them (or none can be trusted)."""
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.create_schema()
+    if where == "unsigned tail":
+        await ledger.append(_events(1))  # the first append signs its head; the next ones wait
+    await ledger.append(_mixed())
+    seq = 5 if where == "unsigned tail" else 4
+    unsigned = await ledger.verify()
+    assert (unsigned.ok, unsigned.unsigned) == (True, 6 if where == "unsigned tail" else 0)
+    await _tamper(ledger, f"UPDATE ledger_entries SET {column} = {forged} WHERE seq = {seq}")
+    verifier = make_ledger(signer=None) if where == "verified without the key" else ledger
+    report = await verifier.verify()
+    assert report.ok is False
+    assert report.first_bad_seq == seq
+    assert column in report.problems[0]
+
+
+async def test_the_database_and_the_signer_write_the_same_index_texts(
+    make_ledger: LedgerFactory,
+) -> None:
+    """The digest a checkpoint signs (from what the signer wrote) is the one verification
+    computes from the database's columns, on either backend, non-ASCII and absent subjects
+    included."""
+    ledger = make_ledger(CheckpointPolicy(every=4, interval=3600))
+    await ledger.create_schema()
+    events = [*_mixed(), CloudEvent.model_validate(factories.alert(subject="Дело №7 — ✓"))]
+    await ledger.append(events)
+    async with ledger.engine.connect() as conn:
+        stored = [
+            row[0]
+            for row in await conn.exec_driver_sql(
+                f"SELECT {columns.INDEX_SQL} FROM ledger_entries ORDER BY seq"
+            )
+        ]
+    derived = [columns.index_of(ev.to_json().decode()) for ev in events]
+    assert stored == derived
+    first = (await ledger.checkpoints())[0]
+    assert (first.size, first.index_hash) == (4, columns.index_digest(stored[:4]))
+
+
+@pytest.mark.parametrize(
+    ("column", "forged", "seq"),
+    [
+        ("event_time", "'2026-01-05T10:00:00+05:00'", 3),  # the text's own words, not its UTC form
+        ("subject", "'CASE-1'", 3),  # an alert without subject gets one
+        ("type", "'seizure.reported'", 3),
+    ],
+)
+async def test_an_indexed_column_must_be_exactly_what_the_writer_derives(
+    ledger: SqlLedger, column: str, forged: str, seq: int
+) -> None:
+    await ledger.append(_mixed())
+    assert (await ledger.verify()).ok
+    await _tamper(ledger, f"UPDATE ledger_entries SET {column} = {forged} WHERE seq = {seq}")
+    report = await ledger.verify()
+    assert (report.ok, report.first_bad_seq) == (False, seq)
+
+
 async def test_reads_stream_page_by_page(
     make_ledger: LedgerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,7 +235,8 @@ async def test_checkpoints_are_signed_every_n_entries(make_ledger: LedgerFactory
     await ledger.create_schema()
     for _ in range(5):
         await ledger.append(_events(4))
-    assert [c.size for c in await ledger.checkpoints()] == [4, 16]
+    # the first append signs its head; then every 10 entries, mid-batch (never more apart)
+    assert [c.size for c in await ledger.checkpoints()] == [4, 14]
     report = await ledger.verify()
     assert (report.ok, report.checkpoints) == (True, 2)
 
@@ -202,6 +290,223 @@ async def test_a_forged_checkpoint_signature_is_caught(ledger: SqlLedger) -> Non
     report = await ledger.verify()
     assert report.ok is False
     assert "signature" in report.problems[0]
+
+
+def _sample_seizures() -> list[CloudEvent]:
+    """Every seizure of the customs and police samples, as ``liaison import`` publishes them."""
+    events = []
+    for adapter, sample in (("customs-csv", "scc-seizures.csv"), ("mia-jsonl", "mia-cases.jsonl")):
+        content = (resources.files("services.ingest.adapters") / "samples" / sample).read_bytes()
+        events += [event(outcome) for outcome in convert(adapter, content).values()]
+    return events
+
+
+async def test_one_seizure_reported_by_two_agencies_counts_once(ledger: SqlLedger) -> None:
+    """Issue 12.10: customs and police both report the 20 kg 32 g of heroin of 14 March 2024."""
+    await ledger.append(_sample_seizures())
+    heroin = [
+        row
+        for row in await audit.seizure_stats(ledger)
+        if (row["substance"], row["month"]) == ("heroin", "2024-03")
+    ]
+    assert [(r["unit"], r["quantity"], r["seizures"], r["reports"]) for r in heroin] == [
+        ("BLO-OYBEK", 20.032, 1, 2),  # the customs report came first; the police one is kept
+        ("BLO-SARIOSIYO", 12.5, 1, 1),
+    ]
+    out = io.StringIO()
+    assert await audit.replay(ledger, Query(types=("seizure.reported",)), out) == 12
+
+
+async def test_stats_count_a_case_once_with_its_first_reports_figures(ledger: SqlLedger) -> None:
+    first = factories.seizure("BLO-OYBEK", grams=20032)
+    first["data"]["case"] = "12-3456/2024"
+    second = factories.seizure("IMT-GULISTAN", grams=20030)  # weighed again by the police
+    second["data"]["case"] = "12-3456/2024"
+    other = factories.seizure("IMT-GULISTAN", grams=500)  # no case: a seizure of its own
+    await ledger.append([CloudEvent.model_validate(e) for e in (first, second, other)])
+    rows = await audit.seizure_stats(ledger)
+    assert [(r["unit"], r["quantity"], r["seizures"], r["reports"]) for r in rows] == [
+        ("BLO-OYBEK", 20.032, 1, 2),
+        ("IMT-GULISTAN", 0.5, 1, 1),
+    ]
+
+
+async def _rechain(ledger: SqlLedger, old: str, new: str) -> None:
+    """A forger with the database: edits entries and recomputes every hash after them."""
+    async with ledger.engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT seq, recorded_at, event FROM ledger_entries ORDER BY seq")
+            )
+        ).all()
+        prev = GENESIS
+        for row in rows:
+            forged = row.event.replace(old, new)
+            digest = entry_hash(prev, row.seq, row.recorded_at, forged)
+            await conn.execute(
+                text(
+                    "UPDATE ledger_entries SET event = :e, prev_hash = :p, hash = :h WHERE seq = :s"
+                ),
+                {"e": forged, "p": prev, "h": digest, "s": row.seq},
+            )
+            prev = digest
+
+
+async def test_an_insider_cannot_rewrite_the_ledger_and_have_it_signed(
+    make_ledger: LedgerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13.2: every checkpoint deleted, entry 1 edited and re-chained."""
+    ledger = make_ledger(CheckpointPolicy(every=3, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(5))
+    assert ledger.notary is not None
+    await ledger.notary.flush()  # the insider comes later than the record's write
+    await _tamper(ledger, "DELETE FROM ledger_checkpoints")
+    await _rechain(ledger, "heroin", "flour")
+
+    report = await ledger.verify()  # on the ledger's host: its record names what it signed
+    assert (report.ok, report.first_bad_seq) == (False, 3)
+    assert "entries up to here were rewritten" in report.problems[0]
+    elsewhere = make_ledger(CheckpointPolicy(every=3, interval=3600), signer=None)
+    report = await elsewhere.verify()  # without it: 5 entries and no checkpoint
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert "more than CHECKPOINT_EVERY (3)" in report.problems[0]
+
+    with pytest.raises(Unavailable, match="checkpoints were deleted"):
+        await ledger.append(_events(1))  # the signer refuses to extend, let alone sign, the forgery
+    with pytest.raises(Unavailable):
+        await ledger.checkpoint_if_due(force=True)
+    assert await ledger.ready() is False
+    assert "REFUSING to append or sign" in caplog.text
+    restarted = make_ledger(CheckpointPolicy(every=3, interval=3600))  # its record is on disk
+    with pytest.raises(Unavailable):
+        await restarted.checkpoint_if_due(force=True)
+    assert await ledger.checkpoints() == []  # nothing was signed
+    assert await ledger.count() == 5
+
+
+async def test_the_signer_resumes_once_the_database_is_restored(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(5))
+    last = (await ledger.checkpoints())[-1]
+    await _tamper(ledger, f"DELETE FROM ledger_checkpoints WHERE size = {last.size}")
+    with pytest.raises(Unavailable, match="checkpoints were deleted"):
+        await ledger.append(_events(1))
+    assert await ledger.ready() is False
+    async with ledger.engine.begin() as conn:  # the operator restores it from a backup
+        await conn.execute(tables.checkpoints.insert(), [last.columns()])
+    assert (await ledger.append(_events(1))).appended == (6,)
+    assert await ledger.ready() is True
+    assert (await ledger.verify()).ok
+
+
+async def test_the_signer_notices_its_own_unsigned_entries_deleted(
+    make_ledger: LedgerFactory,
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(3))  # signed: the first append signs its head
+    await ledger.append(_events(2))  # 4-5: not signed yet
+    await _tamper(ledger, "DELETE FROM ledger_entries WHERE seq > 3")
+    with pytest.raises(Unavailable, match="entries were deleted"):
+        await ledger.append(_events(1))
+
+
+async def test_the_last_signed_checkpoint_is_kept_beside_the_key(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(5))
+    assert ledger.notary is not None
+    await ledger.notary.flush()  # written in the background: the append does not wait for it
+    record = tmp_path / "key.last-checkpoint.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    checkpoints = await ledger.checkpoints()
+    assert Checkpoint.from_dict(json.loads(record.read_text())) == checkpoints[-1]
+    assert [(c.version, c.size) for c in checkpoints] == [(2, 2), (2, 4)]
+    assert checkpoints[1].prev == checkpoints[0].digest()  # each signs the one before
+    record.write_text("{not json")
+    restarted = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    with pytest.raises(Unavailable, match="unreadable"):  # never silently trust the database
+        await restarted.append(_events(1))
+    assert (await restarted.verify()).ok  # the database itself is intact
+
+
+async def test_a_checkpoint_deleted_from_the_middle_breaks_their_chain(
+    make_ledger: LedgerFactory,
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=2, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(7))
+    assert [c.size for c in await ledger.checkpoints()] == [2, 4, 6]
+    await _tamper(ledger, "DELETE FROM ledger_checkpoints WHERE size = 4")
+    report = await ledger.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 3)  # entries 3-6: no checkpoint within 2
+    assert any("checkpoint chain is broken" in problem for problem in report.problems)
+
+
+async def test_entries_signed_by_no_checkpoint_beyond_every_fail(
+    make_ledger: LedgerFactory,
+) -> None:
+    unsigned = make_ledger(CheckpointPolicy(every=3, interval=3600), signer=None)
+    await unsigned.create_schema()
+    await unsigned.append(_events(4))  # written without the key: nothing signed them
+    report = await make_ledger(CheckpointPolicy(every=3, interval=3600)).verify()
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert "more than CHECKPOINT_EVERY (3)" in report.problems[0]
+
+
+async def test_a_bundle_ends_at_a_checkpoint_and_verifies_only_with_a_trusted_key(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(3))
+    await ledger.append(_events(2))  # entries 4-5 not signed yet
+    assert [c.size for c in await ledger.checkpoints()] == [3]
+    bundle = tmp_path / "bundle.jsonl"
+    with bundle.open("w") as out:
+        assert await audit.export_bundle(ledger, out) == 5
+    assert ledger.signer is not None
+    trusted = {ledger.signer.key_id: ledger.signer.public_key}
+    report = audit.verify_bundle(bundle, trusted)
+    assert (report.ok, report.count, report.checkpoints, report.origin_verified) == (
+        True,
+        5,
+        2,
+        True,
+    )
+    assert audit.verify_bundle(bundle).origin_verified is False  # its own key proves nothing
+    lines = bundle.read_text().splitlines(keepends=True)
+    stripped = tmp_path / "stripped.jsonl"
+    stripped.write_text("".join(line for line in lines if '"checkpoint"' not in line))
+    report = audit.verify_bundle(stripped, trusted)
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert "does not end at a signed checkpoint" in report.problems[0]
+
+
+async def test_version_1_checkpoints_still_verify_and_the_chain_continues_from_them(
+    make_ledger: LedgerFactory, tmp_path: Path
+) -> None:
+    old = make_ledger(CheckpointPolicy(every=1000, interval=3600), signer=None)
+    await old.create_schema()
+    await old.append(_events(3))
+    signer = load_or_create_signer(tmp_path / "key.pem")
+    head = (await old.verify()).head
+    at = "2026-01-01T00:00:00.000000Z"
+    v1 = Checkpoint(3, head, at, signer.key_id, signer.sign(checkpoint_message(3, head, at)))
+    async with old.engine.begin() as conn:  # as a version before the chain signed it
+        await conn.execute(tables.checkpoints.insert(), [v1.columns()])
+    ledger = make_ledger(CheckpointPolicy(every=1000, interval=3600))
+    await ledger.append(_events(2))  # no record beside the key yet: the database's v1 is adopted
+    await ledger.checkpoint_if_due(force=True)
+    checkpoints = await ledger.checkpoints()
+    assert [(c.version, c.size) for c in checkpoints] == [(1, 3), (2, 5)]
+    assert checkpoints[1].prev == v1.digest()
+    report = await ledger.verify()
+    assert (report.ok, report.checkpoints) == (True, 2)
 
 
 async def test_concurrent_writers_keep_one_chain(make_ledger: LedgerFactory) -> None:

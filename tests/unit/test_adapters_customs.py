@@ -126,3 +126,13 @@ def test_every_kind_of_bad_row_is_reported_and_the_file_goes_on() -> None:
 def test_a_header_without_required_columns_is_refused() -> None:
     with pytest.raises(FileUnreadable, match="reg_no, quantity"):
         convert("customs-csv", "date;post;substance;unit\n")
+
+
+def test_the_criminal_case_number_is_the_seizures_shared_reference() -> None:
+    header = "reg_no;date;post;substance;quantity;unit;case_no\n"
+    rows = "26-0412/0153;14.03.2024;Ойбек;героин;20032;г;12-3456/2024\n26-0412/0154;14.03.2024;Oybek;gashish;1;kg;\n"
+    outcomes = convert("customs-csv", header + rows)
+    cased, plain = event(outcomes[2]).data, event(outcomes[3]).data
+    assert isinstance(cased, SeizureReported)
+    assert isinstance(plain, SeizureReported)
+    assert (cased.case, plain.case) == ("12-3456/2024", None)

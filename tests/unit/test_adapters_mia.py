@@ -43,6 +43,7 @@ def test_a_case_becomes_a_canonical_seizure() -> None:
     )  # fmt: skip
     assert data.agencies == ("MIA", "SSS")
     assert data.detained == 1
+    assert data.case == "12-3456/2024"  # what a customs report of the same seizure gives too
     assert data.persons is not None
     assert (data.persons[0].name, data.persons[0].nationality) == ("Example Driver", "TJ")
     assert ev.releasableto == "UZ,TJ"

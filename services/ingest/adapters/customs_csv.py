@@ -20,6 +20,10 @@ concealment     no        free text
 route           no        country codes: ``TJ-UZ-KZ``, ``TJ > UZ > KZ``
 detained        no        persons detained (a count)
 alert_ref       no        id of the alert that led to the seizure
+case_no         no        the criminal case the seizure was handed over under,
+                          e.g. ``12-3456/2024``: ``data.case``, which the police
+                          report of the same seizure carries too, so that
+                          statistics count it once
 releasable_to   no        countries the report may reach, e.g. ``UZ,TJ``
 ==============  ========  ===================================================
 
@@ -53,7 +57,9 @@ from services.ingest.adapters.base import (
 )
 
 REQUIRED = ("reg_no", "date", "post", "substance", "quantity", "unit")
-OPTIONAL = ("time", "transport", "concealment", "route", "detained", "alert_ref", "releasable_to")
+OPTIONAL = (
+    "time", "transport", "concealment", "route", "detained", "alert_ref", "case_no", "releasable_to",
+)  # fmt: skip
 
 
 class CustomsCsv:
@@ -66,7 +72,7 @@ class CustomsCsv:
         "data.drugs.0.substance": "substance", "data.drugs.0.quantity": "quantity",
         "data.drugs.0.measure": "unit", "data.route": "route", "data.transport": "transport",
         "data.concealment": "concealment", "data.detained": "detained",
-        "data.alert_id": "alert_ref", "releasableto": "releasable_to",
+        "data.alert_id": "alert_ref", "data.case": "case_no", "releasableto": "releasable_to",
     })  # fmt: skip
 
     def records(self, file: IO[bytes]) -> Iterator[Record]:
@@ -120,7 +126,7 @@ class CustomsCsv:
         assert when is not None  # checked above
         data |= {"occurred_at": when.isoformat(), "location": {"unit": unit, "bcp": row["post"]}}
         for column, key in (("transport", "transport"), ("concealment", "concealment"),
-                            ("alert_ref", "alert_id")):  # fmt: skip
+                            ("alert_ref", "alert_id"), ("case_no", "case")):  # fmt: skip
             if row.get(column):
                 data[key] = row[column]
         event: dict[str, Any] = {

@@ -14,7 +14,9 @@ keys not listed here are ignored::
 ==================  ========  =================================================
 key                 required  meaning
 ==================  ========  =================================================
-case_no             yes       case number (text or number); event id ``MIA-<case_no>``
+case_no             yes       case number (text or number); event id ``MIA-<case_no>``;
+                              also ``data.case``, the seizure's shared reference (a
+                              customs report giving the same case counts once with it)
 division            yes       reporting unit or post: ``IMT Gulistan``, ``Гулистан``, ``IMT-GULISTAN``
 opened              yes       RFC 3339, or ``YYYY-MM-DD HH:MM`` in Uzbekistan time (UTC+5)
 items               yes       ≥ 1 of ``{substance, amount, uom}``; amount a number or ``"20,032"``
@@ -63,7 +65,7 @@ class MiaJsonl:
     fields = MappingProxyType({
         "id": "case_no", "source": "division", "time": "opened", "data.occurred_at": "opened",
         "data.drugs": "items", "data.persons": "suspects", "data.route": "route",
-        "data.agencies": "joint_with", "data.alert_id": "alert_ref",
+        "data.agencies": "joint_with", "data.alert_id": "alert_ref", "data.case": "case_no",
         "releasableto": "releasable_to", "piireleasableto": "pii_releasable_to",
     })  # fmt: skip
 
@@ -105,6 +107,7 @@ class MiaJsonl:
         assert when is not None
         data["occurred_at"] = when.isoformat()
         data["location"] = {"unit": unit}
+        data["case"] = case_no
         for key, target in (("transport", "transport"), ("concealment", "concealment"),
                             ("alert_ref", "alert_id")):  # fmt: skip
             if (value := text_or_none(raw.get(key))) is not None:
