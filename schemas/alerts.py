@@ -141,7 +141,7 @@ Ref = Annotated[
 
 Any other character is allowed — ``/``, ``%``, ``?``, ``#``, spaces, non-ASCII,
 ``..`` — because agencies' own record numbers become ids (``BT-2024/0091``);
-in a URL path an id is one percent-encoded segment (README, "HTTP API").
+in a URL path an id is one percent-encoded segment (docs/http-api.md, "Alert ids in paths").
 """
 
 SYSTEM_ID_MAX = 512

@@ -3,8 +3,8 @@
 Every list and string of an event is bounded, so validating one costs at most a
 known amount whatever a publisher sends (the request body's 8 MiB cap bounds a
 whole batch, not what one field may make the validator do). The limits are
-generous for what the fields describe and part of the public contract (README,
-"Event limits"); the exported JSON Schemas carry them as ``maxItems`` /
+generous for what the fields describe and part of the public contract (docs/events.md,
+"Limits of an event"); the exported JSON Schemas carry them as ``maxItems`` /
 ``maxLength``.
 
 Text never holds control characters (C0, DEL, C1) nor the Unicode line and
