@@ -21,7 +21,7 @@ from schemas.alerts import (
     UnitId,
     at_least_one,
 )
-from schemas.limits import MAX_COUNT
+from schemas.limits import MAX_COUNT, at_most
 from schemas.vocabulary import Reason, Severity, View
 
 
@@ -31,7 +31,7 @@ class AlertDelivered(FrozenModel):
     alert_id: Ref = Field(description="Id of the alert.raised event.")
     alert_source: UnitId = Field(description="The unit that raised the alert.")
     recipient: UnitId = Field(description="The unit that received it.")
-    reasons: Annotated[tuple[Reason, ...], at_least_one("reason")] = Field(
+    reasons: Annotated[tuple[Reason, ...], at_most(len(Reason)), at_least_one("reason")] = Field(
         json_schema_extra=MIN_ONE,
         max_length=len(Reason),
         description="Why it received it: neighbour, corridor, counterpart, coordinator, explicit.",
