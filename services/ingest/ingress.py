@@ -9,9 +9,10 @@ for that publisher's units only, publishes the valid ones to their canonical
 streams through the idempotent publisher, and puts the others on the dead-letter
 stream with the reason; only then are the entries acknowledged (by the caller),
 so a crash in between redelivers them and the publisher's ``(source, id)`` check
-keeps the effect single. Entries over 16 KiB are screened in the worker processes
-of :mod:`~services.ingest.screening`, and the loop is yielded between entries, so
-that an agency's large entries never stall the HTTP API sharing the process.
+keeps the effect single. Entries over 16 KiB are screened as HTTP bodies are
+(:mod:`~services.ingest.screening`: one event that large in a worker process), and the
+loop is yielded between entries, so that an agency's large entries never stall the HTTP
+API sharing the process.
 """
 
 from __future__ import annotations
