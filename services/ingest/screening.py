@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import select
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -162,11 +164,36 @@ def invalid(exc: Rejected, binary: bool = False) -> Problem:
 _topology: Topology | None = None
 
 
-def _start_worker(topology: Topology) -> None:
+def _start_worker(topology: Topology, api: int) -> None:
     global _topology
     _topology = topology
     _lower_priority()  # inherited already, unless another thread started the fork server
     tune_collector()  # as the API's process: with Python's defaults, a batch cost ~1.6x the CPU
+    threading.Thread(target=_exit_with, args=(api,), name="api-watch", daemon=True).start()
+
+
+def _exit_with(api: int) -> None:
+    """End this worker when the API's process ``api`` ends, however it ends (SIGKILL, the OOM
+    killer): a pool's worker waits on a queue it holds both ends of, and would never notice;
+    and the fork server lives as long as any worker."""
+    try:
+        watched = os.pidfd_open(api)  # readable once the process has ended (Linux 5.3)
+    except OSError:  # gone already, or no pidfd: look every second
+        while _alive(api):
+            time.sleep(1)
+    else:
+        select.select([watched], [], [])
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's (its id was taken again)
+        return False
+    return True
 
 
 def _lower_priority() -> None:
@@ -278,7 +305,7 @@ class Screener:
             self._workers,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_start_worker,
-            initargs=(self.topology,),
+            initargs=(self.topology, os.getpid()),
         )
         for started in [pool.submit(os.getpid) for _ in range(self._workers)]:
             started.result()  # every worker up before the first request waits on one

@@ -209,3 +209,53 @@ async def test_a_flood_of_refused_bodies_leaves_others_publishing(
     floor = 0.010  # below 10 ms, scheduling noise on a shared machine is all there is
     assert loaded_p50 <= 3 * max(calm_p50, floor), figures
     assert loaded_p90 <= 3 * max(calm_p90, floor), figures
+
+
+def _processes() -> dict[int, int]:
+    """Every live process (not a zombie) and its parent."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue
+        if entry.name.isdigit() and state != "Z":
+            parents[int(entry.name)] = int(parent)
+    return parents
+
+
+def _below(pid: int) -> set[int]:
+    """Every live process below ``pid`` (its children, theirs, ...)."""
+    parents = _processes()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+async def test_the_screening_workers_do_not_outlive_a_killed_ingest_process(
+    ingest: tuple[str, ServiceProcesses],
+) -> None:
+    url, processes = ingest
+    [service] = processes.started
+    headers = {"Authorization": f"Bearer {FLOODER}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def up() -> bool:
+            try:
+                return (await client.get("/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(up, "ingest ready", processes, timeout=60)
+        big = {**factories.seizure(unit="BLO-OYBEK"), "k": "x" * 20_000}  # an event over 16 KiB
+        response = await client.post("/v1/events", json=big, headers=headers)
+        assert response.status_code == 422  # screened in a worker process
+    workers = _below(service.pid)
+    assert len(workers) >= 3, workers  # the fork server, two workers (and a resource tracker)
+    service.kill()  # SIGKILL, as the OOM killer would: no clean-up runs
+    # unfixed, they waited for ever on queues they hold both ends of (~60 MB each, every kill)
+    await wait_for(
+        lambda: not workers & _processes().keys(), "the workers to exit", processes, timeout=30
+    )
