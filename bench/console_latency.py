@@ -35,12 +35,12 @@ import httpx
 from playwright.async_api import async_playwright
 
 from bench.report import machine
-from services.auth import token_digest
 from services.bootstrap import Runtime
-from services.config import FileConfig, Principal, Role, Settings
 from services.console.render import row_id
-from services.http import create_app
-from services.serve import ApiServer
+from services.core.auth import token_digest
+from services.core.config import FileConfig, Principal, Role, Settings
+from services.entrypoints.http import create_app
+from services.entrypoints.serve import ApiServer
 
 RESULTS = Path(__file__).parent / "results" / "console-latest.md"
 CHROMIUM = os.environ.get("LIAISON_CHROMIUM", "/usr/bin/chromium")

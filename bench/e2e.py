@@ -28,10 +28,10 @@ from bench import processes, product, raw_sql
 from bench.ingest import ingest_process, post_batches
 from bench.payloads import UNITS, bodies
 from bench.procs import Sample, child_matching, sample
-from services import streams
-from services.bus import ensure_groups
+from services.core import streams
+from services.core.bus import ensure_groups
+from services.core.redis_server import EmbeddedRedis
 from services.ledger.store import SqlLedger, create_engine
-from services.redis_server import EmbeddedRedis
 
 BATCH = 1000
 SENDERS = 4

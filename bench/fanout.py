@@ -2,7 +2,7 @@
 
 The notifier runs as ``liaison serve notifier`` (a separate process, wired by
 ``services/bootstrap.py`` as in ``liaison up``) on an embedded Valkey. This
-process publishes alerts through :class:`~services.bus.RedisPublisher` (the
+process publishes alerts through :class:`~services.core.bus.RedisPublisher` (the
 HTTP API's path) and watches the units' feeds (:mod:`bench.fanout_watch`).
 
 * **Latency**: ``RATE`` alerts/s for ``--seconds``, each reaching five units;
@@ -38,8 +38,8 @@ from bench.fanout_watch import Watcher, alerts
 from bench.raw_redis import server_version
 from bench.report import machine
 from schemas.topology import default_topology
-from services import bus, streams
-from services.redis_server import EmbeddedRedis
+from services.core import bus, streams
+from services.core.redis_server import EmbeddedRedis
 
 RESULTS = Path(__file__).parent / "results" / "fanout-latest.md"
 LIAISON = Path(sys.executable).parent / "liaison"

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
 from schemas.topology import Topology
-from services import streams
+from services.core import streams
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
 

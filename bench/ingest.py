@@ -32,9 +32,9 @@ from bench.payloads import build
 from bench.procs import child_matching, cpu_seconds, tree_cpu_seconds
 from bench.report import Figure, Report, machine, render, serial, write
 from schemas.events import CloudEvent
-from services import streams
-from services.auth import token_digest
-from services.redis_server import EmbeddedRedis, free_port
+from services.core import streams
+from services.core.auth import token_digest
+from services.core.redis_server import EmbeddedRedis, free_port
 
 RESULTS = Path(__file__).parent / "results" / "ingest-latest.md"
 TARGET = 15_000  # events/s accepted, 2 cores (issue 5)

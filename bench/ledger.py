@@ -26,10 +26,10 @@ from redis.asyncio import Redis
 from bench import pg, product, raw_redis, raw_sql
 from bench.payloads import Payloads, build, out_of_gc
 from bench.report import Figure, Report, machine, render, serial, write
+from services.core.redis_server import EmbeddedRedis
 from services.ledger.app import LEDGER_OPTIONS
 from services.ledger.signing import load_or_create_signer
 from services.ledger.store import SqlLedger, create_engine
-from services.redis_server import EmbeddedRedis
 
 RESULTS = Path(__file__).parent / "results" / "ledger-latest.md"
 PERSIST_TARGET = 20_000  # events/s into SQLite on 2 cores (the issue)

@@ -43,11 +43,11 @@ from redis.asyncio import Redis
 
 from bench import processes, product
 from bench.payloads import Payloads, build, out_of_gc
-from services import streams
 from services.bootstrap import Runtime
-from services.config import Settings
+from services.core import streams
+from services.core.config import Settings
+from services.core.redis_server import EmbeddedRedis
 from services.ledger.store import SqlLedger, create_engine
-from services.redis_server import EmbeddedRedis
 
 POLL = 0.02
 VARIANTS = ("inproc", "runtime", "process", "frozen", "warm", "paused")

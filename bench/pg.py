@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 
-from services.redis_server import free_port
+from services.core.redis_server import free_port
 
 
 class PostgresUnavailable(RuntimeError):

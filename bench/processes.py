@@ -22,7 +22,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bench.procs import sample
-from services import streams
+from services.core import streams
 
 LIAISON = Path(sys.executable).parent / "liaison"
 

@@ -11,14 +11,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import streams
 from services.bootstrap import consumer_name
-from services.bus import RedisPublisher, ensure_groups
+from services.core import streams
+from services.core.bus import RedisPublisher, ensure_groups
+from services.core.streaming import redis_broker
 from services.ledger import audit
 from services.ledger.app import register_ledger
 from services.ledger.store import Query, SqlLedger
 from services.ledger.verify import VerifyReport
-from services.streaming import redis_broker
 
 PUBLISH_BATCH = 1000  # the HTTP API's largest batch
 POLL = 0.05

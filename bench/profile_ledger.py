@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 
 from bench import product
 from bench.payloads import build, out_of_gc
+from services.core.redis_server import EmbeddedRedis
 from services.ledger.signing import load_or_create_signer
 from services.ledger.store import SqlLedger, create_engine
-from services.redis_server import EmbeddedRedis
 
 PHASES = {"replay": product.replay, "verify": product.verify, "entries": product.entries}
 

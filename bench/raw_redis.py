@@ -16,7 +16,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
 
-from services.streams import EVENT_FIELD
+from services.core.streams import EVENT_FIELD
 
 KEY = "bench:raw:stream"
 GROUP = "bench"

@@ -3,7 +3,7 @@
 ``Runtime`` starts (in order) the Redis-compatible server if none is
 configured, the consumer groups, the ledger's database, the broker with
 the chosen services' subscribers, and hands the HTTP API its collaborators.
-Each runtime has its own metrics registry (:class:`~services.prometheus.PrometheusMetrics`).
+Each runtime has its own metrics registry (:class:`~services.core.prometheus.PrometheusMetrics`).
 """
 
 from __future__ import annotations
@@ -22,17 +22,22 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services import log_hygiene, streams
-from services.alert_register import AlertRegister
-from services.auth import Authenticator
-from services.bus import RedisPublisher, ensure_groups
-from services.config import FileConfig, Role, Settings, read_file_config, resolve_topology
+from services.core import log_hygiene, streams
+from services.core.alert_register import AlertRegister
+from services.core.auth import Authenticator
+from services.core.bus import RedisPublisher, ensure_groups
+from services.core.config import FileConfig, Role, Settings, read_file_config, resolve_topology
+from services.core.loops import forever, log_failure
+from services.core.metrics import ESCALATIONS
+from services.core.private import data_directory
+from services.core.prometheus import PrometheusMetrics
+from services.core.redis_client import blocking_timeout, connect
+from services.core.redis_server import EmbeddedRedis
+from services.core.streaming import Background, redis_broker
 from services.ingest.app import INGEST_OPTIONS, register_ingest
 from services.ingest.screening import Screener
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
-from services.loops import forever, log_failure
-from services.metrics import ESCALATIONS
 from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import NotifierDeps
@@ -43,12 +48,7 @@ from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
-from services.private import data_directory
-from services.prometheus import PrometheusMetrics
-from services.redis_client import blocking_timeout, connect
-from services.redis_server import EmbeddedRedis
 from services.runtime_deps import Deps
-from services.streaming import Background, redis_broker
 from services.trimmer import trim_acknowledged
 
 log = logging.getLogger(__name__)

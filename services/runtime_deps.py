@@ -10,16 +10,16 @@ from fastapi import Header, Request
 from redis.asyncio import Redis
 
 from schemas.topology import Topology
-from services.alert_register import OwnerCheck
-from services.auth import Authenticator
-from services.bus import Publisher
-from services.config import ConsoleOptions, Principal
+from services.core.alert_register import OwnerCheck
+from services.core.auth import Authenticator
+from services.core.bus import Publisher
+from services.core.config import ConsoleOptions, Principal
+from services.core.prometheus import PrometheusMetrics
 from services.ingest.screening import Screener
 from services.ledger.store import SqlLedger
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.notifier.live import LiveFeeds
-from services.prometheus import PrometheusMetrics
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from services.redis_server import EmbeddedRedis
+from services.core.redis_server import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

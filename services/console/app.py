@@ -20,7 +20,7 @@ from services.console import pages_audit, pages_auth, pages_officer
 from services.console.render import PREFIX, render
 from services.console.security import SecurityHeaders
 from services.console.web import NeedsSignIn, login_url
-from services.problems import Problem
+from services.core.problems import Problem
 from services.runtime_deps import Deps
 
 STATIC = Path(__file__).parent / "static"

@@ -23,16 +23,16 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from schemas.vocabulary import EventType
-from services.auth import require
-from services.config import Role
 from services.console import timeline
 from services.console.render import PREFIX, Viewer, render
 from services.console.stats import stats_view
 from services.console.svgmap import Marks
 from services.console.web import posted, runtime, sessions, viewer
+from services.core.auth import require
+from services.core.config import Role
+from services.core.problems import Problem
 from services.ledger import audit, scan
 from services.ledger.store import Query, utc_text
-from services.problems import Problem
 from services.runtime_deps import Deps
 
 router = APIRouter()

@@ -8,8 +8,6 @@ import secrets
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from services.auth import token_digest
-from services.config import Principal, Role
 from services.console import i18n
 from services.console.render import LANG_COOKIE, PREFIX, locale_of, render
 from services.console.security import same_origin, token_matches
@@ -24,7 +22,9 @@ from services.console.web import (
     sessions,
     viewer,
 )
-from services.problems import Problem
+from services.core.auth import token_digest
+from services.core.config import Principal, Role
+from services.core.problems import Problem
 
 router = APIRouter()
 LOGIN_COOKIE = "lx_login"

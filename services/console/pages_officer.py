@@ -1,6 +1,6 @@
 """An officer's pages: the unit's inbox (live), acknowledging, one alert with map and story.
 
-Authorization is the API's own (:mod:`services.auth`): the inbox and an alert page for an
+Authorization is the API's own (:mod:`services.core.auth`): the inbox and an alert page for an
 officer of the unit or an auditor, acknowledging and the live stream for an officer of the
 unit only. What an alert shows is the unit's view as the inbox stores it — the same
 document ``GET /v1/units/{unit}/alerts`` returns — so person data follows the API's rules.
@@ -19,18 +19,18 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from schemas.alerts import AlertRef
-from services.auth import require_officer_of, require_unit_reader
-from services.config import Role
 from services.console import timeline, views
 from services.console.render import PREFIX, Viewer, path_id, render
 from services.console.svgmap import Marks
 from services.console.web import form_text, posted, runtime, safe_back, sessions, viewer
+from services.core.auth import require_officer_of, require_unit_reader
+from services.core.config import Role
+from services.core.problems import Problem
 from services.ledger.audit import in_trail_of
 from services.ledger.store import Query
 from services.notifier.api import LiveResponse, open_screen
 from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.lookup import AmbiguousAlert, received_alert
-from services.problems import Problem
 from services.runtime_deps import Deps
 
 router = APIRouter()

@@ -9,11 +9,11 @@ from urllib.parse import quote
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from services.auth import Authenticator
 from services.console.render import PREFIX, Viewer
 from services.console.security import same_origin, token_matches
 from services.console.sessions import COOKIE, SessionStore
-from services.problems import Problem
+from services.core.auth import Authenticator
+from services.core.problems import Problem
 from services.runtime_deps import Deps
 
 

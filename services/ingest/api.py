@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from services import problems
-from services.config import Principal, Role
+from services.core import problems
+from services.core.config import Principal, Role
+from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
+from services.core.problems import Problem
 from services.ingest.content_modes import locate, located_in
 from services.ingest.intake import MAX_BATCH, foreign_changes
 from services.ingest.screening import MAX_BODY
-from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
-from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["ingest"])

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from services import streams
-from services.alert_register import OwnerCheck
-from services.bus import Entry, Publisher
-from services.config import Principal, Role
+from services.core import streams
+from services.core.alert_register import OwnerCheck
+from services.core.bus import Entry, Publisher
+from services.core.config import Principal, Role
+from services.core.metrics import NO_METRICS, Metrics
+from services.core.streaming import Claimer, GroupOptions, subscribe_group
 from services.ingest.ingress import forward
 from services.ingest.screening import Screener
-from services.metrics import NO_METRICS, Metrics
-from services.streaming import Claimer, GroupOptions, subscribe_group
 
 INGEST_OPTIONS = GroupOptions(max_records=500)
 

@@ -26,10 +26,10 @@ from redis.exceptions import ResponseError
 
 from schemas.events import CloudEvent
 from schemas.topology import Topology
-from services import streams
-from services.alert_register import AlertRegister
-from services.bus import RedisPublisher
-from services.config import Principal
+from services.core import streams
+from services.core.alert_register import AlertRegister
+from services.core.bus import RedisPublisher
+from services.core.config import Principal
 from services.ingest.adapters import ADAPTERS
 from services.ingest.adapters.base import Record, RowInvalid
 from services.ingest.importer import IMPORT_ORIGIN, check_record

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.auth import require
-from services.config import Principal, Role
+from services.core.auth import require
+from services.core.config import Principal, Role
+from services.core.problems import Problem, documented
 from services.ledger.scan import entry_json
 from services.ledger.store import Query as LedgerQuery
 from services.ledger.store import utc_text
-from services.problems import Problem, documented
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["ledger"])

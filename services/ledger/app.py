@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from services import streams
-from services.bus import Entry, RedisDeadLetters
+from services.core import streams
+from services.core.bus import Entry, RedisDeadLetters
+from services.core.metrics import LEDGER_APPENDED, LEDGER_DUPLICATES, NO_METRICS, Metrics
+from services.core.streaming import Background, GroupOptions, subscribe_pipelined
 from services.ledger.handlers import append_prepared, prepare_entries
 from services.ledger.records import Record
 from services.ledger.store import SqlLedger
-from services.metrics import LEDGER_APPENDED, LEDGER_DUPLICATES, NO_METRICS, Metrics
-from services.streaming import Background, GroupOptions, subscribe_pipelined
 
 LEDGER_OPTIONS = GroupOptions(max_records=500, queue_batches=8)
 """Up to 8 batches of 500 read ahead of the commit: one transaction takes what is queued."""

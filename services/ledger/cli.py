@@ -16,15 +16,15 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
-from services.config import ConfigError, settings_from_env
+from services.core.config import ConfigError, settings_from_env
+from services.core.terminal import console as make_console
+from services.core.terminal import printable, safe
 from services.ledger import audit
 from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
 from services.ledger.signing import load_public_keys, public_pem
 from services.ledger.store import Query, SqlLedger, utc_text
 from services.ledger.verify import VerifyReport
-from services.terminal import console as make_console
-from services.terminal import printable, safe
 
 app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, trail, stats, export."

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.config import ConfigError, Settings
+from services.core.config import ConfigError, Settings
+from services.core.private import data_directory, describe_data_dir, private_sqlite, sqlite_path
 from services.ledger.signing import load_or_create_signer
 from services.ledger.store import CheckpointPolicy, SqlLedger, create_engine
-from services.private import data_directory, describe_data_dir, private_sqlite, sqlite_path
 
 
 def open_existing_ledger(settings: Settings) -> SqlLedger:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from schemas.events import CloudEvent
-from services.bus import Unavailable
+from services.core.bus import Unavailable
 from services.ledger import append as sql
 from services.ledger import redaction, scan, schema, tables
 from services.ledger.checkpoints import Checkpoint, Policy

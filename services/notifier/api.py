@@ -11,14 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from schemas.alerts import Name, Text
-from services import problems
-from services.auth import require_officer_of, require_unit_reader
-from services.config import Principal
+from services.core import problems
+from services.core.auth import require_officer_of, require_unit_reader
+from services.core.config import Principal
+from services.core.problems import Problem
 from services.notifier import live
 from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.notifier.lookup import SOURCE_PATTERN, AmbiguousAlert, received_alert
-from services.problems import Problem
 from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["notifier"])

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from services import streams
-from services.bus import Entry, RedisDeadLetters
-from services.metrics import NO_METRICS, Metrics
+from services.core import streams
+from services.core.bus import Entry, RedisDeadLetters
+from services.core.metrics import NO_METRICS, Metrics
+from services.core.streaming import Background, GroupOptions, subscribe_pipelined
 from services.notifier.batches import PreparedBatch, commit_alerts, prepare_alerts
 from services.notifier.handlers import NotifierDeps
-from services.streaming import Background, GroupOptions, subscribe_pipelined
 
 NOTIFIER_OPTIONS = GroupOptions(max_records=100, queue_batches=4)
 """Batches of 100 alerts; up to 4 rendered ahead of the writes (see services/notifier/batches.py)."""

@@ -17,9 +17,9 @@ from schemas.events import CloudEvent, canonical_json
 from schemas.receipts import AlertAcknowledged, AlertDelivered
 from schemas.topology import Topology
 from schemas.vocabulary import EventType, Reason, Tlp, View
-from services.bus import Encoded, Publisher
-from services.config import AckDeadlines
-from services.metrics import DELIVERIES, NO_METRICS, Metrics
+from services.core.bus import Encoded, Publisher
+from services.core.config import AckDeadlines
+from services.core.metrics import DELIVERIES, NO_METRICS, Metrics
 from services.notifier.admission import AlertOwners
 from services.notifier.routing import (
     AlertFacts,

@@ -4,12 +4,12 @@ Every write is idempotent — set-if-absent on a key derived from the alert,
 the unit or the event — so a redelivered stream entry changes nothing.
 
 Each view of an alert, and each copy of a change, is stored once in the alert's views
-hash (:func:`~services.streams.views_key`), however many units receive it; a unit's
+hash (:func:`~services.core.streams.views_key`), however many units receive it; a unit's
 entry refers to it. An alert leaves every inbox ``INBOX_RETENTION`` after its last
 delivery, change or acknowledgement (:mod:`services.notifier.retention`).
 
 An alert is its origin's: entries, acknowledgements, changes, escalations, notices,
-deadlines and expiries are keyed by :func:`~services.streams.alert_key`
+deadlines and expiries are keyed by :func:`~services.core.streams.alert_key`
 (``<origin>/<id>``), so two units' alerts with the same id stay apart in one inbox.
 """
 
@@ -27,9 +27,9 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT, KeyT
 
 from schemas.alerts import AlertRef
-from services import streams
-from services.alert_register import AlertRegister
-from services.bus import DEDUPE_WINDOW, Encoded, seen_field
+from services.core import streams
+from services.core.alert_register import AlertRegister
+from services.core.bus import DEDUPE_WINDOW, Encoded, seen_field
 from services.notifier import inbox_read, inbox_scripts
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class RedisInbox:
         )
 
     async def claim_alerts(self, alerts: Sequence[AlertRef]) -> None:
-        """Register each alert as its origin's (:mod:`services.alert_register`)."""
+        """Register each alert as its origin's (:mod:`services.core.alert_register`)."""
         await self._register.claim(alerts)
 
     async def alert_origins(self, alert_ids: Sequence[str]) -> list[tuple[str, ...]]:
@@ -177,7 +177,7 @@ class RedisInbox:
         """Record the first acknowledgement; None if the unit never got this alert.
 
         One script: the acknowledgement, the deadline cleared, the ``alert.acknowledged``
-        ``receipt`` appended (marked published, as :class:`~services.bus.RedisPublisher`
+        ``receipt`` appended (marked published, as :class:`~services.core.bus.RedisPublisher`
         would) and the feed entry all happen, or — refused, or the server gone — none.
         Returns the acknowledgement in force and whether this call made it.
         """

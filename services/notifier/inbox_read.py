@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services import streams
+from services.core import streams
 from services.notifier.webhook_outcomes import outcome_documents, outcomes_key
 
 MAX_CHANGES_SHOWN = 50
@@ -67,7 +67,7 @@ async def page(
 
 async def entries(redis: Redis, unit: str, ids: Sequence[str]) -> list[dict[str, Any]]:
     """The unit's entries of these alerts (those it has; ``ids`` are alert keys,
-    :func:`~services.streams.alert_key`), in order: the entries and what belongs to them
+    :func:`~services.core.streams.alert_key`), in order: the entries and what belongs to them
     in one round trip, then the views they refer to in another."""
     if not ids:
         return []

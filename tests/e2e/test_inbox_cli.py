@@ -19,7 +19,7 @@ import pytest
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from services.bootstrap import Runtime
-from services.config import AckDeadlines, FileConfig, Settings
+from services.core.config import AckDeadlines, FileConfig, Settings
 from services.notifier.handlers import Acknowledger, acknowledge
 from tests import factories
 from tests.e2e.test_cli import run

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from schemas.events import CloudEvent
 from schemas.topology import default_topology
-from services import streams
+from services.core import streams
 from services.ledger import tables
 from services.ledger.store import SqlLedger, create_engine
 from services.notifier.handlers import facts_of

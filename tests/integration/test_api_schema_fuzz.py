@@ -19,7 +19,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from services.http import create_app
+from services.entrypoints.http import create_app
 from services.runtime_deps import Deps
 from tests.integration.conftest import auth
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.bootstrap import Runtime
-from services.config import Settings, read_file_config
+from services.core.config import Settings, read_file_config
 from services.ingest import dlq
 from services.ledger.store import Query
 from tests.integration.conftest import eventually

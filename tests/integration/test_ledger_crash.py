@@ -33,8 +33,8 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import bus, streams
-from services.config import Settings
+from services.core import bus, streams
+from services.core.config import Settings
 from services.ledger.open import open_ledger
 from tests import factories
 from tests.integration.conftest import seen_index

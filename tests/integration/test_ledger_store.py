@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from schemas.events import CloudEvent
-from services.bus import Unavailable
+from services.core.bus import Unavailable
 from services.ledger import audit, columns, scan, tables
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.checkpoints import Checkpoint

@@ -11,7 +11,7 @@ from schemas.events import CloudEvent
 from schemas.receipts import AlertEscalated
 from schemas.topology import default_topology
 from schemas.vocabulary import EventType
-from services.config import AckDeadlines
+from services.core.config import AckDeadlines
 from services.notifier.escalation import escalate_due
 from services.notifier.handlers import (
     Acknowledger,

@@ -13,7 +13,7 @@ from schemas.events import CloudEvent
 from schemas.receipts import AlertDelivered
 from schemas.topology import default_topology
 from schemas.vocabulary import EventType
-from services.bus import Entry
+from services.core.bus import Entry
 from services.notifier.batches import handle_alert_entries
 from services.notifier.handlers import (
     Acknowledger,

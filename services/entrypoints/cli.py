@@ -15,19 +15,19 @@ from pydantic import ValidationError
 
 from schemas.events import CloudEvent
 from schemas.topology import TopologyError
-from services import log_hygiene, terminal
-from services.config import (
+from services.core import log_hygiene, terminal
+from services.core.config import (
     ConfigError,
     Settings,
     read_file_config,
     resolve_topology,
     settings_from_env,
 )
+from services.core.private import PRIVATE_UMASK
+from services.core.redis_server import EmbeddedServerError
 from services.ingest import cli as ingest_cli
 from services.ledger import cli as ledger_cli
 from services.ledger.store import UnreadableEntry
-from services.private import PRIVATE_UMASK
-from services.redis_server import EmbeddedServerError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -59,7 +59,7 @@ def demo(
     ] = False,
 ) -> None:
     """Play the seed scenario end to end on embedded defaults."""
-    from services.demo import run_demo
+    from services.entrypoints.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="liaison-demo-") as tmp:
         ok = asyncio.run(run_demo(data_dir or Path(tmp), console, serve=serve))
@@ -69,7 +69,7 @@ def demo(
 @app.command()
 def up() -> None:
     """Run ingest, ledger, notifier and the HTTP API until SIGINT/SIGTERM."""
-    from services.runner import run_services
+    from services.entrypoints.runner import run_services
 
     asyncio.run(run_services(_settings(), ("ingest", "ledger", "notifier"), console, http=True))
 
@@ -77,7 +77,7 @@ def up() -> None:
 @app.command()
 def serve(service: Annotated[str, typer.Argument(help="ingest, ledger or notifier")]) -> None:
     """Run one service (scaled deployments); ingest also serves the HTTP API."""
-    from services.runner import run_services
+    from services.entrypoints.runner import run_services
 
     if service not in ("ingest", "ledger", "notifier"):
         raise ConfigError(f"unknown service {service!r}: choose ingest, ledger or notifier")
@@ -90,7 +90,7 @@ def route(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Dry run: who would receive this alert, why, and with which view."""
-    from services.tools import print_route
+    from services.notifier.cli import print_route
 
     settings = _settings()
     topology = resolve_topology(read_file_config(settings.config))
@@ -110,7 +110,7 @@ def inbox(
     ] = False,
 ) -> None:
     """A unit's alerts, newest first, and a coordinator's escalation notices."""
-    from services.tools import show_inbox
+    from services.notifier.cli import show_inbox
 
     asyncio.run(show_inbox(_settings(), unit, console, as_json=as_json))
 
@@ -129,7 +129,7 @@ def ack(
     ] = None,
 ) -> None:
     """Acknowledge one alert for UNIT; recorded as cli:<OS user> (and --officer as typed)."""
-    from services.tools import acknowledge_alert
+    from services.notifier.cli import acknowledge_alert
 
     asyncio.run(acknowledge_alert(_settings(), unit, alert_id, officer, note, console, source))
 

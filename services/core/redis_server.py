@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import redis
 
-from services.private import PRIVATE_UMASK, private_dir, tighten_tree, write_private
+from services.core.private import PRIVATE_UMASK, private_dir, tighten_tree, write_private
 
 MIN_VERSION = (7, 0)  # Redis 6.2's XAUTOCLAIM breaks on trimmed entries
 SOCKET_NAME = "redis.sock"

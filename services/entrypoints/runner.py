@@ -8,12 +8,12 @@ from collections.abc import Collection
 from rich.console import Console
 
 from services.bootstrap import Runtime
-from services.collector import tune_collector
-from services.config import Settings
 from services.console.app import console_url
-from services.http import create_app, create_health_app
-from services.http_limits import HttpLimits
-from services.serve import ApiServer, wait_for_signal
+from services.core.collector import tune_collector
+from services.core.config import Settings
+from services.entrypoints.http import create_app, create_health_app
+from services.entrypoints.http_limits import HttpLimits
+from services.entrypoints.serve import ApiServer, wait_for_signal
 
 log = logging.getLogger(__name__)
 

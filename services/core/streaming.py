@@ -6,7 +6,7 @@ service consumes it registers:
 
 * a **reader** — ``XREADGROUP`` in batches of ``max_records``, acknowledged
   (manually) only after the handler returned;
-* a **claimer** (:mod:`services.claimer`) — ``XAUTOCLAIM`` of entries
+* a **claimer** (:mod:`services.core.claimer`) — ``XAUTOCLAIM`` of entries
   pending longer than ``claim_idle_ms`` (a crashed consumer's, or a batch
   whose handler raised), which gives up on an entry after ``retry_cap``
   deliveries and moves it to the dead-letter stream, so one bad entry never
@@ -35,10 +35,10 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis.asyncio import Redis
 
-from services.bus import Entry
-from services.claimer import Claimer, EntryHandler, GroupOptions, stream_entry
-from services.group_commit import GroupCommit
-from services.metrics import NO_METRICS, Metrics
+from services.core.bus import Entry
+from services.core.claimer import Claimer, EntryHandler, GroupOptions, stream_entry
+from services.core.group_commit import GroupCommit
+from services.core.metrics import NO_METRICS, Metrics
 
 __all__ = [
     "Background",

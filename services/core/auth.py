@@ -6,8 +6,8 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from services.config import Principal, Role
-from services.problems import Problem
+from services.core.config import Principal, Role
+from services.core.problems import Problem
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="liaison"'}
 

@@ -12,8 +12,8 @@ Served at ``/asyncapi.json`` (to anyone, like ``/openapi.json``) and committed a
 ``schemas/asyncapi.json``; a test proves the committed file current and another that a running
 runtime subscribes to exactly the streams described here (``docs/redis-streams.md``).
 
-    python -m services.asyncapi          # write schemas/asyncapi.json (``make schemas``)
-    python -m services.asyncapi --check  # exit 1 if it is not current
+    python -m services.core.asyncapi          # write schemas/asyncapi.json (``make schemas``)
+    python -m services.core.asyncapi --check  # exit 1 if it is not current
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from faststream.specification import AsyncAPI
 from schemas.events import DATA_MODELS
 from schemas.export import event_schema
 from schemas.vocabulary import AGENCY_TYPES, SYSTEM_TYPES, EventType
-from services import streams
+from services.core import streams
 
 VERSION = "0.1.0"
 """The interface's version, as in the OpenAPI document."""
-PATH = Path(__file__).resolve().parent.parent / "schemas" / "asyncapi.json"
+PATH = Path(__file__).resolve().parents[2] / "schemas" / "asyncapi.json"
 PUBLISHER = "{publisher}"
 """The ingress streams' parameter: the name of the agency's publisher principal."""
 
@@ -306,7 +306,7 @@ def render() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write ``schemas/asyncapi.json``, or with ``--check`` exit 1 if it is not current."""
-    parser = argparse.ArgumentParser(prog="python -m services.asyncapi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.core.asyncapi", description=__doc__)
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     args = parser.parse_args(argv)
     current = PATH.exists() and PATH.read_text(encoding="utf-8") == render()

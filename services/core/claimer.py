@@ -16,10 +16,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services import streams
-from services.bus import OUTAGES, Entry, dead_letter
-from services.loops import forever, log_failure
-from services.metrics import DEAD_LETTERED, NO_METRICS, REDELIVERIES, Metrics
+from services.core import streams
+from services.core.bus import OUTAGES, Entry, dead_letter
+from services.core.loops import forever, log_failure
+from services.core.metrics import DEAD_LETTERED, NO_METRICS, REDELIVERIES, Metrics
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.problems import MEDIA_TYPE
+from services.core.problems import MEDIA_TYPE
 
 SMALL_BODY = 64 * 1024
 """Acknowledgements and the like: a note of 2,000 characters fits many times over."""

@@ -3,7 +3,7 @@
 Each :class:`~services.bootstrap.Runtime` builds its own :class:`PrometheusMetrics`
 (its own ``CollectorRegistry``, never the library's global one), so runtimes sharing
 a Python process (the tests) count apart. The services count through the
-:class:`~services.metrics.Metrics` port; the figures that live in Redis (consumer
+:class:`~services.core.metrics.Metrics` port; the figures that live in Redis (consumer
 groups' pending and lag, stream lengths, the dead letters) and the readiness checks
 are read per scrape, in one pipelined round trip, under a deadline: a scrape
 answers even while Redis does not (``liaison_redis_scrape_ok`` 0, those figures absent).
@@ -26,9 +26,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from services import streams
-from services.metrics import COUNTERS, CounterSpec
-from services.stream_figures import StreamFigures, read_streams
+from services.core import streams
+from services.core.metrics import COUNTERS, CounterSpec
+from services.core.stream_figures import StreamFigures, read_streams
 
 __all__ = ["CONTENT_TYPE", "PrometheusMetrics"]
 
@@ -139,7 +139,7 @@ class PrometheusMetrics:
         self._ready: Readiness | None = None
 
     def inc(self, counter: CounterSpec, amount: float = 1, *labels: str) -> None:
-        """:meth:`services.metrics.Metrics.inc`."""
+        """:meth:`services.core.metrics.Metrics.inc`."""
         if len(labels) != len(counter.labels):
             raise ValueError(f"{counter.name} takes labels {counter.labels}, not {labels}")
         values = self._counters.values[counter]

@@ -1,6 +1,6 @@
 """The garbage collector's settings for a long-running process that handles batches of events.
 
-Shared by the service process (:mod:`services.runner`) and the screening worker processes
+Shared by the service process (:mod:`services.entrypoints.runner`) and the screening worker processes
 (:mod:`services.ingest.screening`), which start as fresh interpreters and would otherwise run
 with Python's defaults — there, validating a batch cost ~1.6x the CPU it costs in-process.
 """

@@ -15,16 +15,17 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from services import problems, runtime_deps
-from services.asyncapi import document as asyncapi_document
-from services.auth import holds_token
-from services.body_limit import BodyLimit
+from services import runtime_deps
 from services.console.app import create_console
+from services.core import problems
+from services.core.asyncapi import document as asyncapi_document
+from services.core.auth import holds_token
+from services.core.body_limit import BodyLimit
+from services.core.problems import Problem
+from services.core.prometheus import CONTENT_TYPE
 from services.ingest.api import router as ingest_router
 from services.ledger.api import router as ledger_router
 from services.notifier.api import router as notifier_router
-from services.problems import Problem
-from services.prometheus import CONTENT_TYPE
 from services.runtime_deps import Deps
 
 Guard = Callable[..., None]

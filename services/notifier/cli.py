@@ -17,17 +17,17 @@ from rich.table import Table
 
 from schemas.events import CloudEvent
 from schemas.topology import Topology
-from services.bus import RedisPublisher
-from services.config import ConfigError, Settings, read_file_config, resolve_topology
-from services.inbox_view import print_inbox
+from services.core.bus import RedisPublisher
+from services.core.config import ConfigError, Settings, read_file_config, resolve_topology
+from services.core.private import data_directory, describe_data_dir
+from services.core.redis_client import connect
+from services.core.redis_server import EmbeddedRedis
+from services.core.terminal import safe
 from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
+from services.notifier.inbox_view import print_inbox
 from services.notifier.lookup import AmbiguousAlert, received_alert
 from services.notifier.routing import route_alert
-from services.private import data_directory, describe_data_dir
-from services.redis_client import connect
-from services.redis_server import EmbeddedRedis
-from services.terminal import safe
 
 
 @asynccontextmanager

@@ -96,7 +96,7 @@ FEED_MAXLEN = 10_000
 ALERT_ORIGINS = f"{PREFIX}:alert-origins"
 """Hash alert id → the sources that raised an alert with that id, space-separated, in the
 order the notifier first delivered them (``/units/BLO-OYBEK /units/BLO-FOTEHOBOD``). Written
-by the notifier, read by ingest to refuse another unit's change (:mod:`services.alert_register`)."""
+by the notifier, read by ingest to refuse another unit's change (:mod:`services.core.alert_register`)."""
 
 INBOX_PREFIX = f"{PREFIX}:inbox:"
 ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"

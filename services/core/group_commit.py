@@ -3,7 +3,7 @@
 A serial writer (the ledger: one hash chain, one transaction at a time)
 that read, committed and acknowledged one batch after the other would leave
 the database idle while it reads and Redis idle while it commits. Here the
-readers (``services.streaming.subscribe_pipelined``) *prepare* their
+readers (``services.core.streaming.subscribe_pipelined``) *prepare* their
 batches and queue them; :class:`GroupCommit` takes everything queued,
 commits it with one call, and only then acknowledges it (``XACK``, one
 round trip for every stream). The queue is bounded, so a slow writer stops
@@ -25,8 +25,8 @@ from typing import Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from services.bus import Entry
-from services.loops import log_failure
+from services.core.bus import Entry
+from services.core.loops import log_failure
 
 log = logging.getLogger(__name__)
 

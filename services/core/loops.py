@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 
-from services.bus import OUTAGES
+from services.core.bus import OUTAGES
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas.events import CloudEvent
-from services import demo_scenario as scenario
 from services.bootstrap import Runtime
-from services.config import Settings
 from services.console.app import console_url
-from services.http import create_app
+from services.core.config import Settings
+from services.entrypoints import demo_scenario as scenario
+from services.entrypoints.http import create_app
+from services.entrypoints.serve import ApiServer, wait_for_signal
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
-from services.serve import ApiServer, wait_for_signal
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:

@@ -5,7 +5,7 @@ whom and why it came, how long it has waited and until when, who
 acknowledged it, whether it was escalated — and its id whole on a line of
 its own, to copy into ``liaison ack``. A coordinator's escalation notices
 follow. Every value from an event or a person passes through
-:func:`~services.terminal.safe`.
+:func:`~services.core.terminal.safe`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from services.terminal import safe
+from services.core.terminal import safe
 
 _SEVERITY_STYLE = {"flash": "bold red", "urgent": "bold yellow", "routine": "bold"}
 _CLOSED = ("closed", "cancelled")

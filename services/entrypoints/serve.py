@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from services.http_limits import DEFAULT_LIMITS, HttpLimits
+from services.entrypoints.http_limits import DEFAULT_LIMITS, HttpLimits
 
 GRACEFUL_SHUTDOWN = 10
 """Seconds requests in flight may take to finish when the server stops (then cancelled)."""

@@ -11,7 +11,7 @@ blocks on the server for longer (an ``XREAD … BLOCK 15000`` killed the live
 stream after 5 s of quiet). A client either blocks no longer than
 :data:`COMMAND_TIMEOUT` allows (:data:`LONGEST_BLOCK`) or is built with
 :func:`blocking_timeout` of its longest block; the stream readers' broker has
-no read timeout at all (``services.streaming.redis_broker``). Pools are bounded and
+no read timeout at all (``services.core.streaming.redis_broker``). Pools are bounded and
 *wait* for a free connection (up to :data:`POOL_TIMEOUT`) instead of failing
 at once, and each kind of work has its own (see ``services.bootstrap``).
 """

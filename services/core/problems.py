@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.limits import explain
-from services.bus import OUTAGES
+from services.core.bus import OUTAGES
 
 log = logging.getLogger(__name__)
 

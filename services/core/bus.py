@@ -23,7 +23,7 @@ from redis.typing import EncodableT, FieldT
 
 from schemas.events import CloudEvent
 from schemas.vocabulary import EventType
-from services import streams
+from services.core import streams
 
 # KEYS[1], KEYS[2] = this and the previous window's seen hash; KEYS[3..] = streams;
 # ARGV[1] = seconds the current hash lives; then (stream index, seen field, payload)*

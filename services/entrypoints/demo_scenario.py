@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.auth import token_digest
-from services.config import FileConfig, Principal, Role
+from services.core.auth import token_digest
+from services.core.config import FileConfig, Principal, Role
 
 ALERT_ORIGIN = "BLO-OYBEK"
 SEIZING_UNIT = "IMT-GULISTAN"

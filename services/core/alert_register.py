@@ -2,7 +2,7 @@
 
 Event ids are unique per source only, so one id may name several units'
 alerts (:class:`~schemas.alerts.AlertRef`), each its own. The notifier
-registers every alert it delivers in :data:`~services.streams.ALERT_ORIGINS`
+registers every alert it delivers in :data:`~services.core.streams.ALERT_ORIGINS`
 (alert id → the sources that raised one). Ingest reads it to refuse, at the
 door and naming the owner, a change from a unit that raised no alert of that
 id — only the unit that raised an alert may change it — instead of accepting
@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from schemas.alerts import AlertRef
-from services import streams
-from services.bus import DEDUPE_WINDOW
+from services.core import streams
+from services.core.bus import DEDUPE_WINDOW
 
 _UNITS = "/units/"
 
@@ -57,7 +57,7 @@ class OwnerCheck(Protocol):
 
 
 class AlertRegister:
-    """:data:`~services.streams.ALERT_ORIGINS` on Redis.
+    """:data:`~services.core.streams.ALERT_ORIGINS` on Redis.
 
     ``dedupe_window`` is the publishers' (``Settings.dedupe_window``): an alert
     published but not delivered yet is found in their index of what was

@@ -1,7 +1,7 @@
 """The counters services keep, as plain names: no metrics library below the bootstrap.
 
 Handlers count through a :class:`Metrics` passed down from the bootstrap
-(:class:`~services.prometheus.PrometheusMetrics` there); :data:`NO_METRICS`
+(:class:`~services.core.prometheus.PrometheusMetrics` there); :data:`NO_METRICS`
 is the default, so unit tests and other callers need not care. Count once
 per batch (``inc(SPEC, len(batch))``), not per event: hot paths stay hot.
 """

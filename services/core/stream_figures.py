@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services import streams
+from services.core import streams
 
 
 @dataclass(frozen=True, slots=True)
