@@ -11,10 +11,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services.bootstrap import consumer_name
 from services.core import streams
 from services.core.bus import RedisPublisher, ensure_groups
 from services.core.streaming import redis_broker
+from services.core.wiring import consumer_name
 from services.ledger import audit
 from services.ledger.app import register_ledger
 from services.ledger.store import Query, SqlLedger

@@ -27,13 +27,12 @@ from services.console import timeline
 from services.console.render import PREFIX, Viewer, render
 from services.console.stats import stats_view
 from services.console.svgmap import Marks
-from services.console.web import posted, runtime, sessions, viewer
+from services.console.web import ConsoleApi, posted, runtime, sessions, viewer
 from services.core.auth import require
 from services.core.config import Role
 from services.core.problems import Problem
 from services.ledger import audit, scan
 from services.ledger.store import Query, utc_text
-from services.runtime_deps import Deps
 
 router = APIRouter()
 PAGE = 50
@@ -208,7 +207,7 @@ async def trail_page(request: Request, alert_id: str, source: str | None = None)
     )  # fmt: skip
 
 
-def zones_of(deps: Deps) -> dict[str, ZoneInfo]:
+def zones_of(deps: ConsoleApi) -> dict[str, ZoneInfo]:
     """Each unit's time zone, for the local time of each step."""
     return {u.id: ZoneInfo(u.timezone) for u in deps.topology.units.values() if u.timezone}
 

@@ -22,7 +22,7 @@ from schemas.alerts import AlertRef
 from services.console import timeline, views
 from services.console.render import PREFIX, Viewer, path_id, render
 from services.console.svgmap import Marks
-from services.console.web import form_text, posted, runtime, safe_back, sessions, viewer
+from services.console.web import ConsoleApi, form_text, posted, runtime, safe_back, sessions, viewer
 from services.core.auth import require_officer_of, require_unit_reader
 from services.core.config import Role
 from services.core.problems import Problem
@@ -31,7 +31,6 @@ from services.ledger.store import Query
 from services.notifier.api import LiveResponse, open_screen
 from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.lookup import AmbiguousAlert, received_alert
-from services.runtime_deps import Deps
 
 router = APIRouter()
 SESSION_CHECK = 15.0
@@ -39,12 +38,12 @@ SESSION_CHECK = 15.0
 each change or keep-alive (``LIVE_HEARTBEAT``) at least this long after the last check."""
 
 
-def _known(deps: Deps, unit: str) -> None:
+def _known(deps: ConsoleApi, unit: str) -> None:
     if unit not in deps.topology:
         raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
 
 
-async def received(deps: Deps, unit: str, alert_id: str, source: str | None) -> AlertRef:
+async def received(deps: ConsoleApi, unit: str, alert_id: str, source: str | None) -> AlertRef:
     """The alert of this id (from ``source``, when given) in the unit's inbox: 404 if there is
     none, 409 if several units' alerts have this id and no ``source`` says which."""
     try:
@@ -59,7 +58,7 @@ async def received(deps: Deps, unit: str, alert_id: str, source: str | None) -> 
     return alert
 
 
-def zone_of(deps: Deps, unit: str | None) -> ZoneInfo:
+def zone_of(deps: ConsoleApi, unit: str | None) -> ZoneInfo:
     """A unit's time zone (UTC when the topology has none)."""
     if unit and unit in deps.topology and (name := deps.topology.unit(unit).timezone):
         return ZoneInfo(name)
@@ -68,7 +67,7 @@ def zone_of(deps: Deps, unit: str | None) -> ZoneInfo:
 
 async def _inbox(
     request: Request, unit: str, touch: bool, show: str | None = None
-) -> tuple[Viewer, Deps, views.Inbox]:
+) -> tuple[Viewer, ConsoleApi, views.Inbox]:
     back = f"{PREFIX}/units/{unit}"
     if query := request.url.query:
         back += f"?{query}"
@@ -85,7 +84,7 @@ async def _inbox(
     return who, deps, inbox
 
 
-def _context(who: Viewer, deps: Deps, unit: str, inbox: views.Inbox) -> dict[str, Any]:
+def _context(who: Viewer, deps: ConsoleApi, unit: str, inbox: views.Inbox) -> dict[str, Any]:
     return {
         "unit": deps.topology.unit(unit), "inbox": inbox,
         "units": deps.topology.units, "zone": zone_of(deps, unit), "now": datetime.now(UTC),

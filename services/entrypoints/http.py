@@ -15,18 +15,20 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from services import runtime_deps
+from services.bootstrap import Deps
 from services.console.app import create_console
+from services.console.web import ConsoleApi
 from services.core import problems
 from services.core.asyncapi import document as asyncapi_document
 from services.core.auth import holds_token
 from services.core.body_limit import BodyLimit
 from services.core.problems import Problem
 from services.core.prometheus import CONTENT_TYPE
+from services.core.web import collaborators
+from services.ingest.api import IngestApi
 from services.ingest.api import router as ingest_router
 from services.ledger.api import router as ledger_router
 from services.notifier.api import router as notifier_router
-from services.runtime_deps import Deps
 
 Guard = Callable[..., None]
 """A FastAPI dependency that refuses (raises a problem) or lets the request through."""
@@ -54,6 +56,12 @@ def create_app(deps: Deps) -> FastAPI:
     return app
 
 
+def _serves_every_router(deps: Deps) -> tuple[IngestApi, ConsoleApi]:
+    """Never called: mypy checks here that ``Deps`` provides what each router declares (the
+    console's protocol includes the ledger's and the notifier's)."""
+    return deps, deps
+
+
 def add_asyncapi(app: FastAPI) -> None:
     """The streams' AsyncAPI document, to anyone (like ``/openapi.json``): it describes the
     interface, the same for every deployment, and names no principal, host or secret."""
@@ -71,7 +79,7 @@ def add_asyncapi(app: FastAPI) -> None:
 def _shows_figures(request: Request) -> bool:
     """Whether the caller holds the metrics token."""
     return holds_token(
-        runtime_deps.deps(request).metrics_token_sha256, request.headers.get("authorization")
+        collaborators(request).metrics_token_sha256, request.headers.get("authorization")
     )
 
 
@@ -81,7 +89,7 @@ def _require_figures(
     """The metrics token, or 401 (no or unknown token) / 403 (a principal's token)."""
     if _shows_figures(request):
         return
-    principal = runtime_deps.deps(request).authenticator.authenticate(authorization)
+    principal = collaborators(request).authenticator.authenticate(authorization)
     raise Problem(
         403,
         "Forbidden",

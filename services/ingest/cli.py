@@ -18,13 +18,13 @@ from services.core.alert_register import AlertRegister
 from services.core.bus import RedisPublisher, ensure_groups
 from services.core.config import ConfigError, Settings, read_file_config, resolve_topology
 from services.core.config import settings_from_env as _settings
+from services.core.one_shot import connect_redis
 from services.core.terminal import console as make_console
 from services.core.terminal import printable, safe
 from services.ingest import dlq
 from services.ingest.adapters import adapter_named
 from services.ingest.adapters.base import FileUnreadable
 from services.ingest.importer import ImportSummary, import_file
-from services.notifier.cli import connect_redis
 
 console = make_console()
 errors = make_console(stderr=True)

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.core.auth import require
 from services.core.config import Principal, Role
 from services.core.problems import Problem, documented
+from services.core.web import caller, collaborators
 from services.ledger.scan import entry_json
 from services.ledger.store import Query as LedgerQuery
-from services.ledger.store import utc_text
-from services.runtime_deps import Deps, caller, deps
+from services.ledger.store import SqlLedger, utc_text
 
 router = APIRouter(tags=["ledger"])
+
+
+class LedgerApi(Protocol):
+    """What the auditors' endpoints work with."""
+
+    @property
+    def ledger(self) -> SqlLedger:
+        """The ledger, read-only here."""
+
+
+def ledger_api(request: Request) -> LedgerApi:
+    """FastAPI dependency: the ledger's collaborators."""
+    found: LedgerApi = collaborators(request)
+    return found
 
 
 def _utc(moment: datetime | None, name: str) -> str | None:
@@ -36,7 +50,7 @@ def _utc(moment: datetime | None, name: str) -> str | None:
 )
 async def ledger_events(
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[LedgerApi, Depends(ledger_api)],
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[list[str] | None, Query()] = None,
@@ -65,7 +79,7 @@ async def ledger_events(
 @router.get("/v1/ledger/verify", summary="Recompute the hash chain", responses=documented(401, 403))
 async def ledger_verify(
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[LedgerApi, Depends(ledger_api)],
 ) -> dict[str, Any]:
     """``{"ok", "count", "head", "first_bad_seq", "origin_verified", "trusted_keys", "unsigned"}``,
     checked with the ledger's own key."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
@@ -11,17 +11,47 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from schemas.alerts import Name, Text
+from schemas.topology import Topology
 from services.core import problems
 from services.core.auth import require_officer_of, require_unit_reader
 from services.core.config import Principal
 from services.core.problems import Problem
+from services.core.web import caller, collaborators
 from services.notifier import live
-from services.notifier.handlers import Acknowledger, acknowledge
+from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge
+from services.notifier.inbox import RedisInbox
 from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.notifier.lookup import SOURCE_PATTERN, AmbiguousAlert, received_alert
-from services.runtime_deps import Deps, caller, deps
 
 router = APIRouter(tags=["notifier"])
+
+
+class NotifierApi(Protocol):
+    """What the inbox, acknowledgement and live-stream endpoints work with."""
+
+    @property
+    def topology(self) -> Topology:
+        """The units."""
+
+    @property
+    def inbox(self) -> RedisInbox:
+        """The inboxes, on the API's client."""
+
+    @property
+    def notifier(self) -> NotifierDeps:
+        """The notifier's handlers' collaborators, on the API's client."""
+
+    @property
+    def live(self) -> live.LiveFeeds:
+        """The live streams."""
+
+
+def notifier_api(request: Request) -> NotifierApi:
+    """FastAPI dependency: the notifier's collaborators."""
+    found: NotifierApi = collaborators(request)
+    return found
+
+
 MAX_PAGE = 200
 """Deliveries per inbox page at most (each alert is at most 64 KiB, plus its changes)."""
 
@@ -50,7 +80,7 @@ def _json_body(request: Request) -> None:
         raise Problem(415, "Unsupported media type", "send the body as application/json")
 
 
-def _known_unit(runtime: Deps, unit: str) -> None:
+def _known_unit(runtime: NotifierApi, unit: str) -> None:
     if unit not in runtime.topology:
         raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
 
@@ -66,7 +96,7 @@ RETRY_STREAM = "10"
 async def list_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[NotifierApi, Depends(notifier_api)],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Deliveries per page.")] = 100,
     after: Annotated[
         str | None,
@@ -119,7 +149,9 @@ class LiveResponse(StreamingResponse):
             self.screen.close()
 
 
-async def open_screen(runtime: Deps, who: str, unit: str, last_event_id: str | None) -> live.Screen:
+async def open_screen(
+    runtime: NotifierApi, who: str, unit: str, last_event_id: str | None
+) -> live.Screen:
     """A new live screen of ``unit`` for ``who``, or the problem saying why not (422, 429)."""
     try:
         return await runtime.live.open(who, unit, last_event_id)
@@ -141,7 +173,7 @@ async def open_screen(runtime: Deps, who: str, unit: str, last_event_id: str | N
 async def stream_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[NotifierApi, Depends(notifier_api)],
     last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
 ) -> StreamingResponse:
     """One SSE event per delivery, change, acknowledgement, escalation or notice; a comment
@@ -173,7 +205,7 @@ async def ack_alert(
     unit: str,
     alert_id: Annotated[str, Path(description=_ALERT_ID)],
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[NotifierApi, Depends(notifier_api)],
     body: Annotated[AckRequest | None, Body()] = None,
     source: Annotated[str | None, Query(pattern=SOURCE_PATTERN, description=_SOURCE)] = None,
 ) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The CLI's one-shot commands: inbox, ack, route, ledger replay and verify."""
+"""The notifier's one-shot commands: ``liaison inbox``, ``ack`` and ``route``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from rich.console import Console
 from rich.table import Table
 
@@ -19,69 +14,13 @@ from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services.core.bus import RedisPublisher
 from services.core.config import ConfigError, Settings, read_file_config, resolve_topology
-from services.core.private import data_directory, describe_data_dir
-from services.core.redis_client import connect
-from services.core.redis_server import EmbeddedRedis
+from services.core.one_shot import connect_redis
 from services.core.terminal import safe
 from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.inbox_view import print_inbox
 from services.notifier.lookup import AmbiguousAlert, received_alert
 from services.notifier.routing import route_alert
-
-
-@asynccontextmanager
-async def connect_redis(settings: Settings, *, create: bool = False) -> AsyncIterator[Redis]:
-    """The configured server, else the running embedded one, else a short-lived embedded one.
-
-    Without ``create`` (every command but ``import``) the data directory and the
-    embedded server's data must already exist: a command run in the wrong
-    directory says which ``LIAISON_DATA_DIR`` it looked at instead of starting
-    an empty server and showing an empty system as if it were the real one.
-    """
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        directory = data_directory(settings, create=create) / "redis"
-        url = await _answering(_url_in(directory / "url"))
-        if url is None:
-            if not create and not (directory / "appendonlydir").is_dir():
-                raise ConfigError(
-                    f"no server data: {describe_data_dir(settings)} holds none "
-                    "(nothing has run there); run this where `liaison up` keeps its data, or "
-                    "set LIAISON_DATA_DIR"
-                )
-            embedded = EmbeddedRedis(directory, appendfsync=settings.appendfsync)
-            url = embedded.start()
-    client = connect(url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
-
-
-def _url_in(url_file: Path) -> str | None:
-    """The URL a running embedded server left in its data directory, if any."""
-    try:
-        return url_file.read_text().strip()
-    except FileNotFoundError:
-        return None
-
-
-async def _answering(url: str | None) -> str | None:
-    """``url`` if a server answers there (a ``liaison up`` is running), else None."""
-    if url is None:
-        return None
-    probe = Redis.from_url(url)
-    try:
-        await probe.ping()
-    except (RedisConnectionError, OSError):
-        return None
-    finally:
-        await probe.aclose()
-    return url
 
 
 def _topology(settings: Settings) -> Topology:
