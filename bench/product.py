@@ -17,7 +17,8 @@ from services.core.streaming import redis_broker
 from services.core.wiring import consumer_name
 from services.ledger import audit
 from services.ledger.app import register_ledger
-from services.ledger.store import Query, SqlLedger
+from services.ledger.scan import Query
+from services.ledger.store import SqlLedger
 from services.ledger.verify import VerifyReport
 
 PUBLISH_BATCH = 1000  # the HTTP API's largest batch

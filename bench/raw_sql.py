@@ -19,7 +19,8 @@ import asyncpg  # type: ignore[import-untyped]
 
 from schemas.events import CloudEvent
 from services.ledger.chain import GENESIS, entry_hash
-from services.ledger.store import SQLITE_PRAGMAS, utc_text
+from services.ledger.records import utc_text
+from services.ledger.store import SQLITE_PRAGMAS
 
 BATCH = 500
 COLUMNS = "seq, source, event_id, type, subject, event_time, recorded_at, event, prev_hash, hash"

@@ -32,7 +32,8 @@ from services.core.auth import require
 from services.core.config import Role
 from services.core.problems import Problem
 from services.ledger import audit, scan
-from services.ledger.store import Query, utc_text
+from services.ledger.records import utc_text
+from services.ledger.scan import Query
 
 router = APIRouter()
 PAGE = 50

@@ -27,7 +27,7 @@ from services.core.auth import require_officer_of, require_unit_reader
 from services.core.config import Role
 from services.core.problems import Problem
 from services.ledger.audit import in_trail_of
-from services.ledger.store import Query
+from services.ledger.scan import Query
 from services.notifier.api import LiveResponse, open_screen
 from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.lookup import AmbiguousAlert, received_alert

@@ -11,9 +11,10 @@ from services.core.auth import require
 from services.core.config import Principal, Role
 from services.core.problems import Problem, documented
 from services.core.web import caller, collaborators
+from services.ledger.records import utc_text
+from services.ledger.scan import Query as LedgerQuery
 from services.ledger.scan import entry_json
-from services.ledger.store import Query as LedgerQuery
-from services.ledger.store import SqlLedger, utc_text
+from services.ledger.store import SqlLedger
 
 router = APIRouter(tags=["ledger"])
 

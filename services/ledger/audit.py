@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from schemas.vocabulary import SYSTEM_TYPES
 from services.ledger import scan
 from services.ledger.checkpoints import Checkpoint
+from services.ledger.scan import Query
 from services.ledger.signing import key_id, load_public_key, public_pem
-from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
+from services.ledger.store import LedgerEntry, SqlLedger, UnreadableEntry
 from services.ledger.verify import ChainVerifier, VerifyReport
 
 BUNDLE_FORMAT = "liaison-ledger-bundle/v2"

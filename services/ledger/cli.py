@@ -22,8 +22,10 @@ from services.core.terminal import printable, safe
 from services.ledger import audit
 from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
+from services.ledger.records import utc_text
+from services.ledger.scan import Query
 from services.ledger.signing import load_public_keys, public_pem
-from services.ledger.store import Query, SqlLedger, utc_text
+from services.ledger.store import SqlLedger
 from services.ledger.verify import VerifyReport
 
 app = typer.Typer(

@@ -24,11 +24,9 @@ from services.ledger.checkpoints import Checkpoint, Policy
 from services.ledger.health import WriteHealth
 from services.ledger.notary import Notary, SignerRefused, Signing
 from services.ledger.records import Record, record_of_event, utc_text
-from services.ledger.scan import RawRow
+from services.ledger.scan import Query, RawRow
 from services.ledger.signing import Signer
 from services.ledger.verify import ChainVerifier, VerifyReport
-
-__all__ = ["utc_text"]  # re-exported: it used to live here
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,21 +79,6 @@ class AppendResult:
 CheckpointPolicy = Policy
 """Sign a checkpoint every ``every`` entries, or ``interval`` seconds after new ones."""
 DEFAULT_POLICY = Policy()
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """Which entries to read: after a seq, of some types, event time in [since, until)."""
-
-    after: int = 0
-    limit: int | None = None
-    types: tuple[str, ...] = ()
-    since: str | None = None
-    until: str | None = None
-    about: str | None = None
-    """Only one alert's story: the event with this id and every event whose subject it is."""
-    sources: tuple[str, ...] = ()
-    """Only events from these CloudEvent sources (``/units/BLO-OYBEK``, ``/liaison/notifier``)."""
 
 
 SQLITE_PRAGMAS = (

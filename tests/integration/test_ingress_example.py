@@ -16,7 +16,7 @@ import pytest
 from services.bootstrap import Runtime
 from services.core.config import Settings, read_file_config
 from services.ingest import dlq
-from services.ledger.store import Query
+from services.ledger.scan import Query
 from tests.integration.conftest import eventually
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
