@@ -34,6 +34,8 @@ from tests.integration.fault_load import Expected, Load, inboxes, make_events, r
 from tests.integration.ledger_backends import no_postgres
 from tests.integration.processes import wait_for
 
+pytestmark = pytest.mark.slow  # each runs processes under load for ten seconds or more
+
 TOTAL = 10_000
 RATE = 1_000.0
 """Events per second: the load lasts ten seconds, long enough to break things during it."""

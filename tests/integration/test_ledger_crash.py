@@ -209,6 +209,7 @@ class Kill:
         return self.stranded - self.stranded_committed
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
     redis: Redis, ledger_home: Ledger

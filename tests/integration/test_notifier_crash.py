@@ -125,6 +125,7 @@ def _receipts(entries: list[tuple[bytes, dict[bytes, bytes]]], kind: str) -> Cou
     return counts
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_notifier_killed_mid_batch_loses_and_duplicates_nothing(
     redis: Redis, notifiers: ServiceProcesses
