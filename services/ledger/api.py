@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from services.core.auth import require
 from services.core.config import Principal, Role
@@ -25,6 +27,20 @@ class LedgerApi(Protocol):
     @property
     def ledger(self) -> SqlLedger:
         """The ledger, read-only here."""
+
+
+class VerifyResult(BaseModel):
+    """The outcome of ``GET /v1/ledger/verify`` (docs/ledger.md)."""
+
+    ok: bool
+    count: int = Field(description="Entries checked.")
+    head: str = Field(description="The hash of the last entry.")
+    first_bad_seq: int | None = Field(description="The lowest entry that failed, or null.")
+    checkpoints: int = Field(description="Signed checkpoints checked.")
+    problems: list[str]
+    origin_verified: bool = Field(description="A key the server trusts vouches for the entries.")
+    trusted_keys: list[str] = Field(description="Ids of the keys the signatures were checked with.")
+    unsigned: int = Field(description="Entries after the last signed checkpoint.")
 
 
 def ledger_api(request: Request) -> LedgerApi:
@@ -77,12 +93,17 @@ async def ledger_events(
     return Response(body, media_type="application/json")
 
 
-@router.get("/v1/ledger/verify", summary="Recompute the hash chain", responses=documented(401, 403))
+@router.get(
+    "/v1/ledger/verify",
+    summary="Recompute the hash chain",
+    response_model=VerifyResult,
+    responses=documented(401, 403),
+)
 async def ledger_verify(
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[LedgerApi, Depends(ledger_api)],
-) -> dict[str, Any]:
+) -> JSONResponse:
     """``{"ok", "count", "head", "first_bad_seq", "origin_verified", "trusted_keys", "unsigned"}``,
     checked with the ledger's own key."""
     require(principal, Role.AUDITOR)
-    return (await runtime.ledger.verify()).to_dict()
+    return JSONResponse((await runtime.ledger.verify()).to_dict())  # as VerifyResult says

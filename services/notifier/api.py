@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +22,7 @@ from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge
 from services.notifier.inbox import RedisInbox
 from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.notifier.lookup import SOURCE_PATTERN, AmbiguousAlert, received_alert
+from services.notifier.model import AckedDelivery, Delivery, Notice
 
 router = APIRouter(tags=["notifier"])
 
@@ -70,6 +71,15 @@ class AckRequest(BaseModel):
     note: Text | None = Field(default=None, description="A remark for the record.")
 
 
+class InboxPage(BaseModel):
+    """A page of a unit's inbox (``GET /v1/units/{unit}/alerts``)."""
+
+    unit: str
+    alerts: list[Delivery] = Field(description="Deliveries, newest first.")
+    notices: list[Notice] = Field(description="Escalation notices (coordinators), newest first.")
+    next: str | None = Field(description="The cursor of the following page (`after`), or null.")
+
+
 def _json_body(request: Request) -> None:
     """415 for a body that is not JSON (FastAPI would try to read it as JSON anyway)."""
     has_body = request.headers.get("content-length", "0") != "0" or (
@@ -91,7 +101,10 @@ RETRY_STREAM = "10"
 
 
 @router.get(
-    "/v1/units/{unit}/alerts", summary="A unit's deliveries, newest first", responses=_REFUSED
+    "/v1/units/{unit}/alerts",
+    summary="A unit's deliveries, newest first",
+    response_model=InboxPage,
+    responses=_REFUSED,
 )
 async def list_alerts(
     unit: str,
@@ -106,7 +119,7 @@ async def list_alerts(
             description="The previous page's `next`: the page after it.",
         ),
     ] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The unit's inbox, a page at a time: each alert as this unit may see it, with reasons
     and acks, and ``next`` (the cursor of the following page, or null)."""
     require_unit_reader(principal, unit)
@@ -117,12 +130,14 @@ async def list_alerts(
         raise Problem(
             422, "Invalid request", errors=[{"field": "query.after", "message": str(exc)}]
         ) from None
-    return {
+    # the documents as read (InboxPage only describes them): no field dropped or reordered
+    page = {
         "unit": unit,
         "alerts": alerts,
         "notices": await runtime.inbox.notices(unit),
         "next": following,
     }
+    return JSONResponse(page)
 
 
 class LiveResponse(StreamingResponse):
@@ -198,6 +213,7 @@ _SOURCE = (
 @router.post(
     "/v1/units/{unit}/alerts/{alert_id:path}/ack",
     summary="Acknowledge an alert (idempotent)",
+    response_model=AckedDelivery,
     responses={**_REFUSED, **problems.documented(400, 409, 413, 415)},
     dependencies=[Depends(_json_body)],
 )
@@ -208,7 +224,7 @@ async def ack_alert(
     runtime: Annotated[NotifierApi, Depends(notifier_api)],
     body: Annotated[AckRequest | None, Body()] = None,
     source: Annotated[str | None, Query(pattern=SOURCE_PATTERN, description=_SOURCE)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Record that an officer of the unit has seen the alert."""
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
@@ -226,4 +242,10 @@ async def ack_alert(
         whose = f" from {source}" if source else ""
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}{whose}")
     delivery = await runtime.inbox.get(unit, alert)
-    return {"unit": unit, "alert_id": alert.id, "alert_source": alert.origin, **(delivery or {})}
+    acked = {
+        "unit": unit,
+        "alert_id": alert.id,
+        "alert_source": alert.origin,
+        **dict(delivery or {}),
+    }
+    return JSONResponse(acked)

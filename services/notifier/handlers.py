@@ -21,6 +21,7 @@ from services.core.bus import Encoded, Publisher
 from services.core.config import AckDeadlines
 from services.core.metrics import DELIVERIES, NO_METRICS, Metrics
 from services.notifier.admission import AlertOwners
+from services.notifier.model import Delivery, Escalation, Notice, StoredAck
 from services.notifier.routing import (
     AlertFacts,
     Recipient,
@@ -44,16 +45,14 @@ class Inbox(AlertOwners, Protocol):
     async def recipients(self, alert: AlertRef) -> dict[str, str]: ...
     async def record_change(self, unit: str, alert: AlertRef, change: dict[str, Any]) -> None: ...
     async def acknowledge(
-        self, unit: str, alert: AlertRef, ack: dict[str, Any], receipt: Encoded
-    ) -> tuple[dict[str, Any], bool] | None: ...
+        self, unit: str, alert: AlertRef, ack: StoredAck, receipt: Encoded
+    ) -> tuple[StoredAck, bool] | None: ...
     async def received(self, unit: str, alert_id: str) -> list[AlertRef]: ...
-    async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None: ...
+    async def get(self, unit: str, alert: AlertRef) -> Delivery | None: ...
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, AlertRef]]: ...
     async def settle(self, unit: str, alert: AlertRef) -> None: ...
-    async def escalate(
-        self, unit: str, alert: AlertRef, record: dict[str, Any]
-    ) -> dict[str, Any]: ...
-    async def notify(self, coordinator: str, notice: dict[str, Any]) -> None: ...
+    async def escalate(self, unit: str, alert: AlertRef, record: Escalation) -> Escalation: ...
+    async def notify(self, coordinator: str, notice: Notice) -> None: ...
 
 
 class WebhookEnqueuer(Protocol):
@@ -358,7 +357,7 @@ class Acknowledger:
 
 async def acknowledge(
     unit: str, alert: AlertRef, by: Acknowledger, deps: NotifierDeps
-) -> dict[str, Any] | None:
+) -> StoredAck | None:
     """Record an acknowledgement (idempotent) with its ``alert.acknowledged``, in one step.
 
     The receipt is validated before anything is written (a blank name is a
@@ -380,7 +379,7 @@ async def acknowledge(
         note=by.note,
         acknowledged_at=now,
     )
-    ack = {
+    ack: StoredAck = {
         "acknowledged_at": now.isoformat(),
         "acknowledged_by": data.principal,
         "person": data.person,
@@ -422,7 +421,7 @@ def _acknowledged(data: AlertAcknowledged) -> CloudEvent:
     )
 
 
-def _stored_ack(unit: str, alert: AlertRef, stored: dict[str, Any]) -> AlertAcknowledged:
+def _stored_ack(unit: str, alert: AlertRef, stored: StoredAck) -> AlertAcknowledged:
     """The receipt's data of an acknowledgement as stored, blank texts (older versions kept
     them) left out; before principals were recorded, ``acknowledged_by`` was the typed name."""
 

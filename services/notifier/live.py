@@ -285,7 +285,7 @@ async def _frame(inbox: RedisInbox, unit: str, entry_id: str, fields: dict[Any, 
     kind = _text(fields[b"kind"])
     alert = AlertRef(_text(fields.get(b"alert_source", b"")), _text(fields[b"alert_id"]))
     if kind == "notice":
-        doc: dict[str, Any] | None = {"alert_id": alert.id, "notices": await inbox.notices(unit)}
+        doc: object = {"alert_id": alert.id, "notices": await inbox.notices(unit)}
     else:
         doc = await inbox.get(unit, alert)
     payload = json.dumps(
