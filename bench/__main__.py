@@ -16,18 +16,32 @@ from bench.pipeline_notes import render
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the table, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
-                        help="events per scale point (default 10000 100000 1000000)")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=list(SIZES),
+        help="events per scale point (default 10000 100000 1000000)",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--repeat", type=int, default=3, help="raw limits: best of (default 3)")
     parser.add_argument("--seconds", type=float, default=20.0, help="fan-out steady run")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
     parser.add_argument("--no-out", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(tuple(args.sizes), postgres=not args.no_postgres,
-                             repeat=args.repeat, fanout_seconds=args.seconds))  # fmt: skip
+    result = asyncio.run(
+        run(
+            tuple(args.sizes),
+            postgres=not args.no_postgres,
+            repeat=args.repeat,
+            fanout_seconds=args.seconds,
+        )
+    )
     text = render(result)
     sys.stdout.write(text)
     if not args.no_out:

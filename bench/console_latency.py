@@ -44,8 +44,15 @@ from services.entrypoints.serve import ApiServer
 
 RESULTS = Path(__file__).parent / "results" / "console-latest.md"
 CHROMIUM = os.environ.get("LIAISON_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 UNIT, ORIGIN = "IMT-GULISTAN", "BLO-OYBEK"
 TOKENS = {"publisher": "bench-publisher", "officer": "bench-officer"}
 _OBSERVE = """() => {
@@ -75,21 +82,34 @@ class ConsoleReport:
 
 
 def _config() -> FileConfig:
-    return FileConfig(principals=(
-        Principal(name="bench-agency", role=Role.PUBLISHER, token_sha256=token_digest(TOKENS["publisher"]),
-                  units=(ORIGIN,)),
-        Principal(name="bench-officer", role=Role.OFFICER, token_sha256=token_digest(TOKENS["officer"]),
-                  unit=UNIT),
-    ))  # fmt: skip
+    return FileConfig(
+        principals=(
+            Principal(
+                name="bench-agency",
+                role=Role.PUBLISHER,
+                token_sha256=token_digest(TOKENS["publisher"]),
+                units=(ORIGIN,),
+            ),
+            Principal(
+                name="bench-officer",
+                role=Role.OFFICER,
+                token_sha256=token_digest(TOKENS["officer"]),
+                unit=UNIT,
+            ),
+        )
+    )
 
 
 def _alert(n: int) -> dict[str, object]:
     return {
-        "specversion": "1.0", "id": f"bench-console-{n}-{time.time_ns()}",
-        "source": f"/units/{ORIGIN}", "type": "alert.raised",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "releasableto": "UZ,TJ",
+        "specversion": "1.0",
+        "id": f"bench-console-{n}-{time.time_ns()}",
+        "source": f"/units/{ORIGIN}",
+        "type": "alert.raised",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "releasableto": "UZ,TJ",
         "data": {"severity": "urgent", "summary": f"Bench truck {n}", "route": ["TJ", "UZ", "KZ"]},
-    }  # fmt: skip
+    }
 
 
 @contextlib.asynccontextmanager
@@ -196,8 +216,10 @@ def render(report: ConsoleReport) -> str:
         "| path | p50 | p99 | max |",
         "|---|---:|---:|---:|",
     ]
-    for name, values in (("console: row in the page's DOM", report.console),
-                         ("API: delivery frame on /v1/units/…/alerts/stream", report.api)):  # fmt: skip
+    for name, values in (
+        ("console: row in the page's DOM", report.console),
+        ("API: delivery frame on /v1/units/…/alerts/stream", report.api),
+    ):
         if values:
             p50, p99, top = _quantiles(values)
             lines.append(
@@ -206,8 +228,11 @@ def render(report: ConsoleReport) -> str:
     if report.console and report.api:
         extra = [c - a for c, a in zip(report.console, report.api, strict=True)]
         p50, p99, _ = _quantiles(extra)
-        lines += ["", f"The console adds {p50 * 1000:.0f} ms at p50 ({p99 * 1000:.0f} ms at p99) to "
-                  "the API's own stream: the doorbell frame, the list's re-fetch and render, the swap."]  # fmt: skip
+        lines += [
+            "",
+            f"The console adds {p50 * 1000:.0f} ms at p50 ({p99 * 1000:.0f} ms at p99) to "
+            "the API's own stream: the doorbell frame, the list's re-fetch and render, the swap.",
+        ]
     if report.missing:
         lines += ["", f"**{report.missing} alerts never appeared.**"]
     return "\n".join(lines) + "\n"

@@ -95,8 +95,12 @@ async def run_point(events: int, *, split: bool = False, reads: bool = False) ->
                 ingest_process(server.url, work, UNITS) as api,
                 processes.ledger_process(server.url, work) as ledger_pid,
             ):
-                pids = {"ingest": child_matching("serve ingest"), "ledger": ledger_pid,
-                        "valkey": int(info["process_id"]), "bench": os.getpid()}  # fmt: skip
+                pids = {
+                    "ingest": child_matching("serve ingest"),
+                    "ledger": ledger_pid,
+                    "valkey": int(info["process_id"]),
+                    "bench": os.getpid(),
+                }
                 await _measure(point, redis, api, pids, split=split)
             url = f"sqlite+aiosqlite:///{work / 'var' / 'ledger.sqlite3'}"
             total = events * (2 if split else 1)
@@ -157,9 +161,13 @@ async def _server_memory(redis: Redis) -> dict[str, int]:
         "aof_rewrites": int(persistence.get("aof_rewrites", 0)),
         "aof_bytes": int(persistence.get("aof_current_size", 0)),
         "stream": int(await redis.memory_usage(streams.SEIZURES) or 0),
-        "seen": sum([int(await redis.memory_usage(key) or 0)
-                     async for key in redis.scan_iter(match=f"{streams.SEEN}:*")]),
-    }  # fmt: skip
+        "seen": sum(
+            [
+                int(await redis.memory_usage(key) or 0)
+                async for key in redis.scan_iter(match=f"{streams.SEEN}:*")
+            ]
+        ),
+    }
 
 
 async def _check(redis: Redis, url: str, total: int) -> None:
@@ -173,8 +181,9 @@ async def _check(redis: Redis, url: str, total: int) -> None:
     info = await redis.xinfo_stream(streams.SEIZURES)
     stream, dead = int(info["entries-added"]), await redis.xlen(streams.DEAD_LETTERS)
     if not count == stream == total or dead:
-        raise RuntimeError(f"{total} accepted: {stream} in the stream, {count} in the ledger, "
-                           f"{dead} dead letters")  # fmt: skip
+        raise RuntimeError(
+            f"{total} accepted: {stream} in the stream, {count} in the ledger, {dead} dead letters"
+        )
 
 
 async def _reads(url: str, n: int, env: dict[str, str]) -> Reads:

@@ -197,8 +197,9 @@ async def check(redis: Redis, sent: dict[str, set[str]]) -> None:
             for k in await redis.hkeys(streams.inbox_key(unit))
         }
         if stored != expected:
-            raise RuntimeError(f"{unit}: {len(expected - stored)} missing, "
-                               f"{len(stored - expected)} unexpected")  # fmt: skip
+            raise RuntimeError(
+                f"{unit}: {len(expected - stored)} missing, {len(stored - expected)} unexpected"
+            )
     receipts = await redis.xlen(streams.RECEIPTS)
     deliveries = sum(map(len, sent.values()))
     if receipts != deliveries:

@@ -71,8 +71,13 @@ async def ingest_process(
     }
     config.write_text(json.dumps({"principals": [principal]}))  # JSON is YAML
     port = free_port()
-    env = {**os.environ, "LIAISON_REDIS_URL": redis_url, "LIAISON_CONFIG": str(config),
-           "LIAISON_DATA_DIR": str(workdir / "var"), "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}"}  # fmt: skip
+    env = {
+        **os.environ,
+        "LIAISON_REDIS_URL": redis_url,
+        "LIAISON_CONFIG": str(config),
+        "LIAISON_DATA_DIR": str(workdir / "var"),
+        "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}",
+    }
     with (workdir / "ingest.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             str(LIAISON), "serve", "ingest", env=env, stdout=log, stderr=log
@@ -160,7 +165,12 @@ async def run(events: int, *, senders: int = 4) -> Report:
     ):
         redis = Redis.from_url(server.url)
         try:
-            report = Report(events, payloads.mean_wire_bytes, machine(await raw_redis.server_version(redis)), notes=NOTES)  # fmt: skip
+            report = Report(
+                events,
+                payloads.mean_wire_bytes,
+                machine(await raw_redis.server_version(redis)),
+                notes=NOTES,
+            )
             report.raw[VALIDATE] = validate_rate(payloads.wire)
             report.raw[XADD] = events / await raw_redis.xadd_pipelined(redis, payloads.wire)
             await redis.flushall()

@@ -74,8 +74,20 @@ class PostgresCluster:
         if self.user:
             shutil.chown(self.root, self.user)
         self.port = free_port()
-        _run([initdb, "-D", str(self.root / "data"), "-U", "liaison", "--auth=trust", "-E",
-              "UTF8", "--no-sync"], self.user)  # fmt: skip
+        _run(
+            [
+                initdb,
+                "-D",
+                str(self.root / "data"),
+                "-U",
+                "liaison",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            self.user,
+        )
 
     @property
     def url(self) -> str:
@@ -88,13 +100,29 @@ class PostgresCluster:
         options += f" -c unix_socket_directories={self.root}"
         if not self.fsync:
             options += " -c fsync=off"
-        _run([self._pg_ctl, "-D", str(self.root / "data"), "-o", options, "-w", "-t", "60",
-              "-l", str(self.root / "log"), "start"], self.user)  # fmt: skip
+        _run(
+            [
+                self._pg_ctl,
+                "-D",
+                str(self.root / "data"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.root / "log"),
+                "start",
+            ],
+            self.user,
+        )
 
     def stop(self) -> None:
         """Stop it as a crash would (``-m immediate``): connections are cut, nothing flushed."""
-        _run([self._pg_ctl, "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"],
-             self.user)  # fmt: skip
+        _run(
+            [self._pg_ctl, "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"],
+            self.user,
+        )
 
     def remove(self) -> None:
         """Delete its files (stop it first)."""

@@ -38,9 +38,13 @@ async def ledger_process(redis_url: str, workdir: Path) -> AsyncIterator[int]:
     """``liaison serve ledger``; yields its pid once it reads the seizures stream."""
     with (workdir / "ledger.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            str(LIAISON), "serve", "ledger", env=service_env(redis_url, workdir),
-            stdout=log, stderr=log,
-        )  # fmt: skip
+            str(LIAISON),
+            "serve",
+            "ledger",
+            env=service_env(redis_url, workdir),
+            stdout=log,
+            stderr=log,
+        )
     try:
         await _reading(redis_url, proc)
         yield proc.pid

@@ -57,8 +57,10 @@ async def xadd_prepacked(url: str, wire: Sequence[bytes]) -> float:
         _resp(b"DEL", KEY.encode()),
     ]
     field = EVENT_FIELD.encode()
-    chunks = [b"".join(_resp(b"XADD", KEY.encode(), b"*", field, p) for p in wire[i : i + PIPELINE])
-              for i in range(0, len(wire), PIPELINE)]  # fmt: skip
+    chunks = [
+        b"".join(_resp(b"XADD", KEY.encode(), b"*", field, p) for p in wire[i : i + PIPELINE])
+        for i in range(0, len(wire), PIPELINE)
+    ]
     try:
         writer.write(b"".join(setup))
         await _replies(reader, len(setup))

@@ -51,7 +51,9 @@ def _chain(batch: Sequence[Fixed], seq: int, prev: str) -> tuple[list[Row], int,
     for source, event_id, type_, subject, event_time, text in batch:
         seq += 1
         digest = entry_hash(prev, seq, recorded_at, text)
-        rows.append((seq, source, event_id, type_, subject, event_time, recorded_at, text, prev, digest))  # fmt: skip
+        rows.append(
+            (seq, source, event_id, type_, subject, event_time, recorded_at, text, prev, digest)
+        )
         prev = digest
     return rows, seq, prev
 

@@ -51,8 +51,12 @@ class Report:
 
     def failed_targets(self) -> list[str]:
         """The figures below their target."""
-        return [f"{section}: {f.name}" for section, figures in self.figures.items()
-                for f in figures if f.target is not None and f.rate < f.target]  # fmt: skip
+        return [
+            f"{section}: {f.name}"
+            for section, figures in self.figures.items()
+            for f in figures
+            if f.target is not None and f.rate < f.target
+        ]
 
 
 def serial(*rates: float) -> float:
@@ -109,7 +113,9 @@ def render(report: Report, title: str = "Ledger benchmark") -> str:
                 if f.target is None
                 else f"≥ {f.target:,.0f} " + ("✓" if f.rate >= f.target else "✗")
             )
-            lines.append(f"| {f.name} | {f.rate:,.0f} | {f.limit_name} | {f.limit:,.0f} | {f.ratio:.2f} | {target} |")  # fmt: skip
+            lines.append(
+                f"| {f.name} | {f.rate:,.0f} | {f.limit_name} | {f.limit:,.0f} | {f.ratio:.2f} | {target} |"
+            )
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"

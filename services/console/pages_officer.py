@@ -86,11 +86,14 @@ async def _inbox(
 
 def _context(who: Viewer, deps: ConsoleApi, unit: str, inbox: views.Inbox) -> dict[str, Any]:
     return {
-        "unit": deps.topology.unit(unit), "inbox": inbox,
-        "units": deps.topology.units, "zone": zone_of(deps, unit), "now": datetime.now(UTC),
+        "unit": deps.topology.unit(unit),
+        "inbox": inbox,
+        "units": deps.topology.units,
+        "zone": zone_of(deps, unit),
+        "now": datetime.now(UTC),
         "can_ack": who.principal.role is Role.OFFICER and who.principal.unit == unit,
         "coordinator": deps.topology.unit(unit).kind == "coordinator",
-    }  # fmt: skip
+    }
 
 
 @router.get("/units/{unit}")
@@ -205,10 +208,19 @@ async def alert_page(request: Request, unit: str, alert_id: str) -> Response:
     origin = str(delivery.get("alert_source") or "")
     marks = Marks(origin=origin, viewer=unit, recipients=recipients)
     return render(
-        request, "alert.html", viewer=who, unit=deps.topology.unit(unit), delivery=delivery,
-        row=row, event=delivery.get("event") or {}, steps=steps, recipients=recipients,
-        marks=marks, topology=deps.topology, zone=zone_of(deps, unit),
+        request,
+        "alert.html",
+        viewer=who,
+        unit=deps.topology.unit(unit),
+        delivery=delivery,
+        row=row,
+        event=delivery.get("event") or {},
+        steps=steps,
+        recipients=recipients,
+        marks=marks,
+        topology=deps.topology,
+        zone=zone_of(deps, unit),
         can_ack=who.principal.role is Role.OFFICER and who.principal.unit == unit,
         back=f"{PREFIX}/units/{unit}/alerts/{path_id(alert_id)}?source={alert.origin}",
         now=datetime.now(UTC),
-    )  # fmt: skip
+    )

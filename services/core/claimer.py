@@ -95,9 +95,13 @@ class Claimer:
         cursor, claimed = "0-0", 0
         while True:
             reply: Any = await self.redis.xautoclaim(
-                self.stream, self.group, self.consumer, self.options.claim_idle_ms,
-                start_id=cursor, count=self.options.max_records,
-            )  # fmt: skip
+                self.stream,
+                self.group,
+                self.consumer,
+                self.options.claim_idle_ms,
+                start_id=cursor,
+                count=self.options.max_records,
+            )
             cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
             entries = [
                 stream_entry(self.stream, eid, fields)
@@ -119,8 +123,13 @@ class Claimer:
                 if last := self._last_error.pop(entry.entry_id, None):
                     reason += f"; last: {last}"
                 log.error("dead-lettering %s %s: %s", self.stream, entry.entry_id, reason)
-                await dead_letter(self.redis, origin=self.stream, reason=reason,
-                                  payload=entry.payload, entry_id=entry.entry_id)  # fmt: skip
+                await dead_letter(
+                    self.redis,
+                    origin=self.stream,
+                    reason=reason,
+                    payload=entry.payload,
+                    entry_id=entry.entry_id,
+                )
         done = [e for e in entries if e not in retry]
         self.metrics.inc(DEAD_LETTERED, len(done), self.stream, self.group)
         self.metrics.inc(REDELIVERIES, len(retry), self.stream, self.group)
@@ -128,8 +137,12 @@ class Claimer:
             try:
                 done += await self._handle(retry)
             except OUTAGES:
-                log_failure(log, "%s: handler unavailable; %d entries wait for the next round",
-                            self.name, len(retry))  # fmt: skip
+                log_failure(
+                    log,
+                    "%s: handler unavailable; %d entries wait for the next round",
+                    self.name,
+                    len(retry),
+                )
                 await self._unclaim(retry, counts)
         for entry in done:
             self._last_error.pop(entry.entry_id, None)
@@ -158,16 +171,25 @@ class Claimer:
         pipe = self.redis.pipeline(transaction=False)
         for entry in entries:
             pipe.xclaim(
-                self.stream, self.group, self.consumer, 0, [entry.entry_id],
-                retrycount=max(counts.get(entry.entry_id, 1) - 1, 0), justid=True,
-            )  # fmt: skip
+                self.stream,
+                self.group,
+                self.consumer,
+                0,
+                [entry.entry_id],
+                retrycount=max(counts.get(entry.entry_id, 1) - 1, 0),
+                justid=True,
+            )
         await pipe.execute()
 
     async def _deliveries(self, entries: list[Entry]) -> dict[str, int]:
         pending: Any = await self.redis.xpending_range(
-            self.stream, self.group, min=entries[0].entry_id, max=entries[-1].entry_id,
-            count=len(entries) * 2, consumername=self.consumer,
-        )  # fmt: skip
+            self.stream,
+            self.group,
+            min=entries[0].entry_id,
+            max=entries[-1].entry_id,
+            count=len(entries) * 2,
+            consumername=self.consumer,
+        )
         return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
 

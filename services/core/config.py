@@ -44,9 +44,14 @@ class ConfigError(ValueError):
 _SECRET_PATTERNS = (
     (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_…"),
     (re.compile(r"(?<=://)[^/?#@\s'\"]*@"), "…@"),  # URL user:password@
-    (re.compile(r"(?i)((?:key|token|secret|passw(?:or)?d|pwd|sig(?:nature)?|auth)[^=&\s'\"]*=)"
-                r"[^&#\s'\"]+"), r"\1…"),  # query parameters such as api_key=…, token=…
-)  # fmt: skip
+    (
+        re.compile(
+            r"(?i)((?:key|token|secret|passw(?:or)?d|pwd|sig(?:nature)?|auth)[^=&\s'\"]*=)"
+            r"[^&#\s'\"]+"
+        ),
+        r"\1…",
+    ),  # query parameters such as api_key=…, token=…
+)
 
 
 def redact(text: str) -> str:
@@ -447,11 +452,14 @@ def resolve_topology(config: FileConfig) -> Topology:
         raise ConfigError(str(exc)) from None
     named: list[tuple[str, str | None, str]] = []
     for i, p in enumerate(config.principals):
-        named += [(f"principals.{i}.units.{j}", u, f"principal {p.name!r}")
-                  for j, u in enumerate(p.units)]  # fmt: skip
+        named += [
+            (f"principals.{i}.units.{j}", u, f"principal {p.name!r}") for j, u in enumerate(p.units)
+        ]
         named.append((f"principals.{i}.unit", p.unit, f"principal {p.name!r}"))
-    named += [(f"webhooks.{i}.unit", w.unit, f"endpoint {w.endpoint!r}")
-              for i, w in enumerate(config.webhooks)]  # fmt: skip
+    named += [
+        (f"webhooks.{i}.unit", w.unit, f"endpoint {w.endpoint!r}")
+        for i, w in enumerate(config.webhooks)
+    ]
     for field, unit, who in named:
         if unit is not None and unit not in topology:
             raise ConfigError(f"{config.source}: {field}: unknown unit {unit!r} ({who})")

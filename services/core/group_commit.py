@@ -116,8 +116,12 @@ class GroupCommit(Generic[T]):
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from None
             entries = sum(len(b.entry_ids) for b in batches)
-            log_failure(log, "%s: commit of %d entries failed; they stay pending for the claimer",
-                        self.name, entries)  # fmt: skip
+            log_failure(
+                log,
+                "%s: commit of %d entries failed; they stay pending for the claimer",
+                self.name,
+                entries,
+            )
             return False
         try:
             await self._ack(batches, kept)

@@ -34,8 +34,10 @@ def data_directory(settings: Settings, *, create: bool) -> Path:
     """
     path = settings.data_dir
     if not create and not path.is_dir():
-        raise ConfigError(f"no data directory: {describe_data_dir(settings)} does not exist; "
-                          "run this where `liaison up` keeps its data, or set LIAISON_DATA_DIR")  # fmt: skip
+        raise ConfigError(
+            f"no data directory: {describe_data_dir(settings)} does not exist; "
+            "run this where `liaison up` keeps its data, or set LIAISON_DATA_DIR"
+        )
     private_dir(path)
     tighten_tree(path)  # data directories of earlier versions were 0755, their files 0644
     return path
@@ -44,8 +46,11 @@ def data_directory(settings: Settings, *, create: bool) -> Path:
 def describe_data_dir(settings: Settings) -> str:
     """Which ``LIAISON_DATA_DIR`` this is, as the user set it (or not) and as resolved."""
     path = settings.data_dir
-    given = (f"LIAISON_DATA_DIR={path}" if "data_dir" in settings.model_fields_set
-             else f"LIAISON_DATA_DIR (unset, default {path})")  # fmt: skip
+    given = (
+        f"LIAISON_DATA_DIR={path}"
+        if "data_dir" in settings.model_fields_set
+        else f"LIAISON_DATA_DIR (unset, default {path})"
+    )
     return f"{given} → {path.resolve()}"
 
 

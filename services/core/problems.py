@@ -105,8 +105,12 @@ def install(app: FastAPI) -> None:
 
     async def _outage(request: Request, exc: Exception) -> JSONResponse:
         log.warning("%s %s: unavailable: %s", request.method, request.url.path, exc)
-        problem = Problem(503, "Service unavailable", "a dependency is down; retry the request",
-                          headers={"Retry-After": RETRY_AFTER})  # fmt: skip
+        problem = Problem(
+            503,
+            "Service unavailable",
+            "a dependency is down; retry the request",
+            headers={"Retry-After": RETRY_AFTER},
+        )
         return _respond(request, problem)
 
     for outage in OUTAGES:

@@ -132,20 +132,33 @@ class EmbeddedRedis:
     def _command(self, binary: Path) -> list[str]:
         return [
             str(binary),
-            "--port", "0",  # no TCP listener (should one be configured later: loopback only)
-            "--bind", "127.0.0.1",
-            "--protected-mode", "yes",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "600",
-            "--dir", str(self.directory.resolve()),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--maxmemory", EMBEDDED_MAXMEMORY,
-            "--maxmemory-policy", "noeviction",
-            "--logfile", "server.log",
-            "--daemonize", "no",
-        ]  # fmt: skip
+            "--port",
+            "0",  # no TCP listener (should one be configured later: loopback only)
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "600",
+            "--dir",
+            str(self.directory.resolve()),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--maxmemory",
+            EMBEDDED_MAXMEMORY,
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            "server.log",
+            "--daemonize",
+            "no",
+        ]
 
     def _client(self, connect_timeout: float | None = None) -> redis.Redis:
         return redis.Redis(

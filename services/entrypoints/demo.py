@@ -194,8 +194,9 @@ async def _inbox_table(client: DemoClient, units: list[str], alert_id: str) -> T
             by = item["acknowledged_by"] or "—"
             if ack.get("person"):
                 by = f"{by} ({ack['person']})"
-            table.add_row(unit, ", ".join(item["reasons"]), item["view"], persons,
-                          by, item["state"])  # fmt: skip
+            table.add_row(
+                unit, ", ".join(item["reasons"]), item["view"], persons, by, item["state"]
+            )
     return table
 
 

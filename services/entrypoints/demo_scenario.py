@@ -26,16 +26,32 @@ def demo_config(tokens: dict[str, str]) -> FileConfig:
     """The demo's own principals: two agency systems, one duty officer, one auditor."""
     return FileConfig(
         principals=(
-            Principal(name="uz-customs", role=Role.PUBLISHER, token_sha256=token_digest(tokens["uz-customs"]),
-                      units=("BLO-OYBEK", "BLO-AYRITOM", "BLO-DUSTLIK", "BLO-SARIOSIYO")),
-            Principal(name="uz-mia", role=Role.PUBLISHER, token_sha256=token_digest(tokens["uz-mia"]),
-                      units=(SEIZING_UNIT,)),
-            Principal(name="gulistan-duty", role=Role.OFFICER, person="Dilshod Karimov",
-                      token_sha256=token_digest(tokens["gulistan-duty"]), unit=SEIZING_UNIT),
-            Principal(name="audit-office", role=Role.AUDITOR,
-                      token_sha256=token_digest(tokens["audit-office"])),
+            Principal(
+                name="uz-customs",
+                role=Role.PUBLISHER,
+                token_sha256=token_digest(tokens["uz-customs"]),
+                units=("BLO-OYBEK", "BLO-AYRITOM", "BLO-DUSTLIK", "BLO-SARIOSIYO"),
+            ),
+            Principal(
+                name="uz-mia",
+                role=Role.PUBLISHER,
+                token_sha256=token_digest(tokens["uz-mia"]),
+                units=(SEIZING_UNIT,),
+            ),
+            Principal(
+                name="gulistan-duty",
+                role=Role.OFFICER,
+                person="Dilshod Karimov",
+                token_sha256=token_digest(tokens["gulistan-duty"]),
+                unit=SEIZING_UNIT,
+            ),
+            Principal(
+                name="audit-office",
+                role=Role.AUDITOR,
+                token_sha256=token_digest(tokens["audit-office"]),
+            ),
         )
-    )  # fmt: skip
+    )
 
 
 def _event(type_: str, unit: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -125,8 +141,11 @@ def waiting_alerts() -> list[dict[str, Any]]:
     routine = _event(
         "alert.raised",
         ALERT_ORIGIN,
-        {"severity": "routine", "summary": "Tramadol parcels sent through the Bekabad post office",
-         "route": ["TJ", "UZ"]},
+        {
+            "severity": "routine",
+            "summary": "Tramadol parcels sent through the Bekabad post office",
+            "route": ["TJ", "UZ"],
+        },
         tlp="green",
-    )  # fmt: skip
+    )
     return [routine, flash]

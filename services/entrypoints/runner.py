@@ -26,8 +26,11 @@ async def run_services(
         servers: list[ApiServer] = []
         if http and not runtime.config.principals:
             where = settings.config or "LIAISON_CONFIG is unset"
-            log.warning("no principals configured (%s): the HTTP API will refuse every request "
-                        "(401) until the configuration file lists some", where)  # fmt: skip
+            log.warning(
+                "no principals configured (%s): the HTTP API will refuse every request "
+                "(401) until the configuration file lists some",
+                where,
+            )
         try:
             running = await _serve(settings, services, runtime, servers, http=http)
             # one line, whatever the width: scripts read it

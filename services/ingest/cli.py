@@ -46,9 +46,14 @@ async def run_import(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=out, transient=True, disable=not out.is_terminal,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=out,
+        transient=True,
+        disable=not out.is_terminal,
+    )
     with file, bar:
         task = bar.add_task(f"{adapter.name} {path.name}", total=os.fstat(file.fileno()).st_size)
         async with connect_redis(settings, create=True) as redis:
@@ -56,11 +61,15 @@ async def run_import(
             try:
                 options = settings.publisher_options
                 return await import_file(
-                    adapter, file, topology, RedisPublisher(redis, **options),
+                    adapter,
+                    file,
+                    topology,
+                    RedisPublisher(redis, **options),
                     owners=AlertRegister(redis, dedupe_window=options["dedupe_window"]),
-                    dead_letters=redis if dead_letter else None, label=path.name,
+                    dead_letters=redis if dead_letter else None,
+                    label=path.name,
                     progress=lambda: bar.update(task, completed=file.tell()),
-                )  # fmt: skip
+                )
             except FileUnreadable as exc:
                 raise ConfigError(f"{path}: {exc}") from None
 
@@ -70,14 +79,21 @@ def print_summary(summary: ImportSummary, path: Path, dead_letter: bool, out: Co
     out.print(
         f"{printable(path.name)}: {summary.rows} rows: {summary.published} published, "
         f"{summary.duplicates} duplicates, {summary.rejected_rows} rejected",
-        highlight=False, markup=False,
-    )  # fmt: skip
+        highlight=False,
+        markup=False,
+    )
     for error in summary.errors:  # a row's text is the agency's: no escape may reach the screen
-        out.print(f"  row {error.row}: {printable(error.field)}: {printable(error.reason)}",
-                  highlight=False, markup=False)  # fmt: skip
+        out.print(
+            f"  row {error.row}: {printable(error.field)}: {printable(error.reason)}",
+            highlight=False,
+            markup=False,
+        )
     if dead_letter and summary.rejected_rows:
-        out.print(f"{summary.rejected_rows} rejected rows kept on the dead-letter stream "
-                  "(liaison dlq list)", highlight=False)  # fmt: skip
+        out.print(
+            f"{summary.rejected_rows} rejected rows kept on the dead-letter stream "
+            "(liaison dlq list)",
+            highlight=False,
+        )
 
 
 def import_command(

@@ -59,10 +59,13 @@ class DeadLetter:
     def to_dict(self) -> dict[str, str]:
         """JSON-ready, the payload as text."""
         return {
-            "id": self.id, "origin": self.origin, "entry_id": self.entry_id,
-            "reason": self.reason, "at": self.at,
+            "id": self.id,
+            "origin": self.origin,
+            "entry_id": self.entry_id,
+            "reason": self.reason,
+            "at": self.at,
             "payload": self.payload.decode(errors="backslashreplace"),
-        }  # fmt: skip
+        }
 
 
 def _text(value: bytes | str) -> str:
@@ -74,9 +77,13 @@ def _dead_letter(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLette
         return _text(fields.get(name.encode(), b""))
 
     return DeadLetter(
-        _text(entry_id), get("origin"), get("entry_id"), get("reason"), get("at"),
+        _text(entry_id),
+        get("origin"),
+        get("entry_id"),
+        get("reason"),
+        get("at"),
         fields.get(b"payload", b""),
-    )  # fmt: skip
+    )
 
 
 async def list_dead_letters(redis: Redis, limit: int | None = None) -> list[DeadLetter]:

@@ -138,8 +138,10 @@ async def forward(
                 pipe.xadd(
                     streams.DEAD_LETTERS,
                     dead_letter_fields(
-                        origin=entry.stream, reason=reason, payload=entry.payload,
+                        origin=entry.stream,
+                        reason=reason,
+                        payload=entry.payload,
                         entry_id=entry.entry_id,
                     ),
-                )  # fmt: skip
+                )
             await pipe.execute()

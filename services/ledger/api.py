@@ -83,9 +83,12 @@ async def ledger_events(
     """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``."""
     require(principal, Role.AUDITOR)
     query = LedgerQuery(
-        after=after, limit=limit, types=tuple(type or ()),
-        since=_utc(since, "since"), until=_utc(until, "until"),
-    )  # fmt: skip
+        after=after,
+        limit=limit,
+        types=tuple(type or ()),
+        since=_utc(since, "since"),
+        until=_utc(until, "until"),
+    )
     rows = [row async for page in runtime.ledger.pages(query) for row in page]
     following = str(rows[-1][0]) if len(rows) == limit else "null"
     # the stored event text is canonical JSON already: embedded as it is, never re-parsed

@@ -102,11 +102,17 @@ def _report(report: VerifyReport, where: str) -> Exit:
         )
         return Exit.UNVERIFIED
     keys = ", ".join(report.trusted_keys)
-    console.print(f"OK {report.count} entries, {report.checkpoints} signed checkpoints verified "
-                  f"(key {keys or 'none needed'}), head {report.head}", highlight=False)  # fmt: skip
+    console.print(
+        f"OK {report.count} entries, {report.checkpoints} signed checkpoints verified "
+        f"(key {keys or 'none needed'}), head {report.head}",
+        highlight=False,
+    )
     if report.unsigned:
-        console.print(f"note: the last {report.unsigned} entries are not signed yet (the ledger "
-                      "signs them within CHECKPOINT_INTERVAL)", highlight=False)  # fmt: skip
+        console.print(
+            f"note: the last {report.unsigned} entries are not signed yet (the ledger "
+            "signs them within CHECKPOINT_INTERVAL)",
+            highlight=False,
+        )
     return Exit.OK
 
 
@@ -206,9 +212,14 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = 
     for column in ("unit", "substance", "month", "quantity", "seizures", "reports"):
         table.add_column(column)
     for row in rows:
-        table.add_row(safe(row["unit"]), safe(row["substance"]), safe(row["month"]),
-                      safe(f"{row['quantity']:g} {row['measure']}"), str(row["seizures"]),
-                      str(row["reports"]))  # fmt: skip
+        table.add_row(
+            safe(row["unit"]),
+            safe(row["substance"]),
+            safe(row["month"]),
+            safe(f"{row['quantity']:g} {row['measure']}"),
+            str(row["seizures"]),
+            str(row["reports"]),
+        )
     console.print(table)
 
 

@@ -18,8 +18,10 @@ def open_existing_ledger(settings: Settings) -> SqlLedger:
     if settings.database_url is None:
         file = data_directory(settings, create=False) / "ledger.sqlite3"
         if not file.is_file():
-            raise ConfigError(f"no ledger: {describe_data_dir(settings)} has no ledger.sqlite3; "
-                              "run this where `liaison up` keeps its data, or set LIAISON_DATA_DIR")  # fmt: skip
+            raise ConfigError(
+                f"no ledger: {describe_data_dir(settings)} has no ledger.sqlite3; "
+                "run this where `liaison up` keeps its data, or set LIAISON_DATA_DIR"
+            )
     elif (file_named := sqlite_path(settings.database_url)) and not file_named.is_file():
         raise ConfigError(
             f"no ledger: LIAISON_DATABASE_URL names {file_named}, which does not exist"

@@ -44,8 +44,13 @@ class LedgerEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """The public shape (docs/http-api.md, "ledger entry")."""
-        return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash,
-                "recorded_at": self.recorded_at, "event": self.event}  # fmt: skip
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+            "recorded_at": self.recorded_at,
+            "event": self.event,
+        }
 
 
 class UnreadableEntry(ValueError):

@@ -233,8 +233,9 @@ async def ack_alert(
     try:
         alert = await received_alert(runtime.inbox, unit, alert_id, source)
     except AmbiguousAlert as exc:
-        raise Problem(409, "Ambiguous alert id", str(exc),
-                      extensions={"sources": exc.origins}) from None  # fmt: skip
+        raise Problem(
+            409, "Ambiguous alert id", str(exc), extensions={"sources": exc.origins}
+        ) from None
     stored = None
     if alert is not None:
         stored = await acknowledge(unit, alert, by, runtime.notifier)

@@ -34,8 +34,12 @@ def print_route(event: CloudEvent, topology: Topology, console: Console, *, as_j
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
     if as_json:
-        doc = {"recipients": [{"unit": r.unit, "reasons": [str(x) for x in r.reasons],
-                               "view": str(r.view)} for r in recipients]}  # fmt: skip
+        doc = {
+            "recipients": [
+                {"unit": r.unit, "reasons": [str(x) for x in r.reasons], "view": str(r.view)}
+                for r in recipients
+            ]
+        }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     table = Table(title=f"Recipients of {safe(event.id)} from {safe(event.unit)}")

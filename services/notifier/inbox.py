@@ -85,9 +85,13 @@ class RedisInbox:
         for unit, delivery, score in deliveries:
             alert = AlertRef(delivery["alert_source"], delivery["alert_id"])
             alert_id, event = streams.alert_key(alert), delivery["event"]
-            keys += [streams.inbox_key(unit), streams.inbox_order_key(unit),
-                     streams.recipients_key(alert), streams.feed_key(unit),
-                     streams.views_key(alert)]  # fmt: skip
+            keys += [
+                streams.inbox_key(unit),
+                streams.inbox_order_key(unit),
+                streams.recipients_key(alert),
+                streams.feed_key(unit),
+                streams.views_key(alert),
+            ]
             deadline = delivery.get("deadline")
             at = repr(datetime.fromisoformat(deadline).timestamp()) if deadline else ""
             text = ""
@@ -109,8 +113,10 @@ class RedisInbox:
     async def _feed(self, unit: str, kind: str, alert: AlertRef) -> None:
         # Live screens only: a crash right before this loses a notification, never the inbox entry.
         fields: dict[FieldT, EncodableT] = {
-            "kind": kind, "alert_id": alert.id, "alert_source": alert.origin
-        }  # fmt: skip
+            "kind": kind,
+            "alert_id": alert.id,
+            "alert_source": alert.origin,
+        }
         await self._redis.xadd(
             streams.feed_key(unit), fields, maxlen=streams.FEED_MAXLEN, approximate=True
         )

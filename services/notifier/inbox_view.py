@@ -73,8 +73,10 @@ def _block(item: Mapping[str, Any], now: datetime) -> list[str]:
     acked = item.get("acknowledged_at")
     lines = [f"[{style}]{safe(severity.upper())}[/]  [bold]{safe(_summary(item))}[/]"]
     tlp = str(event.get("tlp", "amber")).upper()
-    lines.append(f"  from {safe(item.get('alert_source', '?'))} · TLP:{safe(tlp)} · "
-                 f"{safe(item.get('view', ''))} view · {safe(state)}")  # fmt: skip
+    lines.append(
+        f"  from {safe(item.get('alert_source', '?'))} · TLP:{safe(tlp)} · "
+        f"{safe(item.get('view', ''))} view · {safe(state)}"
+    )
     lines.append(f"  why: {safe(', '.join(map(str, item.get('reasons') or ())))}")
     delivered = f"  delivered {_when(item.get('delivered_at'))}"
     if not acked and state not in _CLOSED:
@@ -127,16 +129,21 @@ def print_inbox(
         console.print(f"{safe(unit)} has no alerts", highlight=False)
     else:
         count = f"{len(items)} alert{'s' if len(items) != 1 else ''}"
-        console.print(f"[bold]Inbox of {safe(unit)}[/]: {count}, {waiting} awaiting "
-                      f"acknowledgement, {escalated} escalated", highlight=False)  # fmt: skip
+        console.print(
+            f"[bold]Inbox of {safe(unit)}[/]: {count}, {waiting} awaiting "
+            f"acknowledgement, {escalated} escalated",
+            highlight=False,
+        )
     for item in items:
         console.print(highlight=False)
         for line in _block(item, now):
             console.print(line, highlight=False)
     if notices:
         console.print(highlight=False)
-        console.print(f"[bold]Notices[/] ({len(notices)}): units that did not acknowledge in time",
-                      highlight=False)  # fmt: skip
+        console.print(
+            f"[bold]Notices[/] ({len(notices)}): units that did not acknowledge in time",
+            highlight=False,
+        )
         for notice in notices:
             for line in _notice(notice):
                 console.print(line, highlight=False)
