@@ -38,7 +38,8 @@ from bench.report import machine
 from services.bootstrap import Runtime
 from services.console.render import row_id
 from services.core.auth import token_digest
-from services.core.config import FileConfig, Principal, Role, Settings
+from services.core.config import FileConfig, Principal, Role
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.entrypoints.serve import ApiServer
 

@@ -45,8 +45,8 @@ from bench import processes, product
 from bench.payloads import Payloads, build, out_of_gc
 from services.bootstrap import Runtime
 from services.core import streams
-from services.core.config import Settings
 from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
 from services.ledger.store import SqlLedger, create_engine
 
 POLL = 0.02

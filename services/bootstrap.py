@@ -29,7 +29,6 @@ from services.core.config import (
     ConsoleOptions,
     FileConfig,
     Role,
-    Settings,
     read_file_config,
     resolve_topology,
 )
@@ -38,6 +37,7 @@ from services.core.private import data_directory
 from services.core.prometheus import PrometheusMetrics
 from services.core.redis_client import blocking_timeout, connect
 from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
 from services.core.streaming import Background, redis_broker
 from services.core.wiring import Service, Wiring
 from services.ingest.app import IngestService

@@ -9,10 +9,11 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from services.core.config import ConfigError, Settings
+from services.core.config import ConfigError
 from services.core.private import data_directory, describe_data_dir
 from services.core.redis_client import connect
 from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
 
 
 @asynccontextmanager

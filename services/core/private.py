@@ -17,7 +17,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from services.core.config import ConfigError, Settings
+from services.core.config import ConfigError
+from services.core.settings import Settings
 
 PRIVATE_UMASK = 0o077
 """The ``liaison`` process's umask, and its embedded server's: new files 0600, directories 0700."""

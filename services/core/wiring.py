@@ -21,8 +21,9 @@ from redis.asyncio import Redis
 
 from schemas.topology import Topology
 from services.core.bus import RedisPublisher
-from services.core.config import FileConfig, Settings
+from services.core.config import FileConfig
 from services.core.metrics import Metrics
+from services.core.settings import Settings
 from services.core.streaming import Background, GroupOptions
 
 StartTask = Callable[[Coroutine[Any, Any, None], str], None]

@@ -16,15 +16,10 @@ from pydantic import ValidationError
 from schemas.events import CloudEvent
 from schemas.topology import TopologyError
 from services.core import log_hygiene, terminal
-from services.core.config import (
-    ConfigError,
-    Settings,
-    read_file_config,
-    resolve_topology,
-    settings_from_env,
-)
+from services.core.config import ConfigError, read_file_config, resolve_topology
 from services.core.private import PRIVATE_UMASK
 from services.core.redis_server import EmbeddedServerError
+from services.core.settings import Settings, settings_from_env
 from services.ingest import cli as ingest_cli
 from services.ledger import cli as ledger_cli
 from services.ledger.store import UnreadableEntry

@@ -15,7 +15,7 @@ from rich.table import Table
 from schemas.events import CloudEvent
 from services.bootstrap import Runtime
 from services.console.app import console_url
-from services.core.config import Settings
+from services.core.settings import Settings
 from services.entrypoints import demo_scenario as scenario
 from services.entrypoints.http import create_app
 from services.entrypoints.serve import ApiServer, wait_for_signal

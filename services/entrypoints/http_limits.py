@@ -26,7 +26,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from services.core.config import Settings
+from services.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

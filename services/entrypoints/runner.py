@@ -10,7 +10,7 @@ from rich.console import Console
 from services.bootstrap import Runtime
 from services.console.app import console_url
 from services.core.collector import tune_collector
-from services.core.config import Settings
+from services.core.settings import Settings
 from services.entrypoints.http import create_app, create_health_app
 from services.entrypoints.http_limits import HttpLimits
 from services.entrypoints.serve import ApiServer, wait_for_signal

@@ -16,9 +16,10 @@ from rich.table import Table
 
 from services.core.alert_register import AlertRegister
 from services.core.bus import RedisPublisher, ensure_groups
-from services.core.config import ConfigError, Settings, read_file_config, resolve_topology
-from services.core.config import settings_from_env as _settings
+from services.core.config import ConfigError, read_file_config, resolve_topology
 from services.core.one_shot import connect_redis
+from services.core.settings import Settings
+from services.core.settings import settings_from_env as _settings
 from services.core.terminal import console as make_console
 from services.core.terminal import printable, safe
 from services.ingest import dlq

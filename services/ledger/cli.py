@@ -16,7 +16,8 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
-from services.core.config import ConfigError, settings_from_env
+from services.core.config import ConfigError
+from services.core.settings import settings_from_env
 from services.core.terminal import console as make_console
 from services.core.terminal import printable, safe
 from services.ledger import audit

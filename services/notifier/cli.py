@@ -13,8 +13,9 @@ from rich.table import Table
 from schemas.events import CloudEvent
 from schemas.topology import Topology
 from services.core.bus import RedisPublisher
-from services.core.config import ConfigError, Settings, read_file_config, resolve_topology
+from services.core.config import ConfigError, read_file_config, resolve_topology
 from services.core.one_shot import connect_redis
+from services.core.settings import Settings
 from services.core.terminal import safe
 from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
 from services.notifier.inbox import RedisInbox

@@ -27,7 +27,8 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, async_pla
 
 from services.bootstrap import Runtime
 from services.core.auth import token_digest
-from services.core.config import AckDeadlines, FileConfig, Principal, Role, Settings
+from services.core.config import AckDeadlines, FileConfig, Principal, Role
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.entrypoints.serve import ApiServer
 from tests.integration.conftest import TOKENS, principals_config

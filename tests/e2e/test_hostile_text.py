@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from services.core import streams
-from services.core.config import Settings
 from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
 from services.ledger.open import open_ledger
 from services.ledger.records import Record
 from services.notifier.inbox import RedisInbox

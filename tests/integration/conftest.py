@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 from services.bootstrap import Runtime
 from services.core import streams
 from services.core.auth import token_digest
-from services.core.config import FileConfig, Principal, Role, Settings
+from services.core.config import FileConfig, Principal, Role
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 
 TOKENS = {

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 
 from services.bootstrap import Runtime
 from services.core import streams
-from services.core.config import FileConfig, Settings
+from services.core.config import FileConfig
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.ledger.audit import trail
 from tests import factories

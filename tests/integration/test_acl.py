@@ -29,8 +29,9 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from services.bootstrap import Runtime
 from services.core import streams
-from services.core.config import Settings, Webhook
+from services.core.config import Webhook
 from services.core.redis_server import find_server_binary, free_port
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.ingest import dlq
 from services.notifier.inbox import RedisInbox

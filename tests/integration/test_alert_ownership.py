@@ -27,7 +27,8 @@ from services.core import streams
 from services.core.alert_register import AlertRegister
 from services.core.auth import token_digest
 from services.core.bus import RedisPublisher, ensure_groups
-from services.core.config import AckDeadlines, ConfigError, Principal, Role, Settings, Webhook
+from services.core.config import AckDeadlines, ConfigError, Principal, Role, Webhook
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.ingest import dlq
 from services.ingest.adapters import ADAPTERS

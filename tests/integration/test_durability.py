@@ -17,8 +17,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.bootstrap import Runtime
-from services.core.config import Settings
 from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from tests import factories
 from tests.integration.conftest import auth, principals_config

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from services.bootstrap import Runtime
-from services.core.config import AckDeadlines, Settings
+from services.core.config import AckDeadlines
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.entrypoints.serve import ApiServer
 from services.notifier.escalation import escalate_due

@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from bench.pg import PostgresCluster, PostgresUnavailable, create_database
 from services.core import streams
-from services.core.config import Settings
+from services.core.settings import Settings
 from services.ledger.store import SqlLedger, create_engine
 from tests.integration.fault_deployment import SERVICES, Deployment, ReadinessLog
 from tests.integration.fault_load import Expected, Load, inboxes, make_events, recorded, settled

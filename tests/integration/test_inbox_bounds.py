@@ -18,7 +18,7 @@ from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from services.bootstrap import Runtime
 from services.core import streams
-from services.core.config import Settings
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.notifier.inbox import RedisInbox
 from services.notifier.retention import expire_inboxes

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from services.bootstrap import Runtime
-from services.core.config import Settings
 from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config

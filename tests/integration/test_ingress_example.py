@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from services.bootstrap import Runtime
-from services.core.config import Settings, read_file_config
+from services.core.config import read_file_config
+from services.core.settings import Settings
 from services.ingest import dlq
 from services.ledger.scan import Query
 from tests.integration.conftest import eventually

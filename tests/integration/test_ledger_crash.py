@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
 from services.core import bus, streams
-from services.core.config import Settings
+from services.core.settings import Settings
 from services.ledger.open import open_ledger
 from tests import factories
 from tests.integration.conftest import seen_index

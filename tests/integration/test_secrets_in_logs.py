@@ -10,7 +10,8 @@ import pytest
 
 from services.bootstrap import Runtime
 from services.core.auth import Authenticator
-from services.core.config import Principal, Settings
+from services.core.config import Principal
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from tests import factories
 from tests.integration.conftest import TOKENS, auth, eventually, principals_config

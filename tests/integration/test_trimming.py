@@ -10,7 +10,7 @@ from schemas.events import CloudEvent
 from services.bootstrap import Runtime
 from services.core import streams
 from services.core.bus import RedisPublisher
-from services.core.config import Settings
+from services.core.settings import Settings
 from services.trimmer import parse_id, trim_acknowledged
 from tests import factories
 from tests.integration.conftest import eventually, principals_config

@@ -13,7 +13,8 @@ from schemas.receipts import AlertWebhookFailed
 from services.bootstrap import Runtime
 from services.core import streams
 from services.core.bus import RedisPublisher, ensure_groups
-from services.core.config import Settings, Webhook
+from services.core.config import Webhook
+from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue

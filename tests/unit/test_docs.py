@@ -22,7 +22,7 @@ import typer
 
 from schemas.export import event_schema
 from schemas.vocabulary import EventType
-from services.core.config import Settings
+from services.core.settings import Settings
 from services.entrypoints.cli import app
 
 ROOT = Path(__file__).parents[2]
