@@ -28,8 +28,8 @@ from services.core.config import Role
 from services.core.problems import Problem
 from services.ledger.audit import in_trail_of
 from services.ledger.scan import Query
+from services.notifier.acknowledgement import Acknowledger, acknowledge
 from services.notifier.api import LiveResponse, open_screen
-from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.lookup import AmbiguousAlert, received_alert
 
 router = APIRouter()

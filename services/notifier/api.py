@@ -18,7 +18,8 @@ from services.core.config import Principal
 from services.core.problems import Problem
 from services.core.web import caller, collaborators
 from services.notifier import live
-from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge
+from services.notifier.acknowledgement import Acknowledger, acknowledge
+from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.notifier.lookup import SOURCE_PATTERN, AmbiguousAlert, received_alert

@@ -20,7 +20,8 @@ from schemas.events import CloudEvent
 from schemas.vocabulary import EventType
 from services.core.bus import DeadLetters, Entry
 from services.notifier.admission import CHANGE_TYPES, UnknownAlert, admit
-from services.notifier.handlers import NotifierDeps, Rendered, deliver, pass_on_change, render
+from services.notifier.changes import pass_on_change
+from services.notifier.handlers import NotifierDeps, Rendered, deliver, render
 
 WRITE_ALERTS = 100
 """Alerts per inbox script at most: a longer script holds other clients up (~15 ms at 300)."""

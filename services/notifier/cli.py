@@ -17,7 +17,8 @@ from services.core.config import ConfigError, read_file_config, resolve_topology
 from services.core.one_shot import connect_redis
 from services.core.settings import Settings
 from services.core.terminal import safe
-from services.notifier.handlers import Acknowledger, NotifierDeps, acknowledge, facts_of
+from services.notifier.acknowledgement import Acknowledger, acknowledge
+from services.notifier.handlers import NotifierDeps, facts_of
 from services.notifier.inbox import RedisInbox
 from services.notifier.inbox_view import print_inbox
 from services.notifier.lookup import AmbiguousAlert, received_alert

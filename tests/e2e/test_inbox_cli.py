@@ -21,7 +21,7 @@ from schemas.events import CloudEvent
 from services.bootstrap import Runtime
 from services.core.config import AckDeadlines, FileConfig
 from services.core.settings import Settings
-from services.notifier.handlers import Acknowledger, acknowledge
+from services.notifier.acknowledgement import Acknowledger, acknowledge
 from tests import factories
 from tests.e2e.test_cli import run
 
