@@ -1,23 +1,39 @@
-"""``python -m bench`` (``make bench``): the whole-pipeline benchmark (:mod:`bench.pipeline`).
+"""``python -m bench [FIGURE] [OPTIONS]``: one entry point for every figure (bench/README.md).
 
-The parts still run alone: ``python -m bench.ledger``, ``bench.ingest``, ``bench.fanout``.
+FIGURE is ``pipeline`` (the default, ``make bench``: every part in one run, the table in
+bench/results/latest.md), ``ledger``, ``ingest``, ``fanout``, ``console`` or ``smoke``; each
+has its own module of that name. ``python -m bench FIGURE --help`` lists its options.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from pathlib import Path
 
 from bench.pipeline import RESULTS, SIZES, run
 from bench.pipeline_notes import render
 
+FIGURES = ("ledger", "ingest", "fanout", "console", "smoke")
+"""The figures measured alone, each ``bench/<name>.py`` with its ``main(argv)``."""
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: run, print the table, write it to ``--out``."""
+    """Run the figure named first (the whole pipeline when none is)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in FIGURES:
+        figure = importlib.import_module(f"bench.{args[0]}")
+        code: int = figure.main(args[1:])
+        return code
+    return pipeline(args[1:] if args[:1] == ["pipeline"] else args)
+
+
+def pipeline(argv: list[str]) -> int:
+    """The whole pipeline: run, print the table, write it to ``--out``."""
     parser = argparse.ArgumentParser(
-        prog="python -m bench",
+        prog="python -m bench [pipeline]",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

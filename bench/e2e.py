@@ -24,10 +24,10 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench import processes, product, raw_sql
 from bench.ingest import ingest_process, post_batches
-from bench.payloads import UNITS, bodies
-from bench.procs import Sample, child_matching, sample
+from bench.support import processes, product, raw_sql
+from bench.support.payloads import UNITS, bodies
+from bench.support.procs import Sample, child_matching, sample
 from services.core import streams
 from services.core.bus import ensure_groups
 from services.core.redis_server import EmbeddedRedis

@@ -3,7 +3,7 @@
 The notifier runs as ``liaison serve notifier`` (a separate process, wired by
 ``services/bootstrap.py`` as in ``liaison up``) on an embedded Valkey. This
 process publishes alerts through :class:`~services.core.bus.RedisPublisher` (the
-HTTP API's path) and watches the units' feeds (:mod:`bench.fanout_watch`).
+HTTP API's path) and watches the units' feeds (:mod:`bench.support.fanout_watch`).
 
 * **Latency**: ``RATE`` alerts/s for ``--seconds``, each reaching five units;
   from the moment ``publish`` returned (the alert is accepted) until the
@@ -32,11 +32,11 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench import fanout_raw
-from bench.fanout_report import FanoutReport, render
-from bench.fanout_watch import Watcher, alerts
-from bench.raw_redis import server_version
-from bench.report import machine
+from bench.support import fanout_raw
+from bench.support.fanout_report import FanoutReport, render
+from bench.support.fanout_watch import Watcher, alerts
+from bench.support.raw_redis import server_version
+from bench.support.report import machine
 from schemas.topology import default_topology
 from services.core import bus, streams
 from services.core.redis_server import EmbeddedRedis
@@ -216,7 +216,7 @@ async def smoke(alerts: int = 40) -> FanoutReport:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the report, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench fanout", description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="steady run (default 20)")
     parser.add_argument("--rate", type=int, default=RATE, help=f"alerts/s (default {RATE})")
     parser.add_argument("--burst", type=int, default=4000, help="burst alerts (default 4000)")

@@ -27,10 +27,10 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
-from bench import raw_redis
-from bench.payloads import build
-from bench.procs import child_matching, cpu_seconds, tree_cpu_seconds
-from bench.report import Figure, Report, machine, render, serial, write
+from bench.support import raw_redis
+from bench.support.payloads import build
+from bench.support.procs import child_matching, cpu_seconds, tree_cpu_seconds
+from bench.support.report import Figure, Report, machine, render, serial, write
 from schemas.events import CloudEvent
 from services.core import streams
 from services.core.auth import token_digest
@@ -216,7 +216,7 @@ def _helpers_cpu(ingest: int, before: dict[int, float], after: dict[int, float])
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the table, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench ingest", description=__doc__)
     parser.add_argument("--events", type=int, default=50_000, help="events (default 50000)")
     parser.add_argument("--senders", type=int, default=4, help="requests in flight (default 4)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench import pg, product, raw_redis, raw_sql
-from bench.payloads import Payloads, build, out_of_gc
-from bench.report import Figure, Report, machine, render, serial, write
+from bench.support import pg, product, raw_redis, raw_sql
+from bench.support.payloads import Payloads, build, out_of_gc
+from bench.support.report import Figure, Report, machine, render, serial, write
 from services.core.redis_server import EmbeddedRedis
 from services.ledger.app import LEDGER_OPTIONS
 from services.ledger.signing import load_or_create_signer
@@ -273,7 +273,7 @@ def _settle() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the table, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench ledger", description=__doc__)
     parser.add_argument("--events", type=int, default=20_000, help="events (default 20000)")
     parser.add_argument("--postgres", action="store_true", help="also on a throwaway cluster")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")

@@ -21,12 +21,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import e2e, fanout, ledger, pg
-from bench.fanout_report import FanoutReport
+from bench import e2e, fanout, ledger
 from bench.ingest import VALIDATE, validate_rate
-from bench.payloads import build, out_of_gc
-from bench.procs import Sampler, Watched
-from bench.report import Report
+from bench.support import pg
+from bench.support.fanout_report import FanoutReport
+from bench.support.payloads import build, out_of_gc
+from bench.support.procs import Sampler, Watched
+from bench.support.report import Report
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 SIZES = (10_000, 100_000, 1_000_000)

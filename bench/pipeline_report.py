@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from bench import e2e
-from bench.fanout_raw import percentile
 from bench.ingest import VALIDATE
 from bench.ledger import COMMIT_MAX, READ, XADD_CLIENT
-from bench.procs import MB
-from bench.raw_sql import BATCH as SQL_BATCH
-from bench.report import Figure, serial
+from bench.support.fanout_raw import percentile
+from bench.support.procs import MB
+from bench.support.raw_sql import BATCH as SQL_BATCH
+from bench.support.report import Figure, serial
 
 __all__ = ["XADD_CLIENT", "chain", "staged"]
 

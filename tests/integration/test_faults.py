@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from bench.pg import PostgresCluster, PostgresUnavailable, create_database
+from bench.support.pg import PostgresCluster, PostgresUnavailable, create_database
 from services.core import streams
 from services.core.settings import Settings
 from services.ledger.store import SqlLedger, create_engine

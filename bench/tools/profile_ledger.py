@@ -1,11 +1,11 @@
 """Profile the ledger's product path (broker → SqlLedger on SQLite).
 
-``python -m bench.profile_ledger [--events N] [--phase consume|replay|verify|entries]
+``python -m bench.tools.profile_ledger [--events N] [--phase consume|replay|verify|entries]
 [--out FILE]`` profiles one phase (consume: broker start until every event is
 recorded) with pyinstrument, which is not a dependency (``pip install pyinstrument``).
 ``--no-profiler`` runs the same phase bare, to sample it from outside::
 
-    py-spy record --threads --format raw -o spy.txt -- python -m bench.profile_ledger --no-profiler
+    py-spy record --threads --format raw -o spy.txt -- python -m bench.tools.profile_ledger --no-profiler
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench import product
-from bench.payloads import build, out_of_gc
+from bench.support import product
+from bench.support.payloads import build, out_of_gc
 from services.core.redis_server import EmbeddedRedis
 from services.ledger.signing import load_or_create_signer
 from services.ledger.store import SqlLedger, create_engine
@@ -76,7 +76,7 @@ async def profile(events: int, interval: float | None, phase: str = "consume") -
 
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
-    parser = argparse.ArgumentParser(prog="python -m bench.profile_ledger")
+    parser = argparse.ArgumentParser(prog="python -m bench.tools.profile_ledger")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--interval", type=float, default=0.001, help="sampling interval, s")
     parser.add_argument("--phase", choices=["consume", *PHASES], default="consume")

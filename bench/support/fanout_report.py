@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.fanout_raw import percentile
+from bench.support.fanout_raw import percentile
 
 TARGET_P99_MS = 20.0
 TARGET_PEAK = 10_000.0

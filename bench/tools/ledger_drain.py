@@ -1,12 +1,12 @@
 """Why ``liaison serve ledger`` drains a backlog slower than the same code in-process.
 
-``python -m bench.ledger_drain [--events N] [--rounds R] [--variants ...]``
+``python -m bench.tools.ledger_drain [--events N] [--rounds R] [--variants ...]``
 fills the canonical streams of one embedded Valkey with N events
 (``RedisPublisher``), then lets one variant drain them into a fresh SQLite
 ledger, and times it; variants alternate within each round, so a busy
 machine slows them alike (compare ratios):
 
-* ``inproc`` — ``bench.product.consume``: a broker with ``register_ledger``
+* ``inproc`` — ``bench.support.product.consume``: a broker with ``register_ledger``
   in this process, no signing key;
 * ``runtime`` — ``services.bootstrap.Runtime`` with only the ledger, in this
   process (the settings, signing key, checkpoints, trimmer of the service);
@@ -41,8 +41,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench import processes, product
-from bench.payloads import Payloads, build, out_of_gc
+from bench.support import processes, product
+from bench.support.payloads import Payloads, build, out_of_gc
 from services.bootstrap import Runtime
 from services.core import streams
 from services.core.redis_server import EmbeddedRedis
@@ -291,7 +291,7 @@ async def run(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the variants, print each rate and the medians."""
-    parser = argparse.ArgumentParser(prog="python -m bench.ledger_drain", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.tools.ledger_drain", description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help=", ".join(VARIANTS))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench.procs import sample
+from bench.support.procs import sample
 from services.core import streams
 
 LIAISON = Path(sys.executable).parent / "liaison"

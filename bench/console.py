@@ -13,7 +13,7 @@ POSTed one at a time at ``--rate`` per second; for each:
 * **API fan-out**, same run, same alerts: POST sent → the delivery's frame on
   ``GET /v1/units/IMT-GULISTAN/alerts/stream`` (the API's own live path, read by httpx).
 
-p50 / p99 / max of each. ``python -m bench.console_latency [--alerts 200] [--rate 5]``.
+p50 / p99 / max of each. ``python -m bench.console [--alerts 200] [--rate 5]``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 from playwright.async_api import async_playwright
 
-from bench.report import machine
+from bench.support.report import machine
 from services.bootstrap import Runtime
 from services.console.render import row_id
 from services.core.auth import token_digest
@@ -252,7 +252,7 @@ async def smoke(alerts: int = 6) -> ConsoleReport:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the report, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.console_latency", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench console", description=__doc__)
     parser.add_argument("--alerts", type=int, default=200, help="alerts (default 200)")
     parser.add_argument("--rate", type=float, default=5.0, help="alerts per second (default 5)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
