@@ -31,7 +31,8 @@ from bench.support.procs import Sample, child_matching, sample
 from services.core import streams
 from services.core.bus import ensure_groups
 from services.core.redis_server import EmbeddedRedis
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.engine import create_engine
+from services.ledger.store import SqlLedger
 
 BATCH = 1000
 SENDERS = 4

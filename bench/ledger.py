@@ -28,8 +28,9 @@ from bench.support.payloads import Payloads, build, out_of_gc
 from bench.support.report import Figure, Report, machine, render, serial, write
 from services.core.redis_server import EmbeddedRedis
 from services.ledger.app import LEDGER_OPTIONS
+from services.ledger.engine import create_engine
 from services.ledger.signing import load_or_create_signer
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.store import SqlLedger
 
 RESULTS = Path(__file__).parent / "results" / "ledger-latest.md"
 PERSIST_TARGET = 20_000  # events/s into SQLite on 2 cores (the issue)

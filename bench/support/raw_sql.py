@@ -19,8 +19,8 @@ import asyncpg  # type: ignore[import-untyped]
 
 from schemas.events import CloudEvent
 from services.ledger.chain import GENESIS, entry_hash
+from services.ledger.engine import SQLITE_PRAGMAS
 from services.ledger.records import utc_text
-from services.ledger.store import SQLITE_PRAGMAS
 
 BATCH = 500
 COLUMNS = "seq, source, event_id, type, subject, event_time, recorded_at, event, prev_hash, hash"
@@ -59,7 +59,7 @@ def _chain(batch: Sequence[Fixed], seq: int, prev: str) -> tuple[list[Row], int,
 
 
 def sqlite_connect(path: str) -> sqlite3.Connection:
-    """The pragmas of ``services.ledger.store.create_engine``: WAL, synchronous=FULL, …"""
+    """The pragmas of ``services.ledger.engine.create_engine``: WAL, synchronous=FULL, …"""
     db = sqlite3.connect(path, isolation_level=None, timeout=30)
     for pragma in SQLITE_PRAGMAS:
         db.execute(pragma)

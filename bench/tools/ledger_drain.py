@@ -47,7 +47,8 @@ from services.bootstrap import Runtime
 from services.core import streams
 from services.core.redis_server import EmbeddedRedis
 from services.core.settings import Settings
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.engine import create_engine
+from services.ledger.store import SqlLedger
 
 POLL = 0.02
 VARIANTS = ("inproc", "runtime", "process", "frozen", "warm", "paused")

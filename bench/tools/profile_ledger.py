@@ -22,8 +22,9 @@ from redis.asyncio import Redis
 from bench.support import product
 from bench.support.payloads import build, out_of_gc
 from services.core.redis_server import EmbeddedRedis
+from services.ledger.engine import create_engine
 from services.ledger.signing import load_or_create_signer
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.store import SqlLedger
 
 PHASES = {"replay": product.replay, "verify": product.verify, "entries": product.entries}
 

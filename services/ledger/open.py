@@ -5,8 +5,9 @@ from __future__ import annotations
 from services.core.config import ConfigError
 from services.core.private import data_directory, describe_data_dir, private_sqlite, sqlite_path
 from services.core.settings import Settings
+from services.ledger.engine import create_engine
 from services.ledger.signing import load_or_create_signer
-from services.ledger.store import CheckpointPolicy, SqlLedger, create_engine
+from services.ledger.store import CheckpointPolicy, SqlLedger
 
 
 def open_existing_ledger(settings: Settings) -> SqlLedger:

@@ -125,7 +125,7 @@ async def pages(
 
 
 async def _aiosqlite(db: Any, sql: str, params: list[Any], size: int) -> AsyncGenerator[list[Any]]:
-    # The connection is in autocommit mode (see store.create_engine): the SELECT is its own
+    # The connection is in autocommit mode (see engine.create_engine): the SELECT is its own
     # read transaction, a consistent snapshot that takes no write lock.
     cursor = await db.execute(sql, params)
     ahead = asyncio.ensure_future(cursor.fetchmany(size))

@@ -21,7 +21,8 @@ from schemas.events import CloudEvent
 from schemas.topology import default_topology
 from services.core import streams
 from services.ledger import tables
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.engine import create_engine
+from services.ledger.store import SqlLedger
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
 from tests import factories

@@ -28,7 +28,8 @@ from redis.asyncio import Redis
 from bench.support.pg import PostgresCluster, PostgresUnavailable, create_database
 from services.core import streams
 from services.core.settings import Settings
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.engine import create_engine
+from services.ledger.store import SqlLedger
 from tests.integration.fault_deployment import SERVICES, Deployment, ReadinessLog
 from tests.integration.fault_load import Expected, Load, inboxes, make_events, recorded, settled
 from tests.integration.ledger_backends import no_postgres
