@@ -48,7 +48,7 @@ typecheck: $(STAMP)
 
 schemas: $(STAMP)  ## re-export the JSON Schemas and the streams' AsyncAPI document after changing the models
 	$(BIN)/python -m schemas.export
-	$(BIN)/python -m services.asyncapi
+	$(BIN)/python -m services.core.asyncapi
 
 BENCH_ARGS ?=
 bench: $(STAMP)  ## whole pipeline: figures next to this machine's raw limits (bench/results/latest.md)

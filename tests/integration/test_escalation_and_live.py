@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from services.bootstrap import Runtime
-from services.config import AckDeadlines, Settings
-from services.http import create_app
+from services.core.config import AckDeadlines
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
+from services.entrypoints.serve import ApiServer
 from services.notifier.escalation import escalate_due
-from services.serve import ApiServer
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 

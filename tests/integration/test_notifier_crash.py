@@ -2,7 +2,7 @@
 
 Two ``liaison serve notifier`` processes (one consumer group) run on the
 session's server while alerts are published through the real path
-(:class:`~services.bus.RedisPublisher`). One of them is frozen (SIGSTOP) when
+(:class:`~services.core.bus.RedisPublisher`). One of them is frozen (SIGSTOP) when
 it holds alerts it has read but not acknowledged whose inbox entries are
 already written (a batch's deliveries are one script: all or none), and is
 SIGKILLed there, so the survivor's redelivery meets deliveries that exist
@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.topology import default_topology
-from services import bus, streams
+from services.core import bus, streams
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
 from tests import factories
@@ -125,6 +125,7 @@ def _receipts(entries: list[tuple[bytes, dict[bytes, bytes]]], kind: str) -> Cou
     return counts
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_notifier_killed_mid_batch_loses_and_duplicates_nothing(
     redis: Redis, notifiers: ServiceProcesses

@@ -7,10 +7,10 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import streams
 from services.bootstrap import Runtime
-from services.bus import RedisPublisher
-from services.config import Settings
+from services.core import streams
+from services.core.bus import RedisPublisher
+from services.core.settings import Settings
 from services.trimmer import parse_id, trim_acknowledged
 from tests import factories
 from tests.integration.conftest import eventually, principals_config

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.auth import Authenticator, require_officer_of, require_unit_reader, token_digest
-from services.config import Principal, Role
-from services.problems import Problem
+from services.core.auth import Authenticator, require_officer_of, require_unit_reader, token_digest
+from services.core.config import Principal, Role
+from services.core.problems import Problem
 
 OFFICER = Principal(
     name="duty", role=Role.OFFICER, token_sha256=token_digest("t-off"), unit="IMT-GULISTAN"
