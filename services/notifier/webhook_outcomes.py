@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
@@ -23,6 +24,7 @@ from schemas.vocabulary import EventType
 from services import streams
 from services.bus import Publisher
 from services.notifier.handlers import NOTIFIER_SOURCE
+from services.notifier.webhook_batch import Coalescer
 from services.notifier.webhook_queue import WebhookJob, endpoint_digest, redact_url
 
 # KEYS[1] = outcome hash; ARGV = field, record JSON, rank of its state.
@@ -99,15 +101,25 @@ def outcomes_key(unit: str, alert: AlertRef) -> str:
 class RedisWebhookOutcomes:
     """:class:`WebhookOutcomes` kept beside the unit's inbox entry (:func:`webhook_outcomes`)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, writes: Coalescer | None = None) -> None:
         self._redis = redis
         self._script = redis.register_script(_RECORD_LUA)
+        self._writes = writes if writes is not None else Coalescer(redis)
+        """Records of jobs finishing together share a round trip."""
 
     async def _record(self, job: WebhookJob, outcome: Outcome) -> None:
         doc = json.dumps(outcome.record(job))
         field = f"{job.msg_id} {job.endpoint}"
         key = outcomes_key(job.unit, AlertRef(job.alert_source, job.alert_id))
-        await self._script(keys=[key], args=[field, doc, _RANK[outcome.state]])
+        args = (1, key, field, doc, _RANK[outcome.state])
+        sha = self._script.sha
+        # EVALSHA in a shared pipeline, the script loaded only when the server lacks it (a
+        # pipeline holding a Script would first ask SCRIPT EXISTS: a round trip each time).
+        try:
+            await self._writes.run(lambda pipe: pipe.evalsha(sha, *args))
+        except NoScriptError:
+            await self._redis.script_load(_RECORD_LUA)
+            await self._writes.run(lambda pipe: pipe.evalsha(sha, *args))
 
     async def retrying(self, job: WebhookJob, outcome: Outcome) -> None:
         await self._record(job, outcome)
