@@ -41,6 +41,7 @@ from services.notifier.live import READ_BLOCK, LiveFeeds
 from services.notifier.retention import BATCH, expire_inboxes
 from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
+from services.notifier.webhook_process import WebhookProcess
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
 from services.private import data_directory
@@ -77,12 +78,16 @@ class Runtime:
         settings: Settings,
         config: FileConfig | None = None,
         services: Collection[str] = SERVICES,
+        *,
+        webhooks_apart: bool = False,
     ) -> None:
         log_hygiene.install()  # callers' text in any record is logged escaped
         self.settings = settings
         self.config = config if config is not None else read_file_config(settings.config)
         self.topology = resolve_topology(self.config)
         self.services = tuple(services)
+        self.webhooks_apart = webhooks_apart
+        """The notifier's webhook worker runs in a child process (``liaison up``: a core of its own)."""
         self.publishers = tuple(p.name for p in self.config.principals if p.role is Role.PUBLISHER)
         self.ingress_streams = tuple(streams.ingress_stream(name) for name in self.publishers)
         self.embedded: EmbeddedRedis | None = None
@@ -164,14 +169,20 @@ class Runtime:
         if "notifier" in self.services:
             self._background(self._escalate(), "escalation")
             self._background(self._expire_inboxes(), "inbox retention")
-            self.webhook_worker = WebhookWorker(
-                self.redis, self.config.webhooks,
-                CountedWebhookOutcomes(RecordedWebhookOutcomes(self.redis, self.publisher),
-                                       self.metrics),
-                consumer_name("webhooks"),
-                options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
-            )  # fmt: skip
-            self._background(self.webhook_worker.run(), "webhooks")
+            self.webhook_worker: WebhookWorker | WebhookProcess
+            if self.webhooks_apart:
+                apart = self.webhook_worker = WebhookProcess(url, self.metrics)
+                await apart.start()
+                self._stack.push_async_callback(apart.stop)
+            else:
+                worker = self.webhook_worker = WebhookWorker(
+                    self.redis, self.config.webhooks,
+                    CountedWebhookOutcomes(RecordedWebhookOutcomes(self.redis, self.publisher),
+                                           self.metrics),
+                    consumer_name("webhooks"),
+                    options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
+                )  # fmt: skip
+                self._background(worker.run(), "webhooks")
         ingress = self.ingress_streams if "ingest" in self.services else ()
         self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
 

@@ -22,12 +22,17 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 200
 
 
 @dataclass
 class CountingReceiver:
     """Answers 200 to every POST; counts TCP connections accepted and requests by webhook-id."""
 
+    delay: float = 0.0
+    """Seconds each answer waits (a slow endpoint: work piles up in flight)."""
+    retry_first: frozenset[str] = frozenset()
+    """Paths whose first request of each ``webhook-id`` is answered 503, ``Retry-After: 2``."""
     connections: int = 0
     requests: list[Seen] = field(default_factory=list)
     _server: asyncio.Server | None = None
@@ -72,10 +77,21 @@ class CountingReceiver:
                     body += event.data
                 elif isinstance(event, h11.EndOfMessage):
                     headers = {k.decode(): v.decode() for k, v in request.headers}
-                    self.requests.append(Seen(request.target.decode(), headers, body))
+                    seen = Seen(request.target.decode(), headers, body)
+                    if seen.path in self.retry_first and not any(
+                        r.path == seen.path and r.headers["webhook-id"] == headers["webhook-id"]
+                        for r in self.requests
+                    ):
+                        seen.status = 503
+                    self.requests.append(seen)
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
                     answer = [("content-type", "application/json"),
                               ("content-length", str(len(ANSWER)))]  # fmt: skip
-                    writer.write(conn.send(h11.Response(status_code=200, headers=answer)) or b"")
+                    if seen.status == 503:
+                        answer.append(("retry-after", "2"))
+                    response = h11.Response(status_code=seen.status, headers=answer)
+                    writer.write(conn.send(response) or b"")
                     writer.write(conn.send(h11.Data(data=ANSWER)) or b"")
                     writer.write(conn.send(h11.EndOfMessage()) or b"")
                     await writer.drain()
