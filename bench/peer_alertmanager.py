@@ -1,0 +1,245 @@
+"""Webhook delivery side by side with Prometheus Alertmanager (``make bench-peer``).
+
+The same work for both (:mod:`bench.peer_products`): every alert to 4 webhook
+receivers of one local receiver process (:mod:`bench.peer_receiver`), sent
+open-loop (on a clock, never waiting for an answer before the next send):
+
+* ``50`` and ``200`` alerts/s for ``--seconds`` each: latency from the moment an
+  alert was sent to its arrival at each receiver, p50 / p99 / max;
+* a peak: 2,000 alerts at once (two requests of 1,000): deliveries per second
+  from the first send to the last arrival;
+* CPU seconds and peak RSS of each product's processes (Liaison: ``liaison up``,
+  its webhook worker process and its Valkey), per delivery;
+* deliveries lost or duplicated, and (Liaison) signatures that verify.
+
+Each repetition starts fresh instances and alternates which product goes first;
+the machine's load average is recorded. Writes ``bench/results/peer-alertmanager.md``.
+``python -m bench.peer_alertmanager [--seconds 20] [--repetitions 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench import peer_products
+from bench.peer_products import UNITS, Product, free_port
+from bench.peer_report import render
+from bench.procs import sample
+
+RESULTS = Path(__file__).parent / "results" / "peer-alertmanager.md"
+TICK = 0.01
+"""Seconds between sends of the open-loop sender."""
+PEAK = 2000
+DRAIN_IDLE = 30.0
+"""Seconds without a new arrival after which the rest counts as lost."""
+
+
+@dataclass
+class Phase:
+    """One phase of one product's run."""
+
+    name: str
+    alerts: int
+    deliveries: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    """First send to last arrival."""
+    cpu: float = 0.0
+    """CPU seconds of the product's processes during the phase."""
+    rss_mb: float = 0.0
+    valid: int = 0
+    invalid: int = 0
+    connections: int = 0
+
+    def pct(self, q: float) -> float:
+        """Latency percentile in ms."""
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+    @property
+    def rate(self) -> float:
+        """Deliveries per second over the phase."""
+        return self.deliveries / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Run:
+    """One product, one fresh instance, all its phases."""
+
+    product: str
+    repetition: int
+    phases: list[Phase] = field(default_factory=list)
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+class Receiver:
+    """The receiver process and its statistics."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def reset(self) -> None:
+        async with httpx.AsyncClient() as client:
+            await client.get(f"{self.base}/reset")
+
+    async def stats(self) -> dict[str, object]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return dict((await client.get(f"{self.base}/stats")).json())
+
+    async def count(self) -> int:
+        return len(list(await self.stats_rows()))
+
+    async def stats_rows(self) -> list[list[float]]:
+        rows = (await self.stats())["rows"]
+        assert isinstance(rows, list)
+        return rows
+
+
+def _cpu_rss(product: Product) -> tuple[float, float]:
+    cpu = rss = 0.0
+    for pid in product.pids():
+        try:
+            reading = sample(pid)
+        except OSError:
+            continue
+        cpu += reading.cpu
+        rss += reading.peak / 2**20
+    return cpu, rss
+
+
+async def _phase(
+    product: Product, receiver: Receiver, name: str, numbers: list[int], rate: float | None
+) -> Phase:
+    """Send ``numbers`` at ``rate`` per second (None: all at once), wait for every delivery."""
+    await receiver.reset()
+    phase = Phase(name, len(numbers))
+    sent: dict[int, float] = {}
+    cpu_before, _ = _cpu_rss(product)
+    tasks: list[asyncio.Task[None]] = []
+
+    def send(batch: list[int]) -> None:
+        now = time.time()
+        for n in batch:
+            sent[n] = now
+        tasks.append(asyncio.create_task(product.send(batch)))
+
+    if rate is None:
+        send(numbers[: len(numbers) // 2])
+        send(numbers[len(numbers) // 2 :])
+    else:
+        start, done = time.monotonic(), 0
+        while done < len(numbers):
+            due = min(len(numbers), int((time.monotonic() - start) * rate) + 1)
+            if due > done:
+                send(numbers[done:due])
+                done = due
+            await asyncio.sleep(TICK)
+    await asyncio.gather(*tasks)
+    expected = len(numbers) * len(UNITS)
+    last, last_change = -1, time.monotonic()
+    while True:
+        count = await receiver.count()
+        if count >= expected or time.monotonic() - last_change > DRAIN_IDLE:
+            break
+        if count != last:
+            last, last_change = count, time.monotonic()
+        await asyncio.sleep(0.25)
+    stats = await receiver.stats()
+    cpu_after, rss = _cpu_rss(product)
+    rows = stats["rows"]
+    assert isinstance(rows, list)
+    seen: set[tuple[int, int]] = set()
+    first = min(sent.values())
+    end = first
+    for receiver_index, n, arrived in rows:
+        key = (int(receiver_index), int(n))
+        if key in seen or n not in sent:
+            phase.duplicates += key in seen
+            continue
+        seen.add(key)
+        phase.latencies.append(arrived - sent[int(n)])
+        end = max(end, arrived)
+    phase.deliveries = len(seen)
+    phase.lost = expected - len(seen)
+    phase.seconds = end - first
+    phase.cpu = cpu_after - cpu_before
+    phase.rss_mb = rss
+    phase.valid, phase.invalid = int(stats["valid"]), int(stats["invalid"])  # type: ignore[call-overload]
+    phase.connections = int(stats["connections"])  # type: ignore[call-overload]
+    return phase
+
+
+async def _run(
+    start: Callable[[Path, int], AbstractAsyncContextManager[Product]],
+    receiver: Receiver,
+    repetition: int,
+    seconds: float,
+) -> Run:
+    with tempfile.TemporaryDirectory(prefix="liaison-peer-") as tmp:
+        async with start(Path(tmp), receiver.port) as product:
+            run = Run(product.name, repetition, load=os.getloadavg())
+            counter = iter(range(1, 10**9))
+            for rate in (50, 200):
+                numbers = [next(counter) for _ in range(int(rate * seconds))]
+                run.phases.append(await _phase(product, receiver, f"{rate}/s", numbers, rate))
+            numbers = [next(counter) for _ in range(PEAK)]
+            run.phases.append(await _phase(product, receiver, "peak", numbers, None))
+            print(f"  {product.name} rep {repetition}: " + ", ".join(
+                f"{p.name} p50 {p.pct(0.5):.1f} p99 {p.pct(0.99):.1f} ms, {p.rate:.0f}/s, "
+                f"lost {p.lost}, dup {p.duplicates}" for p in run.phases), flush=True)  # fmt: skip
+            return run
+
+
+async def main(seconds: float, repetitions: int) -> list[Run]:
+    """Both products, ``repetitions`` times, alternating which goes first."""
+    peer_products.ensure_alertmanager()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.peer_receiver", str(port), peer_products.SECRET],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # listening
+    receiver = Receiver(port)
+    runs = []
+    try:
+        products = [peer_products.alertmanager, peer_products.liaison]
+        for repetition in range(1, repetitions + 1):
+            order = products if repetition % 2 else products[::-1]
+            for start in order:
+                runs.append(await _run(start, receiver, repetition, seconds))
+    finally:
+        proc.terminate()
+        proc.wait()
+    return runs
+
+
+def cli() -> None:
+    """``python -m bench.peer_alertmanager``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--repetitions", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    runs = asyncio.run(main(args.seconds, args.repetitions))
+    args.out.write_text(render(runs, args.seconds))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    cli()

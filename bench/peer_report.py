@@ -1,0 +1,113 @@
+"""The peer benchmark's table (``bench/results/peer-alertmanager.md``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from bench.report import machine
+
+if TYPE_CHECKING:
+    from bench.peer_alertmanager import Phase, Run
+
+DIFFERENCES = """\
+## What each does that the other does not
+
+| | Alertmanager 0.25 | Liaison |
+|---|---|---|
+| a job survives a kill of the process | no: notifications in flight live in memory (its nflog records only what was sent) | yes: each delivery is a stream entry until it finished; a dead worker's jobs are taken over |
+| signed deliveries | no (optional basic/bearer auth, TLS) | Standard Webhooks `v1` HMAC, `webhook-id` stable across retries |
+| retries | exponential backoff within one `group_interval`, then the next flush | backoff with full jitter, `Retry-After` honoured, up to 10 attempts or 24 h; given-up deliveries recorded in the ledger |
+| per-endpoint concurrency bound | no | yes (a slow endpoint holds only its own share) |
+| grouping, inhibition, silences, HA gossip | yes | no (one delivery per alert and unit) |
+| audit trail of deliveries | no | every delivery, outcome and failure in the signed ledger and the unit's inbox |
+| routing | label matchers | the topology: neighbours, corridor, counterparts, handling codes, per-unit views |
+"""
+
+
+def _span(values: Sequence[float], fmt: str) -> str:
+    low, high = min(values), max(values)
+    return fmt.format(low) if fmt.format(low) == fmt.format(high) else f"{fmt.format(low)}–{fmt.format(high)}"
+
+
+def _figures(runs: Sequence[Run]) -> list[tuple[str, Callable[[Sequence[Run]], str], str]]:
+    def phase(name: str) -> Callable[[Run], Phase]:
+        return lambda run: next(p for p in run.phases if p.name == name)
+
+    def lat(name: str, q: float) -> Callable[[Sequence[Run]], str]:
+        return lambda rs: _span([phase(name)(r).pct(q) for r in rs], "{:.1f}")
+
+    def per_delivery(rs: Sequence[Run]) -> str:
+        return _span(
+            [1000 * sum(p.cpu for p in r.phases) / max(1, sum(p.deliveries for p in r.phases))
+             for r in rs], "{:.2f}")  # fmt: skip
+
+    rows: list[tuple[str, Callable[[Sequence[Run]], str], str]] = []
+    for rate in ("50/s", "200/s"):
+        rows.append((f"{rate}: latency p50 (ms)", lat(rate, 0.5), "low"))
+        rows.append((f"{rate}: latency p99 (ms)", lat(rate, 0.99), "low"))
+        rows.append((f"{rate}: latency max (ms)", lat(rate, 1.0), "low"))
+    rows.append(("peak (2,000 alerts at once): deliveries/s",
+                 lambda rs: _span([phase("peak")(r).rate for r in rs], "{:,.0f}"), "high"))  # fmt: skip
+    rows.append(("CPU per delivery, all phases (ms)", per_delivery, "low"))
+    rows.append(("peak RSS of its processes (MB)",
+                 lambda rs: _span([max(p.rss_mb for p in r.phases) for r in rs], "{:.0f}"), "low"))  # fmt: skip
+    rows.append(("deliveries: made / lost / duplicated",
+                 lambda rs: " · ".join(
+                     f"{sum(p.deliveries for p in r.phases):,} / {sum(p.lost for p in r.phases)}"
+                     f" / {sum(p.duplicates for p in r.phases)}" for r in rs), ""))  # fmt: skip
+    rows.append(("signatures valid / invalid",
+                 lambda rs: " · ".join(f"{sum(p.valid for p in r.phases):,} / "
+                                       f"{sum(p.invalid for p in r.phases)}" for r in rs), ""))  # fmt: skip
+    return rows
+
+
+def _ratio(am: str, lx: str, better: str) -> str:
+    def mid(text: str) -> float:
+        parts = [float(x.replace(",", "")) for x in text.split("–")]
+        return sum(parts) / len(parts)
+
+    if not better:
+        return ""
+    try:
+        a, b = mid(am), mid(lx)
+    except ValueError:
+        return ""
+    if a == 0 or b == 0:
+        return ""
+    return f"{b / a:.2f}×"
+
+
+def render(runs: Sequence[Run], seconds: float) -> str:
+    """The whole page: machine, method, table with ratios, per-run loads, differences."""
+    am = [r for r in runs if r.product == "Alertmanager"]
+    lx = [r for r in runs if r.product == "Liaison"]
+    info = machine("embedded Valkey of each Liaison run")
+    lines = [
+        "# Webhook delivery beside Prometheus Alertmanager",
+        "",
+        "`make bench-peer` (`python -m bench.peer_alertmanager`). Same work for both: every "
+        f"alert to 4 webhook receivers of one local receiver process; open-loop sender at 50 and "
+        f"200 alerts/s for {seconds:g} s each, then 2,000 alerts at once; fresh instances, "
+        f"{max(r.repetition for r in runs)} repetitions, alternating which product goes first. "
+        "Ranges are over the repetitions; the ratio is Liaison / Alertmanager (of the middles).",
+        "",
+        f"- machine: {info['cores']}; {info['os']}; {info['python']}",
+        f"- date: {info['date']}",
+        "- load average at each run's start: "
+        + "; ".join(f"{r.product} #{r.repetition}: {r.load[0]:.2f}" for r in runs),
+        "",
+        "| figure | Alertmanager | Liaison | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, figure, better in _figures(runs):
+        a, b = figure(am), figure(lx)
+        lines.append(f"| {name} | {a} | {b} | {_ratio(a, b, better)} |")
+    lines += ["", "Per run (deliveries/s in the peak; CPU s per phase):", ""]
+    for r in runs:
+        parts = [f"{p.name}: p50 {p.pct(0.5):.1f} / p99 {p.pct(0.99):.1f} ms, "
+                 f"{p.rate:,.0f}/s, CPU {p.cpu:.2f} s, {p.connections} connections"
+                 for p in r.phases]  # fmt: skip
+        lines.append(f"- {r.product} #{r.repetition}: " + "; ".join(parts))
+    lines += ["", DIFFERENCES]
+    return "\n".join(lines) + "\n"
