@@ -36,7 +36,7 @@ import httpx
 from bench import peer_products
 from bench.peer_products import UNITS, Product, free_port
 from bench.peer_report import render
-from bench.procs import sample
+from bench.procs import command_line, sample
 
 RESULTS = Path(__file__).parent / "results" / "peer-alertmanager.md"
 TICK = 0.01
@@ -60,6 +60,8 @@ class Phase:
     """First send to last arrival."""
     cpu: float = 0.0
     """CPU seconds of the product's processes during the phase."""
+    cpu_by: dict[str, float] = field(default_factory=dict)
+    """The same by process (Liaison: main, webhooks, valkey)."""
     rss_mb: float = 0.0
     valid: int = 0
     invalid: int = 0
@@ -110,14 +112,25 @@ class Receiver:
         return rows
 
 
-def _cpu_rss(product: Product) -> tuple[float, float]:
-    cpu = rss = 0.0
+def _role(pid: int) -> str:
+    line = command_line(pid)
+    if "webhook_process" in line:
+        return "webhooks"
+    if "valkey" in line or "redis" in line:
+        return "valkey"
+    return "main"
+
+
+def _cpu_rss(product: Product) -> tuple[dict[str, float], float]:
+    cpu: dict[str, float] = {}
+    rss = 0.0
     for pid in product.pids():
         try:
             reading = sample(pid)
         except OSError:
             continue
-        cpu += reading.cpu
+        role = _role(pid)
+        cpu[role] = cpu.get(role, 0.0) + reading.cpu
         rss += reading.peak / 2**20
     return cpu, rss
 
@@ -177,7 +190,8 @@ async def _phase(
     phase.deliveries = len(seen)
     phase.lost = expected - len(seen)
     phase.seconds = end - first
-    phase.cpu = cpu_after - cpu_before
+    phase.cpu_by = {role: cpu_after[role] - cpu_before.get(role, 0.0) for role in cpu_after}
+    phase.cpu = sum(phase.cpu_by.values())
     phase.rss_mb = rss
     phase.valid, phase.invalid = int(stats["valid"]), int(stats["invalid"])  # type: ignore[call-overload]
     phase.connections = int(stats["connections"])  # type: ignore[call-overload]
@@ -199,22 +213,33 @@ async def _run(
                 run.phases.append(await _phase(product, receiver, f"{rate}/s", numbers, rate))
             numbers = [next(counter) for _ in range(PEAK)]
             run.phases.append(await _phase(product, receiver, "peak", numbers, None))
-            print(f"  {product.name} rep {repetition}: " + ", ".join(
-                f"{p.name} p50 {p.pct(0.5):.1f} p99 {p.pct(0.99):.1f} ms, {p.rate:.0f}/s, "
-                f"lost {p.lost}, dup {p.duplicates}" for p in run.phases), flush=True)  # fmt: skip
+            print(
+                f"  {product.name} rep {repetition}: "
+                + ", ".join(
+                    f"{p.name} p50 {p.pct(0.5):.1f} p99 {p.pct(0.99):.1f} ms, {p.rate:.0f}/s, "
+                    f"lost {p.lost}, dup {p.duplicates}"
+                    for p in run.phases
+                ),
+                flush=True,
+            )
             return run
 
 
-async def main(seconds: float, repetitions: int) -> list[Run]:
-    """Both products, ``repetitions`` times, alternating which goes first."""
-    peer_products.ensure_alertmanager()
-    port = free_port()
+def _receiver_process(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.peer_receiver", str(port), peer_products.SECRET],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
     proc.stdout.readline()  # listening
+    return proc
+
+
+async def main(seconds: float, repetitions: int) -> list[Run]:
+    """Both products, ``repetitions`` times, alternating which goes first."""
+    peer_products.ensure_alertmanager()
+    port = free_port()
+    proc = _receiver_process(port)
     receiver = Receiver(port)
     runs = []
     try:

@@ -75,7 +75,9 @@ class _Running:
         content, headers = self.body(numbers)
         response = await self.client.post(self.url, content=content, headers=headers)
         if response.status_code >= 300:
-            raise RuntimeError(f"{self.name} refused alerts: {response.status_code} {response.text[:200]}")
+            raise RuntimeError(
+                f"{self.name} refused alerts: {response.status_code} {response.text[:200]}"
+            )
 
     def pids(self) -> list[int]:
         return [self.proc.pid, *descendants(self.proc.pid)]
@@ -103,40 +105,60 @@ def _am_config(receiver_port: int) -> dict[str, Any]:
     receivers = [f"r{k}" for k in range(len(UNITS))]
     return {
         "route": {
-            "receiver": receivers[0], "group_by": ["..."], "group_wait": "0s",
-            "group_interval": "5m", "repeat_interval": "24h",
+            "receiver": receivers[0],
+            "group_by": ["..."],
+            "group_wait": "0s",
+            "group_interval": "5m",
+            "repeat_interval": "24h",
             "routes": [{"receiver": r, "continue": True} for r in receivers],
         },
         "receivers": [
-            {"name": r, "webhook_configs": [
-                {"url": f"http://127.0.0.1:{receiver_port}/{r}", "send_resolved": False}
-            ]} for r in receivers
+            {
+                "name": r,
+                "webhook_configs": [
+                    {"url": f"http://127.0.0.1:{receiver_port}/{r}", "send_resolved": False}
+                ],
+            }
+            for r in receivers
         ],
-    }  # fmt: skip
+    }
 
 
 def _am_body(numbers: list[int]) -> tuple[bytes, dict[str, str]]:
     now = datetime.now(UTC).isoformat()
     alerts = [
-        {"labels": {"alertname": "bench", "id": f"bench-{n}", "severity": "urgent"},
-         "annotations": {"summary": "KAMAZ truck suspected of carrying heroin"},
-         "startsAt": now}
+        {
+            "labels": {"alertname": "bench", "id": f"bench-{n}", "severity": "urgent"},
+            "annotations": {"summary": "KAMAZ truck suspected of carrying heroin"},
+            "startsAt": now,
+        }
         for n in numbers
-    ]  # fmt: skip
+    ]
     return json.dumps(alerts).encode(), {"content-type": "application/json"}
 
 
 def _liaison_body(numbers: list[int]) -> tuple[bytes, dict[str, str]]:
     now = datetime.now(UTC).isoformat()
     events = [
-        {"specversion": "1.0", "id": f"bench-{n}", "source": "/units/BLO-OYBEK",
-         "type": "alert.raised", "time": now, "releasableto": "UZ,TJ",
-         "data": {"severity": "urgent", "summary": "KAMAZ truck suspected of carrying heroin",
-                  "route": ["TJ", "UZ", "KZ"]}}
+        {
+            "specversion": "1.0",
+            "id": f"bench-{n}",
+            "source": "/units/BLO-OYBEK",
+            "type": "alert.raised",
+            "time": now,
+            "releasableto": "UZ,TJ",
+            "data": {
+                "severity": "urgent",
+                "summary": "KAMAZ truck suspected of carrying heroin",
+                "route": ["TJ", "UZ", "KZ"],
+            },
+        }
         for n in numbers
-    ]  # fmt: skip
-    headers = {"content-type": "application/cloudevents-batch+json",
-               "authorization": f"Bearer {TOKEN}"}  # fmt: skip
+    ]
+    headers = {
+        "content-type": "application/cloudevents-batch+json",
+        "authorization": f"Bearer {TOKEN}",
+    }
     return json.dumps(events).encode(), headers
 
 
@@ -161,11 +183,15 @@ async def alertmanager(work: Path, receiver_port: int) -> AsyncIterator[Product]
     port = free_port()
     config = work / "alertmanager.yml"
     config.write_text(yaml.safe_dump(_am_config(receiver_port)))
-    args = [binary, f"--config.file={config}", f"--storage.path={work / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-            "--log.level=warn"]  # fmt: skip
-    with (work / "alertmanager.log").open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    args = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={work / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]
+    proc = _spawn(args, work / "alertmanager.log")
     try:
         await _wait_ready(f"http://127.0.0.1:{port}/-/ready", proc, "alertmanager")
         url = f"http://127.0.0.1:{port}/api/v2/alerts"
@@ -180,17 +206,32 @@ async def liaison(work: Path, receiver_port: int) -> AsyncIterator[Product]:
     """A fresh ``liaison up`` (embedded Valkey, SQLite ledger, its own data directory)."""
     port = free_port()
     config = {
-        "principals": [{"name": "uz-customs", "role": "publisher",
-                        "token_sha256": token_digest(TOKEN), "units": ["BLO-OYBEK"]}],
-        "webhooks": [{"unit": unit, "url": f"http://127.0.0.1:{receiver_port}/r{k}",
-                      "secret": SECRET, "allow_http": True} for k, unit in enumerate(UNITS)],
-    }  # fmt: skip
+        "principals": [
+            {
+                "name": "uz-customs",
+                "role": "publisher",
+                "token_sha256": token_digest(TOKEN),
+                "units": ["BLO-OYBEK"],
+            }
+        ],
+        "webhooks": [
+            {
+                "unit": unit,
+                "url": f"http://127.0.0.1:{receiver_port}/r{k}",
+                "secret": SECRET,
+                "allow_http": True,
+            }
+            for k, unit in enumerate(UNITS)
+        ],
+    }
     (work / "liaison.yaml").write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
-    env |= {"LIAISON_CONFIG": str(work / "liaison.yaml"), "LIAISON_DATA_DIR": str(work / "var"),
-            "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}"}  # fmt: skip
-    with (work / "liaison.log").open("wb") as log:
-        proc = subprocess.Popen([str(LIAISON), "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    env |= {
+        "LIAISON_CONFIG": str(work / "liaison.yaml"),
+        "LIAISON_DATA_DIR": str(work / "var"),
+        "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}",
+    }
+    proc = _spawn([str(LIAISON), "up"], work / "liaison.log", env)
     try:
         await _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, "liaison up")
         url = f"http://127.0.0.1:{port}/v1/events"
@@ -198,6 +239,13 @@ async def liaison(work: Path, receiver_port: int) -> AsyncIterator[Product]:
             yield _Running("Liaison", proc, client, url, _liaison_body)
     finally:
         _stop(proc)
+
+
+def _spawn(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

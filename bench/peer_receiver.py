@@ -38,10 +38,15 @@ class State:
 
     def stats(self) -> bytes:
         """Everything recorded, as JSON."""
-        return json.dumps({
-            "rows": self.rows, "valid": self.valid, "invalid": self.invalid,
-            "unsigned": self.unsigned, "connections": self.connections,
-        }).encode()  # fmt: skip
+        return json.dumps(
+            {
+                "rows": self.rows,
+                "valid": self.valid,
+                "invalid": self.invalid,
+                "unsigned": self.unsigned,
+                "connections": self.connections,
+            }
+        ).encode()
 
 
 class Receiver(asyncio.Protocol):
@@ -102,7 +107,9 @@ class Receiver(asyncio.Protocol):
             self.state.unsigned += 1
             return
         content = b"%s.%s.%s" % (headers[b"webhook-id"], headers[b"webhook-timestamp"], body)
-        expected = b"v1," + base64.b64encode(hmac.new(self.state.key, content, hashlib.sha256).digest())
+        expected = b"v1," + base64.b64encode(
+            hmac.new(self.state.key, content, hashlib.sha256).digest()
+        )
         if any(hmac.compare_digest(expected, s) for s in signature.split(b" ")):
             self.state.valid += 1
         else:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from bench.report import machine
 
+DASH, TIMES, ELLIPSIS = "\u2013", "\u00d7", "\u2026"
+
 if TYPE_CHECKING:
     from bench.peer_alertmanager import Phase, Run
 
@@ -27,7 +29,11 @@ DIFFERENCES = """\
 
 def _span(values: Sequence[float], fmt: str) -> str:
     low, high = min(values), max(values)
-    return fmt.format(low) if fmt.format(low) == fmt.format(high) else f"{fmt.format(low)}–{fmt.format(high)}"
+    return (
+        fmt.format(low)
+        if fmt.format(low) == fmt.format(high)
+        else f"{fmt.format(low)}{DASH}{fmt.format(high)}"
+    )
 
 
 def _figures(runs: Sequence[Run]) -> list[tuple[str, Callable[[Sequence[Run]], str], str]]:
@@ -39,32 +45,78 @@ def _figures(runs: Sequence[Run]) -> list[tuple[str, Callable[[Sequence[Run]], s
 
     def per_delivery(rs: Sequence[Run]) -> str:
         return _span(
-            [1000 * sum(p.cpu for p in r.phases) / max(1, sum(p.deliveries for p in r.phases))
-             for r in rs], "{:.2f}")  # fmt: skip
+            [
+                1000 * sum(p.cpu for p in r.phases) / max(1, sum(p.deliveries for p in r.phases))
+                for r in rs
+            ],
+            "{:.2f}",
+        )
+
+    def role_cpu(role: str) -> Callable[[Sequence[Run]], str]:
+        def figure(rs: Sequence[Run]) -> str:
+            if not rs or rs[0].product != "Liaison":
+                return "\u2014"
+            return _span(
+                [
+                    1000
+                    * sum(p.cpu_by.get(role, 0.0) for p in r.phases)
+                    / max(1, sum(p.deliveries for p in r.phases))
+                    for r in rs
+                ],
+                "{:.2f}",
+            )
+
+        return figure
 
     rows: list[tuple[str, Callable[[Sequence[Run]], str], str]] = []
     for rate in ("50/s", "200/s"):
         rows.append((f"{rate}: latency p50 (ms)", lat(rate, 0.5), "low"))
         rows.append((f"{rate}: latency p99 (ms)", lat(rate, 0.99), "low"))
         rows.append((f"{rate}: latency max (ms)", lat(rate, 1.0), "low"))
-    rows.append(("peak (2,000 alerts at once): deliveries/s",
-                 lambda rs: _span([phase("peak")(r).rate for r in rs], "{:,.0f}"), "high"))  # fmt: skip
+    rows.append(
+        (
+            "peak (2,000 alerts at once): deliveries/s",
+            lambda rs: _span([phase("peak")(r).rate for r in rs], "{:,.0f}"),
+            "high",
+        )
+    )
     rows.append(("CPU per delivery, all phases (ms)", per_delivery, "low"))
-    rows.append(("peak RSS of its processes (MB)",
-                 lambda rs: _span([max(p.rss_mb for p in r.phases) for r in rs], "{:.0f}"), "low"))  # fmt: skip
-    rows.append(("deliveries: made / lost / duplicated",
-                 lambda rs: " · ".join(
-                     f"{sum(p.deliveries for p in r.phases):,} / {sum(p.lost for p in r.phases)}"
-                     f" / {sum(p.duplicates for p in r.phases)}" for r in rs), ""))  # fmt: skip
-    rows.append(("signatures valid / invalid",
-                 lambda rs: " · ".join(f"{sum(p.valid for p in r.phases):,} / "
-                                       f"{sum(p.invalid for p in r.phases)}" for r in rs), ""))  # fmt: skip
+    for role in ("main", "webhooks", "valkey"):
+        rows.append((f"{ELLIPSIS} of which Liaison's {role} process (ms)", role_cpu(role), ""))
+    rows.append(
+        (
+            "peak RSS of its processes (MB)",
+            lambda rs: _span([max(p.rss_mb for p in r.phases) for r in rs], "{:.0f}"),
+            "low",
+        )
+    )
+    rows.append(
+        (
+            "deliveries: made / lost / duplicated",
+            lambda rs: " · ".join(
+                f"{sum(p.deliveries for p in r.phases):,} / {sum(p.lost for p in r.phases)}"
+                f" / {sum(p.duplicates for p in r.phases)}"
+                for r in rs
+            ),
+            "",
+        )
+    )
+    rows.append(
+        (
+            "signatures valid / invalid",
+            lambda rs: " · ".join(
+                f"{sum(p.valid for p in r.phases):,} / {sum(p.invalid for p in r.phases)}"
+                for r in rs
+            ),
+            "",
+        )
+    )
     return rows
 
 
 def _ratio(am: str, lx: str, better: str) -> str:
     def mid(text: str) -> float:
-        parts = [float(x.replace(",", "")) for x in text.split("–")]
+        parts = [float(x.replace(",", "")) for x in text.split(DASH)]
         return sum(parts) / len(parts)
 
     if not better:
@@ -75,7 +127,7 @@ def _ratio(am: str, lx: str, better: str) -> str:
         return ""
     if a == 0 or b == 0:
         return ""
-    return f"{b / a:.2f}×"
+    return f"{b / a:.2f}{TIMES}"
 
 
 def render(runs: Sequence[Run], seconds: float) -> str:
@@ -105,9 +157,13 @@ def render(runs: Sequence[Run], seconds: float) -> str:
         lines.append(f"| {name} | {a} | {b} | {_ratio(a, b, better)} |")
     lines += ["", "Per run (deliveries/s in the peak; CPU s per phase):", ""]
     for r in runs:
-        parts = [f"{p.name}: p50 {p.pct(0.5):.1f} / p99 {p.pct(0.99):.1f} ms, "
-                 f"{p.rate:,.0f}/s, CPU {p.cpu:.2f} s, {p.connections} connections"
-                 for p in r.phases]  # fmt: skip
+        parts = [
+            f"{p.name}: p50 {p.pct(0.5):.1f} / p99 {p.pct(0.99):.1f} ms, "
+            f"{p.rate:,.0f}/s, CPU {p.cpu:.2f} s ("
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(p.cpu_by.items()))
+            + f"), {p.connections} connections"
+            for p in r.phases
+        ]
         lines.append(f"- {r.product} #{r.repetition}: " + "; ".join(parts))
     lines += ["", DIFFERENCES]
     return "\n".join(lines) + "\n"

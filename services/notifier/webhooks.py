@@ -179,9 +179,13 @@ class WebhookWorker:
         """Consume jobs until cancelled; held jobs stay pending for the next worker."""
         await ensure_webhook_group(self._redis)
         options = self._options
-        self._sender = Sender(self._policy, max_requests=options.max_requests,
-                              per_endpoint=options.per_endpoint, clock=self._clock,
-                              client=self._client)  # fmt: skip
+        self._sender = Sender(
+            self._policy,
+            max_requests=options.max_requests,
+            per_endpoint=options.per_endpoint,
+            clock=self._clock,
+            client=self._client,
+        )
         heartbeat = asyncio.create_task(self._heartbeat(), name="webhooks:heartbeat")
         self.running = True
         try:

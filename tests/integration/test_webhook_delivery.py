@@ -87,8 +87,9 @@ async def test_many_deliveries_to_one_endpoint_share_a_few_connections(
     for alert in alerts:
         await webhooks.enqueue("IMT-GULISTAN", _ref(alert), alert)
     options = WorkerOptions(claim_idle=5.0, block=0.1, per_endpoint=4)
-    worker = WebhookWorker(redis, [endpoint], RedisWebhookOutcomes(redis), "w1",
-                           policy=FAST, options=options)  # fmt: skip
+    worker = WebhookWorker(
+        redis, [endpoint], RedisWebhookOutcomes(redis), "w1", policy=FAST, options=options
+    )
     async with running(worker):
 
         async def all_arrived() -> bool:
@@ -141,8 +142,14 @@ async def test_a_single_worker_finishing_a_job_does_not_think_it_was_taken_over(
     alerts = [factories.alert() for _ in range(3)]
     for alert in alerts:
         await WebhookQueue(client, [endpoint]).enqueue("IMT-GULISTAN", _ref(alert), alert)
-    worker = WebhookWorker(client, [endpoint], RedisWebhookOutcomes(client), "only",
-                           policy=FAST, options=WorkerOptions(claim_idle=5.0, block=0.1))  # fmt: skip
+    worker = WebhookWorker(
+        client,
+        [endpoint],
+        RedisWebhookOutcomes(client),
+        "only",
+        policy=FAST,
+        options=WorkerOptions(claim_idle=5.0, block=0.1),
+    )
     client.hook = worker.heartbeat_once
     caplog.set_level(logging.INFO, logger="services.notifier")
     try:

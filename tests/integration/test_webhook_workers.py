@@ -69,9 +69,13 @@ async def _start_workers(n: int, env: dict[str, str]) -> list[Worker]:
     workers = []
     for _ in range(n):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.notifier.webhook_process",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "services.notifier.webhook_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
         workers.append(Worker(proc))
     for worker in workers:
         await worker.started()
@@ -87,8 +91,13 @@ async def test_three_workers_and_a_kill_deliver_each_job_once_to_a_healthy_recei
     config.write_text(
         yaml.safe_dump({"webhooks": [h.model_dump(exclude_none=True) for h in hooks]})
     )
-    env = {**os.environ, "LIAISON_REDIS_URL": redis_url, "LIAISON_CONFIG": str(config),
-           "LIAISON_DATA_DIR": str(tmp_path / "var"), "LIAISON_CLAIM_IDLE": "1s"}  # fmt: skip
+    env = {
+        **os.environ,
+        "LIAISON_REDIS_URL": redis_url,
+        "LIAISON_CONFIG": str(config),
+        "LIAISON_DATA_DIR": str(tmp_path / "var"),
+        "LIAISON_CLAIM_IDLE": "1s",
+    }
     await queue.ensure_webhook_group(redis)
     workers = await _start_workers(3, env)
     try:

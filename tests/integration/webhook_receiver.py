@@ -86,8 +86,10 @@ class CountingReceiver:
                     self.requests.append(seen)
                     if self.delay:
                         await asyncio.sleep(self.delay)
-                    answer = [("content-type", "application/json"),
-                              ("content-length", str(len(ANSWER)))]  # fmt: skip
+                    answer = [
+                        ("content-type", "application/json"),
+                        ("content-length", str(len(ANSWER))),
+                    ]
                     if seen.status == 503:
                         answer.append(("retry-after", "2"))
                     response = h11.Response(status_code=seen.status, headers=answer)
