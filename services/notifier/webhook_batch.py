@@ -78,3 +78,46 @@ def _copy(exc: BaseException) -> BaseException:
     if isinstance(exc, asyncio.CancelledError):
         return asyncio.CancelledError()
     return exc
+
+
+class Batched:
+    """Items of concurrent callers written together: one command per flush, not per item.
+
+    ``write`` adds the commands for all the items of a flush to a pipeline (e.g. one
+    ``XACK`` naming every entry). A caller's :meth:`add` returns once its item is written.
+    """
+
+    def __init__(self, redis: Redis, write: Callable[[Pipeline, list[Any]], None]) -> None:
+        self._redis = redis
+        self._write = write
+        self._items: list[Any] = []
+        self._waiting: list[asyncio.Future[None]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def add(self, item: Any) -> None:
+        """Write ``item`` with the others of the next flush."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._items.append(item)
+        self._waiting.append(future)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="webhooks:batched")
+        await future
+
+    async def _flush(self) -> None:
+        while self._items:
+            items, self._items = self._items[:MAX_BATCH], self._items[MAX_BATCH:]
+            waiting, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            pipe = self._redis.pipeline(transaction=False)
+            self._write(pipe, items)
+            try:
+                await pipe.execute()
+            except BaseException as exc:
+                for future in waiting:
+                    if not future.done():
+                        future.set_exception(_copy(exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)

@@ -116,13 +116,15 @@ class Sender:
         async with endpoint.slot, self._requests:
             timestamp = int(self._clock())  # the attempt's, after waiting for a slot
             try:
-                async with asyncio.timeout(timeout):
-                    if self._use_httpx(webhook.url):
+                if self._use_httpx(webhook.url):
+                    async with asyncio.timeout(timeout):
                         status, retry_after = await self._via_httpx(job, webhook, timestamp)
-                    else:
-                        assert endpoint.target is not None
-                        head = _headers(endpoint.keys, job.msg_id, timestamp, job.body)
-                        status, retry_after = await self._fast.post(endpoint.target, head, job.body)
+                else:
+                    assert endpoint.target is not None
+                    head = _headers(endpoint.keys, job.msg_id, timestamp, job.body)
+                    status, retry_after = await self._fast.post(
+                        endpoint.target, head, job.body, timeout
+                    )
             except (TimeoutError, httpx.TimeoutException):
                 return AttemptResult(None, f"no answer within {timeout:g}s", retryable=True)
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

@@ -30,6 +30,7 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import unquote
 
 import httpx
@@ -40,6 +41,8 @@ MAX_BODY = 64 * 1024
 """Bytes of an answer's body read (and discarded); a longer one closes the connection."""
 IDLE_TIMEOUT = 4.0
 """Seconds a connection is kept unused before it is closed."""
+SWEEP_EVERY = 0.25
+"""Seconds between checks of the requests' deadlines (one timer for all, not one each)."""
 
 
 class ProtocolError(Exception):
@@ -124,8 +127,7 @@ class _Connection(asyncio.Protocol):
         self._to_close = False  # close-delimited body: the answer is complete at the head
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -144,6 +146,10 @@ class _Connection(asyncio.Protocol):
         self.used = True
         self.transport.write(data)
         return self._waiter
+
+    def expire(self) -> None:
+        """The request's deadline passed: fail it and close."""
+        self._fail(TimeoutError())
 
     def close(self) -> None:
         """Close now (an unread answer, a timeout, an error)."""
@@ -333,6 +339,8 @@ class KeepAliveClient:
         self._connect_timeout = connect_timeout
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._deadlines: dict[_Connection, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -353,38 +361,61 @@ class KeepAliveClient:
             pool = self._pools[target.origin] = _Pool(target, context)
         return pool
 
-    async def post(self, target: Target, headers: bytes, body: bytes) -> tuple[int, str | None]:
+    async def post(
+        self, target: Target, headers: bytes, body: bytes, timeout: float
+    ) -> tuple[int, str | None]:
         """POST ``body`` with ``headers`` (CRLF-terminated lines); (status, Retry-After).
 
         Raises :class:`OSError` (connecting, :class:`Disconnected`), :class:`ProtocolError`
-        or :class:`TimeoutError`; the caller bounds the total time.
+        or :class:`TimeoutError` (no answer within ``timeout`` seconds, give or take
+        :data:`SWEEP_EVERY`: one sweeping task checks every request's deadline, cheaper than
+        a timer per request).
         """
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep(), name="webhooks:deadlines")
+        deadline = time.monotonic() + timeout
         pool = self._pool(target)
         request = b"%s%scontent-length: %d\r\n\r\n%s" % (target.head, headers, len(body), body)
         conn = pool.take()
         if conn is not None:
             try:
-                return await self._exchange(pool, conn, request)
+                return await self._exchange(pool, conn, request, deadline)
             except Disconnected as exc:
                 if exc.answered:
                     raise
                 # The server closed the idle connection as we reused it: once more, anew.
-        conn = await pool.connect(self._connect_timeout)
-        return await self._exchange(pool, conn, request)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        conn = await pool.connect(min(self._connect_timeout, left))
+        return await self._exchange(pool, conn, request, deadline)
 
     async def _exchange(
-        self, pool: _Pool, conn: _Connection, request: bytes
+        self, pool: _Pool, conn: _Connection, request: bytes, deadline: float
     ) -> tuple[int, str | None]:
+        self._deadlines[conn] = deadline
         try:
             answer = await conn.send(request)
         except BaseException:
             conn.close()  # cancelled or failed mid-answer: the connection is in no known state
             raise
+        finally:
+            self._deadlines.pop(conn, None)
         pool.give_back(conn)
         return answer
 
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            now = time.monotonic()
+            for conn in [c for c, at in self._deadlines.items() if at <= now]:
+                self._deadlines.pop(conn, None)
+                conn.expire()
+
     def close(self) -> None:
         """Close every idle connection."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()

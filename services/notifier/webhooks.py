@@ -61,7 +61,7 @@ from redis.exceptions import RedisError, ResponseError
 from services.bus import dead_letter
 from services.config import Webhook
 from services.loops import log_failure, stop_if_cancelled
-from services.notifier.webhook_batch import Coalescer
+from services.notifier.webhook_batch import Batched, Coalescer
 from services.notifier.webhook_delivery import Sender
 from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
 from services.notifier.webhook_queue import (
@@ -134,6 +134,18 @@ def _set_next(pipe: Any, *, key: str, at: str) -> None:
     pipe.hset(PROGRESS, key, at)
 
 
+def _finish(pipe: Any, entries: list[str]) -> None:
+    """Finished jobs: acknowledged, deleted, their progress forgotten (three commands in all)."""
+    pipe.xack(STREAM, GROUP, *entries)
+    pipe.xdel(STREAM, *entries)
+    pipe.hdel(PROGRESS, *[f"{e}:{k}" for e in entries for k in ("n", "next")])
+
+
+def _first_attempts(pipe: Any, entries: list[str]) -> None:
+    """Fresh jobs about to make their first attempt: one HSET for all."""
+    pipe.hset(PROGRESS, mapping={f"{e}:n": 1 for e in entries})
+
+
 class WebhookWorker:
     """Delivers queued jobs until cancelled; run it as a task (:meth:`run`)."""
 
@@ -162,6 +174,8 @@ class WebhookWorker:
         self._clock = clock
         self._rand = rand
         self._writes = Coalescer(redis)
+        self._finishes = Batched(redis, _finish)
+        self._firsts = Batched(redis, _first_attempts)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._held: set[str] = set()
         """Jobs being worked on and not finishing: the ones heartbeaten."""
@@ -315,13 +329,7 @@ class WebhookWorker:
     async def _done(self, entry_id: str) -> None:
         """Acknowledge and delete a finished job (no longer heartbeaten from here on)."""
         self._held.discard(entry_id)
-
-        def finish(pipe: Any) -> None:
-            pipe.xack(STREAM, GROUP, entry_id)
-            pipe.xdel(STREAM, entry_id)
-            pipe.hdel(PROGRESS, f"{entry_id}:n", f"{entry_id}:next")
-
-        await self._writes.run(finish)
+        await self._finishes.add(entry_id)
 
     async def _progress(self, entry_id: str) -> tuple[int, float | None]:
         """Attempts made and the next attempt's time, as a previous worker left them."""
@@ -330,8 +338,14 @@ class WebhookWorker:
         )
         return int(n_raw or 0), None if next_raw is None else float(next_raw)
 
-    async def _count_attempt(self, entry_id: str) -> int:
-        """Record one more attempt before making it (a worker dying mid-POST counts it)."""
+    async def _count_attempt(self, entry_id: str, attempt: int | None = None) -> int:
+        """Record one more attempt before making it (a worker dying mid-POST counts it).
+
+        ``attempt``: known to be this one (a fresh job's first: no count kept yet).
+        """
+        if attempt == 1:
+            await self._firsts.add(entry_id)
+            return 1
         [attempt] = await self._writes.run(lambda pipe: pipe.hincrby(PROGRESS, f"{entry_id}:n", 1))
         return int(attempt)
 
@@ -357,8 +371,10 @@ class WebhookWorker:
         if next_at is not None:  # taken over: keep the schedule of the previous worker
             await asyncio.sleep(max(0.0, next_at - self._clock()))
         assert self._sender is not None  # run() made it
+        first: int | None = 1 if fresh else None
         while True:
-            attempt = await self._count_attempt(entry_id)
+            attempt = await self._count_attempt(entry_id, first)
+            first = None
             result = await self._sender.attempt(job, endpoint)
             now = self._clock()
             if result.delivered:

@@ -70,7 +70,7 @@ async def endpoint() -> AsyncIterator[Start]:
 async def _post(client: KeepAliveClient, url: str) -> tuple[int, str | None]:
     target = parse_target(url, "ua/1", "application/json")
     async with asyncio.timeout(5):
-        return await client.post(target, b"webhook-id: m\r\n", b'{"a":1}')
+        return await client.post(target, b"webhook-id: m\r\n", b'{"a":1}', 5)
 
 
 def _raw(answer: bytes) -> Answer:
@@ -128,3 +128,14 @@ async def test_what_is_not_http_is_a_clear_error(endpoint: Start) -> None:
 def test_a_url_with_control_characters_is_refused() -> None:
     with pytest.raises(ValueError, match=r"control characters|Invalid"):
         parse_target("http://example.org/a\r\nx-injected: 1", "ua/1", "application/json")
+
+
+async def test_an_endpoint_that_never_answers_times_out(endpoint: Start) -> None:
+    scripted, url = await endpoint(_raw(b""))
+    client = KeepAliveClient(connect_timeout=2)
+    target = parse_target(url, "ua/1", "application/json")
+    async with asyncio.timeout(5):  # the test's bound, far above the request's
+        with pytest.raises(TimeoutError):
+            await client.post(target, b"webhook-id: m\r\n", b"{}", 0.3)
+    client.close()
+    assert len(scripted.requests) == 1
