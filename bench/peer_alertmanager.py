@@ -235,6 +235,13 @@ def _receiver_process(port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
+def _stop_receiver(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 async def main(seconds: float, repetitions: int) -> list[Run]:
     """Both products, ``repetitions`` times, alternating which goes first."""
     peer_products.ensure_alertmanager()
@@ -249,8 +256,7 @@ async def main(seconds: float, repetitions: int) -> list[Run]:
             for start in order:
                 runs.append(await _run(start, receiver, repetition, seconds))
     finally:
-        proc.terminate()
-        proc.wait()
+        _stop_receiver(proc)
     return runs
 
 
@@ -268,3 +274,19 @@ def cli() -> None:
 
 if __name__ == "__main__":
     cli()
+
+
+async def smoke(alerts: int = 20) -> Run:
+    """Liaison's side only, a few alerts at once (the suite's check that the bench still runs;
+    Alertmanager is not installed for it)."""
+    port = free_port()
+    proc = _receiver_process(port)
+    try:
+        with tempfile.TemporaryDirectory(prefix="liaison-peer-") as tmp:
+            async with peer_products.liaison(Path(tmp), port) as product:
+                run = Run(product.name, 1, load=os.getloadavg())
+                numbers = list(range(1, alerts + 1))
+                run.phases.append(await _phase(product, Receiver(port), "peak", numbers, None))
+                return run
+    finally:
+        _stop_receiver(proc)
