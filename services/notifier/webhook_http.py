@@ -125,6 +125,7 @@ class _Connection(asyncio.Protocol):
         self._body_left = -1  # bytes of a Content-Length body still to skip; -1: in the head
         self._chunked = False
         self._to_close = False  # close-delimited body: the answer is complete at the head
+        self._chunked_read = 0  # bytes of a chunked body so far (bounded like any body)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -143,6 +144,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = asyncio.get_running_loop().create_future()
         self._status, self._retry_after, self._keep = 0, None, True
         self._body_left, self._chunked, self._to_close = -1, False, False
+        self._chunked_read = 0
         self.used = True
         self.transport.write(data)
         return self._waiter
@@ -163,6 +165,9 @@ class _Connection(asyncio.Protocol):
         return not self.closed and self._keep and self._waiter is None
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection is in no known state
+            self.close()
+            return
         self._buf += data
         try:
             self._parse()
@@ -266,7 +271,8 @@ class _Connection(asyncio.Protocol):
             self._chunked = False
             self._complete()
             return True
-        if size > MAX_BODY:
+        self._chunked_read += size
+        if self._chunked_read > MAX_BODY:  # many small chunks count too
             self._keep = False
             self._chunked = False
             self._complete()
@@ -279,6 +285,9 @@ class _Connection(asyncio.Protocol):
     def _complete(self) -> None:
         waiter, self._waiter = self._waiter, None
         self._body_left = -1
+        if self._buf:  # more than the answer: not a connection to send on again
+            self._keep = False
+            self._buf.clear()
         if not self._keep:
             self.close()
         if waiter is not None and not waiter.done():

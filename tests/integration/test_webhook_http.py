@@ -100,7 +100,21 @@ async def test_a_long_body_or_a_close_is_not_reused_but_the_status_counts(endpoi
     long = _ok(b"x" * (MAX_BODY + 1))
     close = _raw(b"HTTP/1.1 503 Busy\r\nretry-after: 7\r\nconnection: close\r\n\r\n")
     interim = _raw(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
-    cases = [(long, (200, None), 3), (close, (503, "7"), 3), (interim, (204, None), 1)]
+    extra = _raw(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA")
+    chunks = _raw(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        + b"400\r\n"
+        + b"x" * 1024
+        + b"\r\n" * 1
+        + (b"400\r\n" + b"x" * 1024 + b"\r\n") * 64
+    )  # more than MAX_BODY in small chunks, never ended
+    cases = [
+        (long, (200, None), 3),
+        (close, (503, "7"), 3),
+        (interim, (204, None), 1),
+        (extra, (200, None), 3),
+        (chunks, (200, None), 3),
+    ]
     for answer, expected, connections in cases:
         scripted, url = await endpoint(answer)
         client = KeepAliveClient(connect_timeout=2)
