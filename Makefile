@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench clean browser screenshots
+.PHONY: demo test lint typecheck schemas bench bench-peer clean browser screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ schemas: $(STAMP)  ## re-export the JSON Schemas and the streams' AsyncAPI docum
 BENCH_ARGS ?=
 bench: $(STAMP)  ## whole pipeline: figures next to this machine's raw limits (bench/results/latest.md)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-peer: $(STAMP)  ## webhook delivery beside Prometheus Alertmanager (installs it from Debian if absent; bench/results/peer-alertmanager.md)
+	$(BIN)/python -m bench.peer_alertmanager $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

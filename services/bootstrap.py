@@ -87,12 +87,16 @@ class Runtime:
         settings: Settings,
         config: FileConfig | None = None,
         services: Collection[str] = SERVICES,
+        *,
+        webhooks_apart: bool = False,
     ) -> None:
         log_hygiene.install()  # callers' text in any record is logged escaped
         self.settings = settings
         self.config = config if config is not None else read_file_config(settings.config)
         self.topology = resolve_topology(self.config)
         self.services = tuple(services)
+        self.webhooks_apart = webhooks_apart
+        """The notifier's webhook worker runs in a child process (``liaison up``: a core of its own)."""
         self.publishers = tuple(p.name for p in self.config.principals if p.role is Role.PUBLISHER)
         self.ingress_streams = tuple(streams.ingress_stream(name) for name in self.publishers)
         self.embedded: EmbeddedRedis | None = None
@@ -134,7 +138,7 @@ class Runtime:
         # chosen ones subscribe and start their loops.
         ledger = await LedgerService.open(wiring, runs="ledger" in self.services)
         ingest = IngestService(wiring)
-        notifier = NotifierService(wiring)
+        notifier = NotifierService(wiring, webhooks_apart=self.webhooks_apart)
         self.ledger, self.screener = ledger.ledger, ingest.screener
         self.inbox, self.notifier = notifier.inbox, notifier.deps
         self.api_inbox, self.live = notifier.api_inbox, notifier.live
@@ -150,7 +154,7 @@ class Runtime:
         for loop in loops:
             self._background(loop.run(), loop.name)
         for service in self._running:
-            service.start()
+            await service.start()
         self._background(self._trim(), "trimming")
         ingress = self.ingress_streams if "ingest" in self.services else ()
         self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
@@ -180,6 +184,7 @@ class Runtime:
         options = self.settings.publisher_options
         return Wiring(
             settings=self.settings,
+            redis_url=self.redis_url,
             config=self.config,
             topology=self.topology,
             redis=self.redis,

@@ -32,6 +32,11 @@ async def still_needed_from(redis: Redis, stream: str) -> StreamId | None:
 
     Ids only grow: a group's next reads and claims are at or above what this returns,
     so trimming below it stays safe however long ago it was computed.
+
+    ``XINFO GROUPS`` and ``XPENDING`` are two reads, not one: a group may acknowledge
+    everything it held in between, and ``XPENDING`` then has no lowest id. Its answer
+    is the one that counts; the last-delivered id read first is still a lower bound
+    (a group reads only above it), so the floor stays safe.
     """
     groups = await redis.xinfo_groups(stream)
     if not groups:
@@ -39,9 +44,10 @@ async def still_needed_from(redis: Redis, stream: str) -> StreamId | None:
     floor: StreamId | None = None
     for group in groups:
         point = parse_id(group["last-delivered-id"])
-        if group["pending"]:
-            summary = await redis.xpending(stream, group["name"])
-            point = min(point, parse_id(summary["min"]))
+        if group["pending"]:  # zero stays zero below last-delivered: new reads are above it
+            lowest = (await redis.xpending(stream, group["name"]))["min"]
+            if lowest is not None:  # None: acknowledged since XINFO GROUPS
+                point = min(point, parse_id(lowest))
         floor = point if floor is None else min(floor, point)
     return floor
 

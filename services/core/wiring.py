@@ -44,6 +44,8 @@ class Wiring:
     """
 
     settings: Settings
+    redis_url: str
+    """The server every client here talks to (the embedded one's when none was configured)."""
     config: FileConfig
     topology: Topology
     redis: Redis
@@ -80,8 +82,9 @@ class Service(Protocol):
         """Register its consumer groups on ``broker`` (before it starts); return the claimers
         and group commits to run beside it."""
 
-    def start(self) -> None:
-        """Start the loops it owns (after the broker started), through ``Wiring.start_task``."""
+    async def start(self) -> None:
+        """Start the loops it owns (after the broker started), through ``Wiring.start_task``;
+        return once they run (a child process included)."""
 
     async def checks(self) -> dict[str, bool]:
         """Its readiness checks, beside the process's own."""

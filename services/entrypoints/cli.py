@@ -66,7 +66,10 @@ def up() -> None:
     """Run ingest, ledger, notifier and the HTTP API until SIGINT/SIGTERM."""
     from services.entrypoints.runner import run_services
 
-    asyncio.run(run_services(_settings(), ("ingest", "ledger", "notifier"), console, http=True))
+    # The webhook worker gets a process (a core) of its own when there is a second core.
+    apart = (os.cpu_count() or 1) > 1
+    services = ("ingest", "ledger", "notifier")
+    asyncio.run(run_services(_settings(), services, console, http=True, webhooks_apart=apart))
 
 
 @app.command()

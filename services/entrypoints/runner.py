@@ -19,10 +19,18 @@ log = logging.getLogger(__name__)
 
 
 async def run_services(
-    settings: Settings, services: Collection[str], console: Console, *, http: bool
+    settings: Settings,
+    services: Collection[str],
+    console: Console,
+    *,
+    http: bool,
+    webhooks_apart: bool = False,
 ) -> None:
-    """Start the services (and the API), print where they are, stop cleanly on a signal."""
-    async with Runtime(settings, services=services) as runtime:
+    """Start the services (and the API), print where they are, stop cleanly on a signal.
+
+    ``webhooks_apart``: the notifier's webhook worker in a process of its own.
+    """
+    async with Runtime(settings, services=services, webhooks_apart=webhooks_apart) as runtime:
         servers: list[ApiServer] = []
         if http and not runtime.config.principals:
             where = settings.config or "LIAISON_CONFIG is unset"

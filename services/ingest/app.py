@@ -91,7 +91,7 @@ class IngestService:
         )
         return list(claimers)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Ingest has no loop of its own."""
 
     async def checks(self) -> dict[str, bool]:

@@ -94,7 +94,7 @@ class LedgerService:
             broker, w.redis, self.ledger, consumer_name("ledger"), options, w.metrics
         )
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Sign the head when entries have waited ``checkpoint_interval``, even if no more come."""
         self._wiring.start_task(self._sign_checkpoints(), "checkpoints")
 

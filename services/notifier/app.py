@@ -24,6 +24,7 @@ from services.notifier.live import LiveFeeds
 from services.notifier.retention import BATCH, expire_inboxes
 from services.notifier.webhook_metrics import CountedWebhookOutcomes
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
+from services.notifier.webhook_process import WebhookProcess
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
 
@@ -68,8 +69,11 @@ class NotifierService:
     """The notifier's part of a process: the inboxes (for its handlers and, on the API's
     client, for the HTTP API), the live streams, and the loops it runs."""
 
-    def __init__(self, wiring: Wiring) -> None:
+    def __init__(self, wiring: Wiring, *, webhooks_apart: bool = False) -> None:
+        """``webhooks_apart``: the webhook worker runs in a child process (``liaison up``, so
+        that delivery has a core of its own)."""
         self._wiring = wiring
+        self._webhooks_apart = webhooks_apart
         config, settings = wiring.config, wiring.settings
         self.inbox = self._inbox(wiring.redis)
         self.deps = NotifierDeps(
@@ -96,7 +100,7 @@ class NotifierService:
             per_principal=settings.live_streams_per_principal,
         )
         wiring.stack.push_async_callback(self.live.aclose)
-        self.webhook_worker: WebhookWorker | None = None
+        self.webhook_worker: WebhookWorker | WebhookProcess | None = None
 
     @property
     def trimmed(self) -> tuple[str, ...]:
@@ -111,11 +115,16 @@ class NotifierService:
             broker, w.redis, self.deps, consumer_name("notifier"), options, w.metrics
         )
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Escalation, inbox retention and the webhook worker."""
         w = self._wiring
         w.start_task(self._escalate(), "escalation")
         w.start_task(self._expire_inboxes(), "inbox retention")
+        if self._webhooks_apart:
+            apart = self.webhook_worker = WebhookProcess(w.redis_url, w.metrics)
+            w.stack.push_async_callback(apart.stop)
+            await apart.start()
+            return
         outcomes = RecordedWebhookOutcomes(w.redis, w.publisher)
         self.webhook_worker = WebhookWorker(
             w.redis,

@@ -59,6 +59,9 @@ class WebhookEnqueuer(Protocol):
     """Queues a delivery for the unit's webhook endpoints (:class:`~services.notifier.webhooks.WebhookQueue`)."""
 
     async def enqueue(self, unit: str, alert: AlertRef, event: dict[str, Any]) -> int: ...
+    async def enqueue_many(
+        self, deliveries: Sequence[tuple[str, AlertRef, dict[str, Any]]]
+    ) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +160,17 @@ async def deliver(rendered: Sequence[Rendered], deps: NotifierDeps) -> None:
         [(recipient.unit, delivery, r.at.timestamp()) for r, recipient, delivery, _ in pending]
     )
     deps.metrics.inc(DELIVERIES, len(stored))
-    receipts = []
+    receipts, webhooks = [], []
     for (r, recipient, delivery, receipt), kept in zip(pending, stored, strict=True):
         if kept["delivered_at"] != delivery["delivered_at"]:
             # a redelivery: the stored time makes the first run's receipt, so it dedupes
             at = datetime.fromisoformat(kept["delivered_at"])
             receipt = _receipts(r.event, [recipient], at)[0]
         receipts.append(receipt)
-        if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
-            alert = AlertRef(kept["alert_source"], kept["alert_id"])
-            await deps.webhooks.enqueue(recipient.unit, alert, kept["event"])
+        alert = AlertRef(kept["alert_source"], kept["alert_id"])
+        webhooks.append((recipient.unit, alert, kept["event"]))
+    if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
+        await deps.webhooks.enqueue_many(webhooks)  # one round trip for the batch
     await deps.publisher.publish(receipts)  # deterministic ids: a re-run re-publishes nothing
 
 

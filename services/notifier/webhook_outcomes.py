@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
@@ -23,21 +25,27 @@ from schemas.vocabulary import EventType
 from services.core import streams
 from services.core.bus import Publisher
 from services.notifier.handlers import NOTIFIER_SOURCE
+from services.notifier.webhook_batch import Batched
 from services.notifier.webhook_queue import WebhookJob, endpoint_digest, redact_url
 
-# KEYS[1] = outcome hash; ARGV = field, record JSON, rank of its state.
-# A later record never replaces a more final one (delivered > failed > retrying).
+# KEYS[i] = outcome hash; ARGV[3i-2..3i] = field, record JSON, rank of its state (one
+# record per key, several records per call). A later record never replaces a more final
+# one (delivered > failed > retrying).
 _RECORD_LUA = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if current then
-  local ok, doc = pcall(cjson.decode, current)
-  local rank = {retrying = 0, failed = 1, delivered = 2}
-  if ok and rank[doc['state']] and rank[doc['state']] > tonumber(ARGV[3]) then
-    return 0
+local rank = {retrying = 0, failed = 1, delivered = 2}
+for i, key in ipairs(KEYS) do
+  local field, doc, mine = ARGV[3 * i - 2], ARGV[3 * i - 1], tonumber(ARGV[3 * i])
+  local current = redis.call('HGET', key, field)
+  local keep = false
+  if current then
+    local ok, old = pcall(cjson.decode, current)
+    keep = ok and rank[old['state']] ~= nil and rank[old['state']] > mine
+  end
+  if not keep then
+    redis.call('HSET', key, field, doc)
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
+return #KEYS
 """
 
 
@@ -102,12 +110,25 @@ class RedisWebhookOutcomes:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._script = redis.register_script(_RECORD_LUA)
+        self._records = Batched(redis, self._write)
+        """Records of jobs finishing together: one script call for all of them."""
+
+    def _write(self, pipe: Pipeline, records: list[tuple[str, str, str, int]]) -> None:
+        # EVALSHA, the script loaded only when the server lacks it (a pipeline holding a
+        # Script object would first ask SCRIPT EXISTS: a round trip each time).
+        args: list[str | int] = [v for _, field, doc, rank in records for v in (field, doc, rank)]
+        pipe.evalsha(self._script.sha, len(records), *[r[0] for r in records], *args)
 
     async def _record(self, job: WebhookJob, outcome: Outcome) -> None:
         doc = json.dumps(outcome.record(job))
         field = f"{job.msg_id} {job.endpoint}"
         key = outcomes_key(job.unit, AlertRef(job.alert_source, job.alert_id))
-        await self._script(keys=[key], args=[field, doc, _RANK[outcome.state]])
+        record = (key, field, doc, _RANK[outcome.state])
+        try:
+            await self._records.add(record)
+        except NoScriptError:
+            await self._redis.script_load(_RECORD_LUA)
+            await self._records.add(record)
 
     async def retrying(self, job: WebhookJob, outcome: Outcome) -> None:
         await self._record(job, outcome)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import EncodableT
 
 from schemas.alerts import AlertRef
@@ -178,22 +178,40 @@ class WebhookQueue:
 
         Idempotent per (event source, event id, unit, endpoint); returns how many jobs were new.
         """
-        endpoints = self._by_unit.get(unit)
-        if not endpoints:
+        return await self.enqueue_many([(unit, alert, event)])
+
+    async def enqueue_many(
+        self, deliveries: Sequence[tuple[str, AlertRef, Mapping[str, Any]]]
+    ) -> int:
+        """:meth:`enqueue` for many (unit, alert, event) at once: one round trip in all."""
+        calls: list[tuple[str, list[EncodableT]]] = []
+        for unit, alert, event in deliveries:
+            endpoints = self._by_unit.get(unit)
+            if not endpoints:
+                continue
+            event_id = str(event["id"])
+            msg_id = webhook_id(str(event["source"]), event_id, unit)
+            body = encode_body(event)  # encoded once, for every endpoint of the unit
+            now = self._clock()
+            for endpoint in endpoints:
+                name = endpoint.endpoint
+                job = WebhookJob(msg_id, unit, alert.id, alert.origin, event_id, name, body, now)
+                args: list[EncodableT] = [MARKER_TTL_S]
+                for field, value in job.fields().items():
+                    args += [field, value]
+                calls.append((f"{MARKER_PREFIX}{msg_id}:{endpoint_digest(name)}", args))
+        if not calls:
             return 0
-        event_id = str(event["id"])
-        msg_id = webhook_id(str(event["source"]), event_id, unit)
-        body = encode_body(event)
-        queued = 0
-        for endpoint in endpoints:
-            name = endpoint.endpoint
-            job = WebhookJob(
-                msg_id, unit, alert.id, alert.origin, event_id, name, body, self._clock()
-            )
-            args: list[EncodableT] = [MARKER_TTL_S]
-            for field, value in job.fields().items():
-                args += [field, value]
-            marker = f"{MARKER_PREFIX}{msg_id}:{endpoint_digest(name)}"
-            if await self._script(keys=[marker, STREAM], args=args):
-                queued += 1
-        return queued
+        try:
+            replies = await self._run(calls)
+        except NoScriptError:  # a new or flushed server: load it, then the same again
+            await self._redis.script_load(_ENQUEUE_LUA)
+            replies = await self._run(calls)
+        return sum(1 for reply in replies if reply)
+
+    async def _run(self, calls: Sequence[tuple[str, list[EncodableT]]]) -> list[Any]:
+        """EVALSHA in one pipeline (idempotent: a repeat queues nothing twice)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for marker, args in calls:
+            pipe.evalsha(self._script.sha, 2, marker, STREAM, *args)
+        return await pipe.execute()

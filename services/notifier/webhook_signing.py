@@ -29,7 +29,7 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 
-_MSG_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+MSG_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 """Our ids: no ``.`` (the field separator of the signed content), header-safe."""
 
 
@@ -49,7 +49,7 @@ def secret_key(secret: str) -> bytes:
 
 def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature of a message attempt."""
-    if not _MSG_ID.match(msg_id):
+    if not MSG_ID.match(msg_id):
         raise ValueError(f"webhook id {msg_id!r} must be 1-255 of [A-Za-z0-9_-]")
     content = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, content, hashlib.sha256).digest()

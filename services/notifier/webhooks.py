@@ -9,21 +9,24 @@ blocking other recipients; exhausted retries are recorded, not lost.
 
 Jobs are queued by :mod:`services.notifier.webhook_queue`; the retry
 schedule is :mod:`services.notifier.webhook_retry`; outcomes go through
-:mod:`services.notifier.webhook_outcomes`. This module is the worker:
+:mod:`services.notifier.webhook_outcomes`; one attempt (signing, kept-alive
+connections, concurrency bounds) is :mod:`services.notifier.webhook_delivery`.
+This module is the worker:
 
 * :class:`WebhookWorker` reads the stream in the consumer group :data:`GROUP`
-  (created at id ``0``) and runs **each job in its own task**. Requests are
-  bounded globally (``max_requests``) and **per endpoint** (``per_endpoint``),
-  and each has a total deadline, so a slow or dead endpoint can hold only its
-  own share and never delays other recipients. A job is XACKed (and XDELed:
-  this stream is a work queue, not a record) only when it has finished —
-  delivered, or given up on.
+  (created at id ``0``) and runs **each job in its own task**. A job is XACKed
+  (and XDELed: this stream is a work queue, not a record) only when it has
+  finished — delivered, or given up on. Its Redis writes (attempts counted,
+  outcome, acknowledgement) share pipelines with the other jobs' of the moment
+  (:mod:`services.notifier.webhook_batch`): round trips per batch, not per job.
+  Several workers (processes) may share the stream.
 * A job stays pending in the group for its whole retry schedule (minutes to
   hours), so the worker **heartbeats** the entries it owns (``XCLAIM …
   JUSTID`` after checking it still owns them, in one script) every
   ``claim_idle / 3``; any worker **reclaims** (``XAUTOCLAIM``) entries idle
   longer than ``claim_idle`` — a dead worker's — on start and every
-  ``claim_idle / 2``. Attempts made and the next attempt's time live in
+  ``claim_idle / 2``. A job this worker is finishing is no longer heartbeaten,
+  so its acknowledgement is never mistaken for a takeover. Attempts made and the next attempt's time live in
   :data:`PROGRESS`, so a reclaimed job continues its schedule instead of
   starting over. Delivery is at-least-once; receivers deduplicate on
   ``webhook-id``, which is stable across attempts, workers and restarts.
@@ -41,7 +44,6 @@ endpoint, which is this small loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -57,15 +59,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from services.core.bus import dead_letter
-from services.core.config import Webhook, redact
+from services.core.config import Webhook
 from services.core.loops import log_failure, stop_if_cancelled
+from services.notifier.webhook_batch import Batched, Coalescer
+from services.notifier.webhook_delivery import Sender
 from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
 from services.notifier.webhook_queue import (
-    CONTENT_TYPE,
     GROUP,
     PROGRESS,
     STREAM,
-    USER_AGENT,
     WebhookJob,
     ensure_webhook_group,
 )
@@ -74,10 +76,7 @@ from services.notifier.webhook_retry import (
     AttemptResult,
     RetryPolicy,
     backoff_delay,
-    is_retryable_status,
-    parse_retry_after,
 )
-from services.notifier.webhook_signing import signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +99,11 @@ return lost
 class WorkerOptions:
     """Concurrency and ownership of one worker (seconds for times)."""
 
-    max_jobs: int = 1000
+    max_jobs: int = 4000
     """Jobs held at once, sending or waiting for their next attempt."""
-    max_requests: int = 64
+    max_requests: int = 256
     """Requests in flight at once, over all endpoints."""
-    per_endpoint: int = 4
+    per_endpoint: int = 16
     """Requests in flight at once to one endpoint: a slow one holds no more than this."""
     claim_idle: float = 30.0
     """A job pending this long without a heartbeat is taken over (its worker died)."""
@@ -131,6 +130,22 @@ def _read_entries(reply: Any) -> list[tuple[str, Mapping[bytes, bytes] | None]]:
     return [(_text(e[0]), e[1]) for entries in per_stream for e in entries]
 
 
+def _set_next(pipe: Any, *, key: str, at: str) -> None:
+    pipe.hset(PROGRESS, key, at)
+
+
+def _finish(pipe: Any, entries: list[str]) -> None:
+    """Finished jobs: acknowledged, deleted, their progress forgotten (three commands in all)."""
+    pipe.xack(STREAM, GROUP, *entries)
+    pipe.xdel(STREAM, *entries)
+    pipe.hdel(PROGRESS, *[f"{e}:{k}" for e in entries for k in ("n", "next")])
+
+
+def _first_attempts(pipe: Any, entries: list[str]) -> None:
+    """Fresh jobs about to make their first attempt: one HSET for all."""
+    pipe.hset(PROGRESS, mapping={f"{e}:n": 1 for e in entries})
+
+
 class WebhookWorker:
     """Delivers queued jobs until cancelled; run it as a task (:meth:`run`)."""
 
@@ -154,14 +169,17 @@ class WebhookWorker:
         self.consumer = consumer
         self._policy = policy
         self._options = options
-        self._own_client = client is None
         self._client = client
+        self._sender: Sender | None = None
         self._clock = clock
         self._rand = rand
+        self._writes = Coalescer(redis)
+        self._finishes = Batched(redis, _finish)
+        self._firsts = Batched(redis, _first_attempts)
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._held: set[str] = set()
+        """Jobs being worked on and not finishing: the ones heartbeaten."""
         self._slot_freed = asyncio.Event()
-        self._requests = asyncio.Semaphore(options.max_requests)
-        self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
         self._heartbeat_script = redis.register_script(_HEARTBEAT_LUA)
         self.running = False
         """True once the worker reads jobs (for readiness checks)."""
@@ -171,37 +189,30 @@ class WebhookWorker:
         """Jobs held now."""
         return len(self._jobs)
 
-    def _new_client(self) -> httpx.AsyncClient:
-        policy, options = self._policy, self._options
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(policy.request_timeout, connect=policy.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=options.max_requests,
-                max_keepalive_connections=options.max_requests,
-            ),
-            follow_redirects=False,  # a 3xx is a failure: the endpoint's URL needs updating
-            headers={"user-agent": USER_AGENT},
-        )
-
     async def run(self) -> None:
         """Consume jobs until cancelled; held jobs stay pending for the next worker."""
         await ensure_webhook_group(self._redis)
-        async with contextlib.AsyncExitStack() as stack:
-            if self._client is None:
-                self._client = await stack.enter_async_context(self._new_client())
-            heartbeat = asyncio.create_task(self._heartbeat(), name="webhooks:heartbeat")
-            self.running = True
-            try:
-                await self._consume()
-            finally:
-                self.running = False
-                tasks = [heartbeat, *self._jobs.values()]
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                self._jobs.clear()
-                if self._own_client:
-                    self._client = None
+        options = self._options
+        self._sender = Sender(
+            self._policy,
+            max_requests=options.max_requests,
+            per_endpoint=options.per_endpoint,
+            clock=self._clock,
+            client=self._client,
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(), name="webhooks:heartbeat")
+        self.running = True
+        try:
+            await self._consume()
+        finally:
+            self.running = False
+            tasks = [heartbeat, *self._jobs.values()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._jobs.clear()
+            self._held.clear()
+            await self._sender.aclose()
 
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
@@ -238,7 +249,7 @@ class WebhookWorker:
                 await asyncio.sleep(1.0)
                 continue
             for entry_id, fields in _read_entries(reply):
-                self._start(entry_id, fields)
+                self._start(entry_id, fields, fresh=True)
 
     async def _claim(self, count: int) -> None:
         """Take over jobs whose worker stopped heartbeating."""
@@ -252,25 +263,28 @@ class WebhookWorker:
                 entry = _text(entry_id)
                 if entry not in self._jobs:
                     log.info("webhooks: took over job %s", entry)
-                    self._start(entry, fields)
+                    self._start(entry, fields, fresh=False)
                     count -= 1
             if _text(start) == "0-0":
                 return
 
-    def _start(self, entry_id: str, fields: Mapping[bytes, bytes] | None) -> None:
+    def _start(self, entry_id: str, fields: Mapping[bytes, bytes] | None, *, fresh: bool) -> None:
+        """``fresh``: first read by this group, so no attempt was made and none is recorded."""
         try:
             job = WebhookJob.from_fields(fields or {})
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
             work = self._discard(entry_id, fields or {}, f"webhooks: not a job: {exc!r}")
         else:
-            work = self._deliver(entry_id, job)
+            work = self._deliver(entry_id, job, fresh)
         task = asyncio.create_task(work, name=f"webhooks:{entry_id}")
         self._jobs[entry_id] = task
+        self._held.add(entry_id)
         task.add_done_callback(functools.partial(self._finished, entry_id))
 
     def _finished(self, entry_id: str, task: asyncio.Task[None]) -> None:
         if self._jobs.get(entry_id) is task:
             del self._jobs[entry_id]
+            self._held.discard(entry_id)
         self._slot_freed.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
             # Left pending: a worker (this one too) takes it over after claim_idle.
@@ -281,22 +295,29 @@ class WebhookWorker:
         interval = self._options.claim_idle / 3
         while True:
             await asyncio.sleep(interval)
-            held = list(self._jobs)
-            if not held:
-                continue
-            try:
-                lost = await self._heartbeat_script(
-                    keys=[STREAM], args=[GROUP, self.consumer, *held]
-                )
-            except (RedisError, OSError):
-                stop_if_cancelled()
-                log_failure(log, "webhooks: heartbeat failed")
-                continue
-            for entry in lost:
-                task = self._jobs.get(_text(entry))
-                if task is not None:
-                    log.warning("webhooks: job %s was taken over; stopping here", _text(entry))
-                    task.cancel()
+            await self.heartbeat_once()
+
+    async def heartbeat_once(self) -> None:
+        """Refresh the jobs held; stop those another worker took over.
+
+        A job that finished meanwhile (acknowledged, so no longer pending) is not one
+        of them: it left :attr:`_held` before its acknowledgement was sent.
+        """
+        held = list(self._held)
+        if not held:
+            return
+        try:
+            lost = await self._heartbeat_script(keys=[STREAM], args=[GROUP, self.consumer, *held])
+        except (RedisError, OSError):
+            stop_if_cancelled()
+            log_failure(log, "webhooks: heartbeat failed")
+            return
+        for raw in lost:
+            entry = _text(raw)
+            task = self._jobs.get(entry)
+            if task is not None and entry in self._held:
+                log.warning("webhooks: job %s was taken over; stopping here", entry)
+                task.cancel()
 
     async def _discard(self, entry_id: str, fields: Mapping[bytes, bytes], reason: str) -> None:
         payload = json.dumps({_text(k): _text(v) for k, v in fields.items()})
@@ -306,20 +327,35 @@ class WebhookWorker:
         await self._done(entry_id)
 
     async def _done(self, entry_id: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(STREAM, GROUP, entry_id)
-            pipe.xdel(STREAM, entry_id)
-            pipe.hdel(PROGRESS, f"{entry_id}:n", f"{entry_id}:next")
-            await pipe.execute()
+        """Acknowledge and delete a finished job (no longer heartbeaten from here on)."""
+        self._held.discard(entry_id)
+        await self._finishes.add(entry_id)
 
-    async def _deliver(self, entry_id: str, job: WebhookJob) -> None:
+    async def _progress(self, entry_id: str) -> tuple[int, float | None]:
+        """Attempts made and the next attempt's time, as a previous worker left them."""
+        [(n_raw, next_raw)] = await self._writes.run(
+            lambda pipe: pipe.hmget(PROGRESS, [f"{entry_id}:n", f"{entry_id}:next"])
+        )
+        return int(n_raw or 0), None if next_raw is None else float(next_raw)
+
+    async def _count_attempt(self, entry_id: str, attempt: int | None = None) -> int:
+        """Record one more attempt before making it (a worker dying mid-POST counts it).
+
+        ``attempt``: known to be this one (a fresh job's first: no count kept yet).
+        """
+        if attempt == 1:
+            await self._firsts.add(entry_id)
+            return 1
+        [attempt] = await self._writes.run(lambda pipe: pipe.hincrby(PROGRESS, f"{entry_id}:n", 1))
+        return int(attempt)
+
+    async def _deliver(self, entry_id: str, job: WebhookJob, fresh: bool) -> None:
         policy, outcomes = self._policy, self._outcomes
         if job.legacy_url is not None:
             endpoint = self._by_url.get((job.unit, job.legacy_url))
         else:
             endpoint = self._endpoints.get((job.unit, job.endpoint))
-        n_raw, next_raw = await self._redis.hmget(PROGRESS, [f"{entry_id}:n", f"{entry_id}:next"])
-        made = int(n_raw or 0)
+        made, next_at = (0, None) if fresh else await self._progress(entry_id)
         if endpoint is None or made >= policy.max_attempts:
             # Gone from the configuration, or taken over after the last attempt was made
             # (the previous worker died reporting it): give up without another POST.
@@ -332,17 +368,19 @@ class WebhookWorker:
             await outcomes.exhausted(job, outcome)
             await self._done(entry_id)
             return
-        if next_raw is not None:  # taken over: keep the schedule of the previous worker
-            await asyncio.sleep(max(0.0, float(next_raw) - self._clock()))
+        if next_at is not None:  # taken over: keep the schedule of the previous worker
+            await asyncio.sleep(max(0.0, next_at - self._clock()))
+        assert self._sender is not None  # run() made it
+        first: int | None = 1 if fresh else None
         while True:
-            attempt = int(await self._redis.hincrby(PROGRESS, f"{entry_id}:n", 1))
-            result = await self._attempt(job, endpoint)
+            attempt = await self._count_attempt(entry_id, first)
+            first = None
+            result = await self._sender.attempt(job, endpoint)
             now = self._clock()
             if result.delivered:
                 outcome = Outcome("delivered", attempt, result.status, None, _utc(now))
                 await outcomes.delivered(job, outcome)
                 await self._done(entry_id)
-                log.debug("webhooks: %s delivered to %s", job.msg_id, job.endpoint)
                 return
             delay = backoff_delay(policy, attempt, result.retry_after, self._rand)
             give_up = self._give_up(job, attempt, result, now + delay)
@@ -359,7 +397,9 @@ class WebhookWorker:
                 await outcomes.exhausted(job, outcome)
                 await self._done(entry_id)
                 return
-            await self._redis.hset(PROGRESS, f"{entry_id}:next", repr(now + delay))
+            await self._writes.run(
+                functools.partial(_set_next, key=f"{entry_id}:next", at=repr(now + delay))
+            )
             outcome = Outcome(
                 "retrying",
                 attempt,
@@ -382,48 +422,3 @@ class WebhookWorker:
         if next_at > job.enqueued_at + policy.max_elapsed:
             return f"{result.error}: retry window of {policy.max_elapsed:g}s used up"
         return None
-
-    def _endpoint_slot(self, url: str) -> asyncio.Semaphore:
-        slot = self._endpoint_slots.get(url)
-        if slot is None:
-            slot = self._endpoint_slots[url] = asyncio.Semaphore(self._options.per_endpoint)
-        return slot
-
-    async def _attempt(self, job: WebhookJob, endpoint: Webhook) -> AttemptResult:
-        """One signed POST; never raises for what the endpoint or the network did."""
-        assert self._client is not None  # run() set it
-        secret = endpoint.secret
-        async with self._endpoint_slot(endpoint.url), self._requests:
-            timestamp = int(self._clock())  # the attempt's, after waiting for a slot
-            headers = {
-                "content-type": CONTENT_TYPE,
-                **signed_headers(secret, job.msg_id, timestamp, job.body),
-            }
-            try:
-                async with asyncio.timeout(self._policy.request_timeout):
-                    request = self._client.stream(
-                        "POST", endpoint.url, content=job.body, headers=headers
-                    )
-                    async with request as response:  # the body is never read
-                        status = response.status_code
-                        retry_after = response.headers.get("retry-after")
-            except (TimeoutError, httpx.TimeoutException):
-                error = f"no answer within {self._policy.request_timeout:g}s"
-                return AttemptResult(None, error, retryable=True)
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                return AttemptResult(None, redact(f"unusable URL: {exc}"))
-            except (httpx.HTTPError, OSError) as exc:
-                return AttemptResult(None, _describe(exc), retryable=True)
-        if 200 <= status <= 299:
-            return AttemptResult(status)
-        return AttemptResult(
-            status,
-            f"HTTP {status}",
-            parse_retry_after(retry_after, self._clock()),
-            retryable=is_retryable_status(status),
-        )
-
-
-def _describe(exc: BaseException) -> str:
-    detail = redact(str(exc))  # kept in Redis and shown in the inbox: never a credential
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import fanout, ingest, pipeline
+from bench import fanout, ingest, peer_alertmanager, pipeline
 from bench.pipeline_notes import render
 from bench.smoke import smoke
 
@@ -32,6 +32,16 @@ async def test_fanout_benchmark_runs_end_to_end() -> None:
     assert report.recipients == 100
     assert report.peak_deliveries == 100
     assert report.duplicates == 0
+
+
+@pytest.mark.timeout(120)
+async def test_peer_benchmark_runs_liaison_end_to_end() -> None:
+    # `liaison up` with its webhook worker process, four units with a webhook each
+    run = await peer_alertmanager.smoke(alerts=20)
+    [phase] = run.phases
+    assert (phase.deliveries, phase.lost, phase.duplicates) == (80, 0, 0)
+    assert (phase.valid, phase.invalid) == (80, 0)
+    assert set(phase.cpu_by) == {"main", "webhooks", "valkey"}
 
 
 @pytest.mark.timeout(180)
