@@ -89,7 +89,10 @@ class FakeInbox:
         return result
 
     async def received(self, unit: str, alert_id: str) -> list[AlertRef]:
-        return [a for u, a in self.deliveries if u == unit and a.id == alert_id]
+        # as RedisInbox: found through the register of alerts (admission claims each alert
+        # before its fan-out), not by scanning the inbox
+        candidates = [AlertRef(origin, alert_id) for origin in self.origins.get(alert_id, ())]
+        return [a for a in candidates if (unit, a) in self.deliveries]
 
     async def recipients(self, alert: AlertRef) -> dict[str, str]:
         return {u: d["view"] for (u, a), d in self.deliveries.items() if a == alert}
