@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from services.alert_register import AlertRegister
-from services.bus import RedisPublisher, ensure_groups
+from services.bus import RedisPublisher, Unavailable, ensure_groups
 from services.config import ConfigError, Settings, read_file_config, resolve_topology
 from services.config import settings_from_env as _settings
 from services.ingest import dlq
@@ -91,7 +91,16 @@ def import_command(
     ] = False,
 ) -> None:
     """Feed an agency file through its adapter; exit 2 if any row was rejected."""
-    summary = asyncio.run(run_import(_settings(), adapter, file, dead_letter, console))
+    try:
+        summary = asyncio.run(run_import(_settings(), adapter, file, dead_letter, console))
+    except Unavailable as exc:  # e.g. strict durability and no fsync: nothing to summarise
+        errors.print(
+            f"[red]unavailable:[/] {safe(str(exc))}: the batch is not confirmed; run the import "
+            "again (rows already published count as duplicates)",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     print_summary(summary, file, dead_letter, console)
     raise typer.Exit(2 if summary.rejected_rows else 0)
 
