@@ -40,14 +40,15 @@ screenshots: $(STAMP) browser  ## re-take the console's screenshots for the READ
 	LIAISON_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_console_screenshots.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check schemas services tests bench
-	$(BIN)/ruff format --check schemas services tests bench
+	$(BIN)/ruff check schemas services tests bench examples
+	$(BIN)/ruff format --check schemas services tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-schemas: $(STAMP)  ## re-export the JSON Schemas after changing the models
+schemas: $(STAMP)  ## re-export the JSON Schemas and the streams' AsyncAPI document after changing the models
 	$(BIN)/python -m schemas.export
+	$(BIN)/python -m services.asyncapi
 
 BENCH_ARGS ?=
 bench: $(STAMP)  ## whole pipeline: figures next to this machine's raw limits (bench/results/latest.md)

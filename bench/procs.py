@@ -68,6 +68,28 @@ def children(parent: int | None = None) -> list[int]:
     return found
 
 
+def descendants(parent: int) -> list[int]:
+    """Every live process below ``parent`` (children, their children, ...)."""
+    found, frontier = [], [parent]
+    while frontier:
+        below = [pid for p in frontier for pid in children(p)]
+        found += below
+        frontier = below
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """:func:`cpu_seconds` of ``pid`` and of each live descendant (a worker pool's processes),
+    by pid; a process gone meanwhile is left out."""
+    seconds = {}
+    for each in [pid, *descendants(pid)]:
+        try:
+            seconds[each] = cpu_seconds(each)
+        except OSError:
+            continue
+    return seconds
+
+
 def child_matching(text: str) -> int:
     """The pid of this process's child whose command line contains ``text``."""
     for pid in children():

@@ -34,6 +34,7 @@ from schemas.limits import (
     MAX_VEHICLES,
     NOTE_PATTERN,
     ONE_LINE_PATTERN,
+    at_most,
     crlf_to_lf,
 )
 from schemas.vocabulary import UNIT_PATTERN, Severity
@@ -141,7 +142,7 @@ Ref = Annotated[
 
 Any other character is allowed — ``/``, ``%``, ``?``, ``#``, spaces, non-ASCII,
 ``..`` — because agencies' own record numbers become ids (``BT-2024/0091``);
-in a URL path an id is one percent-encoded segment (README, "HTTP API").
+in a URL path an id is one percent-encoded segment (docs/http-api.md, "Alert ids in paths").
 """
 
 SYSTEM_ID_MAX = 512
@@ -274,15 +275,19 @@ class AlertRaised(FrozenModel):
 
     severity: Severity = Field(description=_DOC["severity"])
     summary: Line = Field(description=_DOC["summary"])
-    route: tuple[Country, ...] = Field((), max_length=MAX_ROUTE, description=_DOC["route"])
-    recipients: tuple[UnitId, ...] = Field(
+    route: Annotated[tuple[Country, ...], at_most(MAX_ROUTE)] = Field(
+        (), max_length=MAX_ROUTE, description=_DOC["route"]
+    )
+    recipients: Annotated[tuple[UnitId, ...], at_most(MAX_RECIPIENTS)] = Field(
         (), max_length=MAX_RECIPIENTS, description=_DOC["recipients"]
     )
-    persons: tuple[Person, ...] | None = Field(
+    persons: Annotated[tuple[Person, ...] | None, at_most(MAX_PERSONS)] = Field(
         None, max_length=MAX_PERSONS, description=_DOC["persons"]
     )
     persons_count: int | None = Field(None, ge=0, le=MAX_COUNT, description=_DOC["persons_count"])
-    vehicles: tuple[Vehicle, ...] = Field((), max_length=MAX_VEHICLES, description=_DOC["vehicles"])
+    vehicles: Annotated[tuple[Vehicle, ...], at_most(MAX_VEHICLES)] = Field(
+        (), max_length=MAX_VEHICLES, description=_DOC["vehicles"]
+    )
     consignment: Text | None = Field(None, description=_DOC["consignment"])
     window: Window | None = Field(None, description=_DOC["window"])
     expires_at: Timestamp | None = Field(None, description=_DOC["expires_at"])
@@ -298,15 +303,17 @@ class AlertUpdated(FrozenModel):
 
     severity: Severity | None = Field(None, description=_DOC["severity"])
     summary: Line | None = Field(None, description=_DOC["summary"])
-    route: tuple[Country, ...] | None = Field(None, max_length=MAX_ROUTE, description=_DOC["route"])
-    recipients: tuple[UnitId, ...] | None = Field(
+    route: Annotated[tuple[Country, ...] | None, at_most(MAX_ROUTE)] = Field(
+        None, max_length=MAX_ROUTE, description=_DOC["route"]
+    )
+    recipients: Annotated[tuple[UnitId, ...] | None, at_most(MAX_RECIPIENTS)] = Field(
         None, max_length=MAX_RECIPIENTS, description=_DOC["recipients"]
     )
-    persons: tuple[Person, ...] | None = Field(
+    persons: Annotated[tuple[Person, ...] | None, at_most(MAX_PERSONS)] = Field(
         None, max_length=MAX_PERSONS, description=_DOC["persons"]
     )
     persons_count: int | None = Field(None, ge=0, le=MAX_COUNT, description=_DOC["persons_count"])
-    vehicles: tuple[Vehicle, ...] | None = Field(
+    vehicles: Annotated[tuple[Vehicle, ...] | None, at_most(MAX_VEHICLES)] = Field(
         None, max_length=MAX_VEHICLES, description=_DOC["vehicles"]
     )
     consignment: Text | None = Field(None, description=_DOC["consignment"])

@@ -3,8 +3,8 @@
 Every list and string of an event is bounded, so validating one costs at most a
 known amount whatever a publisher sends (the request body's 8 MiB cap bounds a
 whole batch, not what one field may make the validator do). The limits are
-generous for what the fields describe and part of the public contract (README,
-"Event limits"); the exported JSON Schemas carry them as ``maxItems`` /
+generous for what the fields describe and part of the public contract (docs/events.md,
+"Limits of an event"); the exported JSON Schemas carry them as ``maxItems`` /
 ``maxLength``.
 
 Text never holds control characters (C0, DEL, C1) nor the Unicode line and
@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import re
 from typing import Any, Final
+
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 MAX_TEXT: Final = 2000
 """Characters of free text: a summary, a note, a reason."""
@@ -61,6 +64,29 @@ _FINDERS = {
 def crlf_to_lf(value: Any) -> Any:
     """A before-validator for notes: ``\\r\\n`` line endings become ``\\n``."""
     return value.replace("\r\n", "\n") if isinstance(value, str) and "\r" in value else value
+
+
+def at_most(limit: int) -> BeforeValidator:
+    """Refuses a list of more than ``limit`` items before its items are validated (pair with
+    the field's ``max_length``, which the JSON Schema shows as ``maxItems``).
+
+    pydantic checks a list's length only against the items that validated: a list of
+    invalid items is validated to the end and reported item by item — 20,000 ``{}`` in
+    60 KB of ``data.drugs`` made 60,000 errors and cost some 300 ms. Here it is one
+    error, worded as pydantic words its own.
+    """
+
+    def check(value: Any) -> Any:
+        if isinstance(value, list | tuple) and len(value) > limit:
+            raise PydanticCustomError(
+                "too_long",
+                "Tuple should have at most {max_length} items after validation, "
+                "not {actual_length}",
+                {"field_type": "Tuple", "max_length": limit, "actual_length": len(value)},
+            )
+        return value
+
+    return BeforeValidator(check)
 
 
 def explain(error: Any) -> str:

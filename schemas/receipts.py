@@ -24,7 +24,7 @@ from schemas.alerts import (
     UnitId,
     at_least_one,
 )
-from schemas.limits import MAX_COUNT
+from schemas.limits import MAX_COUNT, at_most
 from schemas.vocabulary import Reason, Severity, View
 
 _ALERT_SOURCE = (
@@ -41,7 +41,7 @@ class AlertDelivered(FrozenModel):
         description="The unit that raised the alert: with alert_id it names the alert."
     )
     recipient: UnitId = Field(description="The unit that received it.")
-    reasons: Annotated[tuple[Reason, ...], at_least_one("reason")] = Field(
+    reasons: Annotated[tuple[Reason, ...], at_most(len(Reason)), at_least_one("reason")] = Field(
         json_schema_extra=MIN_ONE,
         max_length=len(Reason),
         description="Why it received it: neighbour, corridor, counterpart, coordinator, explicit.",

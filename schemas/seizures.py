@@ -29,6 +29,7 @@ from schemas.limits import (
     MAX_PERSONS,
     MAX_ROUTE,
     ONE_LINE_PATTERN,
+    at_most,
 )
 from schemas.measures import MEASURES, MEASURES_HELP, Measure, normalise
 
@@ -143,18 +144,18 @@ class SeizureReported(FrozenModel):
     """``seizure.reported``: drugs seized by a unit, with where, by whom and along which route."""
 
     occurred_at: Timestamp = Field(description="When the seizure happened (RFC 3339).")
-    drugs: Annotated[tuple[Drug, ...], at_least_one("drug")] = Field(
+    drugs: Annotated[tuple[Drug, ...], at_most(MAX_DRUGS), at_least_one("drug")] = Field(
         json_schema_extra=MIN_ONE,
         max_length=MAX_DRUGS,
         description="What was seized (at least one).",
     )
-    agencies: tuple[Agency, ...] = Field(
+    agencies: Annotated[tuple[Agency, ...], at_most(MAX_AGENCIES)] = Field(
         (),
         max_length=MAX_AGENCIES,
         description="Agencies involved, short codes: MIA, SSS, SCC, BORDER-TROOPS…",
     )
     location: Location | None = Field(None, description="Where it happened.")
-    route: tuple[Country, ...] = Field(
+    route: Annotated[tuple[Country, ...], at_most(MAX_ROUTE)] = Field(
         (),
         max_length=MAX_ROUTE,
         description="Ordered country codes: origin, transit countries, destination.",
@@ -164,7 +165,7 @@ class SeizureReported(FrozenModel):
     detained: int | None = Field(
         None, ge=0, le=MAX_COUNT, description="How many persons were detained."
     )
-    persons: tuple[Person, ...] | None = Field(
+    persons: Annotated[tuple[Person, ...] | None, at_most(MAX_PERSONS)] = Field(
         None,
         max_length=MAX_PERSONS,
         description="Persons detained: personal data, removed in the non-nominal view.",

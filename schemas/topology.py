@@ -1,6 +1,6 @@
 """The topology: which units exist, who neighbours whom, who faces whom across a border.
 
-It is data, not code (DESIGN §3): the default ships as ``schemas/topology.yaml`` and a
+It is data, not code (docs/architecture.md, "Units"): the default ships as ``schemas/topology.yaml`` and a
 deployment may replace it. Everything is checked once, at load time, so that routing can
 trust it; a bad file gives a :class:`TopologyError` naming the file and the problem.
 """

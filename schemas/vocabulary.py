@@ -1,7 +1,7 @@
 """The closed vocabularies of Liaison Exchange: event types and handling codes.
 
 Every service speaks these words; they are part of the public contract
-(DESIGN §3), so add to them deliberately and never rename a value.
+(docs/events.md), so add to them deliberately and never rename a value.
 """
 
 from enum import StrEnum
@@ -58,7 +58,7 @@ class Severity(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why a unit receives an alert (DESIGN §3, "Who receives an alert")."""
+    """Why a unit receives an alert (docs/routing.md, "Who receives an alert")."""
 
     NEIGHBOUR = "neighbour"
     CORRIDOR = "corridor"

@@ -1,4 +1,4 @@
-"""The ``liaison`` command (DESIGN §4, "Command line")."""
+"""The ``liaison`` command (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Role(StrEnum):
-    """What a principal may do (DESIGN §4)."""
+    """What a principal may do (docs/configuration.md, "Principals")."""
 
     PUBLISHER = "publisher"
     OFFICER = "officer"
@@ -218,7 +218,7 @@ class FileConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Environment variables, prefix ``LIAISON_`` (DESIGN §4, "Configuration")."""
+    """Environment variables, prefix ``LIAISON_`` (docs/configuration.md)."""
 
     model_config = SettingsConfigDict(env_prefix="LIAISON_", frozen=True)
 

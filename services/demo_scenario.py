@@ -1,4 +1,4 @@
-"""The seed scenario of ``liaison demo`` (DESIGN §1, seeds/): Oybek alert to Gulistan seizure."""
+"""The seed scenario of ``liaison demo`` (docs/architecture.md): Oybek alert to Gulistan seizure."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from services import problems, runtime_deps
+from services.asyncapi import document as asyncapi_document
 from services.auth import holds_token
 from services.body_limit import BodyLimit
 from services.console.app import create_console
@@ -47,8 +48,23 @@ def create_app(deps: Deps) -> FastAPI:
     # looked up per request, as the routers do
     add_health(app, lambda: app.state.deps.ready(), _shows_figures)
     add_metrics(app, lambda: app.state.deps.metrics.scrape(), _require_figures)
+    add_asyncapi(app)
     app.mount("/console", create_console(lambda: app.state.deps))  # web console: its own pages
     return app
+
+
+def add_asyncapi(app: FastAPI) -> None:
+    """The streams' AsyncAPI document, to anyone (like ``/openapi.json``): it describes the
+    interface, the same for every deployment, and names no principal, host or secret."""
+
+    @app.get(
+        "/asyncapi.json",
+        tags=["documentation"],
+        summary="AsyncAPI 3.0: the Redis streams (per-publisher ingress, canonical streams, "
+        "receipts, dead letters) and their event schemas",
+    )
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document()
 
 
 def _shows_figures(request: Request) -> bool:

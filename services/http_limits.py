@@ -13,7 +13,7 @@ always keeps descriptors for Redis and the database.
 
 These bound what one process holds; fairness between clients (connections and
 requests per client, slow-client buffering) is the reverse proxy's job in front
-(README, "Running behind a reverse proxy").
+(docs/http-api.md, "Running behind a reverse proxy").
 """
 
 from __future__ import annotations

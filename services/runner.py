@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Collection
 
 from rich.console import Console
 
 from services.bootstrap import Runtime
+from services.collector import tune_collector
 from services.config import Settings
 from services.console.app import console_url
 from services.http import create_app, create_health_app
@@ -16,9 +16,6 @@ from services.http_limits import HttpLimits
 from services.serve import ApiServer, wait_for_signal
 
 log = logging.getLogger(__name__)
-
-GC_THRESHOLD = 50_000
-"""Allocations between the collector's young passes (Python's default: 700)."""
 
 
 async def run_services(
@@ -35,7 +32,7 @@ async def run_services(
             running = await _serve(settings, services, runtime, servers, http=http)
             # one line, whatever the width: scripts read it
             console.print(running, highlight=False, soft_wrap=True)
-            _tune_collector()
+            tune_collector()
             await wait_for_signal()
         finally:
             await runtime.live.aclose()  # live streams never end by themselves
@@ -65,14 +62,3 @@ async def _serve(
         servers.append(ApiServer(health, *settings.health_host_port, limits))
         running += f"; health at {await servers[-1].start()}"
     return running
-
-
-def _tune_collector() -> None:
-    # Everything loaded so far lives as long as the process: keep it out of the collector's
-    # full passes, which otherwise stall the event loop for tens of milliseconds.
-    gc.freeze()
-    # A batch of 1000 events is some 50,000 objects that live until it is published: at the
-    # default threshold (700) the collector ran ~70 times per batch, scanning them again and
-    # again (~15 % of ingest's CPU) and finding nothing: events hold no reference cycles.
-    # Cycles elsewhere are still collected, after 50,000 allocations instead of 700.
-    gc.set_threshold(GC_THRESHOLD, 10, 10)

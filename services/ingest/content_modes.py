@@ -69,6 +69,16 @@ def decode(headers: Mapping[str, str], body: bytes) -> Decoded:
     return Decoded(value)
 
 
+def maybe_batch(headers: Mapping[str, str]) -> bool:
+    """Whether :func:`decode` reads the body as a batch, or as JSON that may be one (a plain
+    ``application/json`` body without ``ce-*`` headers); raises the 415 that it raises for a
+    charset other than UTF-8."""
+    media_type = _media_type(headers.get("content-type"))
+    if media_type == BATCH:
+        return True
+    return media_type == JSON and not any(name.lower().startswith(CE_PREFIX) for name in headers)
+
+
 def _attributes(headers: list[tuple[str, str]]) -> dict[str, str]:
     """``ce-*`` headers → attributes, decoded as binding §3.1.3.2 says: a double-quoted value
     unquoted, then one round of percent-decoding whose bytes must be UTF-8."""

@@ -11,9 +11,10 @@ stream with the reason — a change of an alert that another unit raised among t
 (:func:`~services.ingest.intake.foreign_changes`, reason ``invalid event: subject: …``);
 only then are the entries acknowledged (by the caller),
 so a crash in between redelivers them and the publisher's ``(source, id)`` check
-keeps the effect single. Entries over 16 KiB are screened in the worker processes
-of :mod:`~services.ingest.screening`, and the loop is yielded between entries, so
-that an agency's large entries never stall the HTTP API sharing the process.
+keeps the effect single. Entries over 16 KiB are screened as HTTP bodies are
+(:mod:`~services.ingest.screening`: one event that large in a worker process), and the
+loop is yielded between entries, so that an agency's large entries never stall the HTTP
+API sharing the process.
 """
 
 from __future__ import annotations

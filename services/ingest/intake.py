@@ -38,11 +38,13 @@ class Rejection:
 
 
 class Rejected(Exception):
-    """Nothing was accepted; ``rejections`` says what and where."""
+    """Nothing was accepted; ``rejections`` says what and where (the first ``count`` errors,
+    or fewer when only the first ones were kept)."""
 
-    def __init__(self, rejections: Sequence[Rejection]) -> None:
+    def __init__(self, rejections: Sequence[Rejection], count: int | None = None) -> None:
         super().__init__("; ".join(f"{r.field}: {r.message}" for r in rejections[:5]))
         self.rejections = tuple(rejections)
+        self.count = len(self.rejections) if count is None else count
 
 
 def _loc(parts: Iterable[object]) -> str:

@@ -40,8 +40,14 @@ async def ledger_events(
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[list[str] | None, Query()] = None,
-    since: Annotated[datetime | None, Query(description="Event time at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Event time before.")] = None,
+    since: Annotated[
+        datetime | None,
+        Query(description="Event time at or after (RFC 3339; without a UTC offset: UTC)."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        Query(description="Event time before (RFC 3339; without a UTC offset: UTC)."),
+    ] = None,
 ) -> Response:
     """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``."""
     require(principal, Role.AUDITOR)

@@ -11,7 +11,7 @@ that the database's columns are checked without parsing every event. Version 1 c
 (before the chain) still verify; they are not linked, and no gap rule applies
 to them.
 
-The exact signed bytes (README, "The ledger, for auditors")::
+The exact signed bytes (docs/ledger.md, "Signed checkpoints")::
 
     v1: "liaison-ledger-checkpoint/v1\\n<size>\\n<head_hash>\\n<signed_at>\\n"
     v2: "liaison-ledger-checkpoint/v2\\n<size>\\n<head_hash>\\n<signed_at>\\n<prev>\\n"

@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, trail, stats, export."
 )
 console = make_console()
+notes = make_console(stderr=True)
 T = TypeVar("T")
 
 
@@ -45,6 +46,12 @@ def _run(work: Callable[[SqlLedger], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+TIME_HELP = (
+    "(ISO 8601: 2024-03-15, 2024-03-15T08:00+05:00 or …Z); without a UTC offset it is read"
+    " as UTC, and a note on stderr says so."
+)
+
+
 def _time(value: str | None, option: str) -> str | None:
     if value is None:
         return None
@@ -52,11 +59,19 @@ def _time(value: str | None, option: str) -> str | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"{option}: {value!r} is not an ISO 8601 date or time") from None
-    return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    if moment.tzinfo is None:  # say so: 2024-03-15 is midnight in UTC, not in Tashkent
+        moment = moment.replace(tzinfo=UTC)
+        notes.print(
+            f"note: {option} {safe(value)} has no UTC offset: read as {moment.isoformat()} "
+            f"(UTC); give one for local time, e.g. {moment.replace(tzinfo=None).isoformat()}+05:00",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return utc_text(moment)
 
 
 class Exit(IntEnum):
-    """``liaison ledger verify``'s exit codes (README, "Exit codes")."""
+    """``liaison ledger verify``'s exit codes (docs/ledger.md, "Exit codes")."""
 
     OK = 0
     """The chain and its checkpoints verify with a key the auditor trusts."""
@@ -111,8 +126,10 @@ def replay(
     type_: Annotated[
         list[str] | None, typer.Option("--type", help="Only these types (repeatable).")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Event time at or after (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Event time before (ISO 8601).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help=f"Event time at or after this {TIME_HELP}")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help=f"Event time before this {TIME_HELP}")] = None,
 ) -> None:
     """Entries as JSON lines — one CloudEvent each with its seq and hash — streamed."""
     query = Query(

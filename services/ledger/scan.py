@@ -36,7 +36,7 @@ _ENTRY_JSON = '{"seq":%d,"hash":"%s","prev_hash":"%s","recorded_at":"%s","event"
 
 
 def entry_json(row: RawRow) -> str:
-    """The public entry shape (DESIGN §4) as compact JSON, the stored event text embedded verbatim.
+    """The public entry shape (docs/http-api.md, "Documents it returns") as compact JSON, the stored event text embedded verbatim.
 
     No parse and no re-serialisation: the stored text already is canonical
     JSON, and the other members are a number, hex digests and a timestamp we

@@ -45,7 +45,7 @@ class LedgerEntry:
     event: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        """The public shape (DESIGN §4, "ledger entry")."""
+        """The public shape (docs/http-api.md, "ledger entry")."""
         return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash,
                 "recorded_at": self.recorded_at, "event": self.event}  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Who receives an alert, why, and what they may see (DESIGN §3). Pure: no I/O.
+"""Who receives an alert, why, and what they may see (docs/routing.md). Pure: no I/O.
 
 For an alert from unit O in country C the candidates are O's neighbours; the
 *corridor* towards each next country X of the route (every unit on a shortest

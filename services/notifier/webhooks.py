@@ -1,6 +1,6 @@
 """Webhook delivery: each unit delivery POSTed to the unit's endpoints, signed, retried, recorded.
 
-DESIGN §4 "Webhooks": a unit may have endpoints (``webhooks:`` in the
+docs/routing.md, "Webhooks": a unit may have endpoints (``webhooks:`` in the
 configuration file). Each delivery is POSTed as the recipient's view of the
 CloudEvent (structured mode, ``application/cloudevents+json``), signed per
 Standard Webhooks (:mod:`services.notifier.webhook_signing`), retried with

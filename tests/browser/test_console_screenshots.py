@@ -1,6 +1,6 @@
 """Every page of the console with a realistic day's traffic: axe finds nothing serious, the
 CSP holds, nothing leaves the origin — and a screenshot of each for people to look at
-(``make screenshots`` copies the README's into docs/screenshots)."""
+(``make screenshots`` copies them into docs/screenshots, shown by docs/console.md)."""
 
 from __future__ import annotations
 

@@ -51,6 +51,7 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/readyz", PUBLIC),
     ("GET", "/metrics", _table(metrics_token=200)),
     ("GET", "/openapi.json", PUBLIC),
+    ("GET", "/asyncapi.json", PUBLIC),
     ("POST", "/v1/events", _table(publisher_own=202)),
     ("GET", f"/v1/units/{UNIT}/alerts", _table(officer_own=200, auditor=200)),
     ("GET", f"/v1/units/{UNIT}/alerts/stream", _table(officer_own=200)),

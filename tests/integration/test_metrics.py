@@ -70,7 +70,7 @@ async def test_a_scrape_counts_what_the_services_did(
     assert (await api.post("/v1/events", json=alert, headers=auth("customs"))).status_code == 202
     again = await api.post("/v1/events", json=seizure, headers=auth("mia"))
     assert again.json() == {"accepted": [], "duplicates": [seizure["id"]]}
-    # DESIGN's worked example: the Oybek alert reaches four units, each an alert.delivered
+    # docs/routing.md's worked example: the Oybek alert reaches four units, each an alert.delivered
     expected_ledger = 2 + 4
     samples: Samples = {}
 

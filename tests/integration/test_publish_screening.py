@@ -1,5 +1,6 @@
-"""How ``POST /v1/events`` spends its effort: the publisher's units first, large bodies off the
-event loop, a bounded list of errors (issue 13, item 5). The load test is test_publish_flood."""
+"""How ``POST /v1/events`` spends its effort: the publisher's units first, batches on the event
+loop a slice at a time, large bodies and refused publishers' requests off it, a bounded list of
+errors (issue 13, item 5). The load test is test_publish_flood."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
+from schemas.topology import default_topology
 from services import streams
-from services.ingest.screening import INLINE_MAX, MAX_ERRORS
+from services.bootstrap import Runtime
+from services.ingest.refusals import Allowance
+from services.ingest.screening import INLINE_MAX, MAX_ERRORS, SLICED_MAX, Screener
+from services.problems import Problem
 from tests import factories
 from tests.integration.conftest import auth
 
@@ -66,3 +72,56 @@ async def test_a_large_valid_batch_is_published_whole(api: httpx.AsyncClient, re
     assert await redis.xlen(streams.ALERTS) == 60
     [(_, fields)] = await redis.xrange(streams.ALERTS, count=1)
     assert len(json.loads(fields[b"__data__"])["data"]["persons"]) == 100
+
+
+async def test_a_batch_is_screened_on_the_event_loop_a_slice_at_a_time(
+    api: httpx.AsyncClient, redis: Redis, runtime: Runtime
+) -> None:
+    seizure = factories.seizure(unit="BLO-OYBEK")
+    person = {"name": "Example Driver", "nationality": "TJ", "document": "P-0000"}
+    seizure["data"]["persons"] = [person] * 20  # 1000 take ~0.1-0.3 s to validate
+    batch = json.dumps([{**seizure, "id": f"s-{i}"} for i in range(1000)]).encode()
+    assert INLINE_MAX < len(batch) <= SLICED_MAX
+    headers = {**auth("customs"), "content-type": "application/json"}
+    big = asyncio.create_task(api.post("/v1/events", content=batch, headers=headers))
+    alert = factories.alert(unit="IMT-GULISTAN")
+    while not big.done():  # the loop is given back between slices: another publisher's goes in
+        small = await api.post("/v1/events", json=alert, headers=auth("mia"))
+        assert small.status_code == 202, small.text
+        if await redis.xlen(streams.ALERTS):
+            break
+    assert not big.done(), "the batch held the event loop until it was validated"
+    assert (await big).status_code == 202
+    assert await redis.xlen(streams.SEIZURES) == 1000
+    assert runtime.screener.in_workers == 0
+
+
+async def test_a_publisher_whose_requests_are_refused_has_the_next_screened_in_a_worker() -> None:
+    # its allowance of event-loop time for refused requests does not grow back during the test
+    screener = Screener(default_topology(), allowance=lambda: Allowance(rate=0.0))
+    junk = json.dumps(_junk("BLO-OYBEK", events=150, keys=600)).encode()
+    headers = {"content-type": "application/json"}
+    customs, mia = ("uz-customs", ["BLO-OYBEK"]), ("uz-mia", ["IMT-GULISTAN"])
+    try:
+        for _ in range(50):  # each costs ~0.1-0.5 s of the loop; the allowance is 0.5 s
+            with pytest.raises(Problem) as refused:
+                await screener.events(headers, junk, *customs)
+            assert refused.value.status == 422
+            if screener.in_workers:
+                break
+        assert screener.in_workers == 1, "a publisher's refused requests kept the loop busy"
+        on_loop = screener.on_loop
+
+        # its next requests too, even valid ones, until its allowance has grown back
+        batch = json.dumps([factories.seizure(unit="BLO-OYBEK") for _ in range(100)]).encode()
+        assert len(await screener.events(headers, batch, *customs)) == 100
+        small = json.dumps(factories.seizure(unit="BLO-OYBEK")).encode()
+        assert len(await screener.events(headers, small, *customs)) == 1
+        assert (screener.on_loop, screener.in_workers) == (on_loop, 3)
+
+        # another publisher's stay on the event loop
+        others = json.dumps([factories.seizure() for _ in range(100)]).encode()
+        assert len(await screener.events(headers, others, *mia)) == 100
+        assert (screener.on_loop, screener.in_workers) == (on_loop + 1, 3)
+    finally:
+        screener.close()

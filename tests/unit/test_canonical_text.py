@@ -82,7 +82,7 @@ def test_an_alert_has_exactly_this_text() -> None:
 
 
 def _documented(event: CloudEvent) -> bytes:
-    """The canonical form as the README documents it for auditors."""
+    """The canonical form as docs/ledger.md documents it for auditors."""
     doc = event.model_dump(mode="json", by_alias=True, exclude_none=True)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -1,4 +1,4 @@
-"""The handling rules (DESIGN §3) as properties over random topologies and alerts.
+"""The handling rules (docs/routing.md) as properties over random topologies and alerts.
 
 Whatever the topology and the alert: nothing reaches a country the originator did not
 release the alert to; nobody in a country outside ``piireleasableto`` sees a person's

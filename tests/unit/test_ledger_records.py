@@ -24,7 +24,7 @@ from tests.unit.test_events import raw
 
 
 def canonical(doc: Any) -> bytes:
-    """The documented canonical form (README, "The ledger, for auditors")."""
+    """The documented canonical form (docs/ledger.md)."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -1,4 +1,4 @@
-"""Who receives an alert (DESIGN §3, "Who receives an alert"), rule by rule."""
+"""Who receives an alert (docs/routing.md, "Who receives an alert"), rule by rule."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _route(origin: str, topology: Topology = TOPOLOGY, **facts: Any) -> list[tup
 
 
 def test_design_worked_example() -> None:
-    # BLO-OYBEK, urgent, route TJ→UZ→KZ, releasable to UZ and TJ (DESIGN §3).
+    # BLO-OYBEK, urgent, route TJ→UZ→KZ, releasable to UZ and TJ (docs/routing.md, the worked example).
     assert _route("BLO-OYBEK", route=["TJ", "UZ", "KZ"], releasableto={"UZ", "TJ"}) == [
         ("BLO-FOTEHOBOD", "counterpart", NON),
         ("IMT-GULISTAN", "neighbour,corridor", FULL),

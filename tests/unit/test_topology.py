@@ -1,4 +1,4 @@
-"""The topology: the shipped default matches DESIGN §3, and bad files say what is wrong."""
+"""The topology: the shipped default matches docs/architecture.md, and bad files say what is wrong."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from schemas.topology import (
 
 TOPOLOGY = default_topology()
 
-# DESIGN §3, "Units": id, kind, country, borders (a BLO: the country it faces), counterpart.
+# docs/architecture.md, "Units": id, kind, country, borders (a BLO: the country it faces), counterpart.
 DESIGN_UNITS = [
     ("NIAC-UZ", "coordinator", "UZ", set(), None),
     ("IMT-TASHKENT", "imt", "UZ", {"KZ", "KG", "TJ"}, None),
