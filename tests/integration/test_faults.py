@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import sqlite3
 import time
@@ -37,7 +38,9 @@ from tests.integration.processes import wait_for
 TOTAL = 10_000
 RATE = 1_000.0
 """Events per second: the load lasts ten seconds, long enough to break things during it."""
-SEED = random.randrange(1 << 32)
+SEED = int(os.environ.get("FAULTS_SEED") or random.randrange(1 << 32))
+"""The random moments' seed: printed before each test runs (so a failure shows it);
+``FAULTS_SEED=N`` replays it."""
 
 Fault = Callable[[Deployment, Load, ReadinessLog], Awaitable[None]]
 
@@ -54,6 +57,7 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 async def run_load_with(deployment: Deployment, fault: Fault) -> ReadinessLog:
     """Start everything, publish the load, inject ``fault`` meanwhile, check the outcome."""
+    print(f"\nseed {SEED} (FAULTS_SEED={SEED} replays it)")
     await deployment.start_all()
     events = make_events(TOTAL)
     expected = Expected.of(events)
@@ -75,7 +79,7 @@ async def run_load_with(deployment: Deployment, fault: Fault) -> ReadinessLog:
         await check_outcome(redis, database, expected, load)
     finally:
         await redis.aclose()
-    print(f"\nseed {SEED}; publisher retries: {dict(load.failures)}")
+    print(f"publisher retries: {dict(load.failures)}")
     return readiness
 
 
@@ -95,6 +99,13 @@ async def check_outcome(redis: Redis, database: str, expected: Expected, load: L
         await ledger.close()
     assert report.ok, report
     assert await redis.xlen(streams.DEAD_LETTERS) == 0
+
+
+def _never_unready(readiness: ReadinessLog, service: str, since: float, until: float) -> bool:
+    """Ready whenever it answered (at least once), and never down: the database is the
+    ledger's, not this service's. A probe it was too busy to answer in time is no verdict."""
+    seen = readiness.seen(service, since, until)
+    return "ready" in seen and not seen & {"not ready", "down"}
 
 
 async def until_sent(load: Load, fraction: float) -> None:
@@ -177,7 +188,7 @@ async def test_sqlite_locked_for_a_while(deployment: Deployment) -> None:
 
     readiness = await run_load_with(deployment, lock_database)
     assert "ready" in readiness.seen("ledger", moments["released"])
-    assert readiness.seen("ingest", moments["locked"], moments["released"]) == {"ready"}
+    assert _never_unready(readiness, "ingest", moments["locked"], moments["released"])
 
 
 @pytest.mark.timeout(300)
@@ -207,4 +218,4 @@ async def test_postgresql_stopped_for_a_while(tmp_path: Path) -> None:
             cluster.stop()
         cluster.remove()
     assert "ready" in readiness.seen("ledger", moments["started"])
-    assert readiness.seen("ingest", moments["stopped"], moments["started"]) == {"ready"}
+    assert _never_unready(readiness, "ingest", moments["stopped"], moments["started"])
