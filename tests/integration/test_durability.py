@@ -91,6 +91,29 @@ async def test_the_embedded_server_fsyncs_as_the_mode_says(
     assert response.status_code == 202, response.text
 
 
+@pytest.mark.parametrize("durability", ["standard", "strict"])
+async def test_while_the_server_is_away_a_publish_is_503_retry_after_1_then_accepted(
+    server: EmbeddedRedis, data_dir: Path, durability: str
+) -> None:
+    """docs/guarantees.md: "While the server is away, ``POST /v1/events`` answers 503 with
+    ``Retry-After: 1``; re-sending is safe" — not a 500, not a hang."""
+    event = factories.seizure()
+    async with _ingest(server.url, data_dir, durability) as (_, api):
+        server.kill()
+        refused = await api.post("/v1/events", json=event, headers=auth("mia"))
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["retry-after"] == "1"
+        server.start()
+
+        async def accepted() -> bool:
+            response = await api.post("/v1/events", json=event, headers=auth("mia"))
+            assert response.status_code in (202, 503), response.text
+            return response.status_code == 202
+
+        await eventually(accepted, timeout=30)
+
+
 async def _blocked_in_waitaof(admin: Redis) -> bool:
     """Whether a client of the server is blocked in ``WAITAOF``, waiting for an fsync."""
     return any(c["cmd"] == "waitaof" and "b" in c["flags"] for c in await admin.client_list())
