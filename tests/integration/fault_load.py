@@ -151,3 +151,15 @@ async def inboxes(redis: Redis, units: set[str]) -> set[tuple[str, str]]:
         keys = await redis.hkeys(streams.inbox_key(unit))
         found |= {(k.decode().partition("/")[2], unit) for k in keys}
     return found
+
+
+async def delivered_notices(redis: Redis, units: set[str]) -> Counter[tuple[str, str]]:
+    """``(alert id, unit)`` → "delivered" notifications in the unit's live feed: written once,
+    when the inbox entry is created, so a delivery made twice shows here as a count of 2
+    (the inbox itself is a hash: a second write would leave no trace in it)."""
+    found: Counter[tuple[str, str]] = Counter()
+    for unit in units:
+        for _, fields in await redis.xrange(streams.feed_key(unit)):
+            if fields[b"kind"] == b"delivered":
+                found[(fields[b"alert_id"].decode(), unit)] += 1
+    return found

@@ -31,7 +31,15 @@ from services import streams
 from services.config import Settings
 from services.ledger.store import SqlLedger, create_engine
 from tests.integration.fault_deployment import SERVICES, Deployment, ReadinessLog
-from tests.integration.fault_load import Expected, Load, inboxes, make_events, recorded, settled
+from tests.integration.fault_load import (
+    Expected,
+    Load,
+    delivered_notices,
+    inboxes,
+    make_events,
+    recorded,
+    settled,
+)
 from tests.integration.ledger_backends import no_postgres
 from tests.integration.processes import wait_for
 
@@ -92,6 +100,8 @@ async def check_outcome(redis: Redis, database: str, expected: Expected, load: L
     assert found.delivered == Counter(dict.fromkeys(expected.deliveries, 1)), "receipts"
     units = {unit for _, unit in expected.deliveries}
     assert await inboxes(redis, units) == expected.deliveries
+    notices = await delivered_notices(redis, units)
+    assert notices == Counter(dict.fromkeys(expected.deliveries, 1)), "a delivery made twice"
     ledger = SqlLedger(create_engine(database))
     try:
         report = await ledger.verify()
