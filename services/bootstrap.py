@@ -31,6 +31,7 @@ from services.ingest.app import INGEST_OPTIONS, register_ingest
 from services.ingest.screening import Screener
 from services.ledger.app import LEDGER_OPTIONS, register_ledger
 from services.ledger.open import open_ledger
+from services.ledger.store import SqlLedger
 from services.loops import forever, log_failure
 from services.metrics import ESCALATIONS
 from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
@@ -71,6 +72,9 @@ def consumer_name(service: str) -> str:
 
 class Runtime:
     """Everything one ``liaison`` process runs, started and stopped in order."""
+
+    ledger: SqlLedger
+    """Opened when the process runs the ledger or ingest (whose API reads it)."""
 
     def __init__(
         self,
@@ -118,9 +122,12 @@ class Runtime:
         self.redis_url = url
         self._clients(url)
         await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
-        self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
-        self._stack.push_async_callback(self.ledger.close)
-        await self.ledger.create_schema()
+        # The ledger service writes it, ingest's API reads it; a notifier never touches it, so
+        # it neither opens nor migrates it (no database access, no start-up race on SQLite).
+        if {"ledger", "ingest"} & set(self.services):
+            self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
+            self._stack.push_async_callback(self.ledger.close)
+            await self.ledger.create_schema()
         if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
             self._stack.push_async_callback(self._final_checkpoint)
         self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
