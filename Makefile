@@ -48,7 +48,7 @@ typecheck: $(STAMP)
 
 schemas: $(STAMP)  ## re-export the JSON Schemas and the streams' AsyncAPI document after changing the models
 	$(BIN)/python -m schemas.export
-	$(BIN)/python -m services.asyncapi
+	$(BIN)/python -m services.core.asyncapi
 
 # Mutation testing (docs/mutation.md): long (about an hour on 2 cores), so not part of `test`
 # nor of CI. Results stay in mutants/ (ignored by git); a second run redoes only what changed.

@@ -24,14 +24,15 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench import processes, product, raw_sql
 from bench.ingest import ingest_process, post_batches
-from bench.payloads import UNITS, bodies
-from bench.procs import Sample, child_matching, sample
-from services import streams
-from services.bus import ensure_groups
-from services.ledger.store import SqlLedger, create_engine
-from services.redis_server import EmbeddedRedis
+from bench.support import processes, product, raw_sql
+from bench.support.payloads import UNITS, bodies
+from bench.support.procs import Sample, child_matching, sample
+from services.core import streams
+from services.core.bus import ensure_groups
+from services.core.redis_server import EmbeddedRedis
+from services.ledger.engine import create_engine
+from services.ledger.store import SqlLedger
 
 BATCH = 1000
 SENDERS = 4
@@ -95,8 +96,12 @@ async def run_point(events: int, *, split: bool = False, reads: bool = False) ->
                 ingest_process(server.url, work, UNITS) as api,
                 processes.ledger_process(server.url, work) as ledger_pid,
             ):
-                pids = {"ingest": child_matching("serve ingest"), "ledger": ledger_pid,
-                        "valkey": int(info["process_id"]), "bench": os.getpid()}  # fmt: skip
+                pids = {
+                    "ingest": child_matching("serve ingest"),
+                    "ledger": ledger_pid,
+                    "valkey": int(info["process_id"]),
+                    "bench": os.getpid(),
+                }
                 await _measure(point, redis, api, pids, split=split)
             url = f"sqlite+aiosqlite:///{work / 'var' / 'ledger.sqlite3'}"
             total = events * (2 if split else 1)
@@ -157,9 +162,13 @@ async def _server_memory(redis: Redis) -> dict[str, int]:
         "aof_rewrites": int(persistence.get("aof_rewrites", 0)),
         "aof_bytes": int(persistence.get("aof_current_size", 0)),
         "stream": int(await redis.memory_usage(streams.SEIZURES) or 0),
-        "seen": sum([int(await redis.memory_usage(key) or 0)
-                     async for key in redis.scan_iter(match=f"{streams.SEEN}:*")]),
-    }  # fmt: skip
+        "seen": sum(
+            [
+                int(await redis.memory_usage(key) or 0)
+                async for key in redis.scan_iter(match=f"{streams.SEEN}:*")
+            ]
+        ),
+    }
 
 
 async def _check(redis: Redis, url: str, total: int) -> None:
@@ -173,8 +182,9 @@ async def _check(redis: Redis, url: str, total: int) -> None:
     info = await redis.xinfo_stream(streams.SEIZURES)
     stream, dead = int(info["entries-added"]), await redis.xlen(streams.DEAD_LETTERS)
     if not count == stream == total or dead:
-        raise RuntimeError(f"{total} accepted: {stream} in the stream, {count} in the ledger, "
-                           f"{dead} dead letters")  # fmt: skip
+        raise RuntimeError(
+            f"{total} accepted: {stream} in the stream, {count} in the ledger, {dead} dead letters"
+        )
 
 
 async def _reads(url: str, n: int, env: dict[str, str]) -> Reads:

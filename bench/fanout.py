@@ -2,8 +2,8 @@
 
 The notifier runs as ``liaison serve notifier`` (a separate process, wired by
 ``services/bootstrap.py`` as in ``liaison up``) on an embedded Valkey. This
-process publishes alerts through :class:`~services.bus.RedisPublisher` (the
-HTTP API's path) and watches the units' feeds (:mod:`bench.fanout_watch`).
+process publishes alerts through :class:`~services.core.bus.RedisPublisher` (the
+HTTP API's path) and watches the units' feeds (:mod:`bench.support.fanout_watch`).
 
 * **Latency**: ``RATE`` alerts/s for ``--seconds``, each reaching five units;
   from the moment ``publish`` returned (the alert is accepted) until the
@@ -32,14 +32,14 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench import fanout_raw
-from bench.fanout_report import FanoutReport, render
-from bench.fanout_watch import Watcher, alerts
-from bench.raw_redis import server_version
-from bench.report import machine
+from bench.support import fanout_raw
+from bench.support.fanout_report import FanoutReport, render
+from bench.support.fanout_watch import Watcher, alerts
+from bench.support.raw_redis import server_version
+from bench.support.report import machine
 from schemas.topology import default_topology
-from services import bus, streams
-from services.redis_server import EmbeddedRedis
+from services.core import bus, streams
+from services.core.redis_server import EmbeddedRedis
 
 RESULTS = Path(__file__).parent / "results" / "fanout-latest.md"
 LIAISON = Path(sys.executable).parent / "liaison"
@@ -197,8 +197,9 @@ async def check(redis: Redis, sent: dict[str, set[str]]) -> None:
             for k in await redis.hkeys(streams.inbox_key(unit))
         }
         if stored != expected:
-            raise RuntimeError(f"{unit}: {len(expected - stored)} missing, "
-                               f"{len(stored - expected)} unexpected")  # fmt: skip
+            raise RuntimeError(
+                f"{unit}: {len(expected - stored)} missing, {len(stored - expected)} unexpected"
+            )
     receipts = await redis.xlen(streams.RECEIPTS)
     deliveries = sum(map(len, sent.values()))
     if receipts != deliveries:
@@ -215,7 +216,7 @@ async def smoke(alerts: int = 40) -> FanoutReport:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the report, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench fanout", description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="steady run (default 20)")
     parser.add_argument("--rate", type=int, default=RATE, help=f"alerts/s (default {RATE})")
     parser.add_argument("--burst", type=int, default=4000, help="burst alerts (default 4000)")

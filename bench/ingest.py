@@ -27,14 +27,14 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
-from bench import raw_redis
-from bench.payloads import build
-from bench.procs import child_matching, cpu_seconds, tree_cpu_seconds
-from bench.report import Figure, Report, machine, render, serial, write
+from bench.support import raw_redis
+from bench.support.payloads import build
+from bench.support.procs import child_matching, cpu_seconds, tree_cpu_seconds
+from bench.support.report import Figure, Report, machine, render, serial, write
 from schemas.events import CloudEvent
-from services import streams
-from services.auth import token_digest
-from services.redis_server import EmbeddedRedis, free_port
+from services.core import streams
+from services.core.auth import token_digest
+from services.core.redis_server import EmbeddedRedis, free_port
 
 RESULTS = Path(__file__).parent / "results" / "ingest-latest.md"
 TARGET = 15_000  # events/s accepted, 2 cores (issue 5)
@@ -71,8 +71,13 @@ async def ingest_process(
     }
     config.write_text(json.dumps({"principals": [principal]}))  # JSON is YAML
     port = free_port()
-    env = {**os.environ, "LIAISON_REDIS_URL": redis_url, "LIAISON_CONFIG": str(config),
-           "LIAISON_DATA_DIR": str(workdir / "var"), "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}"}  # fmt: skip
+    env = {
+        **os.environ,
+        "LIAISON_REDIS_URL": redis_url,
+        "LIAISON_CONFIG": str(config),
+        "LIAISON_DATA_DIR": str(workdir / "var"),
+        "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}",
+    }
     with (workdir / "ingest.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             str(LIAISON), "serve", "ingest", env=env, stdout=log, stderr=log
@@ -160,7 +165,12 @@ async def run(events: int, *, senders: int = 4) -> Report:
     ):
         redis = Redis.from_url(server.url)
         try:
-            report = Report(events, payloads.mean_wire_bytes, machine(await raw_redis.server_version(redis)), notes=NOTES)  # fmt: skip
+            report = Report(
+                events,
+                payloads.mean_wire_bytes,
+                machine(await raw_redis.server_version(redis)),
+                notes=NOTES,
+            )
             report.raw[VALIDATE] = validate_rate(payloads.wire)
             report.raw[XADD] = events / await raw_redis.xadd_pipelined(redis, payloads.wire)
             await redis.flushall()
@@ -206,7 +216,7 @@ def _helpers_cpu(ingest: int, before: dict[int, float], after: dict[int, float])
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the table, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench ingest", description=__doc__)
     parser.add_argument("--events", type=int, default=50_000, help="events (default 50000)")
     parser.add_argument("--senders", type=int, default=4, help="requests in flight (default 4)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")

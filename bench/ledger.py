@@ -23,13 +23,14 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench import pg, product, raw_redis, raw_sql
-from bench.payloads import Payloads, build, out_of_gc
-from bench.report import Figure, Report, machine, render, serial, write
+from bench.support import pg, product, raw_redis, raw_sql
+from bench.support.payloads import Payloads, build, out_of_gc
+from bench.support.report import Figure, Report, machine, render, serial, write
+from services.core.redis_server import EmbeddedRedis
 from services.ledger.app import LEDGER_OPTIONS
+from services.ledger.engine import create_engine
 from services.ledger.signing import load_or_create_signer
-from services.ledger.store import SqlLedger, create_engine
-from services.redis_server import EmbeddedRedis
+from services.ledger.store import SqlLedger
 
 RESULTS = Path(__file__).parent / "results" / "ledger-latest.md"
 PERSIST_TARGET = 20_000  # events/s into SQLite on 2 cores (the issue)
@@ -137,7 +138,15 @@ async def _backend(
     publish_rate = n / await product.publish(redis, p.events)
     if "Redis" not in report.figures:  # one sample is enough; each backend gets fresh streams
         for limit in (XADD_PACKED, XADD_CLIENT):
-            report.add("Redis", Figure("publish (RedisPublisher: Lua, 1000 per call)", publish_rate, limit, report.raw[limit]))  # fmt: skip
+            report.add(
+                "Redis",
+                Figure(
+                    "publish (RedisPublisher: Lua, 1000 per call)",
+                    publish_rate,
+                    limit,
+                    report.raw[limit],
+                ),
+            )
     ledger = SqlLedger(create_engine(url), load_or_create_signer(keys / f"{name}-key.pem"))
     try:
         await ledger.create_schema()
@@ -150,9 +159,34 @@ async def _backend(
     target = PERSIST_TARGET if name == "SQLite" else None
     overlapped = min(report.raw[READ], group_rate)
     one_by_one = serial(report.raw[READ], append_rate)
-    report.add(name, Figure("ledger persisted (broker → SqlLedger)", persisted, "XREADGROUP+XACK ∥ SQL append, overlapped", overlapped, target))  # fmt: skip
-    report.add(name, Figure("ledger persisted (broker → SqlLedger)", persisted, "XREADGROUP+XACK then SQL append, serial", one_by_one))  # fmt: skip
-    report.add(name, Figure("ledger persisted (broker → SqlLedger)", persisted, "SQL append alone, 500 per commit", append_rate))  # fmt: skip
+    report.add(
+        name,
+        Figure(
+            "ledger persisted (broker → SqlLedger)",
+            persisted,
+            "XREADGROUP+XACK ∥ SQL append, overlapped",
+            overlapped,
+            target,
+        ),
+    )
+    report.add(
+        name,
+        Figure(
+            "ledger persisted (broker → SqlLedger)",
+            persisted,
+            "XREADGROUP+XACK then SQL append, serial",
+            one_by_one,
+        ),
+    )
+    report.add(
+        name,
+        Figure(
+            "ledger persisted (broker → SqlLedger)",
+            persisted,
+            "SQL append alone, 500 per commit",
+            append_rate,
+        ),
+    )
     _add_reads(report, name, n, reads)
 
 
@@ -164,10 +198,18 @@ async def _reads(name: str, ledger: SqlLedger, url: str, n: int, repeat: int) ->
         verify_s, verdict = await product.verify(ledger)
         entries_s, parsed = await product.entries(ledger)
         if seen != n or parsed != n or not verdict.ok or verdict.count != n:
-            raise RuntimeError(f"{name}: replay wrote {seen}, entries {parsed}, verify {verdict.to_dict()}")  # fmt: skip
+            raise RuntimeError(
+                f"{name}: replay wrote {seen}, entries {parsed}, verify {verdict.to_dict()}"
+            )
         raw = await raw_sql.scans(url)
-        rounds = {"replay": replay_s, "verify": verify_s, "entries": entries_s,
-                  "raw lines": raw.lines, "raw rehash": raw.rehash, "raw parse": raw.parse}  # fmt: skip
+        rounds = {
+            "replay": replay_s,
+            "verify": verify_s,
+            "entries": entries_s,
+            "raw lines": raw.lines,
+            "raw rehash": raw.rehash,
+            "raw parse": raw.parse,
+        }
         for phase, seconds in rounds.items():
             best[phase] = min(seconds, best.get(phase, seconds))
     return best
@@ -181,10 +223,40 @@ def _add_reads(report: Report, name: str, n: int, s: dict[str, float]) -> None:
     )
     for limit, phase in ((lines, "raw lines"), (chain, "raw rehash"), (parse, "raw parse")):
         report.raw[f"{name}: {limit}"] = n / s[phase]
-    report.add(name, Figure("replay (`liaison ledger replay` to a null sink)", n / s["replay"], lines, n / s["raw lines"], REPLAY_TARGET))  # fmt: skip
-    report.add(name, Figure("verify (SqlLedger.verify)", n / s["verify"], chain, n / s["raw rehash"], REPLAY_TARGET))  # fmt: skip
-    report.add(name, Figure("replay + verify: N / (t replay + t verify)", n / (s["replay"] + s["verify"]), "both raw scans, same formula", n / (s["raw lines"] + s["raw rehash"])))  # fmt: skip
-    report.add(name, Figure("entries parsed (SqlLedger.entries: trail, stats)", n / s["entries"], parse, n / s["raw parse"]))  # fmt: skip
+    report.add(
+        name,
+        Figure(
+            "replay (`liaison ledger replay` to a null sink)",
+            n / s["replay"],
+            lines,
+            n / s["raw lines"],
+            REPLAY_TARGET,
+        ),
+    )
+    report.add(
+        name,
+        Figure(
+            "verify (SqlLedger.verify)", n / s["verify"], chain, n / s["raw rehash"], REPLAY_TARGET
+        ),
+    )
+    report.add(
+        name,
+        Figure(
+            "replay + verify: N / (t replay + t verify)",
+            n / (s["replay"] + s["verify"]),
+            "both raw scans, same formula",
+            n / (s["raw lines"] + s["raw rehash"]),
+        ),
+    )
+    report.add(
+        name,
+        Figure(
+            "entries parsed (SqlLedger.entries: trail, stats)",
+            n / s["entries"],
+            parse,
+            n / s["raw parse"],
+        ),
+    )
 
 
 async def _create_schema(url: str) -> None:
@@ -202,7 +274,7 @@ def _settle() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run, print the table, write it to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.ledger", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench ledger", description=__doc__)
     parser.add_argument("--events", type=int, default=20_000, help="events (default 20000)")
     parser.add_argument("--postgres", action="store_true", help="also on a throwaway cluster")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")

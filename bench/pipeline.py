@@ -17,19 +17,17 @@ The table goes to ``bench/results/latest.md`` (:mod:`bench.pipeline_report`).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import e2e, fanout, ledger, pg
-from bench.fanout_report import FanoutReport
+from bench import e2e, fanout, ledger
 from bench.ingest import VALIDATE, validate_rate
-from bench.payloads import build, out_of_gc
-from bench.procs import Sampler, Watched
-from bench.report import Report
+from bench.support import pg
+from bench.support.fanout_report import FanoutReport
+from bench.support.payloads import build, out_of_gc
+from bench.support.procs import Sampler, Watched
+from bench.support.report import Report
 
 RESULTS = Path(__file__).parent / "results" / "latest.md"
 SIZES = (10_000, 100_000, 1_000_000)
@@ -96,30 +94,3 @@ async def smoke() -> Pipeline:
     return await run(
         (200, 400), postgres=False, repeat=1, ledger_events=300, fanout_seconds=0.1, burst=20
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: run, print the table, write it to ``--out``."""
-    from bench.pipeline_notes import render
-
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
-                        help="events per scale point (default 10000 100000 1000000)")  # fmt: skip
-    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--repeat", type=int, default=3, help="raw limits: best of (default 3)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="fan-out steady run")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
-    parser.add_argument("--no-out", action="store_true", help="print only")
-    args = parser.parse_args(argv)
-    result = asyncio.run(run(tuple(args.sizes), postgres=not args.no_postgres,
-                             repeat=args.repeat, fanout_seconds=args.seconds))  # fmt: skip
-    text = render(result)
-    sys.stdout.write(text)
-    if not args.no_out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
-        print(f"\nwritten to {args.out} ({result.seconds:.0f} s)", file=sys.stderr)
-    return 0

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from bench import pipeline_report as rep
 from bench.ingest import VALIDATE
-from bench.procs import MB
-from bench.report import serial
+from bench.support.procs import MB
+from bench.support.report import serial
 
 if TYPE_CHECKING:
     from bench.pipeline import Pipeline
@@ -37,7 +37,7 @@ DEFINITIONS = [
     "`2 cores ÷ total` is the most this machine could do if the work overlapped perfectly.",
     "**Replay + verify**: in-process `audit.replay` (what `liaison ledger replay` runs) to "
     "/dev/null and `SqlLedger.verify`, on what the largest run persisted; raw scans are the "
-    "plain-driver loops of `bench/raw_sql.py` on the same file.",
+    "plain-driver loops of `bench/support/raw_sql.py` on the same file.",
     "Fan-out: `bench/fanout.py` (its own embedded Valkey and `liaison serve notifier`); latency "
     "from `publish` returning to the last recipient's feed entry read.",
     "Figures are from one run on a 2-core machine shared with other work: compare ratios.",

@@ -11,7 +11,7 @@ import asyncio
 import sys
 
 from bench.ledger import run
-from bench.report import Report, render
+from bench.support.report import Report, render
 
 EVENTS = 300
 
@@ -25,9 +25,10 @@ async def smoke(events: int = EVENTS, *, postgres: bool = False) -> Report:
     return report
 
 
-def main() -> int:
-    """Print the tiny run's table (not written to ``bench/results``)."""
-    sys.stdout.write(render(asyncio.run(smoke(postgres="--postgres" in sys.argv[1:]))))
+def main(argv: list[str] | None = None) -> int:
+    """Print the tiny run's table (not written to ``bench/results``); ``--postgres`` too."""
+    args = sys.argv[1:] if argv is None else argv
+    sys.stdout.write(render(asyncio.run(smoke(postgres="--postgres" in args))))
     return 0
 
 

@@ -1,80 +1,90 @@
-"""The one place that wires Liaison Exchange together, for every entry point.
+"""The composition root: one process's shared clients, and the services it runs.
 
-``Runtime`` starts (in order) the Redis-compatible server if none is
-configured, the consumer groups, the ledger's database, the broker with
-the chosen services' subscribers, and hands the HTTP API its collaborators.
-Each runtime has its own metrics registry (:class:`~services.prometheus.PrometheusMetrics`).
+``Runtime`` starts (in order) the Redis-compatible server if none is configured, the consumer
+groups, the shared clients (:class:`~services.core.wiring.Wiring`), each service's part (its
+``app.py``: the ledger's database, ingest's screener, the notifier's inboxes), the broker with
+the chosen services' subscribers, then the loops each chosen service owns; and hands the HTTP
+API its collaborators (:meth:`Runtime.deps`). Each runtime has its own metrics registry
+(:class:`~services.core.prometheus.PrometheusMetrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import time
-import uuid
-from collections.abc import Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from contextlib import AsyncExitStack
-from dataclasses import replace
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from redis.asyncio import Redis
 
-from services import log_hygiene, streams
-from services.alert_register import AlertRegister
-from services.auth import Authenticator
-from services.bus import RedisPublisher, ensure_groups
-from services.config import FileConfig, Role, Settings, read_file_config, resolve_topology
-from services.ingest.app import INGEST_OPTIONS, register_ingest
+from schemas.topology import Topology
+from services.core import log_hygiene, streams
+from services.core.alert_register import OwnerCheck
+from services.core.auth import Authenticator
+from services.core.bus import Publisher, RedisPublisher, ensure_groups
+from services.core.config import (
+    ConsoleOptions,
+    FileConfig,
+    Role,
+    read_file_config,
+    resolve_topology,
+)
+from services.core.loops import forever, log_failure
+from services.core.private import data_directory
+from services.core.prometheus import PrometheusMetrics
+from services.core.redis_client import blocking_timeout, connect
+from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
+from services.core.streaming import Background, redis_broker
+from services.core.wiring import Service, Wiring
+from services.ingest.app import IngestService
 from services.ingest.screening import Screener
-from services.ledger.app import LEDGER_OPTIONS, register_ledger
+from services.ledger.app import LedgerService
 from services.ledger.open import open_ledger
 from services.ledger.store import SqlLedger
-from services.loops import forever, log_failure
-from services.metrics import ESCALATIONS
-from services.notifier.app import NOTIFIER_OPTIONS, register_notifier
-from services.notifier.escalation import escalate_due
+from services.notifier.app import NotifierService
 from services.notifier.handlers import NotifierDeps
 from services.notifier.inbox import RedisInbox
 from services.notifier.live import READ_BLOCK, LiveFeeds
-from services.notifier.retention import BATCH, expire_inboxes
-from services.notifier.webhook_metrics import CountedWebhookOutcomes
-from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
-from services.notifier.webhook_queue import WebhookQueue
-from services.notifier.webhooks import WebhookWorker, WorkerOptions
-from services.private import data_directory
-from services.prometheus import PrometheusMetrics
-from services.redis_client import blocking_timeout, connect
-from services.redis_server import EmbeddedRedis
-from services.runtime_deps import Deps
-from services.streaming import Background, redis_broker
 from services.trimmer import trim_acknowledged
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "ledger", "notifier")
-TRIMMED_BY = {
-    "ingest": (),  # and every publisher's ingress stream (Runtime.ingress_streams)
-    "ledger": streams.CANONICAL_STREAMS,
-    "notifier": (streams.WEBHOOKS,),
-}
-"""Each stream is trimmed by one service that consumes it (any could: the rule looks at
-every group on the stream)."""
 TRIM_PAUSE = 1.0
 
 
-def consumer_name(service: str) -> str:
-    """Unique per process, so two processes never share a consumer's pending entries."""
-    return f"{service}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """The HTTP API's collaborators: each router reads the part it declares (its ``*Api``
+    protocol), the web console the parts of the ledger and the notifier it shows."""
+
+    topology: Topology
+    authenticator: Authenticator
+    publisher: Publisher
+    owners: OwnerCheck
+    """Which alerts other units raised: ingest refuses another unit's change."""
+    inbox: RedisInbox
+    redis: Redis
+    notifier: NotifierDeps
+    ledger: SqlLedger
+    ready: Callable[[], Awaitable[dict[str, bool]]]
+    metrics: PrometheusMetrics
+    screener: Screener
+    live: LiveFeeds
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
+    metrics_token_sha256: str | None = None
+    """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
 
 
 class Runtime:
     """Everything one ``liaison`` process runs, started and stopped in order."""
 
     ledger: SqlLedger
-    """Opened when the process runs the ledger or ingest (whose API reads it)."""
+    """Opened where the process runs the ledger or ingest (whose API reads it)."""
 
     def __init__(
         self,
@@ -122,63 +132,38 @@ class Runtime:
         self.redis_url = url
         self._clients(url)
         await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
-        # The ledger service writes it, ingest's API reads it; a notifier never touches it, so
-        # it neither opens nor migrates it (no database access, no start-up race on SQLite).
+        wiring = self._wiring()
+        self.publisher = wiring.publisher
+        # Every process builds ingest and the notifier (the HTTP API serves each one's
+        # endpoints), and the ledger where it runs it or serves its endpoints (ingest's API): a
+        # notifier never reads or writes it, so it neither opens nor migrates it — no database
+        # access, and no start-up race of several processes migrating one SQLite file. Only the
+        # chosen ones subscribe and start their loops.
+        ledger = None
         if {"ledger", "ingest"} & set(self.services):
-            self.ledger = open_ledger(self.settings, create_key="ledger" in self.services)
-            self._stack.push_async_callback(self.ledger.close)
-            await self.ledger.create_schema()
-        if "ledger" in self.services:  # unwound after the broker stopped: nothing appends any more
-            self._stack.push_async_callback(self._final_checkpoint)
-        self.publisher = RedisPublisher(self.redis, **self.settings.publisher_options)
-        self.screener = Screener(self.topology)
-        self._stack.callback(self.screener.close)
-        self.inbox = self._inbox(self.redis)
-        self.alert_register = AlertRegister(self.redis, dedupe_window=self._dedupe_window)
-        self.webhook_queue = WebhookQueue(self.redis, self.config.webhooks)
-        self.notifier = NotifierDeps(
-            self.topology, self.inbox, self.publisher,
-            deadlines=self.config.ack_deadlines, webhooks=self.webhook_queue,
-            metrics=self.metrics,
-        )  # fmt: skip
-        self._api_collaborators()
+            ledger = await LedgerService.open(wiring, runs="ledger" in self.services)
+            self.ledger = ledger.ledger
+        ingest = IngestService(wiring)
+        notifier = NotifierService(wiring)
+        self.screener = ingest.screener
+        self.inbox, self.notifier = notifier.inbox, notifier.deps
+        self.api_inbox, self.live = notifier.api_inbox, notifier.live
+        self._api = (ingest, notifier)
+        parts: dict[str, Service] = {"ingest": ingest, "notifier": notifier}
+        if ledger is not None:
+            parts["ledger"] = ledger
+        self._running = [parts[name] for name in self.services]
         self.broker = redis_broker(url)
         loops: list[Background] = []  # claimers, group commits
-        claim = {
-            "claim_idle_ms": int(self.settings.claim_idle.total_seconds() * 1000),
-            "retry_cap": self.settings.retry_cap,
-        }
-        if "ingest" in self.services:
-            options = replace(INGEST_OPTIONS, **claim)
-            loops += register_ingest(self.broker, self.redis, self.config.principals, self.screener,
-                                     self.publisher, consumer_name("ingest"), options,
-                                     self.metrics, self.alert_register)  # fmt: skip
-        if "ledger" in self.services:
-            options = replace(LEDGER_OPTIONS, **claim)
-            loops += register_ledger(self.broker, self.redis, self.ledger,
-                                     consumer_name("ledger"), options, self.metrics)  # fmt: skip
-        if "notifier" in self.services:
-            options = replace(NOTIFIER_OPTIONS, **claim)
-            loops += register_notifier(self.broker, self.redis, self.notifier,
-                                       consumer_name("notifier"), options, self.metrics)  # fmt: skip
+        for service in self._running:
+            loops += service.subscribe(self.broker)
         await self.broker.start()
         self._stack.push_async_callback(self.broker.stop)
         for loop in loops:
             self._background(loop.run(), loop.name)
-        if "ledger" in self.services:
-            self._background(self._sign_checkpoints(), "checkpoints")
+        for service in self._running:
+            service.start()
         self._background(self._trim(), "trimming")
-        if "notifier" in self.services:
-            self._background(self._escalate(), "escalation")
-            self._background(self._expire_inboxes(), "inbox retention")
-            self.webhook_worker = WebhookWorker(
-                self.redis, self.config.webhooks,
-                CountedWebhookOutcomes(RecordedWebhookOutcomes(self.redis, self.publisher),
-                                       self.metrics),
-                consumer_name("webhooks"),
-                options=WorkerOptions(claim_idle=self.settings.claim_idle.total_seconds()),
-            )  # fmt: skip
-            self._background(self.webhook_worker.run(), "webhooks")
         ingress = self.ingress_streams if "ingest" in self.services else ()
         self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
 
@@ -202,35 +187,21 @@ class Runtime:
         for client in (self.redis, self.api_redis, self.live_redis):
             self._stack.push_async_callback(client.aclose)
 
-    def _api_collaborators(self) -> None:
-        """What the HTTP API works with: the same services on the API's own clients."""
-        publisher = RedisPublisher(self.api_redis, **self.settings.publisher_options)
-        self.api_inbox = self._inbox(self.api_redis)
-        self.api_notifier = replace(
-            self.notifier,
-            inbox=self.api_inbox,
-            publisher=publisher,
-            webhooks=WebhookQueue(self.api_redis, self.config.webhooks),
-        )
-        self.live = LiveFeeds(
-            self.live_redis,
-            self.api_redis,
-            inbox=self._inbox,
-            heartbeat=self.settings.live_heartbeat.total_seconds(),
-            per_principal=self.settings.live_streams_per_principal,
-        )
-        self._stack.push_async_callback(self.live.aclose)
-
-    @property
-    def _dedupe_window(self) -> int:
-        return int(self.settings.dedupe_window.total_seconds())
-
-    def _inbox(self, client: Redis) -> RedisInbox:
-        """The inboxes (and the register of alerts), through ``client``."""
-        return RedisInbox(
-            client,
-            dedupe_window=self._dedupe_window,
-            retention=self.settings.inbox_retention.total_seconds(),
+    def _wiring(self) -> Wiring:
+        """What every service is built from."""
+        options = self.settings.publisher_options
+        return Wiring(
+            settings=self.settings,
+            config=self.config,
+            topology=self.topology,
+            redis=self.redis,
+            api_redis=self.api_redis,
+            live_redis=self.live_redis,
+            publisher=RedisPublisher(self.redis, **options),
+            api_publisher=RedisPublisher(self.api_redis, **options),
+            metrics=self.metrics,
+            stack=self._stack,
+            start_task=self._background,
         )
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
@@ -250,53 +221,22 @@ class Runtime:
 
         self._stack.push_async_callback(cancel)
 
-    async def _escalate(self) -> None:
-        """Escalate deliveries past their deadline, checking often enough for the shortest."""
-        deadlines = self.config.ack_deadlines
-        shortest = min(deadlines.flash, deadlines.urgent, deadlines.routine).total_seconds()
-
-        async def escalate() -> None:
-            self.metrics.inc(ESCALATIONS, await escalate_due(self.notifier))
-
-        await forever(escalate, min(max(shortest / 10, 0.05), 1.0), "escalation")
-
-    async def _expire_inboxes(self) -> None:
-        """Remove alerts from the inboxes once their retention has passed."""
-        pause = min(max(self.settings.inbox_retention.total_seconds() / 10, 0.05), 60.0)
-
-        async def expire() -> None:
-            while await expire_inboxes(self.redis, time.time()) == BATCH:
-                pass  # a backlog: keep going until a short batch
-
-        await forever(expire, pause, "expiring inboxes")
-
     async def _trim(self) -> None:
-        """Trim the streams this process consumes below what every group acknowledged."""
-        owned = [s for service in self.services for s in TRIMMED_BY[service]]
-        if "ingest" in self.services:
-            owned += self.ingress_streams
+        """Trim the streams this process's services consume below what every group acknowledged
+        (each stream by one service that consumes it: the rule looks at every group on it)."""
+        owned = [stream for service in self._running for stream in service.trimmed]
         retention = int(self.settings.stream_retention.total_seconds() * 1000)
-        await forever(lambda: trim_acknowledged(self.redis, owned, retention), TRIM_PAUSE,
-                      "trimming the streams")  # fmt: skip
 
-    async def _final_checkpoint(self) -> None:
-        try:
-            await self.ledger.checkpoint_if_due(force=True)
-        except Exception:
-            log_failure(log, "could not sign the final ledger checkpoint")
+        async def trim() -> None:
+            await trim_acknowledged(self.redis, owned, retention)
 
-    async def _sign_checkpoints(self) -> None:
-        """Sign the head when entries have waited ``checkpoint_interval``, even if no more come."""
-        pause = max(self.settings.checkpoint_interval.total_seconds() / 2, 0.05)
-        await forever(self.ledger.checkpoint_if_due, pause, "signing a ledger checkpoint")
+        await forever(trim, TRIM_PAUSE, "trimming the streams")
 
     async def readiness(self) -> dict[str, bool]:
         """Each check that must hold for the process to take traffic."""
         checks = {"redis": False, "subscribers": all(s.running for s in self.broker.subscribers)}
-        if "notifier" in self.services:
-            checks["webhooks"] = self.webhook_worker.running
-        if "ledger" in self.services:
-            checks["database"] = await self.ledger.ready()
+        for service in self._running:
+            checks |= await service.checks()
         try:
             checks["redis"] = bool(await self.api_redis.ping())
         except OSError:
@@ -305,17 +245,26 @@ class Runtime:
             log_failure(log, "readiness: redis ping failed")
         return checks
 
+    def _ledger_for_the_api(self) -> SqlLedger:
+        """The ledger the API reads: a process that neither runs it nor ingest opens it only
+        when asked to serve the API (its own service migrates it)."""
+        if not hasattr(self, "ledger"):
+            self.ledger = open_ledger(self.settings, create_key=False)
+            self._stack.push_async_callback(self.ledger.close)
+        return self.ledger
+
     def deps(self) -> Deps:
         """The HTTP API's collaborators."""
+        ingest, notifier = self._api
         return Deps(
             topology=self.topology,
             authenticator=Authenticator(self.config.principals),
-            publisher=self.api_notifier.publisher,
-            owners=AlertRegister(self.api_redis, dedupe_window=self._dedupe_window),
+            publisher=notifier.api_deps.publisher,
+            owners=ingest.owners,
             inbox=self.api_inbox,
             redis=self.api_redis,
-            notifier=self.api_notifier,
-            ledger=self.ledger,
+            notifier=notifier.api_deps,
+            ledger=self._ledger_for_the_api(),
             ready=self.readiness,
             metrics=self.metrics,
             screener=self.screener,

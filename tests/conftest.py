@@ -4,6 +4,11 @@
 * ``tests/integration`` — a real Redis-compatible server (one per session,
   emptied before each test) and real SQLite; PostgreSQL where a test asks.
 * ``tests/e2e`` — the ``liaison`` command as a user runs it.
+* ``tests/browser`` — the web console in Debian's Chromium.
+
+Each test is marked with its folder's tier (``-m unit``, ``-m integration``, ``-m e2e``,
+``-m browser``); the long multi-process fault tests are also marked ``slow`` in their files
+(``-m "not slow"`` leaves them out). docs/testing.md lists the commands.
 
 ``LIAISON_TEST_REDIS_URL`` points the suite at an existing server instead of
 the embedded one (it will be FLUSHALLed).
@@ -18,7 +23,19 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from services.redis_server import EmbeddedRedis
+from services.core.redis_server import EmbeddedRedis
+
+TIERS = ("unit", "integration", "e2e", "browser")
+"""The folders under tests/, each a marker of the same name."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the tier of the folder it lives in."""
+    root = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(root).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")

@@ -1,2 +1,3 @@
 """The web console for liaison officers and auditors: pages served under ``/console/`` over the
-API's own ports (inbox, ledger, principals); only :mod:`services.http` imports it."""
+ledger's and the notifier's parts of the API (``ConsoleApi``); imports them, ``core`` and
+``schemas``; only :mod:`services.entrypoints.http` imports it."""

@@ -19,16 +19,15 @@ from starlette.staticfiles import StaticFiles
 from services.console import pages_audit, pages_auth, pages_officer
 from services.console.render import PREFIX, render
 from services.console.security import SecurityHeaders
-from services.console.web import NeedsSignIn, login_url
-from services.problems import Problem
-from services.runtime_deps import Deps
+from services.console.web import ConsoleApi, NeedsSignIn, login_url
+from services.core.problems import Problem
 
 STATIC = Path(__file__).parent / "static"
 ROUTERS = (pages_auth.router, pages_officer.router, pages_audit.router)
 """Every page of the console (the authorization matrix test has a row for each)."""
 
 
-def create_console(deps: Callable[[], Deps]) -> FastAPI:
+def create_console(deps: Callable[[], ConsoleApi]) -> FastAPI:
     """The console's pages, forms, live stream and static files."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.deps = deps

@@ -23,17 +23,17 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from schemas.vocabulary import EventType
-from services.auth import require
-from services.config import Role
 from services.console import timeline
 from services.console.render import PREFIX, Viewer, render
 from services.console.stats import stats_view
 from services.console.svgmap import Marks
-from services.console.web import posted, runtime, sessions, viewer
+from services.console.web import ConsoleApi, posted, runtime, sessions, viewer
+from services.core.auth import require
+from services.core.config import Role
+from services.core.problems import Problem
 from services.ledger import audit, scan
-from services.ledger.store import Query, utc_text
-from services.problems import Problem
-from services.runtime_deps import Deps
+from services.ledger.records import utc_text
+from services.ledger.scan import Query
 
 router = APIRouter()
 PAGE = 50
@@ -92,12 +92,20 @@ async def ledger_page(request: Request) -> Response:
     count = await deps.ledger.count()
     nav = {k: v for k, v in shown.items() if v and k != "after"}
     return render(
-        request, "ledger.html", viewer=who, entries=entries, shown=shown, errors=errors,
-        next_after=rows[-1][0] if len(rows) == PAGE else None, nav=nav, count=count,
+        request,
+        "ledger.html",
+        viewer=who,
+        entries=entries,
+        shown=shown,
+        errors=errors,
+        next_after=rows[-1][0] if len(rows) == PAGE else None,
+        nav=nav,
+        count=count,
         newest_after=max(count - PAGE, 0) if not filtered else None,
-        types=[t.value for t in EventType], verify=who.session.verify,
+        types=[t.value for t in EventType],
+        verify=who.session.verify,
         status=422 if errors else 200,
-    )  # fmt: skip
+    )
 
 
 def _summary(row: tuple[int, str, str, str, str]) -> dict[str, Any]:
@@ -106,10 +114,17 @@ def _summary(row: tuple[int, str, str, str, str]) -> dict[str, Any]:
         event = json.loads(text)
     except ValueError:
         event = {}
-    return {"seq": seq, "hash": digest, "recorded_at": recorded_at,
-            "type": event.get("type", "?"), "source": event.get("source", "?"),
-            "id": event.get("id", "?"), "subject": event.get("subject"),
-            "time": event.get("time"), "alert_source": alert_source_of(event)}  # fmt: skip
+    return {
+        "seq": seq,
+        "hash": digest,
+        "recorded_at": recorded_at,
+        "type": event.get("type", "?"),
+        "source": event.get("source", "?"),
+        "id": event.get("id", "?"),
+        "subject": event.get("subject"),
+        "time": event.get("time"),
+        "alert_source": alert_source_of(event),
+    }
 
 
 def alert_source_of(event: dict[str, Any]) -> str | None:
@@ -202,13 +217,21 @@ async def trail_page(request: Request, alert_id: str, source: str | None = None)
     recipients = {s.unit: s.reasons for s in steps if s.type == "alert.delivered" and s.unit}
     marks = Marks(origin=raised.unit if raised else None, recipients=recipients)
     return render(
-        request, "trail.html", viewer=who, alert_id=alert_id, steps=steps, raised=raised,
+        request,
+        "trail.html",
+        viewer=who,
+        alert_id=alert_id,
+        steps=steps,
+        raised=raised,
         source=raised.unit if raised else source,
-        recipients=recipients, marks=marks, topology=deps.topology, zones=zones_of(deps),
-    )  # fmt: skip
+        recipients=recipients,
+        marks=marks,
+        topology=deps.topology,
+        zones=zones_of(deps),
+    )
 
 
-def zones_of(deps: Deps) -> dict[str, ZoneInfo]:
+def zones_of(deps: ConsoleApi) -> dict[str, ZoneInfo]:
     """Each unit's time zone, for the local time of each step."""
     return {u.id: ZoneInfo(u.timezone) for u in deps.topology.units.values() if u.timezone}
 
@@ -224,8 +247,11 @@ def _csv(header: list[str], rows: list[list[object]], filename: str) -> Response
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows([[_cell(v) for v in row] for row in rows])
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get("/export/trail.csv")
@@ -237,12 +263,34 @@ async def trail_csv(request: Request, alert_id: str, source: str | None = None) 
         await _trail_entries(request, alert_id, source), deps.topology, timeline.Viewer()
     )
     rows: list[list[object]] = [
-        [s.seq, utc_text(s.at), s.type, s.unit, " ".join(s.reasons), s.view, s.officer,
-         s.text, " ".join(s.changed), "; ".join(f"{q} {m} {d}" for q, m, d in s.drugs), s.hash]
+        [
+            s.seq,
+            utc_text(s.at),
+            s.type,
+            s.unit,
+            " ".join(s.reasons),
+            s.view,
+            s.officer,
+            s.text,
+            " ".join(s.changed),
+            "; ".join(f"{q} {m} {d}" for q, m, d in s.drugs),
+            s.hash,
+        ]
         for s in steps
-    ]  # fmt: skip
-    header = ["seq", "time_utc", "type", "unit", "reasons", "view", "officer", "text",
-              "changed", "drugs", "hash"]  # fmt: skip
+    ]
+    header = [
+        "seq",
+        "time_utc",
+        "type",
+        "unit",
+        "reasons",
+        "view",
+        "officer",
+        "text",
+        "changed",
+        "drugs",
+        "hash",
+    ]
     return _csv(header, rows, "trail.csv")
 
 
@@ -259,8 +307,11 @@ async def trail_jsonl(request: Request, alert_id: str, source: str | None = None
                 r for r in page if origin is None or audit.in_trail_of(json.loads(r[4]), origin)
             ]
             lines += scan.json_lines(kept)
-    return Response("".join(lines), media_type="application/jsonl",
-                    headers={"Content-Disposition": 'attachment; filename="trail.jsonl"'})  # fmt: skip
+    return Response(
+        "".join(lines),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": 'attachment; filename="trail.jsonl"'},
+    )
 
 
 @router.get("/stats")
@@ -296,6 +347,9 @@ async def bundle(request: Request) -> Response:
         os.unlink(path)
         raise
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return FileResponse(path, media_type="application/jsonl",
-                        filename=f"liaison-ledger-{stamp}.jsonl",
-                        background=BackgroundTask(os.unlink, path))  # fmt: skip
+    return FileResponse(
+        path,
+        media_type="application/jsonl",
+        filename=f"liaison-ledger-{stamp}.jsonl",
+        background=BackgroundTask(os.unlink, path),
+    )

@@ -8,8 +8,6 @@ import secrets
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from services.auth import token_digest
-from services.config import Principal, Role
 from services.console import i18n
 from services.console.render import LANG_COOKIE, PREFIX, locale_of, render
 from services.console.security import same_origin, token_matches
@@ -24,7 +22,9 @@ from services.console.web import (
     sessions,
     viewer,
 )
-from services.problems import Problem
+from services.core.auth import token_digest
+from services.core.config import Principal, Role
+from services.core.problems import Problem
 
 router = APIRouter()
 LOGIN_COOKIE = "lx_login"
@@ -40,9 +40,14 @@ def home(principal: Principal) -> str:
 
 def _cookie(response: Response, request: Request, name: str, value: str, **extra: int) -> None:
     response.set_cookie(
-        name, value, path=PREFIX, httponly=True, samesite="strict",
-        secure=request.url.scheme == "https", **extra,  # type: ignore[arg-type]
-    )  # fmt: skip
+        name,
+        value,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 @router.get("/")
@@ -53,15 +58,28 @@ async def index(request: Request) -> Response:
 
 
 def _login_page(
-    request: Request, *, status: int = 200, error: str | None = None, notice: str | None = None,
+    request: Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
     retry_after: float = 0.0,
-) -> Response:  # fmt: skip
+) -> Response:
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
     back = safe_back(request.query_params.get("next"), "")
     headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after else None
-    response = render(request, "login.html", viewer=None, csrf=token, status=status,
-                      error=error, notice=notice, back=back, wait=math.ceil(retry_after),
-                      headers=headers)  # fmt: skip
+    response = render(
+        request,
+        "login.html",
+        viewer=None,
+        csrf=token,
+        status=status,
+        error=error,
+        notice=notice,
+        back=back,
+        wait=math.ceil(retry_after),
+        headers=headers,
+    )
     _cookie(response, request, LOGIN_COOKIE, token)
     return response
 

@@ -1,6 +1,6 @@
 """An officer's pages: the unit's inbox (live), acknowledging, one alert with map and story.
 
-Authorization is the API's own (:mod:`services.auth`): the inbox and an alert page for an
+Authorization is the API's own (:mod:`services.core.auth`): the inbox and an alert page for an
 officer of the unit or an auditor, acknowledging and the live stream for an officer of the
 unit only. What an alert shows is the unit's view as the inbox stores it — the same
 document ``GET /v1/units/{unit}/alerts`` returns — so person data follows the API's rules.
@@ -19,19 +19,18 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from schemas.alerts import AlertRef
-from services.auth import require_officer_of, require_unit_reader
-from services.config import Role
 from services.console import timeline, views
 from services.console.render import PREFIX, Viewer, path_id, render
 from services.console.svgmap import Marks
-from services.console.web import form_text, posted, runtime, safe_back, sessions, viewer
+from services.console.web import ConsoleApi, form_text, posted, runtime, safe_back, sessions, viewer
+from services.core.auth import require_officer_of, require_unit_reader
+from services.core.config import Role
+from services.core.problems import Problem
 from services.ledger.audit import in_trail_of
-from services.ledger.store import Query
+from services.ledger.scan import Query
+from services.notifier.acknowledgement import Acknowledger, acknowledge
 from services.notifier.api import LiveResponse, open_screen
-from services.notifier.handlers import Acknowledger, acknowledge
 from services.notifier.lookup import AmbiguousAlert, received_alert
-from services.problems import Problem
-from services.runtime_deps import Deps
 
 router = APIRouter()
 SESSION_CHECK = 15.0
@@ -39,12 +38,12 @@ SESSION_CHECK = 15.0
 each change or keep-alive (``LIVE_HEARTBEAT``) at least this long after the last check."""
 
 
-def _known(deps: Deps, unit: str) -> None:
+def _known(deps: ConsoleApi, unit: str) -> None:
     if unit not in deps.topology:
         raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
 
 
-async def received(deps: Deps, unit: str, alert_id: str, source: str | None) -> AlertRef:
+async def received(deps: ConsoleApi, unit: str, alert_id: str, source: str | None) -> AlertRef:
     """The alert of this id (from ``source``, when given) in the unit's inbox: 404 if there is
     none, 409 if several units' alerts have this id and no ``source`` says which."""
     try:
@@ -59,7 +58,7 @@ async def received(deps: Deps, unit: str, alert_id: str, source: str | None) -> 
     return alert
 
 
-def zone_of(deps: Deps, unit: str | None) -> ZoneInfo:
+def zone_of(deps: ConsoleApi, unit: str | None) -> ZoneInfo:
     """A unit's time zone (UTC when the topology has none)."""
     if unit and unit in deps.topology and (name := deps.topology.unit(unit).timezone):
         return ZoneInfo(name)
@@ -68,7 +67,7 @@ def zone_of(deps: Deps, unit: str | None) -> ZoneInfo:
 
 async def _inbox(
     request: Request, unit: str, touch: bool, show: str | None = None
-) -> tuple[Viewer, Deps, views.Inbox]:
+) -> tuple[Viewer, ConsoleApi, views.Inbox]:
     back = f"{PREFIX}/units/{unit}"
     if query := request.url.query:
         back += f"?{query}"
@@ -85,13 +84,16 @@ async def _inbox(
     return who, deps, inbox
 
 
-def _context(who: Viewer, deps: Deps, unit: str, inbox: views.Inbox) -> dict[str, Any]:
+def _context(who: Viewer, deps: ConsoleApi, unit: str, inbox: views.Inbox) -> dict[str, Any]:
     return {
-        "unit": deps.topology.unit(unit), "inbox": inbox,
-        "units": deps.topology.units, "zone": zone_of(deps, unit), "now": datetime.now(UTC),
+        "unit": deps.topology.unit(unit),
+        "inbox": inbox,
+        "units": deps.topology.units,
+        "zone": zone_of(deps, unit),
+        "now": datetime.now(UTC),
         "can_ack": who.principal.role is Role.OFFICER and who.principal.unit == unit,
         "coordinator": deps.topology.unit(unit).kind == "coordinator",
-    }  # fmt: skip
+    }
 
 
 @router.get("/units/{unit}")
@@ -206,10 +208,19 @@ async def alert_page(request: Request, unit: str, alert_id: str) -> Response:
     origin = str(delivery.get("alert_source") or "")
     marks = Marks(origin=origin, viewer=unit, recipients=recipients)
     return render(
-        request, "alert.html", viewer=who, unit=deps.topology.unit(unit), delivery=delivery,
-        row=row, event=delivery.get("event") or {}, steps=steps, recipients=recipients,
-        marks=marks, topology=deps.topology, zone=zone_of(deps, unit),
+        request,
+        "alert.html",
+        viewer=who,
+        unit=deps.topology.unit(unit),
+        delivery=delivery,
+        row=row,
+        event=delivery.get("event") or {},
+        steps=steps,
+        recipients=recipients,
+        marks=marks,
+        topology=deps.topology,
+        zone=zone_of(deps, unit),
         can_ack=who.principal.role is Role.OFFICER and who.principal.unit == unit,
         back=f"{PREFIX}/units/{unit}/alerts/{path_id(alert_id)}?source={alert.origin}",
         now=datetime.now(UTC),
-    )  # fmt: skip
+    )

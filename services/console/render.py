@@ -12,12 +12,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from services.alert_paths import path_segment
-from services.config import Principal
 from services.console import i18n, timeline, views
 from services.console.charts import bar_chart
 from services.console.sessions import Session
 from services.console.svgmap import render_map
+from services.core.alert_paths import path_segment
+from services.core.config import Principal
 
 TEMPLATES = Path(__file__).parent / "templates"
 PREFIX = "/console"
@@ -37,7 +37,7 @@ class Viewer:
 def path_id(value: str) -> str:
     """An alert id as one URL path segment: every ``/``, ``?``, ``#`` and ``%`` escaped, and
     an id of dots only as ``%2E``, so browsers neither split nor normalise it (the routes take
-    the decoded rest of the path): :func:`services.alert_paths.path_segment`."""
+    the decoded rest of the path): :func:`services.core.alert_paths.path_segment`."""
     return path_segment(value)
 
 

@@ -48,8 +48,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.decode().lower() not in HEADERS]  # fmt: skip
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode().lower() not in HEADERS
+                ]
                 headers += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
                 if not static:
                     headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]

@@ -19,8 +19,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services import streams
-from services.config import ConsoleOptions
+from services.core import streams
+from services.core.config import ConsoleOptions
 
 COOKIE = "lx_session"
 """The session cookie's name."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from services import streams
+from services.core import streams
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,8 +114,10 @@ Box = tuple[float, float, float, float]
 def _overlap_area(box: Box, others: list[Box]) -> float:
     """How much of ``box`` other boxes cover (0: free; the first free side wins)."""
     x0, y0, x1, y1 = box
-    return sum(max(0.0, min(x1, b[2]) - max(x0, b[0])) * max(0.0, min(y1, b[3]) - max(y0, b[1]))
-               for b in others)  # fmt: skip
+    return sum(
+        max(0.0, min(x1, b[2]) - max(x0, b[0])) * max(0.0, min(y1, b[3]) - max(y0, b[1]))
+        for b in others
+    )
 
 
 def _place_labels(
@@ -137,7 +139,7 @@ def _place_labels(
             (x + 9, y + 22, "start", (x + 7, y + 8, x + 10 + width, y + 25)),
             (x - 9, y - 12, "end", (x - 10 - width, y - 26, x - 7, y - 9)),
             (x - 9, y + 22, "end", (x - 10 - width, y + 8, x - 7, y + 25)),
-        ]  # fmt: skip
+        ]
         inside = [s for s in sides if s[3][0] >= 2 and s[3][2] <= WIDTH - 2] or sides
         chosen = min(inside, key=lambda s: _overlap_area(s[3], taken))
         x, y, anchor, box = chosen
@@ -165,9 +167,10 @@ def _corridor_links(topology: Topology, marks: Marks) -> set[tuple[str, str]]:
                     following.append(near)
         frontier = following
     return {
-        (a, b) for a, b in topology.links
+        (a, b)
+        for a, b in topology.links
         if a in on and b in on and abs(distance.get(a, -9) - distance.get(b, -9)) == 1
-    }  # fmt: skip
+    }
 
 
 def render_map(topology: Topology, marks: Marks, title: str, description: str) -> Markup:

@@ -88,19 +88,28 @@ def _step(seq: int, digest: str, event: dict[str, Any], show_officer: bool) -> S
     if kind == "alert.raised":
         return replace(step, text=data.get("summary"))
     if kind == "alert.delivered":
-        return replace(step, unit=data.get("recipient"), reasons=list(data.get("reasons") or []),
-                       view=data.get("view"))  # fmt: skip
+        return replace(
+            step,
+            unit=data.get("recipient"),
+            reasons=list(data.get("reasons") or []),
+            view=data.get("view"),
+        )
     if kind == "alert.acknowledged":
-        return replace(step, unit=data.get("unit"),
-                       officer=data.get("officer") if show_officer else None,
-                       text=data.get("note") if show_officer else None)  # fmt: skip
+        return replace(
+            step,
+            unit=data.get("unit"),
+            officer=data.get("officer") if show_officer else None,
+            text=data.get("note") if show_officer else None,
+        )
     if kind == "alert.escalated":
         return replace(step, unit=data.get("unit"), text=data.get("coordinator"))
     if kind == "alert.updated":
         return replace(step, changed=sorted(data))
     if kind == "seizure.reported":
-        drugs = [(float(d.get("quantity", 0)), str(d.get("measure", "")), str(d.get("substance", "")))
-                 for d in data.get("drugs") or []]  # fmt: skip
+        drugs = [
+            (float(d.get("quantity", 0)), str(d.get("measure", "")), str(d.get("substance", "")))
+            for d in data.get("drugs") or []
+        ]
         return replace(step, drugs=drugs)
     if kind == "alert.webhook_failed":
         return replace(step, unit=data.get("unit"), text=data.get("reason"))

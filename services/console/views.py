@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.console.i18n import N_, NP_
+from services.notifier.model import Delivery, Notice
 
 SHOWS = ("open", "acknowledged", "escalated", "notices", "all")
 """The inbox's filters, in the order of its tabs (kept in the URL as ``?show=``)."""
@@ -105,7 +106,7 @@ class Row:
         return self.acknowledged_at is None and self.state not in ("closed", "cancelled")
 
 
-def row_of(delivery: dict[str, Any], now: datetime) -> Row:
+def row_of(delivery: Delivery, now: datetime) -> Row:
     """A delivery of the inbox as a row."""
     event = delivery.get("event") or {}
     data = event.get("data") or {}
@@ -153,7 +154,7 @@ class Inbox:
 
     show: str
     rows: list[Row]
-    notices: list[dict[str, Any]]
+    notices: list[Notice]
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -163,8 +164,8 @@ class Inbox:
 
 
 def build_inbox(
-    deliveries: Sequence[dict[str, Any]],
-    notices: Sequence[dict[str, Any]],
+    deliveries: Sequence[Delivery],
+    notices: Sequence[Notice],
     show: str,
     now: datetime,
 ) -> Inbox:

@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
+from redis.asyncio import Redis
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from services.auth import Authenticator
 from services.console.render import PREFIX, Viewer
 from services.console.security import same_origin, token_matches
 from services.console.sessions import COOKIE, SessionStore
-from services.problems import Problem
-from services.runtime_deps import Deps
+from services.core.auth import Authenticator
+from services.core.config import ConsoleOptions
+from services.core.problems import Problem
+from services.ledger.api import LedgerApi
+from services.notifier.api import NotifierApi
+
+
+class ConsoleApi(LedgerApi, NotifierApi, Protocol):
+    """What the console shows and does: the ledger's and the notifier's parts of the API, the
+    principals, and where its sessions live."""
+
+    @property
+    def authenticator(self) -> Authenticator:
+        """The principals the API knows."""
+
+    @property
+    def redis(self) -> Redis:
+        """The API's client (sessions, sign-in throttling)."""
+
+    @property
+    def console(self) -> ConsoleOptions:
+        """The console's settings."""
 
 
 class NeedsSignIn(Exception):
@@ -25,9 +45,9 @@ class NeedsSignIn(Exception):
         self.back = back
 
 
-def runtime(request: Request) -> Deps:
+def runtime(request: Request) -> ConsoleApi:
     """The API's collaborators (the same inbox, ledger and principals the API uses)."""
-    found: Callable[[], Deps] = request.app.state.deps
+    found: Callable[[], ConsoleApi] = request.app.state.deps
     return found()
 
 

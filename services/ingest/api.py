@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from services import problems
-from services.config import Principal, Role
+from services.core import problems
+from services.core.alert_register import OwnerCheck
+from services.core.bus import Publisher
+from services.core.config import Principal, Role
+from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, Metrics
+from services.core.problems import Problem
+from services.core.web import caller, collaborators
 from services.ingest.content_modes import locate, located_in
 from services.ingest.intake import MAX_BATCH, foreign_changes
-from services.ingest.screening import MAX_BODY
-from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
-from services.problems import Problem
-from services.runtime_deps import Deps, caller, deps
+from services.ingest.screening import MAX_BODY, Screener
 
 router = APIRouter(tags=["ingest"])
+
+
+class IngestApi(Protocol):
+    """What ``POST /v1/events`` works with."""
+
+    @property
+    def screener(self) -> Screener:
+        """Reads and validates a request's events."""
+
+    @property
+    def owners(self) -> OwnerCheck:
+        """Which unit raised each alert."""
+
+    @property
+    def publisher(self) -> Publisher:
+        """Publishes onto the canonical streams."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The process's counters."""
+
+
+def ingest_api(request: Request) -> IngestApi:
+    """FastAPI dependency: ingest's collaborators."""
+    found: IngestApi = collaborators(request)
+    return found
+
+
 _IDS = {"type": "array", "items": {"type": "string"}}
 _ACCEPTED = {
     "type": "object",
@@ -66,7 +96,7 @@ async def _read_body(request: Request) -> bytes:
 async def publish_events(
     request: Request,
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[IngestApi, Depends(ingest_api)],
 ) -> JSONResponse:
     """Validate, authorise and durably publish; answer which ids were new."""
     if principal.role is not Role.PUBLISHER:

@@ -1,4 +1,5 @@
-"""The ingest service on the broker: each publisher's Redis ingress into the canonical streams."""
+"""The ingest service in a process: each publisher's Redis ingress into the canonical streams,
+and what its HTTP endpoint works with."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from collections.abc import Sequence
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from services import streams
-from services.alert_register import OwnerCheck
-from services.bus import Entry, Publisher
-from services.config import Principal, Role
+from services.core import streams
+from services.core.alert_register import AlertRegister, OwnerCheck
+from services.core.bus import Entry, Publisher
+from services.core.config import Principal, Role
+from services.core.metrics import NO_METRICS, Metrics
+from services.core.streaming import Background, Claimer, GroupOptions, subscribe_group
+from services.core.wiring import Wiring, consumer_name
 from services.ingest.ingress import forward
 from services.ingest.screening import Screener
-from services.metrics import NO_METRICS, Metrics
-from services.streaming import Claimer, GroupOptions, subscribe_group
 
 INGEST_OPTIONS = GroupOptions(max_records=500)
 
@@ -53,3 +55,45 @@ def register_ingest(
             )
         )
     return claimers
+
+
+class IngestService:
+    """Ingest's part of a process: the screener (also the HTTP API's), the ingress readers."""
+
+    def __init__(self, wiring: Wiring) -> None:
+        self._wiring = wiring
+        self.screener = Screener(wiring.topology)
+        wiring.stack.callback(self.screener.close)
+        self.alert_register = AlertRegister(wiring.redis, dedupe_window=wiring.dedupe_window)
+        """Which unit raised each alert, for the handlers."""
+        self.owners = AlertRegister(wiring.api_redis, dedupe_window=wiring.dedupe_window)
+        """The same register on the API's client: ingest refuses another unit's change."""
+        self.publishers = [p for p in wiring.config.principals if p.role is Role.PUBLISHER]
+
+    @property
+    def trimmed(self) -> list[str]:
+        """Every publisher's ingress stream."""
+        return [streams.ingress_stream(p.name) for p in self.publishers]
+
+    def subscribe(self, broker: RedisBroker) -> list[Background]:
+        """A reader and a claimer per publisher's ingress stream."""
+        w = self._wiring
+        claimers = register_ingest(
+            broker,
+            w.redis,
+            self.publishers,
+            self.screener,
+            w.publisher,
+            consumer_name("ingest"),
+            w.group_options(INGEST_OPTIONS),
+            w.metrics,
+            self.alert_register,
+        )
+        return list(claimers)
+
+    def start(self) -> None:
+        """Ingest has no loop of its own."""
+
+    async def checks(self) -> dict[str, bool]:
+        """No check of its own: the process's (server, subscribers) cover it."""
+        return {}

@@ -14,17 +14,18 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from services.alert_register import AlertRegister
-from services.bus import RedisPublisher, Unavailable, ensure_groups
-from services.config import ConfigError, Settings, read_file_config, resolve_topology
-from services.config import settings_from_env as _settings
+from services.core.alert_register import AlertRegister
+from services.core.bus import RedisPublisher, Unavailable, ensure_groups
+from services.core.config import ConfigError, read_file_config, resolve_topology
+from services.core.one_shot import connect_redis
+from services.core.settings import Settings
+from services.core.settings import settings_from_env as _settings
+from services.core.terminal import console as make_console
+from services.core.terminal import printable, safe
 from services.ingest import dlq
 from services.ingest.adapters import adapter_named
 from services.ingest.adapters.base import FileUnreadable
 from services.ingest.importer import ImportSummary, import_file
-from services.terminal import console as make_console
-from services.terminal import printable, safe
-from services.tools import connect_redis
 
 console = make_console()
 errors = make_console(stderr=True)
@@ -46,9 +47,14 @@ async def run_import(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        console=out, transient=True, disable=not out.is_terminal,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=out,
+        transient=True,
+        disable=not out.is_terminal,
+    )
     with file, bar:
         task = bar.add_task(f"{adapter.name} {path.name}", total=os.fstat(file.fileno()).st_size)
         async with connect_redis(settings, create=True) as redis:
@@ -56,11 +62,15 @@ async def run_import(
             try:
                 options = settings.publisher_options
                 return await import_file(
-                    adapter, file, topology, RedisPublisher(redis, **options),
+                    adapter,
+                    file,
+                    topology,
+                    RedisPublisher(redis, **options),
                     owners=AlertRegister(redis, dedupe_window=options["dedupe_window"]),
-                    dead_letters=redis if dead_letter else None, label=path.name,
+                    dead_letters=redis if dead_letter else None,
+                    label=path.name,
                     progress=lambda: bar.update(task, completed=file.tell()),
-                )  # fmt: skip
+                )
             except FileUnreadable as exc:
                 raise ConfigError(f"{path}: {exc}") from None
 
@@ -70,14 +80,21 @@ def print_summary(summary: ImportSummary, path: Path, dead_letter: bool, out: Co
     out.print(
         f"{printable(path.name)}: {summary.rows} rows: {summary.published} published, "
         f"{summary.duplicates} duplicates, {summary.rejected_rows} rejected",
-        highlight=False, markup=False,
-    )  # fmt: skip
+        highlight=False,
+        markup=False,
+    )
     for error in summary.errors:  # a row's text is the agency's: no escape may reach the screen
-        out.print(f"  row {error.row}: {printable(error.field)}: {printable(error.reason)}",
-                  highlight=False, markup=False)  # fmt: skip
+        out.print(
+            f"  row {error.row}: {printable(error.field)}: {printable(error.reason)}",
+            highlight=False,
+            markup=False,
+        )
     if dead_letter and summary.rejected_rows:
-        out.print(f"{summary.rejected_rows} rejected rows kept on the dead-letter stream "
-                  "(liaison dlq list)", highlight=False)  # fmt: skip
+        out.print(
+            f"{summary.rejected_rows} rejected rows kept on the dead-letter stream "
+            "(liaison dlq list)",
+            highlight=False,
+        )
 
 
 def import_command(

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from services.core.problems import Problem
 from services.ingest.intake import Rejected, Rejection
-from services.problems import Problem
 
 JSON = "application/json"
 STRUCTURED = "application/cloudevents+json"

@@ -26,10 +26,10 @@ from redis.exceptions import ResponseError
 
 from schemas.events import CloudEvent
 from schemas.topology import Topology
-from services import streams
-from services.alert_register import AlertRegister
-from services.bus import RedisPublisher
-from services.config import Principal
+from services.core import streams
+from services.core.alert_register import AlertRegister
+from services.core.bus import RedisPublisher
+from services.core.config import Principal
 from services.ingest.adapters import ADAPTERS
 from services.ingest.adapters.base import Record, RowInvalid
 from services.ingest.importer import IMPORT_ORIGIN, check_record
@@ -59,10 +59,13 @@ class DeadLetter:
     def to_dict(self) -> dict[str, str]:
         """JSON-ready, the payload as text."""
         return {
-            "id": self.id, "origin": self.origin, "entry_id": self.entry_id,
-            "reason": self.reason, "at": self.at,
+            "id": self.id,
+            "origin": self.origin,
+            "entry_id": self.entry_id,
+            "reason": self.reason,
+            "at": self.at,
             "payload": self.payload.decode(errors="backslashreplace"),
-        }  # fmt: skip
+        }
 
 
 def _text(value: bytes | str) -> str:
@@ -74,9 +77,13 @@ def _dead_letter(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLette
         return _text(fields.get(name.encode(), b""))
 
     return DeadLetter(
-        _text(entry_id), get("origin"), get("entry_id"), get("reason"), get("at"),
+        _text(entry_id),
+        get("origin"),
+        get("entry_id"),
+        get("reason"),
+        get("at"),
         fields.get(b"payload", b""),
-    )  # fmt: skip
+    )
 
 
 async def list_dead_letters(redis: Redis, limit: int | None = None) -> list[DeadLetter]:

@@ -2,7 +2,7 @@
 
 Rows are validated one by one (a bad row never stops the file) and the
 good ones published in batches, each batch all-or-nothing through the
-idempotent :class:`~services.bus.Publisher`: an event id derived from the
+idempotent :class:`~services.core.bus.Publisher`: an event id derived from the
 agency's own record number makes a re-import publish nothing new. Before a
 batch is published, a row changing an alert that another unit raised is
 rejected, naming the owner (:func:`~services.ingest.intake.foreign_changes`).
@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 
 from schemas.events import NEEDS_SUBJECT, CloudEvent
 from schemas.topology import Topology
-from services import streams
-from services.alert_register import OwnerCheck
-from services.bus import Publisher, dead_letter_fields, seen_field
+from services.core import streams
+from services.core.alert_register import OwnerCheck
+from services.core.bus import Publisher, dead_letter_fields, seen_field
 from services.ingest.adapters.base import Adapter, Record, RowInvalid, agency_field
 from services.ingest.intake import Rejected, foreign_changes, validate_event
 

@@ -1,7 +1,7 @@
 """The Redis ingress: raw CloudEvents XADDed by agency systems, forwarded or dead-lettered.
 
 Each publisher of the configuration has its own ingress stream,
-:func:`~services.streams.ingress_stream` (``{liaison}:stream:ingress:<publisher>``),
+:func:`~services.core.streams.ingress_stream` (``{liaison}:stream:ingress:<publisher>``),
 to which that agency's system appends one entry per event, its CloudEvent JSON in
 field ``__data__``; its Valkey user may append there and nowhere else. Ingest
 validates each entry as the HTTP API would (:func:`~services.ingest.intake.validate_event`),
@@ -28,14 +28,14 @@ from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
 from schemas.topology import Topology
-from services import streams
-from services.alert_register import AlertRegister, OwnerCheck
-from services.bus import Entry, Publisher, dead_letter_fields
-from services.config import Principal
+from services.core import streams
+from services.core.alert_register import AlertRegister, OwnerCheck
+from services.core.bus import Entry, Publisher, dead_letter_fields
+from services.core.config import Principal
+from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, NO_METRICS, Metrics
+from services.core.problems import Problem
 from services.ingest.intake import Rejected, foreign_changes, validate_event
 from services.ingest.screening import INLINE_MAX, MAX_BODY, Screened, Screener
-from services.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, NO_METRICS, Metrics
-from services.problems import Problem
 
 
 class NotAnEvent(ValueError):
@@ -138,8 +138,10 @@ async def forward(
                 pipe.xadd(
                     streams.DEAD_LETTERS,
                     dead_letter_fields(
-                        origin=entry.stream, reason=reason, payload=entry.payload,
+                        origin=entry.stream,
+                        reason=reason,
+                        payload=entry.payload,
                         entry_id=entry.entry_id,
                     ),
-                )  # fmt: skip
+                )
             await pipe.execute()

@@ -19,7 +19,7 @@ from schemas.events import NEEDS_SUBJECT, CloudEvent, alert_ref_of, canonical_js
 from schemas.limits import explain
 from schemas.topology import Topology
 from schemas.vocabulary import AGENCY_TYPES, EventType
-from services.alert_register import OwnerCheck, not_theirs
+from services.core.alert_register import OwnerCheck, not_theirs
 
 MAX_BATCH = 1000
 

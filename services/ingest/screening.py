@@ -40,13 +40,13 @@ from typing import Any
 from schemas.events import CloudEvent
 from schemas.topology import Topology
 from schemas.vocabulary import EventType
-from services.bus import Encoded, Unavailable
-from services.collector import tune_collector
+from services.core.bus import Encoded, Unavailable
+from services.core.collector import tune_collector
+from services.core.problems import Problem
 from services.ingest.content_modes import decode, locate, maybe_batch
 from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
 from services.ingest.refusals import Allowance
 from services.ingest.slices import Irregular, OverBudget, Slices, parse_array, validate_array
-from services.problems import Problem
 
 MAX_BODY = 8 * 1024 * 1024
 """Bytes of a request body (or an ingress entry) at most."""

@@ -3,19 +3,50 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from services.auth import require
-from services.config import Principal, Role
+from services.core.auth import require
+from services.core.config import Principal, Role
+from services.core.problems import Problem, documented
+from services.core.web import caller, collaborators
+from services.ledger.records import utc_text
+from services.ledger.scan import Query as LedgerQuery
 from services.ledger.scan import entry_json
-from services.ledger.store import Query as LedgerQuery
-from services.ledger.store import utc_text
-from services.problems import Problem, documented
-from services.runtime_deps import Deps, caller, deps
+from services.ledger.store import SqlLedger
 
 router = APIRouter(tags=["ledger"])
+
+
+class LedgerApi(Protocol):
+    """What the auditors' endpoints work with."""
+
+    @property
+    def ledger(self) -> SqlLedger:
+        """The ledger, read-only here."""
+
+
+class VerifyResult(BaseModel):
+    """The outcome of ``GET /v1/ledger/verify`` (docs/ledger.md)."""
+
+    ok: bool
+    count: int = Field(description="Entries checked.")
+    head: str = Field(description="The hash of the last entry.")
+    first_bad_seq: int | None = Field(description="The lowest entry that failed, or null.")
+    checkpoints: int = Field(description="Signed checkpoints checked.")
+    problems: list[str]
+    origin_verified: bool = Field(description="A key the server trusts vouches for the entries.")
+    trusted_keys: list[str] = Field(description="Ids of the keys the signatures were checked with.")
+    unsigned: int = Field(description="Entries after the last signed checkpoint.")
+
+
+def ledger_api(request: Request) -> LedgerApi:
+    """FastAPI dependency: the ledger's collaborators."""
+    found: LedgerApi = collaborators(request)
+    return found
 
 
 def _utc(moment: datetime | None, name: str) -> str | None:
@@ -36,7 +67,7 @@ def _utc(moment: datetime | None, name: str) -> str | None:
 )
 async def ledger_events(
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[LedgerApi, Depends(ledger_api)],
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[list[str] | None, Query()] = None,
@@ -52,9 +83,12 @@ async def ledger_events(
     """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``."""
     require(principal, Role.AUDITOR)
     query = LedgerQuery(
-        after=after, limit=limit, types=tuple(type or ()),
-        since=_utc(since, "since"), until=_utc(until, "until"),
-    )  # fmt: skip
+        after=after,
+        limit=limit,
+        types=tuple(type or ()),
+        since=_utc(since, "since"),
+        until=_utc(until, "until"),
+    )
     rows = [row async for page in runtime.ledger.pages(query) for row in page]
     following = str(rows[-1][0]) if len(rows) == limit else "null"
     # the stored event text is canonical JSON already: embedded as it is, never re-parsed
@@ -62,12 +96,17 @@ async def ledger_events(
     return Response(body, media_type="application/json")
 
 
-@router.get("/v1/ledger/verify", summary="Recompute the hash chain", responses=documented(401, 403))
+@router.get(
+    "/v1/ledger/verify",
+    summary="Recompute the hash chain",
+    response_model=VerifyResult,
+    responses=documented(401, 403),
+)
 async def ledger_verify(
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
-) -> dict[str, Any]:
+    runtime: Annotated[LedgerApi, Depends(ledger_api)],
+) -> JSONResponse:
     """``{"ok", "count", "head", "first_bad_seq", "origin_verified", "trusted_keys", "unsigned"}``,
     checked with the ledger's own key."""
     require(principal, Role.AUDITOR)
-    return (await runtime.ledger.verify()).to_dict()
+    return JSONResponse((await runtime.ledger.verify()).to_dict())  # as VerifyResult says

@@ -1,19 +1,26 @@
-"""The ledger service on the broker: every canonical stream into the SQL ledger."""
+"""The ledger service in a process: every canonical stream into the SQL ledger, the signing of
+its checkpoints, and the ledger the HTTP API reads."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from services import streams
-from services.bus import Entry, RedisDeadLetters
+from services.core import streams
+from services.core.bus import Entry, RedisDeadLetters
+from services.core.loops import forever, log_failure
+from services.core.metrics import LEDGER_APPENDED, LEDGER_DUPLICATES, NO_METRICS, Metrics
+from services.core.streaming import Background, GroupOptions, subscribe_pipelined
+from services.core.wiring import Wiring, consumer_name
 from services.ledger.handlers import append_prepared, prepare_entries
+from services.ledger.open import open_ledger
 from services.ledger.records import Record
 from services.ledger.store import SqlLedger
-from services.metrics import LEDGER_APPENDED, LEDGER_DUPLICATES, NO_METRICS, Metrics
-from services.streaming import Background, GroupOptions, subscribe_pipelined
+
+log = logging.getLogger(__name__)
 
 LEDGER_OPTIONS = GroupOptions(max_records=500, queue_batches=8)
 """Up to 8 batches of 500 read ahead of the commit: one transaction takes what is queued."""
@@ -53,3 +60,54 @@ def register_ledger(
         options=options,
         metrics=metrics,
     )
+
+
+class LedgerService:
+    """The ledger's part of a process: the database (opened where the ledger runs, and where
+    the HTTP API serves its endpoints), its readers and group commit, checkpoint signing."""
+
+    def __init__(self, wiring: Wiring, ledger: SqlLedger) -> None:
+        self._wiring, self.ledger = wiring, ledger
+
+    @classmethod
+    async def open(cls, wiring: Wiring, *, runs: bool) -> LedgerService:
+        """Open (and migrate) the ledger; where the process ``runs`` the ledger, its signing key
+        is created on first use and a last checkpoint is signed once nothing appends any more."""
+        ledger = open_ledger(wiring.settings, create_key=runs)
+        wiring.stack.push_async_callback(ledger.close)
+        await ledger.create_schema()
+        service = cls(wiring, ledger)
+        if runs:  # unwound after the broker stopped (registered before it starts)
+            wiring.stack.push_async_callback(service._final_checkpoint)
+        return service
+
+    @property
+    def trimmed(self) -> tuple[str, ...]:
+        """The canonical streams."""
+        return streams.CANONICAL_STREAMS
+
+    def subscribe(self, broker: RedisBroker) -> list[Background]:
+        """The readers of every canonical stream, their claimers and the group commit."""
+        w = self._wiring
+        options = w.group_options(LEDGER_OPTIONS)
+        return register_ledger(
+            broker, w.redis, self.ledger, consumer_name("ledger"), options, w.metrics
+        )
+
+    def start(self) -> None:
+        """Sign the head when entries have waited ``checkpoint_interval``, even if no more come."""
+        self._wiring.start_task(self._sign_checkpoints(), "checkpoints")
+
+    async def checks(self) -> dict[str, bool]:
+        """The database takes writes."""
+        return {"database": await self.ledger.ready()}
+
+    async def _sign_checkpoints(self) -> None:
+        pause = max(self._wiring.settings.checkpoint_interval.total_seconds() / 2, 0.05)
+        await forever(self.ledger.checkpoint_if_due, pause, "signing a ledger checkpoint")
+
+    async def _final_checkpoint(self) -> None:
+        try:
+            await self.ledger.checkpoint_if_due(force=True)
+        except Exception:
+            log_failure(log, "could not sign the final ledger checkpoint")

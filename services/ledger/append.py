@@ -77,8 +77,20 @@ def chain(
     for r in records:
         seq += 1
         digest = entry_hash(prev, seq, recorded_at, r.text)
-        rows.append((seq, r.source, r.event_id, r.type, r.subject, r.event_time,
-                     recorded_at, r.text, prev, digest))  # fmt: skip
+        rows.append(
+            (
+                seq,
+                r.source,
+                r.event_id,
+                r.type,
+                r.subject,
+                r.event_time,
+                recorded_at,
+                r.text,
+                prev,
+                digest,
+            )
+        )
         prev = digest
     return rows, prev
 

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from schemas.vocabulary import SYSTEM_TYPES
 from services.ledger import scan
 from services.ledger.checkpoints import Checkpoint
+from services.ledger.scan import Query
 from services.ledger.signing import key_id, load_public_key, public_pem
-from services.ledger.store import LedgerEntry, Query, SqlLedger, UnreadableEntry
+from services.ledger.store import LedgerEntry, SqlLedger, UnreadableEntry
 from services.ledger.verify import ChainVerifier, VerifyReport
 
 BUNDLE_FORMAT = "liaison-ledger-bundle/v2"
@@ -79,10 +80,19 @@ async def seizure_stats(ledger: SqlLedger) -> list[dict[str, Any]]:
                 if case is not None:
                     counted[case] = frozenset(keys)
     return [
-        {"unit": unit, "substance": substance, "month": month, "measure": measure,
-         "quantity": round(quantity, 9), "seizures": int(seizures), "reports": int(reports)}
-        for (unit, substance, month, measure), (quantity, seizures, reports) in sorted(totals.items())
-    ]  # fmt: skip
+        {
+            "unit": unit,
+            "substance": substance,
+            "month": month,
+            "measure": measure,
+            "quantity": round(quantity, 9),
+            "seizures": int(seizures),
+            "reports": int(reports),
+        }
+        for (unit, substance, month, measure), (quantity, seizures, reports) in sorted(
+            totals.items()
+        )
+    ]
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -189,10 +199,14 @@ async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:
     await ledger.checkpoint_if_due(force=True)
     checkpoints = await ledger.checkpoints()
     size = checkpoints[-1].size if checkpoints else 0  # entries appended since stay out
-    header = {"format": BUNDLE_FORMAT, "exported_at": datetime.now(UTC).isoformat(),
-              "public_key": public_pem(ledger.signer.public_key), "key_id": ledger.signer.key_id,
-              "checkpoint_every": ledger.policy.every,
-              "checkpoint_interval": ledger.policy.interval}  # fmt: skip
+    header = {
+        "format": BUNDLE_FORMAT,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "public_key": public_pem(ledger.signer.public_key),
+        "key_id": ledger.signer.key_id,
+        "checkpoint_every": ledger.policy.every,
+        "checkpoint_interval": ledger.policy.interval,
+    }
     out.write(json.dumps(header) + "\n")
     for checkpoint in checkpoints:
         out.write(json.dumps({"checkpoint": checkpoint.to_dict()}) + "\n")

@@ -86,31 +86,54 @@ class Checkpoint:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (bundles, the signer's record, the database row); v1 keeps its old shape."""
-        doc: dict[str, Any] = {"size": self.size, "head_hash": self.head_hash,
-                               "signed_at": self.signed_at, "key_id": self.key_id,
-                               "signature": self.signature}  # fmt: skip
+        doc: dict[str, Any] = {
+            "size": self.size,
+            "head_hash": self.head_hash,
+            "signed_at": self.signed_at,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
         if self.version != 1:
-            doc |= {"version": self.version, "prev": self.prev, "every": self.every,
-                    "interval_ms": self.interval_ms, "index_hash": self.index_hash}  # fmt: skip
+            doc |= {
+                "version": self.version,
+                "prev": self.prev,
+                "every": self.every,
+                "interval_ms": self.interval_ms,
+                "index_hash": self.index_hash,
+            }
         return doc
 
     def columns(self) -> dict[str, Any]:
         """Every field, as the database row holds them."""
-        return {"size": self.size, "head_hash": self.head_hash, "signed_at": self.signed_at,
-                "key_id": self.key_id, "signature": self.signature, "version": self.version,
-                "prev": self.prev, "every": self.every, "interval_ms": self.interval_ms,
-                "index_hash": self.index_hash}  # fmt: skip
+        return {
+            "size": self.size,
+            "head_hash": self.head_hash,
+            "signed_at": self.signed_at,
+            "key_id": self.key_id,
+            "signature": self.signature,
+            "version": self.version,
+            "prev": self.prev,
+            "every": self.every,
+            "interval_ms": self.interval_ms,
+            "index_hash": self.index_hash,
+        }
 
     @classmethod
     def from_dict(cls, doc: Mapping[Any, Any]) -> Checkpoint:
         """The inverse of :meth:`to_dict` (a database row's mapping too); ValueError if malformed."""
         try:
             checkpoint = cls(
-                int(doc["size"]), str(doc["head_hash"]), str(doc["signed_at"]),
-                str(doc["key_id"]), str(doc["signature"]), int(doc.get("version") or 1),
-                doc.get("prev"), _int(doc.get("every")), _int(doc.get("interval_ms")),
+                int(doc["size"]),
+                str(doc["head_hash"]),
+                str(doc["signed_at"]),
+                str(doc["key_id"]),
+                str(doc["signature"]),
+                int(doc.get("version") or 1),
+                doc.get("prev"),
+                _int(doc.get("every")),
+                _int(doc.get("interval_ms")),
                 doc.get("index_hash"),
-            )  # fmt: skip
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a checkpoint: {exc!r}") from None
         if checkpoint.version not in (1, 2) or (
@@ -138,8 +161,9 @@ def signed(
     size, head_hash = head
     prev = before.digest() if before else GENESIS
     interval_ms = round(policy.interval * 1000)
-    unsigned = Checkpoint(size, head_hash, at, key_id, "", 2, prev, policy.every, interval_ms,
-                          index_hash)  # fmt: skip
+    unsigned = Checkpoint(
+        size, head_hash, at, key_id, "", 2, prev, policy.every, interval_ms, index_hash
+    )
     return replace(unsigned, signature=sign(unsigned.message()))
 
 
@@ -164,12 +188,22 @@ def problems(
             found.append((c.size, "two checkpoints for one size"))
         elif c.version == 2:
             if c.prev != (before.digest() if before else GENESIS):
-                found.append((c.size, "the checkpoint chain is broken: the signed checkpoint "
-                                      "before this one is missing or was replaced"))  # fmt: skip
+                found.append(
+                    (
+                        c.size,
+                        "the checkpoint chain is broken: the signed checkpoint "
+                        "before this one is missing or was replaced",
+                    )
+                )
             allowed = max(c.every or 0, (before.every or 0) if before else 0)
             start = before.size if before else 0
             if c.size - start > allowed:
-                found.append((start + 1, f"checkpoints are missing: entries {start + 1}-{c.size} "
-                                         f"have none within CHECKPOINT_EVERY ({allowed})"))  # fmt: skip
+                found.append(
+                    (
+                        start + 1,
+                        f"checkpoints are missing: entries {start + 1}-{c.size} "
+                        f"have none within CHECKPOINT_EVERY ({allowed})",
+                    )
+                )
         before = c
     return found

@@ -16,15 +16,18 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
-from services.config import ConfigError, settings_from_env
+from services.core.config import ConfigError
+from services.core.settings import settings_from_env
+from services.core.terminal import console as make_console
+from services.core.terminal import printable, safe
 from services.ledger import audit
 from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
+from services.ledger.records import utc_text
+from services.ledger.scan import Query
 from services.ledger.signing import load_public_keys, public_pem
-from services.ledger.store import Query, SqlLedger, utc_text
+from services.ledger.store import SqlLedger
 from services.ledger.verify import VerifyReport
-from services.terminal import console as make_console
-from services.terminal import printable, safe
 
 app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, trail, stats, export."
@@ -100,11 +103,17 @@ def _report(report: VerifyReport, where: str) -> Exit:
         )
         return Exit.UNVERIFIED
     keys = ", ".join(report.trusted_keys)
-    console.print(f"OK {report.count} entries, {report.checkpoints} signed checkpoints verified "
-                  f"(key {keys or 'none needed'}), head {report.head}", highlight=False)  # fmt: skip
+    console.print(
+        f"OK {report.count} entries, {report.checkpoints} signed checkpoints verified "
+        f"(key {keys or 'none needed'}), head {report.head}",
+        highlight=False,
+    )
     if report.unsigned:
-        console.print(f"note: the last {report.unsigned} entries are not signed yet (the ledger "
-                      "signs them within CHECKPOINT_INTERVAL)", highlight=False)  # fmt: skip
+        console.print(
+            f"note: the last {report.unsigned} entries are not signed yet (the ledger "
+            "signs them within CHECKPOINT_INTERVAL)",
+            highlight=False,
+        )
     return Exit.OK
 
 
@@ -204,9 +213,14 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = 
     for column in ("unit", "substance", "month", "quantity", "seizures", "reports"):
         table.add_column(column)
     for row in rows:
-        table.add_row(safe(row["unit"]), safe(row["substance"]), safe(row["month"]),
-                      safe(f"{row['quantity']:g} {row['measure']}"), str(row["seizures"]),
-                      str(row["reports"]))  # fmt: skip
+        table.add_row(
+            safe(row["unit"]),
+            safe(row["substance"]),
+            safe(row["month"]),
+            safe(f"{row['quantity']:g} {row['measure']}"),
+            str(row["seizures"]),
+            str(row["reports"]),
+        )
     console.print(table)
 
 

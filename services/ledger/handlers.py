@@ -14,7 +14,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from services.bus import DeadLetters, Entry
+from services.core.bus import DeadLetters, Entry
 from services.ledger.records import Record, record_of_payload
 from services.ledger.store import AppendResult
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from services.bus import Unavailable
+from services.core.bus import Unavailable
 
 STALL_AFTER = 2.0
 """Seconds a write may wait for the database before the ledger reports itself not ready."""

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.bus import Unavailable
+from services.core.bus import Unavailable
 from services.ledger import tables
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.checkpoints import Checkpoint, Policy, signed
@@ -93,9 +93,11 @@ class Notary:
         try:
             return Checkpoint.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
-            raise SignerRefused(f"{path}: the record of the last signed checkpoint is unreadable "
-                                f"({exc}); restore it, or remove it to trust the database's last "
-                                "checkpoint signed by this key") from None  # fmt: skip
+            raise SignerRefused(
+                f"{path}: the record of the last signed checkpoint is unreadable "
+                f"({exc}); restore it, or remove it to trust the database's last "
+                "checkpoint signed by this key"
+            ) from None
 
     async def base(self, conn: AsyncConnection, seq: int, head: str) -> Checkpoint | None:
         """The last signed checkpoint, once the database is shown to extend it up to ``(seq, head)``.
@@ -109,8 +111,10 @@ class Notary:
             self._refuse(str(exc))
             raise
         if self.refusal is not None:
-            log.warning("ledger: the database extends the last signed checkpoint again; "
-                        "appending and signing resume")  # fmt: skip
+            log.warning(
+                "ledger: the database extends the last signed checkpoint again; "
+                "appending and signing resume"
+            )
             self.refusal = None
         return trusted
 
@@ -130,8 +134,15 @@ class Notary:
 
         def sign(size: int, digest: str) -> None:
             nonlocal last
-            last = signed(self.signer.sign, self.signer.key_id, (size, digest), at, last,
-                          self.policy, plan.index.hexdigest())  # fmt: skip
+            last = signed(
+                self.signer.sign,
+                self.signer.key_id,
+                (size, digest),
+                at,
+                last,
+                self.policy,
+                plan.index.hexdigest(),
+            )
             plan.checkpoints.append(last)
             plan.index = hashlib.sha256()
 
@@ -172,8 +183,10 @@ class Notary:
             )
         if last.size == mine.size:
             if last.digest() != mine.digest():
-                raise SignerRefused(f"the checkpoint of {mine.size} entries in the database is not "
-                                    "the one this ledger signed")  # fmt: skip
+                raise SignerRefused(
+                    f"the checkpoint of {mine.size} entries in the database is not "
+                    "the one this ledger signed"
+                )
             return mine
         # later ones: signed with this key by another ledger process (or by this one, which
         # could not record them), each chained to the one before
@@ -183,8 +196,10 @@ class Notary:
             for before, c in itertools.pairwise(newer)
         )
         if not chain_ok:
-            raise SignerRefused(f"the checkpoints after the first {mine.size} entries in the "
-                                "database are not a chain this key signed")  # fmt: skip
+            raise SignerRefused(
+                f"the checkpoints after the first {mine.size} entries in the "
+                "database are not a chain this key signed"
+            )
         self._trusted, self._verified = newer[-1], None
         await self._record(newer[-1])
         return newer[-1]
@@ -196,10 +211,16 @@ class Notary:
         if last is None:
             return None
         if not self._ours(last):
-            raise SignerRefused(f"the database's last checkpoint ({last.size} entries) is not "
-                                "signed by this ledger's key")  # fmt: skip
-        log.warning("ledger: no record of the last signed checkpoint at %s; trusting the "
-                    "database's (%d entries, signed by this key)", self.record_path, last.size)  # fmt: skip
+            raise SignerRefused(
+                f"the database's last checkpoint ({last.size} entries) is not "
+                "signed by this ledger's key"
+            )
+        log.warning(
+            "ledger: no record of the last signed checkpoint at %s; trusting the "
+            "database's (%d entries, signed by this key)",
+            self.record_path,
+            last.size,
+        )
         self._trusted, self._verified = last, None
         await self._record(last)
         return last
@@ -217,25 +238,33 @@ class Notary:
         if self._verified == (seq, head):
             return
         if self._verified is not None and seq < self._verified[0]:
-            raise SignerRefused(f"entries were deleted: this ledger saw the chain reach seq "
-                                f"{self._verified[0]}, the database ends at {seq}")  # fmt: skip
+            raise SignerRefused(
+                f"entries were deleted: this ledger saw the chain reach seq "
+                f"{self._verified[0]}, the database ends at {seq}"
+            )
         start = (base.size, base.head_hash) if base else (0, GENESIS)
         if seq < start[0]:
-            raise SignerRefused(f"entries were deleted: this ledger signed {start[0]} entries, "
-                                f"the database has {seq}")  # fmt: skip
+            raise SignerRefused(
+                f"entries were deleted: this ledger signed {start[0]} entries, "
+                f"the database has {seq}"
+            )
         if self._verified is not None and start[0] <= self._verified[0] <= seq:
             start = self._verified
         else:
             self._index = hashlib.sha256()  # the index texts since the base, read again below
         at, prev = start
         while at < seq:
-            sql = ("SELECT seq, hash, prev_hash, recorded_at, event FROM ledger_entries "
-                   f"WHERE seq >= {max(at, 1)} ORDER BY seq LIMIT {PAGE + 1}")  # fmt: skip
+            sql = (
+                "SELECT seq, hash, prev_hash, recorded_at, event FROM ledger_entries "
+                f"WHERE seq >= {max(at, 1)} ORDER BY seq LIMIT {PAGE + 1}"
+            )
             rows: Any = (await conn.exec_driver_sql(sql)).all()
             if at:  # the page starts with the entry checked last: it must still be that one
                 if not rows or (rows[0][0], rows[0][1]) != (at, prev):
-                    raise SignerRefused(f"the entry at seq {at} is not the one this ledger signed "
-                                        "or appended: the chain was rewritten")  # fmt: skip
+                    raise SignerRefused(
+                        f"the entry at seq {at} is not the one this ledger signed "
+                        "or appended: the chain was rewritten"
+                    )
                 rows = rows[1:]
             if not rows:
                 break
@@ -245,8 +274,10 @@ class Notary:
                     or prev_hash != prev
                     or (entry_hash(prev, row_seq, recorded_at, text) != digest)
                 ):
-                    raise SignerRefused(f"the chain no longer recomputes at seq {at + 1}, after "
-                                        f"the last signed checkpoint ({start[0]} entries)")  # fmt: skip
+                    raise SignerRefused(
+                        f"the chain no longer recomputes at seq {at + 1}, after "
+                        f"the last signed checkpoint ({start[0]} entries)"
+                    )
                 index = index_of(text)  # derived from the text: the columns are not trusted here
                 if index is None:
                     raise SignerRefused(f"the entry at seq {row_seq} is no event")
@@ -278,8 +309,12 @@ class Notary:
                 await asyncio.to_thread(_write_private, path, json.dumps(checkpoint.to_dict()))
             except OSError as exc:
                 self.unrecorded = f"{path}: {exc.strerror or exc}"
-                log.error("ledger: cannot record the last signed checkpoint at %s (%s): a database "
-                          "insider could delete checkpoints unnoticed; readiness is red", path, exc)  # fmt: skip
+                log.error(
+                    "ledger: cannot record the last signed checkpoint at %s (%s): a database "
+                    "insider could delete checkpoints unnoticed; readiness is red",
+                    path,
+                    exc,
+                )
             else:
                 self.unrecorded = None
 
@@ -287,9 +322,13 @@ class Notary:
         self.refusal = reason
         if self._logged[0] != reason or time.monotonic() - self._logged[1] > LOG_EVERY:
             self._logged = (reason, time.monotonic())
-            log.error("ledger: REFUSING to append or sign: %s. The database no longer extends the "
-                      "last checkpoint this ledger signed (recorded in %s); events wait on the "
-                      "streams until it is restored; readiness is red", reason, self.record_path)  # fmt: skip
+            log.error(
+                "ledger: REFUSING to append or sign: %s. The database no longer extends the "
+                "last checkpoint this ledger signed (recorded in %s); events wait on the "
+                "streams until it is restored; readiness is red",
+                reason,
+                self.record_path,
+            )
 
 
 async def _last_checkpoint(conn: AsyncConnection) -> Checkpoint | None:

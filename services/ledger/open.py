@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from services.config import ConfigError, Settings
+from services.core.config import ConfigError
+from services.core.private import data_directory, describe_data_dir, private_sqlite, sqlite_path
+from services.core.settings import Settings
+from services.ledger.engine import create_engine
 from services.ledger.signing import load_or_create_signer
-from services.ledger.store import CheckpointPolicy, SqlLedger, create_engine
-from services.private import data_directory, describe_data_dir, private_sqlite, sqlite_path
+from services.ledger.store import CheckpointPolicy, SqlLedger
 
 
 def open_existing_ledger(settings: Settings) -> SqlLedger:
@@ -18,8 +20,10 @@ def open_existing_ledger(settings: Settings) -> SqlLedger:
     if settings.database_url is None:
         file = data_directory(settings, create=False) / "ledger.sqlite3"
         if not file.is_file():
-            raise ConfigError(f"no ledger: {describe_data_dir(settings)} has no ledger.sqlite3; "
-                              "run this where `liaison up` keeps its data, or set LIAISON_DATA_DIR")  # fmt: skip
+            raise ConfigError(
+                f"no ledger: {describe_data_dir(settings)} has no ledger.sqlite3; "
+                "run this where `liaison up` keeps its data, or set LIAISON_DATA_DIR"
+            )
     elif (file_named := sqlite_path(settings.database_url)) and not file_named.is_file():
         raise ConfigError(
             f"no ledger: LIAISON_DATABASE_URL names {file_named}, which does not exist"

@@ -63,8 +63,14 @@ class Record(NamedTuple):
 
 def record_of_event(event: CloudEvent) -> Record:
     """The record of a validated event (its canonical text serialised here)."""
-    return Record(event.source, event.id, event.type.value, event.subject,
-                  utc_text(event.time), event.to_json().decode())  # fmt: skip
+    return Record(
+        event.source,
+        event.id,
+        event.type.value,
+        event.subject,
+        utc_text(event.time),
+        event.to_json().decode(),
+    )
 
 
 def record_of_payload(payload: bytes) -> Record:
@@ -72,5 +78,6 @@ def record_of_payload(payload: bytes) -> Record:
     if not payload.startswith(CANONICAL_PREFIX):
         return record_of_event(CloudEvent.from_json(payload))
     env = Envelope.model_validate_json(payload)
-    return Record(env.source, env.id, env.type.value, env.subject, utc_text(env.time),
-                  payload.decode())  # fmt: skip
+    return Record(
+        env.source, env.id, env.type.value, env.subject, utc_text(env.time), payload.decode()
+    )

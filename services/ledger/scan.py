@@ -14,17 +14,32 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ledger import tables
 from services.ledger.columns import INDEX_SQL
 
-if TYPE_CHECKING:
-    from services.ledger.store import Query
-
 PAGE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Which entries to read: after a seq, of some types, event time in [since, until)."""
+
+    after: int = 0
+    limit: int | None = None
+    types: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    about: str | None = None
+    """Only one alert's story: the event with this id and every event whose subject it is."""
+    sources: tuple[str, ...] = ()
+    """Only events from these CloudEvent sources (``/units/BLO-OYBEK``, ``/liaison/notifier``)."""
+
+
 RawRow = tuple[int, str, str, str, str]
 """``(seq, hash, prev_hash, recorded_at, event)``; ``event`` is the stored canonical JSON text."""
 
@@ -110,7 +125,7 @@ async def pages(
 
 
 async def _aiosqlite(db: Any, sql: str, params: list[Any], size: int) -> AsyncGenerator[list[Any]]:
-    # The connection is in autocommit mode (see store.create_engine): the SELECT is its own
+    # The connection is in autocommit mode (see engine.create_engine): the SELECT is its own
     # read transaction, a consistent snapshot that takes no write lock.
     cursor = await db.execute(sql, params)
     ahead = asyncio.ensure_future(cursor.fetchmany(size))

@@ -5,33 +5,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import event, func, insert, select
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from schemas.events import CloudEvent
-from services.bus import Unavailable
 from services.ledger import append as sql
-from services.ledger import redaction, scan, schema, tables
+from services.ledger import migrate, scan, tables
 from services.ledger.checkpoints import Checkpoint, Policy
+from services.ledger.engine import outage, to_completion
 from services.ledger.health import WriteHealth
 from services.ledger.notary import Notary, SignerRefused, Signing
 from services.ledger.records import Record, record_of_event, utc_text
-from services.ledger.scan import RawRow
+from services.ledger.scan import Query, RawRow
 from services.ledger.signing import Signer
 from services.ledger.verify import ChainVerifier, VerifyReport
 
-__all__ = ["utc_text"]  # re-exported: it used to live here
-
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +42,13 @@ class LedgerEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """The public shape (docs/http-api.md, "ledger entry")."""
-        return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash,
-                "recorded_at": self.recorded_at, "event": self.event}  # fmt: skip
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+            "recorded_at": self.recorded_at,
+            "event": self.event,
+        }
 
 
 class UnreadableEntry(ValueError):
@@ -83,55 +84,6 @@ CheckpointPolicy = Policy
 DEFAULT_POLICY = Policy()
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    """Which entries to read: after a seq, of some types, event time in [since, until)."""
-
-    after: int = 0
-    limit: int | None = None
-    types: tuple[str, ...] = ()
-    since: str | None = None
-    until: str | None = None
-    about: str | None = None
-    """Only one alert's story: the event with this id and every event whose subject it is."""
-    sources: tuple[str, ...] = ()
-    """Only events from these CloudEvent sources (``/units/BLO-OYBEK``, ``/liaison/notifier``)."""
-
-
-SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",  # a commit (and so an acknowledgement) survives power loss
-    "PRAGMA cache_size=-32000",  # ~32 MB: index pages stay cached across appends
-    "PRAGMA wal_autocheckpoint=10000",  # checkpoint every ~40 MB of WAL, not every ~4 MB
-)
-"""Every SQLite connection's settings (the benchmark's raw limits use the same)."""
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An engine for the ledger; SQLite gets WAL and ``BEGIN IMMEDIATE`` writers.
-
-    ``hide_parameters``: statement parameters carry persons' identities, so neither
-    SQLAlchemy's logs nor its error messages may print them (nor aiosqlite's: redaction)."""
-    redaction.install()
-    if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
-        cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: one chain writer
-
-    return engine
-
-
 class SqlLedger:
     """The ledger on a SQLAlchemy async engine (SQLite or PostgreSQL)."""
 
@@ -148,7 +100,7 @@ class SqlLedger:
 
     async def create_schema(self) -> None:
         """Bring the database to the current schema (Alembic migrations)."""
-        await schema.upgrade(self.engine)
+        await migrate.upgrade(self.engine)
 
     async def close(self) -> None:
         """Record the last checkpoint signed, and release the connection pool."""
@@ -164,11 +116,11 @@ class SqlLedger:
         """Append the records not yet recorded (by ``(source, id)``), in order, in one transaction."""
         if not records:
             return AppendResult()
-        return await _to_completion(self._append_records(records))
+        return await to_completion(self._append_records(records))
 
     async def _append_records(self, records: Sequence[Record]) -> AppendResult:
         now = datetime.now(UTC)
-        async with self._write_lock, self.health.watch(), _outage():
+        async with self._write_lock, self.health.watch(), outage():
             async with self.engine.begin() as conn:
                 await sql.lock(conn)
                 fresh = await sql.not_recorded(conn, records)
@@ -189,11 +141,11 @@ class SqlLedger:
         """Sign the head if the policy says so, or if unsigned entries exist and ``force`` is set."""
         if self.notary is None:
             return None
-        return await _to_completion(self._checkpoint(force))
+        return await to_completion(self._checkpoint(force))
 
     async def _checkpoint(self, force: bool) -> Checkpoint | None:
         now = datetime.now(UTC)
-        async with self._write_lock, self.health.watch(), _outage():
+        async with self._write_lock, self.health.watch(), outage():
             async with self.engine.begin() as conn:
                 await sql.lock(conn)
                 head = await sql.head(conn)
@@ -298,36 +250,3 @@ class SqlLedger:
                 if not verifier.feed_page(page):
                     break
         return verifier.finish()
-
-
-@asynccontextmanager
-async def _outage() -> AsyncIterator[None]:
-    """The database's own failures (down, locked, gone) as :class:`Unavailable`: not the events'."""
-    try:
-        yield
-    except (OperationalError, InterfaceError, DisconnectionError, OSError, TimeoutError) as exc:
-        raise Unavailable(f"ledger database unavailable: {exc}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise Unavailable(f"ledger database connection lost: {exc}") from exc
-        raise
-
-
-async def _to_completion(work: Coroutine[Any, Any, T]) -> T:
-    """Run a write transaction to its end even if the caller is cancelled.
-
-    A stopping service cancels its tasks, repeatedly; cancelled between
-    ``BEGIN IMMEDIATE`` and its rollback, a connection kept SQLite's write lock
-    and the final checkpoint waited out the 30 s busy timeout. Shielded, the
-    transaction commits or rolls back, and the next writer waits for it on
-    the in-process lock.
-    """
-    task = asyncio.ensure_future(work)
-    task.add_done_callback(_log_if_orphaned)
-    return await asyncio.shield(task)
-
-
-def _log_if_orphaned(task: asyncio.Future[Any]) -> None:
-    # Retrieve the outcome: when the caller was cancelled, nobody else will.
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.debug("ledger write ended with %r", exc)

@@ -20,8 +20,13 @@ metadata = MetaData()
 entries = Table(
     "ledger_entries",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False,
-           comment="Gapless position in the chain, from 1."),
+    Column(
+        "seq",
+        BigInteger,
+        primary_key=True,
+        autoincrement=False,
+        comment="Gapless position in the chain, from 1.",
+    ),
     Column("source", String(300), nullable=False, comment="CloudEvent source."),
     Column("event_id", String(300), nullable=False, comment="CloudEvent id."),
     Column("type", String(64), nullable=False),
@@ -32,7 +37,7 @@ entries = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("source", "event_id", name="uq_ledger_source_id"),
-)  # fmt: skip
+)
 
 Index("ix_ledger_type_seq", entries.c.type, entries.c.seq)
 Index("ix_ledger_subject", entries.c.subject)
@@ -42,18 +47,36 @@ Index("ix_ledger_event_id", entries.c.event_id)
 checkpoints = Table(
     "ledger_checkpoints",
     metadata,
-    Column("size", BigInteger, primary_key=True, autoincrement=False,
-           comment="Entries covered: the seq of the head at signing time."),
+    Column(
+        "size",
+        BigInteger,
+        primary_key=True,
+        autoincrement=False,
+        comment="Entries covered: the seq of the head at signing time.",
+    ),
     Column("head_hash", String(64), nullable=False),
     Column("signed_at", String(40), nullable=False, comment="RFC 3339 UTC."),
     Column("key_id", String(16), nullable=False, comment="First 16 hex of SHA-256(public key)."),
     Column("signature", String(128), nullable=False, comment="Ed25519 signature, hex."),
-    Column("version", Integer, nullable=False, server_default="1",
-           comment="1: liaison-ledger-checkpoint/v1; 2: chained, with its policy."),
+    Column(
+        "version",
+        Integer,
+        nullable=False,
+        server_default="1",
+        comment="1: liaison-ledger-checkpoint/v1; 2: chained, with its policy.",
+    ),
     Column("prev", String(64), nullable=True, comment="v2: SHA-256 of the previous one's message."),
     Column("every", BigInteger, nullable=True, comment="v2: CHECKPOINT_EVERY when signed."),
-    Column("interval_ms", BigInteger, nullable=True,
-           comment="v2: CHECKPOINT_INTERVAL when signed, milliseconds."),
-    Column("index_hash", String(64), nullable=True,
-           comment="v2: SHA-256 of the indexed columns of the entries it newly covers."),
-)  # fmt: skip
+    Column(
+        "interval_ms",
+        BigInteger,
+        nullable=True,
+        comment="v2: CHECKPOINT_INTERVAL when signed, milliseconds.",
+    ),
+    Column(
+        "index_hash",
+        String(64),
+        nullable=True,
+        comment="v2: SHA-256 of the indexed columns of the entries it newly covers.",
+    ),
+)

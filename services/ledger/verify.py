@@ -92,10 +92,17 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The public shape of ``GET /v1/ledger/verify``."""
-        return {"ok": self.ok, "count": self.count, "head": self.head,
-                "first_bad_seq": self.first_bad_seq, "checkpoints": self.checkpoints,
-                "problems": self.problems, "origin_verified": self.origin_verified,
-                "trusted_keys": self.trusted_keys, "unsigned": self.unsigned}  # fmt: skip
+        return {
+            "ok": self.ok,
+            "count": self.count,
+            "head": self.head,
+            "first_bad_seq": self.first_bad_seq,
+            "checkpoints": self.checkpoints,
+            "problems": self.problems,
+            "origin_verified": self.origin_verified,
+            "trusted_keys": self.trusted_keys,
+            "unsigned": self.unsigned,
+        }
 
 
 class ChainVerifier:
@@ -183,9 +190,11 @@ class ChainVerifier:
                 seq != expected
                 or prev_hash != prev
                 or seq in watched
-                or sha256(fromhex(prev) + f"{seq}\n{recorded_at}\n".encode() + text.encode())
-                .hexdigest() != digest
-            ):  # fmt: skip
+                or sha256(
+                    fromhex(prev) + f"{seq}\n{recorded_at}\n".encode() + text.encode()
+                ).hexdigest()
+                != digest
+            ):
                 self._at(prev, expected)
                 if not self.feed(_Entry(seq, recorded_at, text, prev_hash, digest)):
                     return False
@@ -246,19 +255,28 @@ class ChainVerifier:
     def _judge_tail(self, first: int, last: int) -> None:
         span = f"entries {first}-{last}" if last > first else f"entry {first}"
         if self._bundle:
-            self.report.fail(first, f"the bundle does not end at a signed checkpoint: {span} "
-                                    "unsigned (`liaison ledger export` signs the head first)")  # fmt: skip
+            self.report.fail(
+                first,
+                f"the bundle does not end at a signed checkpoint: {span} "
+                "unsigned (`liaison ledger export` signs the head first)",
+            )
             return
         every, interval = self._policy.every, self._policy.interval
         if last - first + 1 > every:
-            self.report.fail(first, f"{span} unsigned, more than CHECKPOINT_EVERY ({every}) "
-                                    "after the last signed checkpoint: checkpoints are missing")  # fmt: skip
+            self.report.fail(
+                first,
+                f"{span} unsigned, more than CHECKPOINT_EVERY ({every}) "
+                "after the last signed checkpoint: checkpoints are missing",
+            )
             return
         waited = _age(self._tail_recorded_at, self._now)
         if waited is not None and waited > 2 * interval:
-            self.report.fail(first, f"{span} unsigned for {waited:.0f} s, more than twice "
-                                    f"CHECKPOINT_INTERVAL ({interval:g} s): checkpoints are "
-                                    "missing, or the ledger is not running to sign them")  # fmt: skip
+            self.report.fail(
+                first,
+                f"{span} unsigned for {waited:.0f} s, more than twice "
+                f"CHECKPOINT_INTERVAL ({interval:g} s): checkpoints are "
+                "missing, or the ledger is not running to sign them",
+            )
 
 
 def _age(recorded_at: str | None, now: datetime) -> float | None:

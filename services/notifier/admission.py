@@ -12,7 +12,7 @@ process may still be delivering it. It is retried by the claimer and
 dead-lettered, with the reason, only if the alert never comes. A change
 naming an id that only other units raised, and that its source never
 published, is refused at once (dead-lettered, naming the owners): ingest
-refuses those already (:mod:`services.alert_register`); this catches the
+refuses those already (:mod:`services.core.alert_register`); this catches the
 change that raced its owner's alert past that check.
 """
 
@@ -25,9 +25,9 @@ from typing import Protocol
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.vocabulary import EventType
-from services.alert_register import not_theirs
-from services.bus import Entry
-from services.group_commit import PartlyCommitted
+from services.core.alert_register import not_theirs
+from services.core.bus import Entry
+from services.core.group_commit import PartlyCommitted
 
 CHANGE_TYPES = frozenset(
     {EventType.ALERT_UPDATED, EventType.ALERT_CANCELLED, EventType.ALERT_CLOSED}

@@ -3,25 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Annotated, Any
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Receive, Scope, Send
 
 from schemas.alerts import Name, Text
-from services import problems
-from services.auth import require_officer_of, require_unit_reader
-from services.config import Principal
+from schemas.topology import Topology
+from services.core import problems
+from services.core.auth import require_officer_of, require_unit_reader
+from services.core.config import Principal
+from services.core.problems import Problem
+from services.core.web import caller, collaborators
 from services.notifier import live
-from services.notifier.handlers import Acknowledger, acknowledge
+from services.notifier.acknowledgement import Acknowledger, acknowledge
+from services.notifier.handlers import NotifierDeps
+from services.notifier.inbox import RedisInbox
 from services.notifier.inbox_read import CURSOR_PATTERN, InvalidCursor
 from services.notifier.lookup import SOURCE_PATTERN, AmbiguousAlert, received_alert
-from services.problems import Problem
-from services.runtime_deps import Deps, caller, deps
+from services.notifier.model import AckedDelivery, Delivery, Notice
 
 router = APIRouter(tags=["notifier"])
+
+
+class NotifierApi(Protocol):
+    """What the inbox, acknowledgement and live-stream endpoints work with."""
+
+    @property
+    def topology(self) -> Topology:
+        """The units."""
+
+    @property
+    def inbox(self) -> RedisInbox:
+        """The inboxes, on the API's client."""
+
+    @property
+    def notifier(self) -> NotifierDeps:
+        """The notifier's handlers' collaborators, on the API's client."""
+
+    @property
+    def live(self) -> live.LiveFeeds:
+        """The live streams."""
+
+
+def notifier_api(request: Request) -> NotifierApi:
+    """FastAPI dependency: the notifier's collaborators."""
+    found: NotifierApi = collaborators(request)
+    return found
+
+
 MAX_PAGE = 200
 """Deliveries per inbox page at most (each alert is at most 64 KiB, plus its changes)."""
 
@@ -40,6 +72,15 @@ class AckRequest(BaseModel):
     note: Text | None = Field(default=None, description="A remark for the record.")
 
 
+class InboxPage(BaseModel):
+    """A page of a unit's inbox (``GET /v1/units/{unit}/alerts``)."""
+
+    unit: str
+    alerts: list[Delivery] = Field(description="Deliveries, newest first.")
+    notices: list[Notice] = Field(description="Escalation notices (coordinators), newest first.")
+    next: str | None = Field(description="The cursor of the following page (`after`), or null.")
+
+
 def _json_body(request: Request) -> None:
     """415 for a body that is not JSON (FastAPI would try to read it as JSON anyway)."""
     has_body = request.headers.get("content-length", "0") != "0" or (
@@ -50,7 +91,7 @@ def _json_body(request: Request) -> None:
         raise Problem(415, "Unsupported media type", "send the body as application/json")
 
 
-def _known_unit(runtime: Deps, unit: str) -> None:
+def _known_unit(runtime: NotifierApi, unit: str) -> None:
     if unit not in runtime.topology:
         raise Problem(404, "Unknown unit", f"no unit {unit!r} in the topology")
 
@@ -61,12 +102,15 @@ RETRY_STREAM = "10"
 
 
 @router.get(
-    "/v1/units/{unit}/alerts", summary="A unit's deliveries, newest first", responses=_REFUSED
+    "/v1/units/{unit}/alerts",
+    summary="A unit's deliveries, newest first",
+    response_model=InboxPage,
+    responses=_REFUSED,
 )
 async def list_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[NotifierApi, Depends(notifier_api)],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Deliveries per page.")] = 100,
     after: Annotated[
         str | None,
@@ -76,7 +120,7 @@ async def list_alerts(
             description="The previous page's `next`: the page after it.",
         ),
     ] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The unit's inbox, a page at a time: each alert as this unit may see it, with reasons
     and acks, and ``next`` (the cursor of the following page, or null)."""
     require_unit_reader(principal, unit)
@@ -87,12 +131,14 @@ async def list_alerts(
         raise Problem(
             422, "Invalid request", errors=[{"field": "query.after", "message": str(exc)}]
         ) from None
-    return {
+    # the documents as read (InboxPage only describes them): no field dropped or reordered
+    page = {
         "unit": unit,
         "alerts": alerts,
         "notices": await runtime.inbox.notices(unit),
         "next": following,
     }
+    return JSONResponse(page)
 
 
 class LiveResponse(StreamingResponse):
@@ -119,7 +165,9 @@ class LiveResponse(StreamingResponse):
             self.screen.close()
 
 
-async def open_screen(runtime: Deps, who: str, unit: str, last_event_id: str | None) -> live.Screen:
+async def open_screen(
+    runtime: NotifierApi, who: str, unit: str, last_event_id: str | None
+) -> live.Screen:
     """A new live screen of ``unit`` for ``who``, or the problem saying why not (422, 429)."""
     try:
         return await runtime.live.open(who, unit, last_event_id)
@@ -141,7 +189,7 @@ async def open_screen(runtime: Deps, who: str, unit: str, last_event_id: str | N
 async def stream_alerts(
     unit: str,
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[NotifierApi, Depends(notifier_api)],
     last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
 ) -> StreamingResponse:
     """One SSE event per delivery, change, acknowledgement, escalation or notice; a comment
@@ -166,6 +214,7 @@ _SOURCE = (
 @router.post(
     "/v1/units/{unit}/alerts/{alert_id:path}/ack",
     summary="Acknowledge an alert (idempotent)",
+    response_model=AckedDelivery,
     responses={**_REFUSED, **problems.documented(400, 409, 413, 415)},
     dependencies=[Depends(_json_body)],
 )
@@ -173,10 +222,10 @@ async def ack_alert(
     unit: str,
     alert_id: Annotated[str, Path(description=_ALERT_ID)],
     principal: Annotated[Principal, Depends(caller)],
-    runtime: Annotated[Deps, Depends(deps)],
+    runtime: Annotated[NotifierApi, Depends(notifier_api)],
     body: Annotated[AckRequest | None, Body()] = None,
     source: Annotated[str | None, Query(pattern=SOURCE_PATTERN, description=_SOURCE)] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Record that an officer of the unit has seen the alert."""
     require_officer_of(principal, unit)
     _known_unit(runtime, unit)
@@ -185,8 +234,9 @@ async def ack_alert(
     try:
         alert = await received_alert(runtime.inbox, unit, alert_id, source)
     except AmbiguousAlert as exc:
-        raise Problem(409, "Ambiguous alert id", str(exc),
-                      extensions={"sources": exc.origins}) from None  # fmt: skip
+        raise Problem(
+            409, "Ambiguous alert id", str(exc), extensions={"sources": exc.origins}
+        ) from None
     stored = None
     if alert is not None:
         stored = await acknowledge(unit, alert, by, runtime.notifier)
@@ -194,4 +244,10 @@ async def ack_alert(
         whose = f" from {source}" if source else ""
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}{whose}")
     delivery = await runtime.inbox.get(unit, alert)
-    return {"unit": unit, "alert_id": alert.id, "alert_source": alert.origin, **(delivery or {})}
+    acked = {
+        "unit": unit,
+        "alert_id": alert.id,
+        "alert_source": alert.origin,
+        **dict(delivery or {}),
+    }
+    return JSONResponse(acked)

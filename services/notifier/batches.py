@@ -4,7 +4,7 @@
 recipients (CPU only, no round trip); :func:`commit_alerts` admits, writes
 and publishes prepared batches in stream order. The reader prepares the next
 batch while the server runs the previous batch's scripts
-(:func:`services.streaming.subscribe_pipelined`), and entries are
+(:func:`services.core.streaming.subscribe_pipelined`), and entries are
 acknowledged only after :func:`commit_alerts` returned: inbox entries and
 receipts are in Redis by then.
 """
@@ -18,9 +18,10 @@ from pydantic import ValidationError
 
 from schemas.events import CloudEvent
 from schemas.vocabulary import EventType
-from services.bus import DeadLetters, Entry
+from services.core.bus import DeadLetters, Entry
 from services.notifier.admission import CHANGE_TYPES, UnknownAlert, admit
-from services.notifier.handlers import NotifierDeps, Rendered, deliver, pass_on_change, render
+from services.notifier.changes import pass_on_change
+from services.notifier.handlers import NotifierDeps, Rendered, deliver, render
 
 WRITE_ALERTS = 100
 """Alerts per inbox script at most: a longer script holds other clients up (~15 ms at 300)."""

@@ -17,6 +17,7 @@ from schemas.events import CloudEvent
 from schemas.receipts import AlertEscalated
 from schemas.vocabulary import EventType, Severity
 from services.notifier.handlers import NOTIFIER_SOURCE, NotifierDeps
+from services.notifier.model import Delivery, Escalation, Notice
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ async def escalate_due(deps: NotifierDeps, limit: int = 100) -> int:
     return escalated
 
 
-def _still_waiting(delivery: dict[str, object]) -> bool:
+def _still_waiting(delivery: Delivery) -> bool:
     return delivery.get("acknowledged_at") is None and delivery.get("state") not in (
         "closed",
         "cancelled",
@@ -44,12 +45,12 @@ def _still_waiting(delivery: dict[str, object]) -> bool:
 
 
 async def _escalate(
-    unit: str, alert: AlertRef, delivery: dict[str, object], now: datetime, deps: NotifierDeps
+    unit: str, alert: AlertRef, delivery: Delivery, now: datetime, deps: NotifierDeps
 ) -> None:
     country = deps.topology.country_of(unit)
     coordinators = [c for c in deps.topology.coordinators(country) if c != unit]
     deadline = datetime.fromisoformat(str(delivery["deadline"]))
-    record = {
+    record: Escalation = {
         "escalated_at": now.isoformat(),
         "deadline": deadline.isoformat(),
         "coordinators": coordinators,
@@ -58,7 +59,7 @@ async def _escalate(
     }
     stored = await deps.inbox.escalate(unit, alert, record)
     at = datetime.fromisoformat(stored["escalated_at"])
-    notice = {"alert_id": alert.id, "alert_source": alert.origin, "unit": unit, **stored}
+    notice: Notice = {"alert_id": alert.id, "alert_source": alert.origin, "unit": unit, **stored}
     for coordinator in coordinators:
         await deps.inbox.notify(coordinator, notice)
     event = CloudEvent(

@@ -1,32 +1,33 @@
-"""The liaison workflow as plain functions: fan an alert out, pass on its changes, take acks."""
+"""The liaison workflow as plain functions: the notifier's ports, and fanning an alert out.
+
+Its changes are passed on in :mod:`services.notifier.changes`, acknowledgements taken in
+:mod:`services.notifier.acknowledgement`."""
 
 from __future__ import annotations
 
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import TypeAdapter, ValidationError
-
-from schemas.alerts import AlertRaised, AlertRef, Ref
+from schemas.alerts import AlertRaised, AlertRef
 from schemas.events import CloudEvent, canonical_json
-from schemas.receipts import AlertAcknowledged, AlertDelivered
+from schemas.receipts import AlertDelivered
 from schemas.topology import Topology
-from schemas.vocabulary import EventType, Reason, Tlp, View
-from services.bus import Encoded, Publisher
-from services.config import AckDeadlines
-from services.metrics import DELIVERIES, NO_METRICS, Metrics
+from schemas.vocabulary import EventType, View
+from services.core.bus import Encoded, Publisher
+from services.core.config import AckDeadlines
+from services.core.metrics import DELIVERIES, NO_METRICS, Metrics
 from services.notifier.admission import AlertOwners
+from services.notifier.model import Delivery, Escalation, Notice, StoredAck
 from services.notifier.routing import (
     AlertFacts,
     Recipient,
     non_nominal,
     route_alert,
-    route_change,
 )
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,14 @@ class Inbox(AlertOwners, Protocol):
     async def recipients(self, alert: AlertRef) -> dict[str, str]: ...
     async def record_change(self, unit: str, alert: AlertRef, change: dict[str, Any]) -> None: ...
     async def acknowledge(
-        self, unit: str, alert: AlertRef, ack: dict[str, Any], receipt: Encoded
-    ) -> tuple[dict[str, Any], bool] | None: ...
+        self, unit: str, alert: AlertRef, ack: StoredAck, receipt: Encoded
+    ) -> tuple[StoredAck, bool] | None: ...
     async def received(self, unit: str, alert_id: str) -> list[AlertRef]: ...
-    async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None: ...
+    async def get(self, unit: str, alert: AlertRef) -> Delivery | None: ...
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, AlertRef]]: ...
     async def settle(self, unit: str, alert: AlertRef) -> None: ...
-    async def escalate(
-        self, unit: str, alert: AlertRef, record: dict[str, Any]
-    ) -> dict[str, Any]: ...
-    async def notify(self, coordinator: str, notice: dict[str, Any]) -> None: ...
+    async def escalate(self, unit: str, alert: AlertRef, record: Escalation) -> Escalation: ...
+    async def notify(self, coordinator: str, notice: Notice) -> None: ...
 
 
 class WebhookEnqueuer(Protocol):
@@ -274,173 +273,4 @@ def system_event(
         releasableto=alert.releasableto,
         piireleasableto=alert.piireleasableto,
         data=data,
-    )
-
-
-async def pass_on_change(event: CloudEvent, deps: NotifierDeps) -> int:
-    """Give an update, cancellation or closure to everyone who received the alert, each in
-    the view the strictest of the alert's and the change's handling codes allow (or a
-    notice that it was withheld, see :func:`withheld`). The alert is the one its ``subject``
-    names of the change's own source: only the unit that raised an alert changes it."""
-    alert = event.alert_ref
-    if alert is None:
-        raise TypeError(f"{event.type} from {event.source} names no alert of its source")
-    recipients = await deps.inbox.recipients(alert)
-    received = {}
-    for unit, view in recipients.items():
-        explicit = False
-        if event.tlp is Tlp.RED:  # only then does it matter who was named
-            delivery = await deps.inbox.get(unit, alert)
-            explicit = delivery is not None and str(Reason.EXPLICIT) in delivery["reasons"]
-        received[unit] = (View(view), explicit)
-    for unit, change in render_change(event, received, deps.topology).items():
-        await deps.inbox.record_change(unit, alert, change)
-        if event.type is not EventType.ALERT_UPDATED:  # nothing left to acknowledge
-            await deps.inbox.settle(unit, alert)
-    return len(recipients)
-
-
-def render_change(
-    event: CloudEvent, received: Mapping[str, tuple[View, bool]], topology: Topology
-) -> dict[str, dict[str, Any]]:
-    """Each recipient's copy of a change (no I/O): its view, or a :func:`withheld` notice.
-
-    ``received``: each unit that received the alert, its view and whether it was named.
-    """
-    views = route_change(facts_of_change(event), received, topology)
-    rendered = views_of(event, {view for view in views.values() if view is not None})
-    notice = withheld(event)
-    return {unit: notice if view is None else rendered[view] for unit, view in views.items()}
-
-
-def facts_of_change(event: CloudEvent) -> AlertFacts:
-    """The handling codes of an ``alert.updated``/``cancelled``/``closed`` event."""
-    if event.unit is None:
-        raise TypeError(f"{event.type} from {event.source} is not an agency's change")
-    return AlertFacts(
-        origin=event.unit,
-        tlp=event.tlp,
-        releasableto=event.releasable_countries,
-        piireleasableto=event.pii_countries,
-    )
-
-
-def withheld(event: CloudEvent) -> dict[str, Any]:
-    """What a recipient gets of a change its handling codes keep from it: that there was one.
-
-    Its type, time and ids, nothing of its data: the unit learns that its copy of the
-    alert is out of date, or that the alert is over (so its state, and its deadline,
-    follow), and can ask the originator — never what the change says.
-    """
-    return {
-        "specversion": event.specversion,
-        "id": event.id,
-        "source": event.source,
-        "type": event.type.value,
-        "time": event.model_dump(mode="json", include={"time"})["time"],
-        "subject": event.subject,
-        "withheld": True,
-        "data": {},
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledger:
-    """Who acknowledges: the authenticated principal, the person it was issued to, and what
-    the officer typed (a name and a note, neither verified)."""
-
-    principal: str
-    """The principal's configured name, or ``cli:<OS user>`` for the command line."""
-    person: str | None = None
-    officer: str | None = None
-    note: str | None = None
-
-
-async def acknowledge(
-    unit: str, alert: AlertRef, by: Acknowledger, deps: NotifierDeps
-) -> dict[str, Any] | None:
-    """Record an acknowledgement (idempotent) with its ``alert.acknowledged``, in one step.
-
-    The receipt is validated before anything is written (a blank name is a
-    ``ValidationError`` and nothing happens); the inbox then stores the
-    acknowledgement, clears the deadline and appends the receipt atomically.
-    Returns the acknowledgement in force (the first one), or None if the unit
-    never received the alert.
-    """
-    if not _is_reference(alert.id):
-        return None  # ingest accepts no such id: no unit can have received it
-    now = deps.clock()
-    data = AlertAcknowledged(
-        alert_id=alert.id,
-        alert_source=alert.origin,
-        unit=unit,
-        principal=by.principal,
-        person=by.person,
-        officer=by.officer,
-        note=by.note,
-        acknowledged_at=now,
-    )
-    ack = {
-        "acknowledged_at": now.isoformat(),
-        "acknowledged_by": data.principal,
-        "person": data.person,
-        "officer": data.officer,
-        "note": data.note,
-    }
-    outcome = await deps.inbox.acknowledge(unit, alert, ack, Encoded.of(_acknowledged(data)))
-    if outcome is None:
-        return None
-    stored, created = outcome
-    if not created:
-        # Its receipt was written with it — unless an earlier version stored it and then
-        # failed: publish it again (a deterministic id makes that a no-op when it exists).
-        await deps.publisher.publish([_acknowledged(_stored_ack(unit, alert, stored))])
-    return stored
-
-
-_REFERENCE: TypeAdapter[str] = TypeAdapter(Ref)
-
-
-def _is_reference(value: str) -> bool:
-    try:
-        _REFERENCE.validate_python(value)
-    except ValidationError:
-        return False
-    return True
-
-
-def _acknowledged(data: AlertAcknowledged) -> CloudEvent:
-    # The id names the alert's origin: two units' alerts of one id are two acknowledgements.
-    return CloudEvent(
-        specversion="1.0",
-        id=f"acknowledged/{data.alert_source}/{data.alert_id}/{data.unit}",
-        source=NOTIFIER_SOURCE,
-        type=EventType.ALERT_ACKNOWLEDGED,
-        time=data.acknowledged_at,
-        subject=data.alert_id,
-        data=data,
-    )
-
-
-def _stored_ack(unit: str, alert: AlertRef, stored: dict[str, Any]) -> AlertAcknowledged:
-    """The receipt's data of an acknowledgement as stored, blank texts (older versions kept
-    them) left out; before principals were recorded, ``acknowledged_by`` was the typed name."""
-
-    def text(key: str) -> str | None:
-        value = stored.get(key)
-        return value.strip() or None if isinstance(value, str) else None
-
-    if "officer" in stored:  # acknowledged_by is the principal
-        principal, officer = text("acknowledged_by"), text("officer")
-    else:  # stored before principals were recorded: acknowledged_by was the typed name
-        principal, officer = None, text("acknowledged_by")
-    return AlertAcknowledged(
-        alert_id=alert.id,
-        alert_source=alert.origin,
-        unit=unit,
-        principal=principal,
-        person=text("person"),
-        officer=officer,
-        note=text("note"),
-        acknowledged_at=datetime.fromisoformat(stored["acknowledged_at"]),
     )

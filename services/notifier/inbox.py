@@ -4,12 +4,12 @@ Every write is idempotent — set-if-absent on a key derived from the alert,
 the unit or the event — so a redelivered stream entry changes nothing.
 
 Each view of an alert, and each copy of a change, is stored once in the alert's views
-hash (:func:`~services.streams.views_key`), however many units receive it; a unit's
+hash (:func:`~services.core.streams.views_key`), however many units receive it; a unit's
 entry refers to it. An alert leaves every inbox ``INBOX_RETENTION`` after its last
 delivery, change or acknowledgement (:mod:`services.notifier.retention`).
 
 An alert is its origin's: entries, acknowledgements, changes, escalations, notices,
-deadlines and expiries are keyed by :func:`~services.streams.alert_key`
+deadlines and expiries are keyed by :func:`~services.core.streams.alert_key`
 (``<origin>/<id>``), so two units' alerts with the same id stay apart in one inbox.
 """
 
@@ -27,10 +27,11 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT, KeyT
 
 from schemas.alerts import AlertRef
-from services import streams
-from services.alert_register import AlertRegister
-from services.bus import DEDUPE_WINDOW, Encoded, seen_field
+from services.core import streams
+from services.core.alert_register import AlertRegister
+from services.core.bus import DEDUPE_WINDOW, Encoded, seen_field
 from services.notifier import inbox_read, inbox_scripts
+from services.notifier.model import Delivery, Escalation, Notice, StoredAck
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,13 @@ class RedisInbox:
         for unit, delivery, score in deliveries:
             alert = AlertRef(delivery["alert_source"], delivery["alert_id"])
             alert_id, event = streams.alert_key(alert), delivery["event"]
-            keys += [streams.inbox_key(unit), streams.inbox_order_key(unit),
-                     streams.recipients_key(alert), streams.feed_key(unit),
-                     streams.views_key(alert)]  # fmt: skip
+            keys += [
+                streams.inbox_key(unit),
+                streams.inbox_order_key(unit),
+                streams.recipients_key(alert),
+                streams.feed_key(unit),
+                streams.views_key(alert),
+            ]
             deadline = delivery.get("deadline")
             at = repr(datetime.fromisoformat(deadline).timestamp()) if deadline else ""
             text = ""
@@ -108,14 +113,16 @@ class RedisInbox:
     async def _feed(self, unit: str, kind: str, alert: AlertRef) -> None:
         # Live screens only: a crash right before this loses a notification, never the inbox entry.
         fields: dict[FieldT, EncodableT] = {
-            "kind": kind, "alert_id": alert.id, "alert_source": alert.origin
-        }  # fmt: skip
+            "kind": kind,
+            "alert_id": alert.id,
+            "alert_source": alert.origin,
+        }
         await self._redis.xadd(
             streams.feed_key(unit), fields, maxlen=streams.FEED_MAXLEN, approximate=True
         )
 
     async def claim_alerts(self, alerts: Sequence[AlertRef]) -> None:
-        """Register each alert as its origin's (:mod:`services.alert_register`)."""
+        """Register each alert as its origin's (:mod:`services.core.alert_register`)."""
         await self._register.claim(alerts)
 
     async def alert_origins(self, alert_ids: Sequence[str]) -> list[tuple[str, ...]]:
@@ -172,12 +179,12 @@ class RedisInbox:
         await self._change(keys=keys, args=args)
 
     async def acknowledge(
-        self, unit: str, alert: AlertRef, ack: dict[str, Any], receipt: Encoded
-    ) -> tuple[dict[str, Any], bool] | None:
+        self, unit: str, alert: AlertRef, ack: StoredAck, receipt: Encoded
+    ) -> tuple[StoredAck, bool] | None:
         """Record the first acknowledgement; None if the unit never got this alert.
 
         One script: the acknowledgement, the deadline cleared, the ``alert.acknowledged``
-        ``receipt`` appended (marked published, as :class:`~services.bus.RedisPublisher`
+        ``receipt`` appended (marked published, as :class:`~services.core.bus.RedisPublisher`
         would) and the feed entry all happen, or — refused, or the server gone — none.
         Returns the acknowledgement in force and whether this call made it.
         """
@@ -206,7 +213,8 @@ class RedisInbox:
         if reply is None:
             return None
         created, stored = reply
-        return json.loads(stored), bool(created)
+        found: StoredAck = json.loads(stored)
+        return found, bool(created)
 
     async def due(self, now: float, limit: int = 100) -> list[tuple[str, AlertRef]]:
         """Deliveries whose acknowledgement deadline has passed: (unit, alert)."""
@@ -231,16 +239,16 @@ class RedisInbox:
         """The deadline is dealt with: acknowledged, closed, or escalated."""
         await self._redis.zrem(streams.DEADLINES, _member(unit, alert))
 
-    async def escalate(self, unit: str, alert: AlertRef, record: dict[str, Any]) -> dict[str, Any]:
+    async def escalate(self, unit: str, alert: AlertRef, record: Escalation) -> Escalation:
         """Mark a delivery escalated (once); return the escalation in force."""
         key, field = streams.inbox_escalations_key(unit), streams.alert_key(alert)
         if await self._redis.hsetnx(key, field, json.dumps(record)):
             await self._feed(unit, "escalated", alert)
         stored = await self._redis.hget(key, field)
-        result: dict[str, Any] = json.loads(stored or "{}")
+        result: Escalation = json.loads(stored or "{}")
         return result
 
-    async def notify(self, coordinator: str, notice: dict[str, Any]) -> None:
+    async def notify(self, coordinator: str, notice: Notice) -> None:
         """Leave a coordinator a notice that a unit did not acknowledge in time (once)."""
         alert = AlertRef(notice["alert_source"], notice["alert_id"])
         field = f"{notice['unit']}/{streams.alert_key(alert)}"
@@ -249,24 +257,24 @@ class RedisInbox:
         ):
             await self._feed(coordinator, "notice", alert)
 
-    async def notices(self, unit: str, limit: int = MAX_NOTICES_SHOWN) -> list[dict[str, Any]]:
+    async def notices(self, unit: str, limit: int = MAX_NOTICES_SHOWN) -> list[Notice]:
         """Escalation notices for a coordinator, newest first (at most ``limit``)."""
         raw = await self._redis.hvals(streams.inbox_notices_key(unit))
-        docs = [json.loads(r) for r in raw]
+        docs: list[Notice] = [json.loads(r) for r in raw]
         return sorted(docs, key=lambda d: d["escalated_at"], reverse=True)[:limit]
 
     async def page(
         self, unit: str, limit: int = 100, after: str | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[Delivery], str | None]:
         """A page of a unit's deliveries, newest first, and the next page's cursor (or None);
         see :func:`services.notifier.inbox_read.page`."""
         return await inbox_read.page(self._redis, unit, limit, after)
 
-    async def list(self, unit: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def list(self, unit: str, limit: int = 100) -> list[Delivery]:
         """A unit's newest deliveries (at most ``limit``), with their changes and acks."""
         return (await self.page(unit, limit))[0]
 
-    async def get(self, unit: str, alert: AlertRef) -> dict[str, Any] | None:
+    async def get(self, unit: str, alert: AlertRef) -> Delivery | None:
         """One delivery as :meth:`list` shows it, or None."""
         entries = await inbox_read.entries(self._redis, unit, [streams.alert_key(alert)])
         return entries[0] if entries else None

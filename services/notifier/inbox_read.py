@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from services import streams
+from services.core import streams
+from services.notifier.model import Acknowledgement, Delivery
 from services.notifier.webhook_outcomes import outcome_documents, outcomes_key
 
 MAX_CHANGES_SHOWN = 50
@@ -41,7 +42,7 @@ def _parse_cursor(cursor: str) -> tuple[float, str]:
 
 async def page(
     redis: Redis, unit: str, limit: int = 100, after: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[Delivery], str | None]:
     """A page of a unit's deliveries, newest first, and the cursor of the next (or None).
 
     ``after`` is a previous page's cursor; :class:`InvalidCursor` if it is not one. When
@@ -65,9 +66,9 @@ async def page(
     return found, _cursor(shown[-1][1], shown[-1][0]) if more else None
 
 
-async def entries(redis: Redis, unit: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+async def entries(redis: Redis, unit: str, ids: Sequence[str]) -> list[Delivery]:
     """The unit's entries of these alerts (those it has; ``ids`` are alert keys,
-    :func:`~services.streams.alert_key`), in order: the entries and what belongs to them
+    :func:`~services.core.streams.alert_key`), in order: the entries and what belongs to them
     in one round trip, then the views they refer to in another."""
     if not ids:
         return []
@@ -127,14 +128,14 @@ def _assemble(
     ack: bytes | str | None,
     history: list[dict[str, Any]],
     escalation: bytes | str | None,
-) -> dict[str, Any]:
+) -> Delivery:
     """An inbox entry: the delivery, its acknowledgement, escalation and state (from every
     change's type, in order; the caller adds the changes shown)."""
     ack_doc = json.loads(ack) if ack else {}
     state = "open"
     for change in history:
         state = _FINAL_STATES.get(change["type"], "updated" if state == "open" else state)
-    return {
+    entry = {
         **delivery,
         "acknowledged_at": ack_doc.get("acknowledged_at"),
         "acknowledged_by": ack_doc.get("acknowledged_by"),
@@ -144,9 +145,10 @@ def _assemble(
         "state": state,
         "changes_total": len(history),
     }
+    return cast(Delivery, entry)  # the caller adds "changes" and "webhooks"
 
 
-def _acknowledgement(ack: dict[str, Any]) -> dict[str, Any] | None:
+def _acknowledgement(ack: dict[str, Any]) -> Acknowledgement | None:
     """Who acknowledged, as stored: the principal, its person, the typed name and note.
 
     Acknowledgements stored before principals were recorded kept the typed name (or the

@@ -3,7 +3,7 @@ or expiry happens whole or not at all (a script runs atomically, and the server 
 script's first write, never a later one, when it is out of memory).
 
 Keys are passed in ``KEYS`` (every one shares the ``{liaison}`` hash tag); see
-:mod:`services.streams` for what each holds. Every ``alert`` argument is an alert key (:func:`~services.streams.alert_key`,
+:mod:`services.core.streams` for what each holds. Every ``alert`` argument is an alert key (:func:`~services.core.streams.alert_key`,
 ``<origin>/<id>``): two units' alerts with the same id never share a field; feed entries
 name the alert by ``alert_id`` and ``alert_source``.
 """

@@ -19,7 +19,7 @@ its browser reconnects with ``Last-Event-ID`` and catches up the same way.
 
 Keep-alive comments are each screen's own (every ``heartbeat`` of silence), so
 the reader may block far longer than the heartbeat; its client's read timeout
-is set from that block (:func:`services.redis_client.blocking_timeout`).
+is set from that block (:func:`services.core.redis_client.blocking_timeout`).
 Each principal may hold at most ``per_principal`` streams (:class:`TooManyStreams`).
 """
 
@@ -36,8 +36,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from schemas.alerts import AlertRef
-from services import streams
-from services.bus import Unavailable
+from services.core import streams
+from services.core.bus import Unavailable
 from services.notifier.inbox import RedisInbox
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,7 @@ async def _frame(inbox: RedisInbox, unit: str, entry_id: str, fields: dict[Any, 
     kind = _text(fields[b"kind"])
     alert = AlertRef(_text(fields.get(b"alert_source", b"")), _text(fields[b"alert_id"]))
     if kind == "notice":
-        doc: dict[str, Any] | None = {"alert_id": alert.id, "notices": await inbox.notices(unit)}
+        doc: object = {"alert_id": alert.id, "notices": await inbox.notices(unit)}
     else:
         doc = await inbox.get(unit, alert)
     payload = json.dumps(

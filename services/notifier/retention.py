@@ -2,7 +2,7 @@
 its last delivery, change or acknowledgement (the ledger keeps it for good).
 
 Each write of an alert's entries moves its expiry (``ZADD … GT`` on
-:data:`~services.streams.INBOX_EXPIRY`); :func:`expire_inboxes` removes every alert
+:data:`~services.core.streams.INBOX_EXPIRY`); :func:`expire_inboxes` removes every alert
 whose expiry has passed from every inbox that holds it — the entries, acknowledgements,
 escalations, changes, webhook outcomes, deadlines, coordinators' notices, the recipient
 list and the shared views — in one script per alert, which checks the expiry again so an
@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT, KeyT
 
-from services import streams
+from services.core import streams
 from services.notifier import inbox_scripts
 from services.notifier.webhook_outcomes import outcomes_key
 
@@ -39,7 +39,7 @@ async def expire_inboxes(redis: Redis, now: float, limit: int = BATCH) -> int:
 
 async def _everything_of(redis: Redis, key: str, now: float) -> tuple[list[KeyT], list[EncodableT]]:
     """The keys and arguments of :data:`~services.notifier.inbox_scripts.EXPIRE` for one
-    alert, by its key (:func:`~services.streams.alert_key`)."""
+    alert, by its key (:func:`~services.core.streams.alert_key`)."""
     alert = streams.alert_of_key(key)
     raw: dict[Any, Any] = await redis.hgetall(streams.recipients_key(alert))
     units = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in raw)

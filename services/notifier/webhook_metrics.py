@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.metrics import WEBHOOK_OUTCOMES, Metrics
+from services.core.metrics import WEBHOOK_OUTCOMES, Metrics
 from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
 from services.notifier.webhook_queue import WebhookJob
 

@@ -20,8 +20,8 @@ from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.receipts import AlertWebhookFailed
 from schemas.vocabulary import EventType
-from services import streams
-from services.bus import Publisher
+from services.core import streams
+from services.core.bus import Publisher
 from services.notifier.handlers import NOTIFIER_SOURCE
 from services.notifier.webhook_queue import WebhookJob, endpoint_digest, redact_url
 

@@ -7,7 +7,7 @@ twice. The job holds the exact body bytes, so every attempt — on any worker,
 after any restart — sends and signs the same bytes. Secrets stay in the
 configuration, and so do the endpoints' URLs, which may carry credentials
 (``user:pass@``, ``?api_key=``): a job names its endpoint
-(:attr:`~services.config.Webhook.endpoint`), and the worker
+(:attr:`~services.core.config.Webhook.endpoint`), and the worker
 (:mod:`services.notifier.webhooks`) looks the URL and secret up when it sends.
 """
 
@@ -26,8 +26,8 @@ from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
 from schemas.alerts import AlertRef
-from services import streams
-from services.config import Webhook, redact_url
+from services.core import streams
+from services.core.config import Webhook, redact_url
 
 __all__ = ["WebhookJob", "WebhookQueue", "endpoint_digest", "redact_url", "webhook_id"]
 
@@ -93,7 +93,7 @@ class WebhookJob:
     """The unit that raised the alert (with ``alert_id`` it names the alert)."""
     event_id: str
     endpoint: str
-    """The endpoint's name (:attr:`~services.config.Webhook.endpoint`), never its URL."""
+    """The endpoint's name (:attr:`~services.core.config.Webhook.endpoint`), never its URL."""
     body: bytes
     """The exact bytes POSTed and signed: the recipient's view of the CloudEvent."""
     enqueued_at: float

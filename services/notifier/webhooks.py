@@ -56,9 +56,9 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from services.bus import dead_letter
-from services.config import Webhook, redact
-from services.loops import log_failure, stop_if_cancelled
+from services.core.bus import dead_letter
+from services.core.config import Webhook, redact
+from services.core.loops import log_failure, stop_if_cancelled
 from services.notifier.webhook_outcomes import Outcome, WebhookOutcomes
 from services.notifier.webhook_queue import (
     CONTENT_TYPE,

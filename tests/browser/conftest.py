@@ -25,11 +25,12 @@ import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
-from services.auth import token_digest
 from services.bootstrap import Runtime
-from services.config import AckDeadlines, FileConfig, Principal, Role, Settings
-from services.http import create_app
-from services.serve import ApiServer
+from services.core.auth import token_digest
+from services.core.config import AckDeadlines, FileConfig, Principal, Role
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
+from services.entrypoints.serve import ApiServer
 from tests.integration.conftest import TOKENS, principals_config
 
 CHROMIUM = Path(os.environ.get("LIAISON_CHROMIUM", "/usr/bin/chromium"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Browser
 
-from bench import console_latency
+from bench import console as console_latency
 
 
 @pytest.mark.timeout(180)

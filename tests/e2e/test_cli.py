@@ -16,9 +16,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.config import Settings
+from services.core.redis_server import free_port
+from services.core.settings import Settings
 from services.ledger.open import open_ledger
-from services.redis_server import free_port
 from tests import factories
 
 LIAISON = str(Path(sys.executable).parent / "liaison")

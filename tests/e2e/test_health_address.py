@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from services.auth import token_digest
-from services.redis_server import free_port
+from services.core.auth import token_digest
+from services.core.redis_server import free_port
 from tests.e2e.test_cli import LIAISON
 
 

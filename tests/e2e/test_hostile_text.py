@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import redis
 
-from services import streams
-from services.config import Settings
+from services.core import streams
+from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
 from services.ledger.open import open_ledger
 from services.ledger.records import Record
 from services.notifier.inbox import RedisInbox
-from services.redis_server import EmbeddedRedis
 from tests.e2e.test_cli import run
 
 ALERT = "6f1c2b0e-0000-4000-8000-00000000a1e7"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from services import streams
-from services.bus import dead_letter
+from services.core import streams
+from services.core.bus import dead_letter
 from tests import factories
 from tests.e2e.test_cli import run
 

@@ -19,8 +19,9 @@ import pytest
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from services.bootstrap import Runtime
-from services.config import AckDeadlines, FileConfig, Settings
-from services.notifier.handlers import Acknowledger, acknowledge
+from services.core.config import AckDeadlines, FileConfig
+from services.core.settings import Settings
+from services.notifier.acknowledgement import Acknowledger, acknowledge
 from tests import factories
 from tests.e2e.test_cli import run
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from services import streams
-from services.redis_server import EmbeddedRedis
+from services.core import streams
+from services.core.redis_server import EmbeddedRedis
 from tests.e2e.test_cli import run
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from services.redis_server import free_port
+from services.core.redis_server import free_port
 from tests.e2e.test_cli import LIAISON, run
 from tests.unprivileged import other_account, probe, public_directory
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas.events import CloudEvent
-from services.config import Settings
+from services.core.settings import Settings
 from services.ledger.open import open_ledger
 from tests.e2e.test_cli import run
 

@@ -10,11 +10,12 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services import streams
-from services.auth import token_digest
 from services.bootstrap import Runtime
-from services.config import FileConfig, Principal, Role, Settings
-from services.http import create_app
+from services.core import streams
+from services.core.auth import token_digest
+from services.core.config import FileConfig, Principal, Role
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 
 TOKENS = {
     "customs": "customs-token",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from services.auth import token_digest
-from services.redis_server import EmbeddedRedis, free_port
+from services.core.auth import token_digest
+from services.core.redis_server import EmbeddedRedis, free_port
 from tests.integration.processes import ServiceProcess, ServiceProcesses, wait_for
 
 SERVICES = ("ingest", "ledger", "notifier")

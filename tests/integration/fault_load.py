@@ -19,9 +19,10 @@ from sqlalchemy import select
 
 from schemas.events import CloudEvent
 from schemas.topology import default_topology
-from services import streams
+from services.core import streams
 from services.ledger import tables
-from services.ledger.store import SqlLedger, create_engine
+from services.ledger.engine import create_engine
+from services.ledger.store import SqlLedger
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
 from tests import factories

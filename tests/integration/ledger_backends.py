@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.pg import PostgresUnavailable, postgres_cluster
+from bench.support.pg import PostgresUnavailable, postgres_cluster
 
 
 @pytest.fixture(scope="session")

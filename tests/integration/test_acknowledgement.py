@@ -12,10 +12,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services import streams
 from services.bootstrap import Runtime
-from services.config import FileConfig, Settings
-from services.http import create_app
+from services.core import streams
+from services.core.config import FileConfig
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.ledger.audit import trail
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config

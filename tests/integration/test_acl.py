@@ -27,13 +27,14 @@ import redis
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
-from services import streams
 from services.bootstrap import Runtime
-from services.config import Settings, Webhook
-from services.http import create_app
+from services.core import streams
+from services.core.config import Webhook
+from services.core.redis_server import find_server_binary, free_port
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.ingest import dlq
 from services.notifier.inbox import RedisInbox
-from services.redis_server import find_server_binary, free_port
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 from tests.integration.test_webhooks import SECRET, Receiver, receiver

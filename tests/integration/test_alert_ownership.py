@@ -22,18 +22,19 @@ from rich.console import Console
 
 from schemas.events import CloudEvent
 from schemas.topology import default_topology
-from services import streams
-from services.alert_register import AlertRegister
-from services.auth import token_digest
 from services.bootstrap import Runtime
-from services.bus import RedisPublisher, ensure_groups
-from services.config import AckDeadlines, ConfigError, Principal, Role, Settings, Webhook
-from services.http import create_app
+from services.core import streams
+from services.core.alert_register import AlertRegister
+from services.core.auth import token_digest
+from services.core.bus import RedisPublisher, ensure_groups
+from services.core.config import AckDeadlines, ConfigError, Principal, Role, Webhook
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.ingest import dlq
 from services.ingest.adapters import ADAPTERS
 from services.ingest.importer import import_file
 from services.ledger import audit
-from services.tools import acknowledge_alert
+from services.notifier.cli import acknowledge_alert
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 from tests.integration.console_client import ORIGIN, post_form, sign_in

@@ -19,8 +19,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from services.http import create_app
-from services.runtime_deps import Deps
+from services.bootstrap import Deps
+from services.entrypoints.http import create_app
 from tests.integration.conftest import auth
 
 # The schema does not depend on the collaborators; the test checks it is what is served.

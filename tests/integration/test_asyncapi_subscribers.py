@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from services import asyncapi, streams
 from services.bootstrap import Runtime
+from services.core import asyncapi, streams
 
 TEMPLATE = streams.ingress_stream(asyncapi.PUBLISHER)
 

@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.bootstrap import Runtime
-from services.http import create_app
+from services.entrypoints.http import create_app
 from tests import factories
 from tests.integration.conftest import TOKENS, eventually
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services import streams
-from services.alert_paths import path_segment
 from services.bootstrap import Runtime
+from services.core import streams
+from services.core.alert_paths import path_segment
 from tests import factories
 from tests.integration.conftest import auth, eventually
 

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from services import streams
 from services.bootstrap import Runtime
-from services.config import Settings
-from services.http import create_app
+from services.core import streams
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.ingest import dlq
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config

@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
 from services.bootstrap import Runtime
-from services.bus import RedisPublisher, ensure_groups
-from services.config import Settings
+from services.core.bus import RedisPublisher, ensure_groups
+from services.core.settings import Settings
 from tests import factories
 from tests.integration.conftest import eventually, principals_config
 

@@ -14,12 +14,12 @@ import pytest
 from fastapi import FastAPI
 from starlette.routing import Mount, Route
 
-from services import streams
 from services.bootstrap import Runtime
 from services.console.app import ROUTERS, create_console
 from services.console.security import CSP
 from services.console.sessions import COOKIE
-from services.http import create_app
+from services.core import streams
+from services.entrypoints.http import create_app
 from tests import factories
 from tests.integration.conftest import TOKENS, auth, eventually
 from tests.integration.console_client import ORIGIN, csrf_of, post_form, sign_in

@@ -10,9 +10,9 @@ import pytest
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from services import bus, streams
-from services.bus import Entry, Unavailable
-from services.streaming import GroupOptions, subscribe_group
+from services.core import bus, streams
+from services.core.bus import Entry, Unavailable
+from services.core.streaming import GroupOptions, subscribe_group
 from tests.integration.conftest import eventually
 
 Start = Callable[["Recorder"], Awaitable[None]]

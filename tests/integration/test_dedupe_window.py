@@ -5,8 +5,8 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import streams
-from services.bus import RedisPublisher
+from services.core import streams
+from services.core.bus import RedisPublisher
 from tests import factories
 
 WINDOW = 100

@@ -10,9 +10,9 @@ import yaml
 from redis.asyncio import Redis
 
 from schemas.topology import Topology, default_topology, parse_topology
-from services import streams
-from services.bus import dead_letter, ensure_groups
-from services.config import Principal, Role
+from services.core import streams
+from services.core.bus import dead_letter, ensure_groups
+from services.core.config import Principal, Role
 from services.ingest import dlq
 from tests import factories
 from tests.integration.conftest import principals_config

@@ -20,11 +20,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services import streams
 from services.bootstrap import Runtime
-from services.config import Settings
-from services.http import create_app
-from services.redis_server import EmbeddedRedis
+from services.core import streams
+from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from tests import factories
 from tests.e2e.test_cli import LIAISON
 from tests.integration.conftest import auth, eventually, principals_config

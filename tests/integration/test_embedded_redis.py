@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from services.redis_server import EmbeddedRedis
+from services.core.redis_server import EmbeddedRedis
 
 
 def _alive(pid: int) -> bool:
@@ -70,7 +70,7 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 
 def test_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     script = (
-        "import sys, time; from pathlib import Path; from services.redis_server import EmbeddedRedis\n"
+        "import sys, time; from pathlib import Path; from services.core.redis_server import EmbeddedRedis\n"
         f"s = EmbeddedRedis(Path({str(tmp_path)!r})); s.start()\n"
         "print(s.pid, flush=True); time.sleep(60)\n"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,13 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas.alerts import AlertRef
-from services import streams
 from services.bootstrap import Runtime
-from services.config import Settings
-from services.http import create_app
+from services.core import streams
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
+from services.entrypoints.serve import ApiServer
 from services.notifier.escalation import escalate_due
 from services.notifier.inbox import RedisInbox
-from services.serve import ApiServer
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 
@@ -41,7 +40,8 @@ def _an_hour_later(runtime: Runtime) -> None:
     deadline is a persisted time, so moving the clock is what waiting an hour would do,
     without racing a short deadline on a loaded machine."""
     later = datetime.now(UTC) + timedelta(hours=1, minutes=1)
-    runtime.notifier = replace(runtime.notifier, clock=lambda: later)
+    # the very deps the notifier's escalation loop reads (frozen: set in place, for the test)
+    object.__setattr__(runtime.notifier, "clock", lambda: later)
 
 
 async def _types(api: httpx.AsyncClient) -> list[str]:

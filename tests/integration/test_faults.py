@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from bench.pg import PostgresCluster, PostgresUnavailable, create_database
-from services import streams
-from services.config import Settings
-from services.ledger.store import SqlLedger, create_engine
+from bench.support.pg import PostgresCluster, PostgresUnavailable, create_database
+from services.core import streams
+from services.core.settings import Settings
+from services.ledger.engine import create_engine
+from services.ledger.store import SqlLedger
 from tests.integration.fault_deployment import SERVICES, Deployment, ReadinessLog
 from tests.integration.fault_load import (
     Expected,
@@ -42,6 +43,8 @@ from tests.integration.fault_load import (
 )
 from tests.integration.ledger_backends import no_postgres
 from tests.integration.processes import wait_for
+
+pytestmark = pytest.mark.slow  # each runs processes under load for ten seconds or more
 
 TOTAL = 10_000
 RATE = 1_000.0

@@ -11,10 +11,10 @@ import pytest
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from services import bus, streams
-from services.bus import Entry
-from services.group_commit import GroupCommit, PartlyCommitted
-from services.streaming import GroupOptions, subscribe_pipelined
+from services.core import bus, streams
+from services.core.bus import Entry
+from services.core.group_commit import GroupCommit, PartlyCommitted
+from services.core.streaming import GroupOptions, subscribe_pipelined
 from tests.integration.conftest import eventually
 
 FAST = GroupOptions(max_records=10, polling_ms=20, claim_idle_ms=200, retry_cap=3, queue_batches=2)

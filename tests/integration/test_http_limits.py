@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 import httpx
 
 from services.bootstrap import Runtime
-from services.http import create_app
-from services.http_limits import HttpLimits
-from services.serve import ApiServer
+from services.entrypoints.http import create_app
+from services.entrypoints.http_limits import HttpLimits
+from services.entrypoints.serve import ApiServer
 
 SHORT = HttpLimits(header_timeout=0.5, body_timeout=0.5, keep_alive=5, max_connections=50)
 GIVE_UP = 15.0

@@ -8,9 +8,9 @@ from importlib import resources
 from redis.asyncio import Redis
 
 from schemas.topology import default_topology
-from services import streams
-from services.alert_register import AlertRegister
-from services.bus import RedisPublisher, ensure_groups
+from services.core import streams
+from services.core.alert_register import AlertRegister
+from services.core.bus import RedisPublisher, ensure_groups
 from services.ingest import dlq
 from services.ingest.adapters import ADAPTERS
 from services.ingest.importer import BATCH, ImportSummary, import_file

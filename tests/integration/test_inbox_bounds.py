@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
-from services import streams
 from services.bootstrap import Runtime
-from services.config import Settings
-from services.http import create_app
+from services.core import streams
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.notifier.inbox import RedisInbox
 from services.notifier.retention import expire_inboxes
 from tests import factories

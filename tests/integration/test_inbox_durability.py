@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 
 from services.bootstrap import Runtime
-from services.config import Settings
-from services.http import create_app
-from services.redis_server import EmbeddedRedis
+from services.core.redis_server import EmbeddedRedis
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 

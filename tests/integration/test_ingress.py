@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from services import streams
 from services.bootstrap import Runtime
+from services.core import streams
 from services.ingest import dlq
 from services.ingest.screening import INLINE_MAX
 from tests import factories

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from services.bootstrap import Runtime
-from services.config import Settings, read_file_config
+from services.core.config import read_file_config
+from services.core.settings import Settings
 from services.ingest import dlq
-from services.ledger.store import Query
+from services.ledger.scan import Query
 from tests.integration.conftest import eventually
 
 EXAMPLES = Path(__file__).parents[2] / "examples"

@@ -33,8 +33,8 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import bus, streams
-from services.config import Settings
+from services.core import bus, streams
+from services.core.settings import Settings
 from services.ledger.open import open_ledger
 from tests import factories
 from tests.integration.conftest import seen_index
@@ -209,6 +209,7 @@ class Kill:
         return self.stranded - self.stranded_committed
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_sigkill_mid_batch_loses_and_duplicates_nothing(
     redis: Redis, ledger_home: Ledger

@@ -33,8 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from schemas.events import CloudEvent
 from services.ledger import audit
+from services.ledger.engine import create_engine
 from services.ledger.signing import load_or_create_signer, load_public_keys
-from services.ledger.store import CheckpointPolicy, SqlLedger, create_engine
+from services.ledger.store import CheckpointPolicy, SqlLedger
 from tests import factories
 
 ZEROS = "0" * 64  # prev_hash(1), and a first checkpoint's prev: written out, not imported

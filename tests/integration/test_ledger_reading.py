@@ -28,10 +28,10 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import streams
 from services.bootstrap import Runtime
-from services.config import Settings
-from services.http import create_app
+from services.core import streams
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.ledger.open import open_ledger
 from services.ledger.records import record_of_event
 from tests import factories
@@ -130,7 +130,7 @@ MEASURE = textwrap.dedent(
     """
     import sys, tracemalloc
     tracemalloc.start()
-    from services.cli import main
+    from services.entrypoints.cli import main
     sys.argv = ["liaison", *sys.argv[1:]]
     try:
         main()

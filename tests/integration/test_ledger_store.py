@@ -13,12 +13,14 @@ import pytest
 from sqlalchemy import text
 
 from schemas.events import CloudEvent
-from services.bus import Unavailable
+from services.core.bus import Unavailable
 from services.ledger import audit, columns, scan, tables
 from services.ledger.chain import GENESIS, entry_hash
 from services.ledger.checkpoints import Checkpoint
+from services.ledger.engine import create_engine
+from services.ledger.scan import Query
 from services.ledger.signing import Signer, checkpoint_message, load_or_create_signer
-from services.ledger.store import CheckpointPolicy, Query, SqlLedger, create_engine
+from services.ledger.store import CheckpointPolicy, SqlLedger
 from tests import factories
 from tests.integration.ledger_backends import fresh_postgres_database, postgres_server
 from tests.unit.adapter_helpers import convert, event

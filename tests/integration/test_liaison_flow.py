@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from services import streams
 from services.bootstrap import Runtime
+from services.core import streams
 from tests import factories
 from tests.integration.conftest import auth, eventually
 

@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from services.bootstrap import Runtime
-from services.config import AckDeadlines, Settings
-from services.http import create_app
-from services.serve import ApiServer
+from services.core.config import AckDeadlines
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
+from services.entrypoints.serve import ApiServer
 from tests import factories
 from tests.integration.conftest import TOKENS, auth, eventually, principals_config
 from tests.integration.console_client import csrf_of

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from services import log_hygiene
 from services.bootstrap import Runtime
+from services.core import log_hygiene
 from tests.integration.conftest import auth
 
 FORGED = "a-1\u2028INFO ledger: chain OK\r\nWARNING \x1b[2Jcleared"
@@ -29,7 +29,7 @@ async def test_the_503_handler_logs_a_callers_path_escaped(
     # The route takes the id as the path up to "/ack", which a "\n" never matches (no id
     # holds one): the forgery keeps its "\r", U+2028 and escape.
     path = f"/v1/units/IMT-GULISTAN/alerts/{quote(FORGED.replace(chr(10), ''), safe='')}/ack"
-    with caplog.at_level(logging.WARNING, logger="services.problems"):
+    with caplog.at_level(logging.WARNING, logger="services.core.problems"):
         response = await api.post(path, headers=auth("gulistan"))
     assert response.status_code == 503, response.text
     [record] = [r for r in caplog.records if "unavailable" in r.getMessage()]

@@ -12,14 +12,14 @@ from faststream.redis import RedisBroker
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from services import bus, streams
 from services.bootstrap import Runtime
-from services.bus import Entry
-from services.config import Role
-from services.http import create_health_app
-from services.prometheus import PrometheusMetrics
-from services.redis_client import connect
-from services.streaming import GroupOptions, subscribe_group
+from services.core import bus, streams
+from services.core.bus import Entry
+from services.core.config import Role
+from services.core.prometheus import PrometheusMetrics
+from services.core.redis_client import connect
+from services.core.streaming import GroupOptions, subscribe_group
+from services.entrypoints.http import create_health_app
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config
 

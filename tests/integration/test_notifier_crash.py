@@ -3,7 +3,7 @@ other finishes.
 
 Two ``liaison serve notifier`` processes (one consumer group) run on the
 session's server while alerts are published through the real path
-(:class:`~services.bus.RedisPublisher`). One of them, the victim, connects as a
+(:class:`~services.core.bus.RedisPublisher`). One of them, the victim, connects as a
 server user that may do everything but ``XACK``: every batch it takes it
 delivers (the inbox script, all or none) and then fails to acknowledge, so it
 always holds alerts whose deliveries are written — the state a crash between
@@ -37,9 +37,9 @@ from redis.asyncio import Redis
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
 from schemas.topology import default_topology
-from services import bus, streams
 from services.bootstrap import Runtime
-from services.config import Settings
+from services.core import bus, streams
+from services.core.settings import Settings
 from services.notifier.handlers import facts_of
 from services.notifier.routing import route_alert
 from tests import factories
@@ -145,6 +145,7 @@ async def victim_url(redis: Redis, redis_url: str) -> AsyncIterator[str]:
         await redis.acl_deluser(name)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_notifier_killed_holding_delivered_alerts_loses_and_duplicates_nothing(
     redis: Redis, victim_url: str, notifiers: ServiceProcesses

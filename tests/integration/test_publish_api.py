@@ -8,7 +8,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services import streams
+from services.core import streams
 from tests import factories
 from tests.integration.conftest import auth
 

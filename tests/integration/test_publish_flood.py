@@ -31,9 +31,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services.auth import token_digest
+from services.core.auth import token_digest
+from services.core.redis_server import EmbeddedRedis, free_port
 from services.ingest.screening import INLINE_MAX, SLICED_MAX
-from services.redis_server import EmbeddedRedis, free_port
 from tests import factories
 from tests.integration.processes import ServiceProcesses, wait_for
 

@@ -15,7 +15,7 @@ from cloudevents.v1.http import CloudEvent as LegacySdkEvent
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import streams
+from services.core import streams
 from tests import factories
 from tests.integration.conftest import auth
 

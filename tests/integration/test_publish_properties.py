@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import streams
+from services.core import streams
 from tests.integration.conftest import auth
 
 TEMPLATES: list[dict[str, Any]] = [

@@ -13,11 +13,11 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas.topology import default_topology
-from services import streams
 from services.bootstrap import Runtime
+from services.core import streams
+from services.core.problems import Problem
 from services.ingest.refusals import Allowance
 from services.ingest.screening import INLINE_MAX, MAX_ERRORS, SLICED_MAX, Screener
-from services.problems import Problem
 from tests import factories
 from tests.integration.conftest import auth
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from services import bus, streams
-from services.bus import Entry
-from services.streaming import GroupOptions, redis_broker, subscribe_group
+from services.core import bus, streams
+from services.core.bus import Entry
+from services.core.streaming import GroupOptions, redis_broker, subscribe_group
 from tests.integration.conftest import eventually
 
 STALL = 5.5  # seconds: longer than redis-py 8's default read timeout (5 s)

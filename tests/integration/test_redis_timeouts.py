@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from services import bus
 from services.bootstrap import Runtime
+from services.core import bus
+from services.core.redis_client import LONGEST_BLOCK
 from services.notifier import live
 from services.notifier.webhooks import WorkerOptions
-from services.redis_client import LONGEST_BLOCK
 
 
 def _read_timeout(client: Redis) -> float:

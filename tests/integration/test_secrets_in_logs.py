@@ -8,10 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.auth import Authenticator
 from services.bootstrap import Runtime
-from services.config import Principal, Settings
-from services.http import create_app
+from services.core.auth import Authenticator
+from services.core.config import Principal
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from tests import factories
 from tests.integration.conftest import TOKENS, auth, eventually, principals_config
 

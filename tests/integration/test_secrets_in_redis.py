@@ -23,10 +23,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services import bootstrap
 from services.bootstrap import Runtime
-from services.config import Settings, Webhook
-from services.http import create_app
+from services.core.config import Webhook
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
+from services.notifier import app as notifier_app
 from services.notifier.webhooks import WebhookWorker
 from tests import factories
 from tests.integration.conftest import TOKENS, auth, eventually, principals_config
@@ -143,7 +144,9 @@ async def test_no_secret_or_token_reaches_redis_through_deliveries_retries_and_f
         Webhook(unit="NIAC-UZ", url=f"{base}/niac", secret=SECRETS["waiting"], allow_http=True),
     )
     # the runtime's worker on a short schedule, so that the dead endpoint is given up on
-    monkeypatch.setattr(bootstrap, "WebhookWorker", functools.partial(WebhookWorker, policy=FAST))
+    monkeypatch.setattr(
+        notifier_app, "WebhookWorker", functools.partial(WebhookWorker, policy=FAST)
+    )
     config = principals_config().model_copy(update={"webhooks": hooks})
     settings = Settings(data_dir=data_dir, redis_url=redis_url, database_url=None, config=None)
     alert = factories.alert()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
-from services import streams
+from services.core import streams
 from tests import factories
 from tests.integration.conftest import auth
 

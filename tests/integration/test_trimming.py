@@ -12,11 +12,11 @@ import httpx
 from redis.asyncio import Redis
 
 from schemas.events import CloudEvent
-from services import streams
 from services.bootstrap import Runtime
-from services.bus import RedisPublisher
-from services.config import Settings
-from services.http import create_app
+from services.core import streams
+from services.core.bus import RedisPublisher
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.trimmer import parse_id, trim_acknowledged
 from tests import factories
 from tests.integration.conftest import auth, eventually, principals_config

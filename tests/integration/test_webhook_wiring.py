@@ -10,11 +10,12 @@ from standardwebhooks.webhooks import Webhook as Verifier
 
 from schemas.events import CloudEvent
 from schemas.receipts import AlertWebhookFailed
-from services import streams
 from services.bootstrap import Runtime
-from services.bus import RedisPublisher, ensure_groups
-from services.config import Settings, Webhook
-from services.http import create_app
+from services.core import streams
+from services.core.bus import RedisPublisher, ensure_groups
+from services.core.config import Webhook
+from services.core.settings import Settings
+from services.entrypoints.http import create_app
 from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
 from services.notifier.webhook_queue import WebhookQueue
 from services.notifier.webhooks import WebhookWorker

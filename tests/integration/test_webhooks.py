@@ -21,8 +21,9 @@ from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from schemas.alerts import AlertRef
-from services import streams
-from services.config import Webhook
+from services.core import streams
+from services.core.config import Webhook
+from services.entrypoints.serve import ApiServer
 from services.notifier import webhook_queue as queue
 from services.notifier.webhook_outcomes import (
     Outcome,
@@ -33,7 +34,6 @@ from services.notifier.webhook_outcomes import (
 from services.notifier.webhook_queue import WebhookJob, WebhookQueue, webhook_id
 from services.notifier.webhook_retry import RetryPolicy
 from services.notifier.webhooks import WebhookWorker, WorkerOptions
-from services.serve import ApiServer
 from tests import factories
 from tests.integration.conftest import eventually
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
-from services.bus import Encoded, Entry, seen_field
+from services.core.bus import Encoded, Entry, seen_field
 
 
 class FakePublisher:
-    """:class:`services.bus.Publisher` that remembers what was published."""
+    """:class:`services.core.bus.Publisher` that remembers what was published."""
 
     def __init__(self) -> None:
         self.events: list[CloudEvent] = []
@@ -138,7 +138,7 @@ class FakeInbox:
 
 
 class FakeDeadLetters:
-    """:class:`services.bus.DeadLetters` as a list."""
+    """:class:`services.core.bus.DeadLetters` as a list."""
 
     def __init__(self) -> None:
         self.entries: list[tuple[Entry, str]] = []

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.alerts import AlertRef
 from schemas.topology import default_topology
-from services.bus import Entry
+from services.core.bus import Entry
 from services.notifier.admission import UnknownAlert
 from services.notifier.batches import handle_alert_entries
 from services.notifier.handlers import NotifierDeps

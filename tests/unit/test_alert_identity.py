@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from schemas.alerts import AlertRef
 from schemas.events import CloudEvent
-from services.alert_paths import path_segment
-from services.alert_register import origins_of
+from services.core.alert_paths import path_segment
+from services.core.alert_register import origins_of
 from services.ingest.intake import foreign_changes
 from services.notifier.lookup import origin_of
 from tests import factories
@@ -74,7 +74,7 @@ def test_register_values_and_sources() -> None:
 
 
 class Owners:
-    """:class:`services.alert_register.OwnerCheck` over a dictionary id → origins."""
+    """:class:`services.core.alert_register.OwnerCheck` over a dictionary id → origins."""
 
     def __init__(self, origins: dict[str, tuple[str, ...]]) -> None:
         self.origins, self.asked = origins, list[AlertRef]()

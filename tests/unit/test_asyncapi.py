@@ -20,7 +20,7 @@ import jsonschema_rs
 
 from schemas.export import event_schema
 from schemas.vocabulary import AGENCY_TYPES, SYSTEM_TYPES, EventType
-from services import asyncapi, streams
+from services.core import asyncapi, streams
 
 VENDORED = Path(__file__).parents[1] / "data" / "asyncapi"
 META_SCHEMA = VENDORED / "asyncapi-3.0.0.schema.json"

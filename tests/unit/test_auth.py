@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.auth import (
+from services.core.auth import (
     Authenticator,
     holds_token,
     require,
@@ -12,8 +12,8 @@ from services.auth import (
     require_unit_reader,
     token_digest,
 )
-from services.config import Principal, Role
-from services.problems import Problem
+from services.core.config import Principal, Role
+from services.core.problems import Problem
 
 OFFICER = Principal(
     name="duty", role=Role.OFFICER, token_sha256=token_digest("t-off"), unit="IMT-GULISTAN"

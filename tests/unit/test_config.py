@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.vocabulary import Severity
-from services.config import ConfigError, parse_duration, read_file_config, resolve_topology
+from services.core.config import ConfigError, parse_duration, read_file_config, resolve_topology
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ import typer
 
 from schemas.export import event_schema
 from schemas.vocabulary import EventType
-from services.cli import app
-from services.config import Settings
+from services.core.settings import Settings
+from services.entrypoints.cli import app
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"

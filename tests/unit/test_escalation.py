@@ -11,15 +11,11 @@ from schemas.events import CloudEvent
 from schemas.receipts import AlertEscalated
 from schemas.topology import default_topology
 from schemas.vocabulary import EventType
-from services.config import AckDeadlines
+from services.core.config import AckDeadlines
+from services.notifier.acknowledgement import Acknowledger, acknowledge
+from services.notifier.changes import pass_on_change
 from services.notifier.escalation import escalate_due
-from services.notifier.handlers import (
-    Acknowledger,
-    NotifierDeps,
-    acknowledge,
-    fan_out,
-    pass_on_change,
-)
+from services.notifier.handlers import NotifierDeps, fan_out
 from tests import factories
 from tests.unit.fakes import FakeInbox, FakePublisher
 

@@ -19,8 +19,8 @@ import pytest
 from schemas.events import CloudEvent
 from schemas.export import JSON_DIR, filename
 from schemas.vocabulary import AGENCY_TYPES, SYSTEM_TYPES, EventType
-from services import asyncapi
-from services.config import Role, read_file_config, resolve_topology
+from services.core import asyncapi
+from services.core.config import Role, read_file_config, resolve_topology
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 EVENTS = sorted((EXAMPLES / "events").rglob("*.json"))

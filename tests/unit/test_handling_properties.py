@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from schemas.events import CloudEvent
 from schemas.topology import Topology, parse_topology
 from schemas.vocabulary import Reason, Tlp, View
-from services.notifier.handlers import facts_of, render_change, view_of, views_of
+from services.notifier.changes import render_change
+from services.notifier.handlers import facts_of, view_of, views_of
 from services.notifier.routing import route_alert
 
 COUNTRIES = ("UZ", "TJ", "KZ", "KG", "AF")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from schemas.events import CloudEvent
 from schemas.vocabulary import EventType
-from services.bus import Entry
+from services.core.bus import Entry
 from services.ledger.chain import event_json
 from services.ledger.handlers import prepare_entries
 from services.ledger.records import (

@@ -6,8 +6,14 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.metrics import COUNTERS, LEDGER_APPENDED, NO_METRICS, REDELIVERIES, WEBHOOK_OUTCOMES
-from services.prometheus import PrometheusMetrics
+from services.core.metrics import (
+    COUNTERS,
+    LEDGER_APPENDED,
+    NO_METRICS,
+    REDELIVERIES,
+    WEBHOOK_OUTCOMES,
+)
+from services.core.prometheus import PrometheusMetrics
 
 
 async def _values(metrics: PrometheusMetrics) -> dict[tuple[str, tuple[str, ...]], float]:

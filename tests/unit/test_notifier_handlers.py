@@ -13,17 +13,11 @@ from schemas.events import CloudEvent
 from schemas.receipts import AlertDelivered
 from schemas.topology import default_topology
 from schemas.vocabulary import EventType
-from services.bus import Entry
+from services.core.bus import Entry
+from services.notifier.acknowledgement import Acknowledger, acknowledge
 from services.notifier.batches import handle_alert_entries
-from services.notifier.handlers import (
-    Acknowledger,
-    NotifierDeps,
-    acknowledge,
-    fan_out,
-    pass_on_change,
-    render,
-    system_event,
-)
+from services.notifier.changes import pass_on_change
+from services.notifier.handlers import NotifierDeps, fan_out, render, system_event
 from tests import factories
 from tests.unit.fakes import FakeDeadLetters, FakeInbox, FakePublisher
 

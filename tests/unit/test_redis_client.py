@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio.connection import Connection
 from redis.typing import EncodableT
 
-from services.redis_client import HiredisConnection
+from services.core.redis_client import HiredisConnection
 
 COMMANDS: list[tuple[EncodableT, ...]] = [
     ("PING",),

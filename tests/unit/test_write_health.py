@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.bus import Unavailable
+from services.core.bus import Unavailable
 from services.ledger.health import WriteHealth
 
 

@@ -68,13 +68,26 @@ class BorderXml:
 
     name = "border-xml"
     agency = "BORDER-TROOPS"
-    fields = MappingProxyType({
-        "id": "number", "source": "post", "time": "issued", "subject": "ref",
-        "data.severity": "precedence", "data.summary": "summary", "data.route": "route",
-        "data.vehicles": "vehicle", "data.persons": "person", "data.consignment": "consignment",
-        "data.window": "window", "data.recipients": "recipient", "data.expires_at": "expires",
-        "data.reason": "reason", "releasableto": "releasable", "piireleasableto": "pii-releasable",
-    })  # fmt: skip
+    fields = MappingProxyType(
+        {
+            "id": "number",
+            "source": "post",
+            "time": "issued",
+            "subject": "ref",
+            "data.severity": "precedence",
+            "data.summary": "summary",
+            "data.route": "route",
+            "data.vehicles": "vehicle",
+            "data.persons": "person",
+            "data.consignment": "consignment",
+            "data.window": "window",
+            "data.recipients": "recipient",
+            "data.expires_at": "expires",
+            "data.reason": "reason",
+            "releasableto": "releasable",
+            "piireleasableto": "pii-releasable",
+        }
+    )
 
     def records(self, file: IO[bytes]) -> Iterator[Record]:
         depth, row, root = 0, 0, None
@@ -91,11 +104,19 @@ class BorderXml:
                     root.remove(elem)  # a long file is read in constant memory
         except ParseError as exc:
             line, column = exc.position
-            yield Record(row + 1, "", f"not well-formed XML at line {line}, column {column + 1}: "
-                         f"{str(exc).split(':')[0]}; the rest of the file is not read")  # fmt: skip
+            yield Record(
+                row + 1,
+                "",
+                f"not well-formed XML at line {line}, column {column + 1}: "
+                f"{str(exc).split(':')[0]}; the rest of the file is not read",
+            )
         except DefusedXmlException:
-            yield Record(row + 1, "", "refused: the document declares a DTD or entities, which"
-                         " untrusted XML may not; the rest of the file is not read")  # fmt: skip
+            yield Record(
+                row + 1,
+                "",
+                "refused: the document declares a DTD or entities, which"
+                " untrusted XML may not; the rest of the file is not read",
+            )
 
     def to_event(self, raw: Any, topology: Topology) -> dict[str, Any]:
         if not isinstance(raw, Element) or raw.tag not in ("alert", "cancel"):
@@ -116,9 +137,13 @@ class BorderXml:
         p.check()
         assert when is not None
         event: dict[str, Any] = {
-            "specversion": "1.0", "id": f"BT-{number}", "source": f"/units/{unit}", "type": kind,
-            "time": when.isoformat(), "data": data,
-        }  # fmt: skip
+            "specversion": "1.0",
+            "id": f"BT-{number}",
+            "source": f"/units/{unit}",
+            "type": kind,
+            "time": when.isoformat(),
+            "data": data,
+        }
         if subject is not None:
             event["subject"] = subject
         for tag, attribute in (
@@ -160,12 +185,25 @@ def _alert(raw: Element, topology: Topology, p: Problems) -> dict[str, Any]:
     }
     if (route := raw.findtext("route")) is not None:
         data["route"] = p.take("route", lambda: parse_countries(route))
-    vehicles = [{"plate": p.need(f"vehicle.{i}.plate", v.get("plate"), str.strip),
-                 "description": text_or_none(v.text)} for i, v in enumerate(raw.findall("vehicle"))]  # fmt: skip
-    persons = [{"name": p.need(f"person.{i}", v.text, _one_line), "nationality": v.get("nationality"),
-                "document": v.get("document")} for i, v in enumerate(raw.findall("person"))]  # fmt: skip
-    recipients = [p.need(f"recipient.{i}", r.text, lambda v: vocab.unit_of_post(v, topology))
-                  for i, r in enumerate(raw.findall("recipient"))]  # fmt: skip
+    vehicles = [
+        {
+            "plate": p.need(f"vehicle.{i}.plate", v.get("plate"), str.strip),
+            "description": text_or_none(v.text),
+        }
+        for i, v in enumerate(raw.findall("vehicle"))
+    ]
+    persons = [
+        {
+            "name": p.need(f"person.{i}", v.text, _one_line),
+            "nationality": v.get("nationality"),
+            "document": v.get("document"),
+        }
+        for i, v in enumerate(raw.findall("person"))
+    ]
+    recipients = [
+        p.need(f"recipient.{i}", r.text, lambda v: vocab.unit_of_post(v, topology))
+        for i, r in enumerate(raw.findall("recipient"))
+    ]
     for key, items in (("vehicles", vehicles), ("persons", persons), ("recipients", recipients)):
         if items:
             data[key] = [_no_none(i) if isinstance(i, dict) else i for i in items]

@@ -58,8 +58,15 @@ from services.ingest.adapters.base import (
 
 REQUIRED = ("reg_no", "date", "post", "substance", "quantity", "unit")
 OPTIONAL = (
-    "time", "transport", "concealment", "route", "detained", "alert_ref", "case_no", "releasable_to",
-)  # fmt: skip
+    "time",
+    "transport",
+    "concealment",
+    "route",
+    "detained",
+    "alert_ref",
+    "case_no",
+    "releasable_to",
+)
 
 
 class CustomsCsv:
@@ -67,13 +74,24 @@ class CustomsCsv:
 
     name = "customs-csv"
     agency = "SCC"
-    fields = MappingProxyType({
-        "id": "reg_no", "source": "post", "time": "date", "data.occurred_at": "date",
-        "data.drugs.0.substance": "substance", "data.drugs.0.quantity": "quantity",
-        "data.drugs.0.measure": "unit", "data.route": "route", "data.transport": "transport",
-        "data.concealment": "concealment", "data.detained": "detained",
-        "data.alert_id": "alert_ref", "data.case": "case_no", "releasableto": "releasable_to",
-    })  # fmt: skip
+    fields = MappingProxyType(
+        {
+            "id": "reg_no",
+            "source": "post",
+            "time": "date",
+            "data.occurred_at": "date",
+            "data.drugs.0.substance": "substance",
+            "data.drugs.0.quantity": "quantity",
+            "data.drugs.0.measure": "unit",
+            "data.route": "route",
+            "data.transport": "transport",
+            "data.concealment": "concealment",
+            "data.detained": "detained",
+            "data.alert_id": "alert_ref",
+            "data.case": "case_no",
+            "releasableto": "releasable_to",
+        }
+    )
 
     def records(self, file: IO[bytes]) -> Iterator[Record]:
         # surrogateescape: a stray non-UTF-8 byte spoils its row only, not the whole file
@@ -125,15 +143,22 @@ class CustomsCsv:
         p.check()
         assert when is not None  # checked above
         data |= {"occurred_at": when.isoformat(), "location": {"unit": unit, "bcp": row["post"]}}
-        for column, key in (("transport", "transport"), ("concealment", "concealment"),
-                            ("alert_ref", "alert_id"), ("case_no", "case")):  # fmt: skip
+        for column, key in (
+            ("transport", "transport"),
+            ("concealment", "concealment"),
+            ("alert_ref", "alert_id"),
+            ("case_no", "case"),
+        ):
             if row.get(column):
                 data[key] = row[column]
         event: dict[str, Any] = {
-            "specversion": "1.0", "id": f"{self.agency}-{row['reg_no']}",
-            "source": f"/units/{unit}", "type": "seizure.reported", "time": when.isoformat(),
+            "specversion": "1.0",
+            "id": f"{self.agency}-{row['reg_no']}",
+            "source": f"/units/{unit}",
+            "type": "seizure.reported",
+            "time": when.isoformat(),
             "data": data,
-        }  # fmt: skip
+        }
         if row.get("releasable_to"):
             event["releasableto"] = row["releasable_to"]
         return event

@@ -62,12 +62,22 @@ class MiaJsonl:
 
     name = "mia-jsonl"
     agency = "MIA"
-    fields = MappingProxyType({
-        "id": "case_no", "source": "division", "time": "opened", "data.occurred_at": "opened",
-        "data.drugs": "items", "data.persons": "suspects", "data.route": "route",
-        "data.agencies": "joint_with", "data.alert_id": "alert_ref", "data.case": "case_no",
-        "releasableto": "releasable_to", "piireleasableto": "pii_releasable_to",
-    })  # fmt: skip
+    fields = MappingProxyType(
+        {
+            "id": "case_no",
+            "source": "division",
+            "time": "opened",
+            "data.occurred_at": "opened",
+            "data.drugs": "items",
+            "data.persons": "suspects",
+            "data.route": "route",
+            "data.agencies": "joint_with",
+            "data.alert_id": "alert_ref",
+            "data.case": "case_no",
+            "releasableto": "releasable_to",
+            "piireleasableto": "pii_releasable_to",
+        }
+    )
 
     def records(self, file: IO[bytes]) -> Iterator[Record]:
         for row, line in enumerate(file, 1):
@@ -78,8 +88,11 @@ class MiaJsonl:
             except UnicodeDecodeError:
                 yield Record(row, line.decode(errors="backslashreplace"), "not UTF-8 text")
             except json.JSONDecodeError as exc:
-                yield Record(row, line.decode(errors="backslashreplace").rstrip(),
-                             f"not JSON: {exc.msg} at column {exc.colno}")  # fmt: skip
+                yield Record(
+                    row,
+                    line.decode(errors="backslashreplace").rstrip(),
+                    f"not JSON: {exc.msg} at column {exc.colno}",
+                )
             else:
                 yield Record(row, raw)
 
@@ -108,16 +121,25 @@ class MiaJsonl:
         data["occurred_at"] = when.isoformat()
         data["location"] = {"unit": unit}
         data["case"] = case_no
-        for key, target in (("transport", "transport"), ("concealment", "concealment"),
-                            ("alert_ref", "alert_id")):  # fmt: skip
+        for key, target in (
+            ("transport", "transport"),
+            ("concealment", "concealment"),
+            ("alert_ref", "alert_id"),
+        ):
             if (value := text_or_none(raw.get(key))) is not None:
                 data[target] = value
         event: dict[str, Any] = {
-            "specversion": "1.0", "id": f"{self.agency}-{case_no}", "source": f"/units/{unit}",
-            "type": "seizure.reported", "time": when.isoformat(), "data": data,
-        }  # fmt: skip
-        for key, attribute in (("releasable_to", "releasableto"),
-                               ("pii_releasable_to", "piireleasableto")):  # fmt: skip
+            "specversion": "1.0",
+            "id": f"{self.agency}-{case_no}",
+            "source": f"/units/{unit}",
+            "type": "seizure.reported",
+            "time": when.isoformat(),
+            "data": data,
+        }
+        for key, attribute in (
+            ("releasable_to", "releasableto"),
+            ("pii_releasable_to", "piireleasableto"),
+        ):
             if raw.get(key) is not None:
                 event[attribute] = raw[key]
         return event
@@ -153,12 +175,19 @@ def _items(items: object, p: Problems) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             p.add(f"items.{i}", "expected an object {substance, amount, uom}")
             continue
-        drugs.append({
-            "substance": p.need(f"items.{i}.substance", item.get("substance"),
-                                lambda v: vocab.substance(_str(v))),
-            "quantity": p.need(f"items.{i}.amount", item.get("amount"), parse_quantity),
-            "measure": p.need(f"items.{i}.uom", item.get("uom"), lambda v: vocab.measure(_str(v))),
-        })  # fmt: skip
+        drugs.append(
+            {
+                "substance": p.need(
+                    f"items.{i}.substance",
+                    item.get("substance"),
+                    lambda v: vocab.substance(_str(v)),
+                ),
+                "quantity": p.need(f"items.{i}.amount", item.get("amount"), parse_quantity),
+                "measure": p.need(
+                    f"items.{i}.uom", item.get("uom"), lambda v: vocab.measure(_str(v))
+                ),
+            }
+        )
     return drugs
 
 

@@ -19,9 +19,26 @@ _APOSTROPHES = str.maketrans("", "", "'ʻʼ’‘`´")
 _UZBEK_CYRILLIC = str.maketrans({"ў": "у", "қ": "к", "ғ": "г", "ҳ": "х", "ё": "е"})
 _SEPARATORS = str.maketrans({"-": " ", "_": " ", "/": " ", ".": " "})
 _POST_WORDS = frozenset(
-    {"bcp", "kpp", "кпп", "post", "пост", "posti", "checkpoint", "blo", "imt", "мгр", "customs",
-     "таможня", "таможенный", "bojxona", "божхона", "chegara", "border"}
-)  # fmt: skip
+    {
+        "bcp",
+        "kpp",
+        "кпп",
+        "post",
+        "пост",
+        "posti",
+        "checkpoint",
+        "blo",
+        "imt",
+        "мгр",
+        "customs",
+        "таможня",
+        "таможенный",
+        "bojxona",
+        "божхона",
+        "chegara",
+        "border",
+    }
+)
 
 
 def fold(text: str) -> str:
@@ -72,8 +89,17 @@ _SUBSTANCES: Mapping[str, tuple[str, ...]] = {
     "heroin": ("heroin", "geroin", "героин"),
     "hashish": ("hashish", "hash", "gashish", "гашиш", "charas", "чарс"),
     "opium": ("opium", "afyun", "afyon", "opiy", "опий", "опиум", "афьюн"),
-    "cannabis": ("cannabis", "marijuana", "marihuana", "marixuana", "марихуана", "каннабис",
-                 "kannabis", "nasha", "наша"),
+    "cannabis": (
+        "cannabis",
+        "marijuana",
+        "marihuana",
+        "marixuana",
+        "марихуана",
+        "каннабис",
+        "kannabis",
+        "nasha",
+        "наша",
+    ),
     "poppy straw": ("poppy straw", "koknori", "ko'knori", "кукнар", "кокнар", "маковая солома"),
     "cocaine": ("cocaine", "kokain", "кокаин"),
     "methamphetamine": ("methamphetamine", "metamfetamin", "метамфетамин", "pervitin", "первитин"),
@@ -81,7 +107,7 @@ _SUBSTANCES: Mapping[str, tuple[str, ...]] = {
     "mephedrone": ("mephedrone", "mefedron", "мефедрон"),
     "tramadol": ("tramadol", "трамадол"),
     "acetic anhydride": ("acetic anhydride", "sirka angidridi", "уксусный ангидрид"),
-}  # fmt: skip
+}
 """Canonical substance (as stored) → its spellings in English, Uzbek and Russian."""
 
 SUBSTANCES: Mapping[str, str] = MappingProxyType(

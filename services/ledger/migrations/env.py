@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection the ledger hands it (see ``schema.py``)."""
+"""Alembic environment: runs on the connection the ledger hands it (see ``migrate.py``)."""
 
 from alembic import context
 

@@ -1,0 +1,302 @@
+"""The configuration file (principals, webhooks, deadlines, topology) that ``LIAISON_CONFIG``
+points to, and what both it and the environment's settings (:mod:`services.core.settings`)
+share: :class:`ConfigError`, durations, redaction of secrets in URLs."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from schemas.alerts import Name
+from schemas.topology import Topology, TopologyError, default_topology, load_topology
+from schemas.vocabulary import Severity
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message says where and why — never a secret.
+
+    The message is passed through :func:`redact` so that no error, whatever it
+    quotes, prints a webhook secret or a URL's credentials.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+_SECRET_PATTERNS = (
+    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_…"),
+    (re.compile(r"(?<=://)[^/?#@\s'\"]*@"), "…@"),  # URL user:password@
+    (
+        re.compile(
+            r"(?i)((?:key|token|secret|passw(?:or)?d|pwd|sig(?:nature)?|auth)[^=&\s'\"]*=)"
+            r"[^&#\s'\"]+"
+        ),
+        r"\1…",
+    ),  # query parameters such as api_key=…, token=…
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with webhook secrets, URL credentials and secret-looking parameters blanked."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials, query or fragment (a name that may be shown and stored)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: no port is shown
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"2d"`` (or a number of seconds) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 1h or 2d")
+    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Role(StrEnum):
+    """What a principal may do (docs/configuration.md, "Principals")."""
+
+    PUBLISHER = "publisher"
+    OFFICER = "officer"
+    AUDITOR = "auditor"
+
+
+PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A publisher's name: it is part of its ingress stream's key and of its ACL key pattern."""
+
+
+class Principal(BaseModel):
+    """A caller of the HTTP API, identified by the SHA-256 of its bearer token."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, description="Who this is, for audit trails.")
+    role: Role
+    token_sha256: Sha256Hex = Field(description="Hex SHA-256 of the bearer token; never the token.")
+    units: tuple[str, ...] = Field(default=(), description="Units a publisher may publish for.")
+    unit: str | None = Field(default=None, description="The unit an officer belongs to.")
+    person: Name | None = Field(
+        default=None,
+        description="The person this token was issued to (one token per person, for officers): "
+        "acknowledgements record it beside the principal's name.",
+    )
+
+    @model_validator(mode="after")
+    def _role_fields(self) -> Principal:
+        if self.role is Role.PUBLISHER and not self.units:
+            raise ValueError(f"publisher {self.name!r} needs 'units'")
+        if self.role is Role.PUBLISHER and not PUBLISHER_NAME.fullmatch(self.name):
+            # it names the publisher's ingress stream, and the ACL rule that lets it append
+            raise ValueError(
+                f"publisher {self.name!r}: a publisher's name is letters, digits, '.', '_' or"
+                " '-' (up to 64, from a letter or digit): it names its Redis ingress stream"
+            )
+        if self.role is Role.OFFICER and not self.unit:
+            raise ValueError(f"officer {self.name!r} needs 'unit'")
+        return self
+
+
+class Webhook(BaseModel):
+    """An HTTP endpoint that receives a unit's deliveries.
+
+    Only its :attr:`endpoint` name is ever shown or stored in Redis: the URL
+    may carry credentials (``user:pass@``, ``?api_key=``) and stays in the
+    configuration, like the secret.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit: str
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]+$")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="How the endpoint is shown (inbox, ledger, logs); default: the URL "
+        "without credentials, query or fragment.",
+    )
+    allow_http: bool = Field(
+        default=False,
+        description="Accept a plain http:// URL (deliveries carry personal data: https only "
+        "unless explicitly allowed).",
+    )
+
+    @model_validator(mode="after")
+    def _https_only(self) -> Webhook:
+        if self.url.startswith("http://") and not self.allow_http:
+            raise ValueError(
+                "plain http:// would send personal data unencrypted: use https://, "
+                "or set allow_http: true for this endpoint"
+            )
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint's name: what the inbox, Redis, the ledger and logs show."""
+        return self.name or redact_url(self.url)
+
+
+class AckDeadlines(BaseModel):
+    """How long a unit has to acknowledge a delivery, per severity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flash: Duration = timedelta(minutes=15)
+    urgent: Duration = timedelta(hours=1)
+    routine: Duration = timedelta(hours=24)
+
+    def for_severity(self, severity: Severity) -> timedelta:
+        """The deadline of one severity."""
+        value: timedelta = getattr(self, severity.value)
+        return value
+
+
+class ConsoleOptions(BaseModel):
+    """The web console's session lifetimes (``LIAISON_CONSOLE_IDLE`` / ``_ABSOLUTE``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idle: timedelta = timedelta(minutes=30)
+    absolute: timedelta = timedelta(hours=12)
+
+
+class FileConfig(BaseModel):
+    """The YAML file named by ``LIAISON_CONFIG``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    principals: tuple[Principal, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    ack_deadlines: AckDeadlines = AckDeadlines()
+    topology: Path | None = None
+    _source: Path | None = PrivateAttr(default=None)
+    """The file it was read from, for errors found later (:func:`resolve_topology`)."""
+
+    @property
+    def source(self) -> str:
+        """Where this configuration came from, as errors name it."""
+        return str(self._source) if self._source is not None else "configuration"
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
+    """One line: where the YAML breaks and why — never PyYAML's excerpt of the file."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context, problem = getattr(exc, "context", None), getattr(exc, "problem", None)
+    reason = ", ".join(p for p in (context, problem) if p) or str(exc).splitlines()[0]
+    return ConfigError(f"{path}: {where}not valid YAML: {reason}")
+
+
+def read_file_config(path: Path | None) -> FileConfig:
+    """Parse and validate the YAML configuration file (none → defaults)."""
+    if path is None:
+        return FileConfig()
+    try:
+        doc: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(path, exc) from None
+    try:
+        config = FileConfig.model_validate(doc or {})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_format_errors(exc)}") from None
+    if config.topology is not None and not config.topology.is_absolute():
+        config = config.model_copy(update={"topology": path.parent / config.topology})
+    config._source = path
+    _check_unique(config)
+    return config
+
+
+def _check_unique(config: FileConfig) -> None:
+    """Refuse two principals with one token (the last would win) and two endpoints with one name."""
+    tokens: dict[str, int] = {}
+    for i, principal in enumerate(config.principals):
+        first = tokens.setdefault(principal.token_sha256, i)
+        if first != i:
+            raise ConfigError(
+                f"{config.source}: principals.{i}.token_sha256: the same token digest as "
+                f"principals.{first} ({config.principals[first].name!r}): "
+                "give each principal its own token"
+            )
+    names: dict[tuple[str, str], int] = {}
+    for i, hook in enumerate(config.webhooks):
+        first = names.setdefault((hook.unit, hook.endpoint), i)
+        if first != i:
+            raise ConfigError(
+                f"{config.source}: webhooks.{i}.name: {hook.unit} already has an endpoint "
+                f"named {hook.endpoint!r} (webhooks.{first}): give each its own name"
+            )
+
+
+def resolve_topology(config: FileConfig) -> Topology:
+    """The configured topology, checked against the principals and webhooks that name units."""
+    try:
+        topology = load_topology(config.topology) if config.topology else default_topology()
+    except TopologyError as exc:
+        raise ConfigError(str(exc)) from None
+    named: list[tuple[str, str | None, str]] = []
+    for i, p in enumerate(config.principals):
+        named += [
+            (f"principals.{i}.units.{j}", u, f"principal {p.name!r}") for j, u in enumerate(p.units)
+        ]
+        named.append((f"principals.{i}.unit", p.unit, f"principal {p.name!r}"))
+    named += [
+        (f"webhooks.{i}.unit", w.unit, f"endpoint {w.endpoint!r}")
+        for i, w in enumerate(config.webhooks)
+    ]
+    for field, unit, who in named:
+        if unit is not None and unit not in topology:
+            raise ConfigError(f"{config.source}: {field}: unknown unit {unit!r} ({who})")
+    return topology
