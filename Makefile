@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench bench-peer clean browser screenshots
+.PHONY: demo test lint typecheck schemas bench bench-peer clean browser screenshots mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ schemas: $(STAMP)  ## re-export the JSON Schemas and the streams' AsyncAPI docum
 	$(BIN)/python -m schemas.export
 	$(BIN)/python -m services.core.asyncapi
 
+# Mutation testing (docs/mutation.md): long (about an hour on 2 cores), so not part of `test`
+# nor of CI. Results stay in mutants/ (ignored by git); a second run redoes only what changed.
+MUTMUT := mutmut==3.8.1
+mutation: $(STAMP)  ## mutate the chain, signing, routing and authorization; score per module
+	$(BIN)/python -m pip install --quiet '$(MUTMUT)'
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/python -m tests.mutation_report
+
 BENCH_ARGS ?=
 bench: $(STAMP)  ## whole pipeline: figures next to this machine's raw limits (bench/results/latest.md)
 	$(BIN)/python -m bench $(BENCH_ARGS)
@@ -58,4 +66,4 @@ bench-peer: $(STAMP)  ## webhook delivery beside Prometheus Alertmanager (instal
 	$(BIN)/python -m bench.peer_alertmanager $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache mutants

@@ -43,6 +43,7 @@ from services.core.wiring import Service, Wiring
 from services.ingest.app import IngestService
 from services.ingest.screening import Screener
 from services.ledger.app import LedgerService
+from services.ledger.open import open_ledger
 from services.ledger.store import SqlLedger
 from services.notifier.app import NotifierService
 from services.notifier.handlers import NotifierDeps
@@ -81,6 +82,9 @@ class Deps:
 
 class Runtime:
     """Everything one ``liaison`` process runs, started and stopped in order."""
+
+    ledger: SqlLedger
+    """Opened where the process runs the ledger or ingest (whose API reads it)."""
 
     def __init__(
         self,
@@ -134,16 +138,24 @@ class Runtime:
         await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
         wiring = self._wiring()
         self.publisher = wiring.publisher
-        # Every process builds the three (the HTTP API serves each one's endpoints); only the
+        # Every process builds ingest and the notifier (the HTTP API serves each one's
+        # endpoints), and the ledger where it runs it or serves its endpoints (ingest's API): a
+        # notifier never reads or writes it, so it neither opens nor migrates it — no database
+        # access, and no start-up race of several processes migrating one SQLite file. Only the
         # chosen ones subscribe and start their loops.
-        ledger = await LedgerService.open(wiring, runs="ledger" in self.services)
+        ledger = None
+        if {"ledger", "ingest"} & set(self.services):
+            ledger = await LedgerService.open(wiring, runs="ledger" in self.services)
+            self.ledger = ledger.ledger
         ingest = IngestService(wiring)
         notifier = NotifierService(wiring, webhooks_apart=self.webhooks_apart)
-        self.ledger, self.screener = ledger.ledger, ingest.screener
+        self.screener = ingest.screener
         self.inbox, self.notifier = notifier.inbox, notifier.deps
         self.api_inbox, self.live = notifier.api_inbox, notifier.live
         self._api = (ingest, notifier)
-        parts: dict[str, Service] = {"ingest": ingest, "ledger": ledger, "notifier": notifier}
+        parts: dict[str, Service] = {"ingest": ingest, "notifier": notifier}
+        if ledger is not None:
+            parts["ledger"] = ledger
         self._running = [parts[name] for name in self.services]
         self.broker = redis_broker(url)
         loops: list[Background] = []  # claimers, group commits
@@ -238,6 +250,14 @@ class Runtime:
             log_failure(log, "readiness: redis ping failed")
         return checks
 
+    def _ledger_for_the_api(self) -> SqlLedger:
+        """The ledger the API reads: a process that neither runs it nor ingest opens it only
+        when asked to serve the API (its own service migrates it)."""
+        if not hasattr(self, "ledger"):
+            self.ledger = open_ledger(self.settings, create_key=False)
+            self._stack.push_async_callback(self.ledger.close)
+        return self.ledger
+
     def deps(self) -> Deps:
         """The HTTP API's collaborators."""
         ingest, notifier = self._api
@@ -249,7 +269,7 @@ class Runtime:
             inbox=self.api_inbox,
             redis=self.api_redis,
             notifier=notifier.api_deps,
-            ledger=self.ledger,
+            ledger=self._ledger_for_the_api(),
             ready=self.readiness,
             metrics=self.metrics,
             screener=self.screener,

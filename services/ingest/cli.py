@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from services.core.alert_register import AlertRegister
-from services.core.bus import RedisPublisher, ensure_groups
+from services.core.bus import RedisPublisher, Unavailable, ensure_groups
 from services.core.config import ConfigError, read_file_config, resolve_topology
 from services.core.one_shot import connect_redis
 from services.core.settings import Settings
@@ -108,7 +108,16 @@ def import_command(
     ] = False,
 ) -> None:
     """Feed an agency file through its adapter; exit 2 if any row was rejected."""
-    summary = asyncio.run(run_import(_settings(), adapter, file, dead_letter, console))
+    try:
+        summary = asyncio.run(run_import(_settings(), adapter, file, dead_letter, console))
+    except Unavailable as exc:  # e.g. strict durability and no fsync: nothing to summarise
+        errors.print(
+            f"[red]unavailable:[/] {safe(str(exc))}: the batch is not confirmed; run the import "
+            "again (rows already published count as duplicates)",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     print_summary(summary, file, dead_letter, console)
     raise typer.Exit(2 if summary.rejected_rows else 0)
 

@@ -63,8 +63,8 @@ def register_ledger(
 
 
 class LedgerService:
-    """The ledger's part of a process: the database (every process opens it: the HTTP API
-    serves the ledger's endpoints), its readers and group commit, checkpoint signing."""
+    """The ledger's part of a process: the database (opened where the ledger runs, and where
+    the HTTP API serves its endpoints), its readers and group commit, checkpoint signing."""
 
     def __init__(self, wiring: Wiring, ledger: SqlLedger) -> None:
         self._wiring, self.ledger = wiring, ledger

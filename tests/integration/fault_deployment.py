@@ -100,10 +100,14 @@ class Deployment:
 
 
 async def probe(base_url: str) -> str:
-    """``ready``, ``not ready`` (a 503 from /readyz) or ``down`` (no answer)."""
+    """``ready``, ``not ready`` (a 503 from /readyz), ``down`` (nothing listens, or the
+    connection dropped) or ``slow`` (no answer within the probe's 2 s: on a loaded machine a
+    busy process may be late; that says nothing about its readiness)."""
     try:
         async with httpx.AsyncClient(timeout=2.0) as client:
             response = await client.get(f"{base_url}/readyz")
+    except httpx.TimeoutException:
+        return "slow"
     except httpx.HTTPError:
         return "down"
     return "ready" if response.status_code == 200 else "not ready"
@@ -131,8 +135,8 @@ class ReadinessLog:
         return {s for t, s in self.states.get(service, []) if since <= t <= end}
 
     def last(self, service: str) -> str:
-        """The latest state seen."""
-        return self.states[service][-1][1]
+        """The latest verdict seen (a probe left unanswered in time is none)."""
+        return [s for _, s in self.states[service] if s != "slow"][-1]
 
     @contextlib.contextmanager
     def polling(self) -> Iterator[None]:

@@ -309,3 +309,16 @@ async def test_an_agency_can_neither_erase_nor_block_another_agencys_ingress(
         await agency.aclose()
     assert [f[b"__data__"] for _, f in await admin.xrange(OTHER_INGRESS)] == [b"mia 0", b"mia 1"]
     assert await admin.xadd(OTHER_INGRESS, {streams.EVENT_FIELD: "mia 2"})  # still appends
+
+
+async def test_an_agency_confirms_its_own_appends_with_waitaof(
+    acl_server: AclServer, admin: Redis
+) -> None:
+    """README, Durability: an agency that XADDs to its ingress itself gets its acknowledgement
+    from the server, and the shipped ``agency`` user may run ``WAITAOF`` to wait for the fsync."""
+    agency = acl_server.client("agency")
+    try:
+        await agency.xadd(OWN_INGRESS, {streams.EVENT_FIELD: "customs"})
+        assert await agency.execute_command("WAITAOF", 1, 0, 5000) == [1, 0]
+    finally:
+        await agency.aclose()

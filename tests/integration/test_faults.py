@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import sqlite3
 import time
@@ -31,7 +32,15 @@ from services.core.settings import Settings
 from services.ledger.engine import create_engine
 from services.ledger.store import SqlLedger
 from tests.integration.fault_deployment import SERVICES, Deployment, ReadinessLog
-from tests.integration.fault_load import Expected, Load, inboxes, make_events, recorded, settled
+from tests.integration.fault_load import (
+    Expected,
+    Load,
+    delivered_notices,
+    inboxes,
+    make_events,
+    recorded,
+    settled,
+)
 from tests.integration.ledger_backends import no_postgres
 from tests.integration.processes import wait_for
 
@@ -40,7 +49,9 @@ pytestmark = pytest.mark.slow  # each runs processes under load for ten seconds 
 TOTAL = 10_000
 RATE = 1_000.0
 """Events per second: the load lasts ten seconds, long enough to break things during it."""
-SEED = random.randrange(1 << 32)
+SEED = int(os.environ.get("FAULTS_SEED") or random.randrange(1 << 32))
+"""The random moments' seed: printed before each test runs (so a failure shows it);
+``FAULTS_SEED=N`` replays it."""
 
 Fault = Callable[[Deployment, Load, ReadinessLog], Awaitable[None]]
 
@@ -57,6 +68,7 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 async def run_load_with(deployment: Deployment, fault: Fault) -> ReadinessLog:
     """Start everything, publish the load, inject ``fault`` meanwhile, check the outcome."""
+    print(f"\nseed {SEED} (FAULTS_SEED={SEED} replays it)")
     await deployment.start_all()
     events = make_events(TOTAL)
     expected = Expected.of(events)
@@ -78,7 +90,7 @@ async def run_load_with(deployment: Deployment, fault: Fault) -> ReadinessLog:
         await check_outcome(redis, database, expected, load)
     finally:
         await redis.aclose()
-    print(f"\nseed {SEED}; publisher retries: {dict(load.failures)}")
+    print(f"publisher retries: {dict(load.failures)}")
     return readiness
 
 
@@ -91,6 +103,8 @@ async def check_outcome(redis: Redis, database: str, expected: Expected, load: L
     assert found.delivered == Counter(dict.fromkeys(expected.deliveries, 1)), "receipts"
     units = {unit for _, unit in expected.deliveries}
     assert await inboxes(redis, units) == expected.deliveries
+    notices = await delivered_notices(redis, units)
+    assert notices == Counter(dict.fromkeys(expected.deliveries, 1)), "a delivery made twice"
     ledger = SqlLedger(create_engine(database))
     try:
         report = await ledger.verify()
@@ -98,6 +112,13 @@ async def check_outcome(redis: Redis, database: str, expected: Expected, load: L
         await ledger.close()
     assert report.ok, report
     assert await redis.xlen(streams.DEAD_LETTERS) == 0
+
+
+def _never_unready(readiness: ReadinessLog, service: str, since: float, until: float) -> bool:
+    """Ready whenever it answered (at least once), and never down: the database is the
+    ledger's, not this service's. A probe it was too busy to answer in time is no verdict."""
+    seen = readiness.seen(service, since, until)
+    return "ready" in seen and not seen & {"not ready", "down"}
 
 
 async def until_sent(load: Load, fraction: float) -> None:
@@ -180,7 +201,7 @@ async def test_sqlite_locked_for_a_while(deployment: Deployment) -> None:
 
     readiness = await run_load_with(deployment, lock_database)
     assert "ready" in readiness.seen("ledger", moments["released"])
-    assert readiness.seen("ingest", moments["locked"], moments["released"]) == {"ready"}
+    assert _never_unready(readiness, "ingest", moments["locked"], moments["released"])
 
 
 @pytest.mark.timeout(300)
@@ -210,4 +231,4 @@ async def test_postgresql_stopped_for_a_while(tmp_path: Path) -> None:
             cluster.stop()
         cluster.remove()
     assert "ready" in readiness.seen("ledger", moments["started"])
-    assert readiness.seen("ingest", moments["stopped"], moments["started"]) == {"ready"}
+    assert _never_unready(readiness, "ingest", moments["stopped"], moments["started"])

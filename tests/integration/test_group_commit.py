@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import pytest
 from faststream.redis import RedisBroker
@@ -18,6 +19,7 @@ from tests.integration.conftest import eventually
 
 FAST = GroupOptions(max_records=10, polling_ms=20, claim_idle_ms=200, retry_cap=3, queue_batches=2)
 STREAMS = (streams.SEIZURES, streams.RECEIPTS)
+Start = Callable[..., Awaitable[None]]
 
 
 class Writer:
@@ -49,15 +51,15 @@ class Writer:
 
 
 @pytest.fixture
-async def start(redis_url: str, redis: Redis) -> AsyncIterator[Callable[[Writer], Awaitable[None]]]:
+async def start(redis_url: str, redis: Redis) -> AsyncIterator[Start]:
     await bus.ensure_groups(redis)
     broker = RedisBroker(redis_url)
     tasks: list[asyncio.Task[None]] = []
 
-    async def go(writer: Writer) -> None:
+    async def go(writer: Writer, options: GroupOptions = FAST) -> None:
         loops = subscribe_pipelined(
             broker, redis, streams=STREAMS, group="ledger", consumer="t",
-            prepare=writer.prepare, commit=writer.commit, options=FAST,
+            prepare=writer.prepare, commit=writer.commit, options=options,
         )  # fmt: skip
         await broker.start()
         tasks.extend(asyncio.create_task(loop.run()) for loop in loops)
@@ -87,7 +89,7 @@ async def _publish(redis: Redis, n: int) -> set[bytes]:
 
 
 async def test_batches_of_several_streams_share_commits_acknowledged_after(
-    start: Callable[[Writer], Awaitable[None]], redis: Redis
+    start: Start, redis: Redis
 ) -> None:
     writer = Writer(redis)
     writer.gate.clear()  # hold the first commit while the readers fill the queue
@@ -104,7 +106,7 @@ async def test_batches_of_several_streams_share_commits_acknowledged_after(
 
 
 async def test_a_failed_commit_leaves_its_entries_to_the_claimer(
-    start: Callable[[Writer], Awaitable[None]], redis: Redis
+    start: Start, redis: Redis
 ) -> None:
     writer = Writer(redis, failures=1)
     await start(writer)
@@ -129,21 +131,40 @@ class KeepingWriter(Writer):
             raise PartlyCommitted([self.kept.entry_id], "held back")
 
 
+async def _pending_ids(redis: Redis) -> set[str]:
+    ids = set()
+    for stream in STREAMS:
+        rows = await redis.xpending_range(stream, "ledger", min="-", max="+", count=100)
+        ids |= {row["message_id"].decode() for row in rows}
+    return ids
+
+
 async def test_a_partly_committed_batch_leaves_only_what_it_names_to_the_claimer(
-    start: Callable[[Writer], Awaitable[None]], redis: Redis
+    start: Start, redis: Redis
 ) -> None:
+    """The rest is acknowledged at once, the kept entry alone stays pending, and the claimer
+    retries it. Its idle time is long (5 s) so that on a loaded machine nothing else is
+    claimed before the first commit: that is the claimer's right, and no fault of the rule."""
     writer = KeepingWriter(redis)
-    await start(writer)
+    await start(writer, replace(FAST, claim_idle_ms=5000))
     payloads = await _publish(redis, 6)
 
-    async def settled() -> bool:
-        return set(writer.committed) == payloads and await _pending(redis) == 0
+    async def the_rest_acknowledged() -> bool:  # every entry committed once, one kept back
+        return (
+            writer.kept is not None
+            and sorted(writer.committed) == sorted(payloads)
+            and await _pending_ids(redis) == {writer.kept.entry_id}
+        )
 
-    await eventually(settled)
+    await eventually(the_rest_acknowledged)
     assert writer.kept is not None
-    again = [p for p in writer.committed if p == writer.kept.payload]
-    assert len(again) == 2, "the kept entry was retried by the claimer"
-    assert len(writer.committed) == len(payloads) + 1, "the rest was acknowledged at once"
+    kept = writer.kept.payload
+
+    async def retried() -> bool:
+        return writer.committed.count(kept) == 2 and await _pending(redis) == 0
+
+    await eventually(retried, timeout=30)
+    assert sorted(writer.committed) == sorted([*payloads, kept]), "only the kept one again"
 
 
 async def test_a_stopped_group_commit_releases_waiting_readers_and_refuses_more(

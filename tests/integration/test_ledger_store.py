@@ -535,3 +535,49 @@ async def test_a_database_that_is_down_is_unavailable_not_the_events_fault(url: 
             await ledger.append(_events(1))
     finally:
         await ledger.close()
+
+
+@pytest.mark.parametrize("seq", [1, 4, 6, 7])  # a page's first, after a checkpoint, one, the tail
+async def test_an_indexed_column_is_checked_wherever_its_entry_falls(
+    make_ledger: LedgerFactory, seq: int
+) -> None:
+    """Verification slices each page at the checkpoints inside it: an entry at the edge of a
+    slice is checked like any other (mutation testing: slices shifted by one survived)."""
+    ledger = make_ledger(CheckpointPolicy(every=3, interval=3600))
+    await ledger.create_schema()
+    await ledger.append(_events(7))
+    assert [c.size for c in await ledger.checkpoints()] == [3, 6]  # 7 waits: the tail
+    await _tamper(ledger, f"UPDATE ledger_entries SET type = 'alert.delivered' WHERE seq = {seq}")
+    report = await ledger.verify()
+    assert (report.ok, report.first_bad_seq) == (False, seq)
+    assert report.problems[0].startswith(f"seq {seq}: indexed column(s) type disagree")
+
+
+@pytest.mark.parametrize(("entries", "problem"), [(3, None), (4, "entries 1-4 unsigned")])
+async def test_an_unsigned_tail_may_be_every_entries_long_and_no_longer(
+    make_ledger: LedgerFactory, entries: int, problem: str | None
+) -> None:
+    unsigned = make_ledger(CheckpointPolicy(every=3, interval=3600), signer=None)
+    await unsigned.create_schema()
+    await unsigned.append(_events(entries))  # written without the key: nothing signed them
+    report = await make_ledger(CheckpointPolicy(every=3, interval=3600)).verify()
+    if problem is None:
+        assert (report.ok, report.unsigned) == (True, 3)
+    else:
+        assert report.problems == [
+            f"seq 1: {problem}, more than CHECKPOINT_EVERY (3) after the last signed "
+            "checkpoint: checkpoints are missing"
+        ]
+
+
+async def test_the_verify_document_has_the_documented_members(ledger: SqlLedger) -> None:
+    """docs/http-api.md: ``{"ok", "count", "head", "first_bad_seq"}`` and what it adds."""
+    await ledger.append(_events(2))
+    doc = (await ledger.verify()).to_dict()
+    assert ledger.signer is not None
+    [*_, last] = [row async for page in scan.pages(ledger.engine, Query()) for row in page]
+    assert doc == {
+        "ok": True, "count": 2, "head": last[1], "first_bad_seq": None, "checkpoints": 1,
+        "problems": [], "origin_verified": True, "trusted_keys": [ledger.signer.key_id],
+        "unsigned": 0,
+    }  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -74,6 +75,16 @@ async def test_redelivered_alert_is_delivered_once(
     assert info
     assert len(await _inbox(api, "IMT-GULISTAN")) == 1
     assert (await _ledger_types(api)).count("alert.delivered") == 4
+    # what a second delivery would leave a trace in: the live feeds' notifications and the
+    # receipts published (the inbox is a hash and the ledger dedupes: they cannot tell)
+    for unit in ("IMT-TASHKENT", "IMT-GULISTAN", "BLO-FOTEHOBOD", "NIAC-UZ"):
+        feed = await runtime.redis.xrange(streams.feed_key(unit))
+        assert [f[b"kind"] for _, f in feed] == [b"delivered"], unit
+    receipts = [
+        json.loads(f[streams.EVENT_FIELD.encode()])["type"]
+        for _, f in await runtime.redis.xrange(streams.RECEIPTS)
+    ]
+    assert receipts.count("alert.delivered") == 4
     assert (await _ledger_types(api)).count("alert.raised") == 1
 
 

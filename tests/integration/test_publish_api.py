@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from services.core import streams
@@ -128,3 +131,40 @@ async def test_seizure_quantities_are_normalised_to_kg(
     [(_, fields)] = await redis.xrange(streams.SEIZURES)
     assert b'"quantity":20.032' in fields[streams.EVENT_FIELD.encode()]
     assert b'"measure":"kg"' in fields[streams.EVENT_FIELD.encode()]
+
+
+MiB = 2**20
+LIMIT = 8 * MiB
+"""docs/http-api.md: bodies over 8 MiB are 413 (written here, not imported from the code)."""
+
+
+async def _chunks(total: int) -> AsyncIterator[bytes]:
+    """``total`` bytes of a JSON array of spaces, streamed without a Content-Length."""
+    yield b"["
+    sent = 1
+    while sent < total - 1:
+        piece = min(65536, total - 1 - sent)
+        yield b" " * piece
+        sent += piece
+    yield b"]"
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_body_over_8_mib_is_413_and_one_of_8_mib_is_read(
+    api: httpx.AsyncClient, redis: Redis, declared: bool
+) -> None:
+    headers = {**auth("customs"), "content-type": "application/json"}
+
+    async def post(size: int) -> httpx.Response:
+        if declared:
+            return await api.post("/v1/events", content=b"[" + b" " * (size - 2) + b"]",
+                                  headers=headers)  # fmt: skip
+        return await api.post("/v1/events", content=_chunks(size), headers=headers)
+
+    over = await post(LIMIT + 1)
+    assert over.status_code == 413, over.text
+    assert over.headers["content-type"] == "application/problem+json"
+    at_limit = await post(LIMIT)  # read and parsed: an empty batch, refused for what it is
+    assert at_limit.status_code not in (413, 500), at_limit.text
+    assert at_limit.status_code in (400, 422), at_limit.text
+    assert await redis.xlen(streams.ALERTS) == 0

@@ -180,35 +180,65 @@ async def test_a_flood_of_refused_bodies_leaves_others_publishing(
 
         await wait_for(up, "ingest ready", processes, timeout=60)
         await _latencies(client)  # warm up: connections, scripts
-        calm = await _latencies(client)
+        rounds: list[str] = []
+        for _ in range(ROUNDS):
+            calm = await _latencies(client)
+            loaded, statuses = await _under_the_flood(client, url, processes, bodies, tmp_path)
+            assert statuses == FLOODS[kind].statuses
+            figures, within = _compare(calm, loaded)
+            rounds.append(figures)
+            print(figures)
+            if within:
+                break
+        else:
+            pytest.fail(f"publishes slowed more than 3x under the flood, {ROUNDS} times: {rounds}")
 
-        counters = [tmp_path / f"flood-{i}" for i in range(len(bodies))]
-        port = url.rsplit(":", 1)[1]
-        floods = [_flood(port, body, count) for body, count in zip(bodies, counters, strict=True)]
+
+ROUNDS = 3
+"""Measurements, calm then flooded, until one is within the bound. The machine is shared: a
+burst of other work during one flooded measurement can push its p90 past 3x; a body that holds
+the event loop (unfixed, 60 ms to seconds per flood request) does so in every round."""
+
+
+async def _under_the_flood(
+    client: httpx.AsyncClient,
+    url: str,
+    processes: ServiceProcesses,
+    bodies: list[Path],
+    tmp_path: Path,
+) -> tuple[list[float], set[str]]:
+    """The victim's latencies while two processes post the flood's bodies; their statuses."""
+    counters = [tmp_path / f"flood-{i}" for i in range(len(bodies))]
+    for counter in counters:
+        counter.unlink(missing_ok=True)
+    port = url.rsplit(":", 1)[1]
+    floods = [_flood(port, body, count) for body, count in zip(bodies, counters, strict=True)]
+    try:
+        # the flood is on once the server answered the first body of each kind
+        await wait_for(lambda: all(c.exists() for c in counters), "flooding", processes, 120)
         try:
-            # the flood is on once the server answered the first body of each kind
-            await wait_for(lambda: all(c.exists() for c in counters), "flooding", processes, 120)
-            try:
-                async with asyncio.timeout(60):  # unfixed: each publish waited seconds
-                    loaded = await _latencies(client)
-            except TimeoutError:
-                pytest.fail(f"{SAMPLES} publishes took over 60 s under the flood")
-            statuses = {c.read_text().split()[1] for c in counters}
-        finally:
-            for flood in floods:
-                flood.kill()
-                flood.wait()
-    assert statuses == FLOODS[kind].statuses
+            async with asyncio.timeout(60):  # unfixed: each publish waited seconds
+                loaded = await _latencies(client)
+        except TimeoutError:
+            pytest.fail(f"{SAMPLES} publishes took over 60 s under the flood")
+        return loaded, {c.read_text().split()[1] for c in counters}
+    finally:
+        for flood in floods:
+            flood.kill()
+            flood.wait()
+
+
+def _compare(calm: list[float], loaded: list[float]) -> tuple[str, bool]:
+    """The figures, and whether the flooded p50 and p90 are within 3x of the calm ones."""
     calm_p50, loaded_p50 = statistics.median(calm), statistics.median(loaded)
     calm_p90, loaded_p90 = _p90(calm), _p90(loaded)
     figures = (
         f"p50 {calm_p50 * 1000:.1f} -> {loaded_p50 * 1000:.1f} ms, "
         f"p90 {calm_p90 * 1000:.1f} -> {loaded_p90 * 1000:.1f} ms"
     )
-    print(figures)
     floor = 0.010  # below 10 ms, scheduling noise on a shared machine is all there is
-    assert loaded_p50 <= 3 * max(calm_p50, floor), figures
-    assert loaded_p90 <= 3 * max(calm_p90, floor), figures
+    within = loaded_p50 <= 3 * max(calm_p50, floor) and loaded_p90 <= 3 * max(calm_p90, floor)
+    return figures, within
 
 
 def _processes() -> dict[int, int]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.auth import Authenticator, require_officer_of, require_unit_reader, token_digest
+from services.core.auth import (
+    Authenticator,
+    holds_token,
+    require,
+    require_officer_of,
+    require_unit_reader,
+    token_digest,
+)
 from services.core.config import Principal, Role
 from services.core.problems import Problem
 
@@ -44,3 +51,40 @@ def test_unit_rights() -> None:
         with pytest.raises(Problem) as caught:
             check(who, unit)
         assert caught.value.status == 403
+
+
+def test_refusals_say_who_and_why() -> None:
+    """The 403's problem document names the caller and what it lacks (mutation testing found
+    these texts unchecked)."""
+    cases = [
+        (lambda: require(OFFICER, Role.AUDITOR, Role.PUBLISHER),
+         "duty is a officer, not auditor or publisher"),
+        (lambda: require_unit_reader(OFFICER, "IMT-TASHKENT"),
+         "duty may not read the inbox of IMT-TASHKENT"),
+        (lambda: require_officer_of(AUDITOR, "IMT-GULISTAN"),
+         "only an officer of IMT-GULISTAN may do this"),
+    ]  # fmt: skip
+    for refuse, detail in cases:
+        with pytest.raises(Problem) as caught:
+            refuse()
+        problem = caught.value
+        assert (problem.status, problem.title, problem.detail) == (403, "Forbidden", detail)
+    require(AUDITOR, Role.AUDITOR)  # the role it has: no problem
+
+
+@pytest.mark.parametrize(
+    ("digest", "header", "holds"),
+    [
+        (token_digest("m-tok"), "Bearer m-tok", True),
+        (token_digest("m-tok"), "bearer m-tok ", True),
+        (token_digest("m-tok"), "Bearer  m-tok", True),  # the token is what follows the scheme
+        (token_digest("m-tok"), "Basic m-tok", False),  # the right token, the wrong scheme
+        (token_digest("m-tok"), "Bearer ", False),
+        (token_digest("m-tok"), "Bearer other", False),
+        (token_digest("m-tok"), None, False),
+        (None, "Bearer m-tok", False),  # no metrics token configured: nobody holds it
+        (None, None, False),
+    ],
+)
+def test_holding_the_metrics_token(digest: str | None, header: str | None, holds: bool) -> None:
+    assert holds_token(digest, header) is holds

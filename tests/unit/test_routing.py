@@ -17,6 +17,7 @@ from services.notifier.routing import (
     next_countries,
     non_nominal,
     route_alert,
+    route_change,
 )
 
 TOPOLOGY = default_topology()
@@ -254,3 +255,19 @@ def test_non_nominal(data: dict[str, Any], expected: dict[str, Any]) -> None:
     before = repr(data)
     assert non_nominal(data) == expected
     assert repr(data) == before  # the original is left alone
+
+
+def test_a_change_reaches_each_recipient_the_topology_still_knows() -> None:
+    """A unit a replaced topology dropped gets nothing (None, not another falsy value), and
+    the recipients after it are still routed (mutation testing: ``continue`` → ``break``)."""
+    received = {
+        "BLO-GONE": (View.FULL, False),
+        "IMT-GULISTAN": (View.FULL, False),
+        "BLO-FOTEHOBOD": (View.FULL, True),
+    }
+    change = AlertFacts("BLO-OYBEK", releasableto=frozenset({"UZ", "TJ"}))
+    assert route_change(change, received, TOPOLOGY) == {
+        "BLO-GONE": None,
+        "IMT-GULISTAN": View.FULL,
+        "BLO-FOTEHOBOD": View.NON_NOMINAL,  # saw identities; this change releases none abroad
+    }

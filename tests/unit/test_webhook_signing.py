@@ -191,3 +191,31 @@ def test_the_body_is_compact_sorted_utf8_json() -> None:
     event = {"b": 1, "a": "Гулистан"}
     assert encode_body(event) == '{"a":"Гулистан","b":1}'.encode()
     assert json.loads(encode_body(event)) == event
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("whsec_not*base64!", "a webhook secret is base64 after its prefix"),
+        ("whsec_", "a webhook secret may not be empty"),
+        ("whsec_==", "a webhook secret may not be empty"),
+    ],
+)
+def test_a_secret_that_is_not_base64_is_refused(secret: str, reason: str) -> None:
+    """Strict base64 (a lenient decoder would drop the stray characters and sign with
+    another key), with or without its padding."""
+    with pytest.raises(ValueError, match=f"^{reason}$"):
+        signing.secret_key(secret)
+
+
+def test_a_secret_is_read_with_or_without_its_padding() -> None:
+    padded = "whsec_" + base64.b64encode(b"sixteen-byte-key").decode()
+    assert padded.endswith("=")
+    assert (
+        signing.secret_key(padded) == signing.secret_key(padded.rstrip("=")) == b"sixteen-byte-key"
+    )
+
+
+def test_signing_needs_a_secret() -> None:
+    with pytest.raises(ValueError, match=r"^at least one secret is needed to sign$"):
+        signing.signed_headers([], "msg_1", _now(), b"{}")
