@@ -227,7 +227,7 @@ def cpu(result: Pipeline) -> list[str]:
                 label,
                 *(f"{u:.1f}" for u in us),
                 f"{total:.1f}",
-                f"{2e6 / total:,.0f}/s",
+                f"{2e6 / total:,.0f}/s" if total else "—",  # a phase too short to tick
                 f"{phase.rate:,.0f}/s",
             )
         )
