@@ -19,17 +19,10 @@ anything.
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
 
 from schemas.events import CloudEvent
 
 GENESIS = "0" * 64
-
-
-def canonical_json(value: Any) -> str:
-    """Compact, key-sorted JSON: the stored form of an event."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_json(event: CloudEvent) -> str:

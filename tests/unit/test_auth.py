@@ -88,3 +88,20 @@ def test_refusals_say_who_and_why() -> None:
 )
 def test_holding_the_metrics_token(digest: str | None, header: str | None, holds: bool) -> None:
     assert holds_token(digest, header) is holds
+
+
+def test_the_token_is_what_follows_the_bearer_scheme() -> None:
+    assert AUTH.authenticate("Bearer  t-off ") == OFFICER
+    with pytest.raises(Problem) as caught:
+        AUTH.authenticate("Basic t-off")  # a configured token, under another scheme
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [(None, "send Authorization: Bearer <token>"), ("Bearer nope", "unknown token")],
+)
+def test_a_401_says_what_to_send(header: str | None, detail: str) -> None:
+    with pytest.raises(Problem) as caught:
+        AUTH.authenticate(header)
+    assert (caught.value.title, caught.value.detail) == ("Unauthorized", detail)

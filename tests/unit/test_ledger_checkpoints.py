@@ -150,3 +150,55 @@ def test_without_a_trusted_key_the_origin_is_unverified() -> None:
         checkpoints(entries, [3], policy), {other.key_id: other.public_key}, trusted=True, now=NOW
     )
     assert "signature does not verify with a trusted key" in foreign.report.problems[0]
+
+
+def test_each_way_a_chain_breaks_is_named_once_at_its_seq() -> None:
+    """Verification stops at the first break and says what it is (mutation testing: the texts,
+    and going on after a break, were unchecked)."""
+    policy = Policy(every=100, interval=3600)
+    entries = chain(5)
+    deleted = [e for e in entries if e.seq != 3]
+    altered = chain(5)
+    altered[2].event = '{"data":{},"id":"forged"}'
+    relinked = chain(5)
+    relinked[2].prev_hash = "f" * 64
+    cases = [
+        (deleted, "seq 3: missing: the chain jumps to seq 4"),
+        (altered, "seq 3: hash does not match the entry's content"),
+        (relinked, "seq 3: prev_hash does not match the previous entry's hash"),
+    ]
+    for broken, problem in cases:
+        report = verify(broken, checkpoints(entries, [2], policy))
+        assert (report.ok, report.first_bad_seq, report.problems) == (False, 3, [problem])
+
+
+def test_a_checkpoint_that_signs_other_entries_than_the_chain_holds_is_named() -> None:
+    policy = Policy(every=100, interval=3600)
+    signed_ = checkpoints(chain(4), [2, 4], policy)
+    rewritten = chain(4, recorded_at="2026-01-05T11:58:00.000000Z")  # same seqs, other hashes
+    report = verify(rewritten, signed_)
+    assert report.problems == [
+        "seq 2: differs from the signed checkpoint: entries up to here were rewritten"
+    ]
+
+
+def test_two_checkpoints_of_one_size_are_named() -> None:
+    policy = Policy(every=100, interval=3600)
+    entries = chain(3)
+    first = checkpoints(entries, [2], policy)[0]
+    again = signed(SIGNER.sign, SIGNER.key_id, (2, entries[1].hash), AT, first, policy, INDEX)
+    report = verify(entries, [first, again])
+    assert "seq 2: two checkpoints for one size" in report.problems
+
+
+@pytest.mark.parametrize(("sizes", "ok"), [([3, 6], True), ([3, 7], False), ([4], False)])
+def test_checkpoints_may_be_every_entries_apart_and_no_more(sizes: list[int], ok: bool) -> None:
+    entries = chain(sizes[-1])
+    report = verify(entries, checkpoints(entries, sizes, Policy(every=3, interval=3600)))
+    assert report.ok is ok
+    if not ok:
+        start = 3 if len(sizes) == 2 else 0
+        assert report.problems[0] == (
+            f"seq {start + 1}: checkpoints are missing: entries {start + 1}-{sizes[-1]} have "
+            "none within CHECKPOINT_EVERY (3)"
+        )
