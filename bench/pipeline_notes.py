@@ -65,7 +65,7 @@ def reasons(result: Pipeline) -> list[str]:
     e2e = big.e2e
     us = {n: e2e.cpu[n] * 1e6 / e2e.events for n in rep.PROCESSES}
     total = sum(us.values())
-    if e2e.rate < rep.TARGETS["e2e"] and total:  # no CPU ticked: a phase too short to explain
+    if e2e.rate < rep.TARGETS["e2e"] and total:  # no CPU tick measured: nothing to explain
         validate_us = 1e6 / raw[VALIDATE]
         out.append(
             f"Ingest → ledger persisted is {e2e.rate:,.0f}/s, below {rep.TARGETS['e2e']:,.0f}/s: "

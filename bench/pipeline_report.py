@@ -227,7 +227,8 @@ def cpu(result: Pipeline) -> list[str]:
                 label,
                 *(f"{u:.1f}" for u in us),
                 f"{total:.1f}",
-                f"{2e6 / total:,.0f}/s" if total else "—",  # a phase too short to tick
+                # a phase too short for one clock tick of CPU (the smoke's) has no bound to show
+                f"{2e6 / total:,.0f}/s" if total else "—",
                 f"{phase.rate:,.0f}/s",
             )
         )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from bench import fanout, ingest, peer_alertmanager, pipeline
+from bench import fanout, ingest, peer_alertmanager, pipeline, pipeline_report
+from bench.e2e import Phase, Point
 from bench.pipeline_notes import render
 from bench.smoke import smoke
 
@@ -53,3 +56,14 @@ async def test_whole_pipeline_benchmark_runs_end_to_end() -> None:
     assert result.largest.reads is not None
     assert result.fanout.duplicates == 0
     assert "## Product figures next to the raw limits" in render(result)
+
+
+def test_a_phase_too_short_for_a_clock_tick_of_cpu_is_reported() -> None:
+    """On a loaded machine the smoke's ledger-alone phase can end before any process is charged
+    one tick of CPU (10 ms): the report shows no bound instead of dividing by zero (it failed
+    a loaded `make test` with ZeroDivisionError)."""
+    idle = Phase(200, 0.01, dict.fromkeys(pipeline_report.PROCESSES, 0.0))
+    point = Point(200, e2e=idle, ingest_alone=idle, ledger_alone=idle)
+    result = SimpleNamespace(points=[point], split=point)
+    rows = pipeline_report.cpu(result)  # type: ignore[arg-type]
+    assert rows[-1] == "| ledger alone, 200 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | — | 20,000/s |"
