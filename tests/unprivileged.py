@@ -81,7 +81,7 @@ def other_account() -> Account:
         reason = "needs root to create a second local account and act as it"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; under CI these tests must run")
-        pytest.skip(f"{reason} (they run in CI, as root)")
+        pytest.skip(f"UNPRIVILEGED-ACCOUNT TESTS SKIPPED — {reason} (they run in CI, as root)")
     try:
         entry = pwd.getpwnam(ACCOUNT)
     except KeyError:
