@@ -13,7 +13,15 @@ alert at every hop it leaves a trace at, without touching the code under test:
 * **arrival**: each delivery's arrival at the receiver.
 
 Clocks: every process is on this machine (one clock); entry ids have 1 ms resolution.
-Prints, for each hop, the p50 / p90 / p99 of the time from the previous hop.
+Prints, for each hop, the p50 / p90 / p99 of the time from the previous hop, and the CPU
+per alert of each process during the timed sends (``/proc``).
+
+``--profile PREFIX``: py-spy (not a dependency: ``pip install py-spy`` into the venv)
+records each Python process to ``PREFIX-<pid>.txt`` (raw, collapsed stacks).
+``--apart SERVICE``: also runs ``liaison serve SERVICE`` on the same server and data
+directory. ``liaison up`` runs every service itself, so for the experiment of issue 16
+(the notifier or the ledger in a process of its own) ``up`` was run without that service
+by a local change; without one, two instances share the service's consumer group.
 """
 
 from __future__ import annotations
