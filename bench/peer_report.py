@@ -170,6 +170,13 @@ def _ratio(am: str, lx: str, better: str) -> str:
     return f"{b / a:.2f}{TIMES}"
 
 
+PROFILE = (
+    "Where Liaison's time goes — each alert time-stamped at every hop, CPU by process and by "
+    "component, and why the goals are out of reach on this machine: "
+    "[peer-profile.md](peer-profile.md)."
+)
+
+
 def render(runs: Sequence[Run], seconds: float) -> str:
     """The whole page: machine, method, table with ratios, per-run loads, differences."""
     am = [r for r in runs if r.product == "Alertmanager"]
@@ -195,6 +202,7 @@ def render(runs: Sequence[Run], seconds: float) -> str:
     for name, figure, better in _figures(runs):
         a, b = figure(am), figure(lx)
         lines.append(f"| {name} | {a} | {b} | {_ratio(a, b, better)} |")
+    lines += ["", PROFILE]
     lines += ["", "Per run (deliveries/s in the peak; CPU s per phase):", ""]
     for r in runs:
         parts = [

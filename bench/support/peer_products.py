@@ -202,8 +202,11 @@ async def alertmanager(work: Path, receiver_port: int) -> AsyncIterator[Product]
 
 
 @asynccontextmanager
-async def liaison(work: Path, receiver_port: int) -> AsyncIterator[Product]:
-    """A fresh ``liaison up`` (embedded Valkey, SQLite ledger, its own data directory)."""
+async def liaison(
+    work: Path, receiver_port: int, settings: dict[str, str] | None = None
+) -> AsyncIterator[Product]:
+    """A fresh ``liaison up`` (embedded Valkey, SQLite ledger, its own data directory);
+    ``settings``: more ``LIAISON_*`` variables (for experiments)."""
     port = free_port()
     config = {
         "principals": [
@@ -230,6 +233,7 @@ async def liaison(work: Path, receiver_port: int) -> AsyncIterator[Product]:
         "LIAISON_CONFIG": str(work / "liaison.yaml"),
         "LIAISON_DATA_DIR": str(work / "var"),
         "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}",
+        **(settings or {}),
     }
     proc = _spawn([str(LIAISON), "up"], work / "liaison.log", env)
     try:

@@ -5,13 +5,14 @@ Its changes are passed on in :mod:`services.notifier.changes`, acknowledgements 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from schemas.alerts import AlertRaised, AlertRef
 from schemas.events import CloudEvent, canonical_json
@@ -150,28 +151,49 @@ async def fan_out_all(
 
 
 async def deliver(rendered: Sequence[Rendered], deps: NotifierDeps) -> None:
-    """Write rendered alerts to their recipients' inboxes, then publish their receipts."""
+    """Write rendered alerts to their recipients' inboxes and queue their webhook jobs (at
+    once), then publish their receipts.
+
+    The jobs are queued beside the inbox write, not after it: waiting for one round trip
+    before the other put a round trip on every webhook's path (issue 16). Both are
+    idempotent, so a re-run after either failed completes the other. A job carries the
+    recipient's view as rendered now, which is what the inbox stores too (a view depends
+    only on the alert and the recipient's view of it).
+    """
     pending = [
         (r, recipient, delivery, receipt)
         for r in rendered
         for recipient, delivery, receipt in zip(r.recipients, r.deliveries, r.receipts, strict=True)
     ]
-    stored = await deps.inbox.deliver(
-        [(recipient.unit, delivery, r.at.timestamp()) for r, recipient, delivery, _ in pending]
-    )
+    writes: list[Coroutine[Any, Any, object]] = [
+        deps.inbox.deliver(
+            [(recipient.unit, delivery, r.at.timestamp()) for r, recipient, delivery, _ in pending]
+        )
+    ]
+    if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
+        jobs = [
+            (recipient.unit, _alert_of(delivery), delivery["event"])
+            for _, recipient, delivery, _ in pending
+        ]
+        writes.append(deps.webhooks.enqueue_many(jobs))  # one round trip for the batch
+    done = await asyncio.gather(*writes, return_exceptions=True)
+    for outcome in done:  # the first failure, as it was raised (the claimer classifies it)
+        if isinstance(outcome, BaseException):
+            raise outcome
+    stored = cast(list[dict[str, Any]], done[0])
     deps.metrics.inc(DELIVERIES, len(stored))
-    receipts, webhooks = [], []
+    receipts = []
     for (r, recipient, delivery, receipt), kept in zip(pending, stored, strict=True):
         if kept["delivered_at"] != delivery["delivered_at"]:
             # a redelivery: the stored time makes the first run's receipt, so it dedupes
             at = datetime.fromisoformat(kept["delivered_at"])
             receipt = _receipts(r.event, [recipient], at)[0]
         receipts.append(receipt)
-        alert = AlertRef(kept["alert_source"], kept["alert_id"])
-        webhooks.append((recipient.unit, alert, kept["event"]))
-    if deps.webhooks is not None:  # idempotent: a re-run after a crash queues nothing twice
-        await deps.webhooks.enqueue_many(webhooks)  # one round trip for the batch
     await deps.publisher.publish(receipts)  # deterministic ids: a re-run re-publishes nothing
+
+
+def _alert_of(delivery: dict[str, Any]) -> AlertRef:
+    return AlertRef(delivery["alert_source"], delivery["alert_id"])
 
 
 def _deliveries(

@@ -185,13 +185,16 @@ class WebhookQueue:
     ) -> int:
         """:meth:`enqueue` for many (unit, alert, event) at once: one round trip in all."""
         calls: list[tuple[str, list[EncodableT]]] = []
+        bodies: dict[int, bytes] = {}  # recipients sharing a view share its object: encode once
         for unit, alert, event in deliveries:
             endpoints = self._by_unit.get(unit)
             if not endpoints:
                 continue
             event_id = str(event["id"])
             msg_id = webhook_id(str(event["source"]), event_id, unit)
-            body = encode_body(event)  # encoded once, for every endpoint of the unit
+            body = bodies.get(id(event))
+            if body is None:
+                body = bodies[id(event)] = encode_body(event)
             now = self._clock()
             for endpoint in endpoints:
                 name = endpoint.endpoint

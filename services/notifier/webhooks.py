@@ -28,7 +28,10 @@ This module is the worker:
   ``claim_idle / 2``. A job this worker is finishing is no longer heartbeaten,
   so its acknowledgement is never mistaken for a takeover. Attempts made and the next attempt's time live in
   :data:`PROGRESS`, so a reclaimed job continues its schedule instead of
-  starting over. Delivery is at-least-once; receivers deduplicate on
+  starting over. A fresh job's first POST goes out with no write before it (a
+  round trip on every delivery's path): a job taken over without a count is
+  counted as one attempt made, as its worker may have sent it before dying.
+  Delivery is at-least-once; receivers deduplicate on
   ``webhook-id``, which is stable across attempts, workers and restarts.
 
 Why plain ``redis.asyncio`` and not FastStream: FastStream's batch subscriber
@@ -130,8 +133,17 @@ def _read_entries(reply: Any) -> list[tuple[str, Mapping[bytes, bytes] | None]]:
     return [(_text(e[0]), e[1]) for entries in per_stream for e in entries]
 
 
-def _set_next(pipe: Any, *, key: str, at: str) -> None:
-    pipe.hset(PROGRESS, key, at)
+def _set_next(pipe: Any, *, entry: str, attempt: int, at: str) -> None:
+    """After a failed attempt: its number (a first attempt was not counted before it) and
+    when the next one is due."""
+    pipe.hset(PROGRESS, mapping={f"{entry}:n": attempt, f"{entry}:next": at})
+
+
+def _read_progress(pipe: Any, *, entry: str) -> None:
+    """A taken-over job's progress; a job without a count had one attempt at most (its worker
+    may have sent it before dying), so it is counted as one."""
+    pipe.hsetnx(PROGRESS, f"{entry}:n", 1)
+    pipe.hmget(PROGRESS, [f"{entry}:n", f"{entry}:next"])
 
 
 def _finish(pipe: Any, entries: list[str]) -> None:
@@ -139,11 +151,6 @@ def _finish(pipe: Any, entries: list[str]) -> None:
     pipe.xack(STREAM, GROUP, *entries)
     pipe.xdel(STREAM, *entries)
     pipe.hdel(PROGRESS, *[f"{e}:{k}" for e in entries for k in ("n", "next")])
-
-
-def _first_attempts(pipe: Any, entries: list[str]) -> None:
-    """Fresh jobs about to make their first attempt: one HSET for all."""
-    pipe.hset(PROGRESS, mapping={f"{e}:n": 1 for e in entries})
 
 
 class WebhookWorker:
@@ -175,7 +182,6 @@ class WebhookWorker:
         self._rand = rand
         self._writes = Coalescer(redis)
         self._finishes = Batched(redis, _finish)
-        self._firsts = Batched(redis, _first_attempts)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._held: set[str] = set()
         """Jobs being worked on and not finishing: the ones heartbeaten."""
@@ -332,19 +338,18 @@ class WebhookWorker:
         await self._finishes.add(entry_id)
 
     async def _progress(self, entry_id: str) -> tuple[int, float | None]:
-        """Attempts made and the next attempt's time, as a previous worker left them."""
-        [(n_raw, next_raw)] = await self._writes.run(
-            lambda pipe: pipe.hmget(PROGRESS, [f"{entry_id}:n", f"{entry_id}:next"])
+        """Attempts made (at least one: see :func:`_read_progress`) and the next attempt's
+        time, as a previous worker left them."""
+        [_, (n_raw, next_raw)] = await self._writes.run(
+            functools.partial(_read_progress, entry=entry_id)
         )
-        return int(n_raw or 0), None if next_raw is None else float(next_raw)
+        return int(n_raw), None if next_raw is None else float(next_raw)
 
-    async def _count_attempt(self, entry_id: str, attempt: int | None = None) -> int:
-        """Record one more attempt before making it (a worker dying mid-POST counts it).
-
-        ``attempt``: known to be this one (a fresh job's first: no count kept yet).
-        """
-        if attempt == 1:
-            await self._firsts.add(entry_id)
+    async def _count_attempt(self, entry_id: str, fresh: bool) -> int:
+        """The number of the attempt about to be made; recorded before it from the second on
+        (a worker dying mid-POST counts it). ``fresh``: a job's first, not written before the
+        POST (see :func:`_read_progress`)."""
+        if fresh:
             return 1
         [attempt] = await self._writes.run(lambda pipe: pipe.hincrby(PROGRESS, f"{entry_id}:n", 1))
         return int(attempt)
@@ -371,10 +376,10 @@ class WebhookWorker:
         if next_at is not None:  # taken over: keep the schedule of the previous worker
             await asyncio.sleep(max(0.0, next_at - self._clock()))
         assert self._sender is not None  # run() made it
-        first: int | None = 1 if fresh else None
+        first = fresh
         while True:
             attempt = await self._count_attempt(entry_id, first)
-            first = None
+            first = False
             result = await self._sender.attempt(job, endpoint)
             now = self._clock()
             if result.delivered:
@@ -398,7 +403,7 @@ class WebhookWorker:
                 await self._done(entry_id)
                 return
             await self._writes.run(
-                functools.partial(_set_next, key=f"{entry_id}:next", at=repr(now + delay))
+                functools.partial(_set_next, entry=entry_id, attempt=attempt, at=repr(now + delay))
             )
             outcome = Outcome(
                 "retrying",
