@@ -32,6 +32,7 @@ from services.core.settings import Settings
 from services.entrypoints.cli import SERVABLE, app
 from services.entrypoints.http import create_app, create_health_app
 
+pytestmark = pytest.mark.timeout(180)  # kubernetes-validate loads large schemas: slow when loaded
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
