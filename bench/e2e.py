@@ -1,6 +1,6 @@
 """The pipeline as deployed, end to end: HTTP batch ingest → stream → ledger persisted.
 
-One embedded Valkey, ``liaison serve ingest`` and ``liaison serve ledger`` as
+One embedded Valkey, ``liaison serve api`` and ``liaison serve ledger`` as
 their own processes on one SQLite ledger. Senders in this process POST
 batches of 1000 ``seizure.reported`` events; the clock stops when the ledger
 group has acknowledged every entry (acks follow commits). Each process's
@@ -97,7 +97,7 @@ async def run_point(events: int, *, split: bool = False, reads: bool = False) ->
                 processes.ledger_process(server.url, work) as ledger_pid,
             ):
                 pids = {
-                    "ingest": child_matching("serve ingest"),
+                    "ingest": child_matching("serve api"),
                     "ledger": ledger_pid,
                     "valkey": int(info["process_id"]),
                     "bench": os.getpid(),

@@ -1,7 +1,7 @@
 """HTTP batch ingest: events/s accepted into the stream, next to this machine's raw limits.
 
 ``python -m bench.ingest [--events N] [--senders K] [--out FILE | --no-out]``
-starts an embedded server, then ``liaison serve ingest`` as its own process
+starts an embedded server, then ``liaison serve api`` as its own process
 (as deployed: the client here does not share its interpreter), and POSTs
 pre-serialised batches of 1000 ``seizure.reported`` events from K concurrent
 senders until N are accepted. Raw limits of the same run: pydantic
@@ -45,7 +45,7 @@ WARM_UP = json.dumps({"padding": "x" * 20_000}).encode()
 refused; on the event loop it costs a glance at its first character."""
 VALIDATE, XADD = "pydantic: validate one CloudEvent from JSON", "XADD pipelined, redis-py"
 NOTES = [
-    "Product: `liaison serve ingest` in its own process; senders POST pre-serialised JSON arrays of "
+    "Product: `liaison serve api` in its own process; senders POST pre-serialised JSON arrays of "
     f"{BATCH} events (`Content-Type: application/json`) over keep-alive connections; the clock runs "
     "from the first request to the last 202, and the stream is then checked to hold every event.",
     "`serial` limit = 1 / (1/validate + 1/XADD): what one process must do per event at the least.",
@@ -60,7 +60,8 @@ NOTES = [
 async def ingest_process(
     redis_url: str, workdir: Path, units: Sequence[str]
 ) -> AsyncIterator[tuple[str, str]]:
-    """``liaison serve ingest`` on a free port with one publisher; yields (base URL, token)."""
+    """``liaison serve api`` (the publish API) on a free port with one publisher; yields (base URL,
+    token)."""
     token = secrets.token_urlsafe(24)
     config = workdir / "liaison.yaml"
     principal = {
@@ -80,7 +81,7 @@ async def ingest_process(
     }
     with (workdir / "ingest.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            str(LIAISON), "serve", "ingest", env=env, stdout=log, stderr=log
+            str(LIAISON), "serve", "api", env=env, stdout=log, stderr=log
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -100,14 +101,14 @@ async def _until_ready(base: str, proc: asyncio.subprocess.Process, timeout: flo
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
             if proc.returncode is not None:
-                raise RuntimeError(f"liaison serve ingest exited with {proc.returncode}")
+                raise RuntimeError(f"liaison serve api exited with {proc.returncode}")
             try:
                 if (await client.get(f"{base}/readyz")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.05)
-    raise RuntimeError("liaison serve ingest did not become ready")
+    raise RuntimeError("liaison serve api did not become ready")
 
 
 async def post_batches(
@@ -175,7 +176,7 @@ async def run(events: int, *, senders: int = 4) -> Report:
             report.raw[XADD] = events / await raw_redis.xadd_pipelined(redis, payloads.wire)
             await redis.flushall()
             async with ingest_process(server.url, Path(tmp), units) as (base, token):
-                pid = child_matching("serve ingest")
+                pid = child_matching("serve api")
                 clock: list[tuple[dict[int, float], float]] = []  # CPU as the clock starts
                 elapsed = await post_batches(
                     base, token, bodies, senders, lambda: clock.append(_cpu(pid, server.pid))
@@ -196,7 +197,7 @@ async def run(events: int, *, senders: int = 4) -> Report:
     ingest_us = (ingest1[pid] - ingest0[pid]) / events * 1e6
     server_us = (server1 - server0) / events * 1e6
     report.notes.append(
-        f"CPU per event during the run: `liaison serve ingest` {ingest_us:.1f} µs, "
+        f"CPU per event during the run: `liaison serve api` {ingest_us:.1f} µs, "
         f"its worker processes {helpers / events * 1e6:.1f} µs, the server {server_us:.1f} µs "
         "(utime + stime of /proc/PID/stat)."
     )

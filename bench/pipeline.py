@@ -6,7 +6,7 @@
    pipelined XADD, XREADGROUP+XACK, chained SQL append and scans on SQLite and,
    when a cluster can start, PostgreSQL; stream → ledger persisted in-process),
    plus pydantic validation of the canonical event (:func:`bench.ingest.validate_rate`);
-2. the scale curve (:mod:`bench.e2e`): ``liaison serve ingest`` and ``liaison serve
+2. the scale curve (:mod:`bench.e2e`): ``liaison serve api`` and ``liaison serve
    ledger`` as processes on one embedded Valkey, HTTP batch ingest → ledger persisted
    at 10k, 100k and 1M events, resident memory of every process before and after;
    at 100k the stages apart, at 1M replay + verify of what was persisted;

@@ -19,7 +19,7 @@ DEFINITIONS = [
     "**Stages on their own cores** = min(1 / (1/validate + 1/XADD), XREADGROUP+XACK, SQL append "
     "4000 per commit): the bound if ingest and the ledger each had a free core (this machine has "
     "two, shared with Valkey and the senders).",
-    "**Ingest → ledger persisted**: `liaison serve ingest` and `liaison serve ledger` as their own "
+    "**Ingest → ledger persisted**: `liaison serve api` and `liaison serve ledger` as their own "
     "processes (embedded defaults: SQLite `synchronous=FULL`, WAL; signing checkpoints every 1000 "
     "entries) on one embedded Valkey; 4 senders in the bench process POST JSON arrays of 1000 "
     "events; from the first POST until the ledger group has acknowledged every entry (acks follow "

@@ -84,7 +84,7 @@ class Runtime:
     """Everything one ``liaison`` process runs, started and stopped in order."""
 
     ledger: SqlLedger
-    """Opened where the process runs the ledger or ingest (whose API reads it)."""
+    """Opened where the process runs the ledger or serves the API (which reads it)."""
 
     def __init__(
         self,
@@ -139,12 +139,13 @@ class Runtime:
         wiring = self._wiring()
         self.publisher = wiring.publisher
         # Every process builds ingest and the notifier (the HTTP API serves each one's
-        # endpoints), and the ledger where it runs it or serves its endpoints (ingest's API): a
-        # notifier never reads or writes it, so it neither opens nor migrates it — no database
-        # access, and no start-up race of several processes migrating one SQLite file. Only the
-        # chosen ones subscribe and start their loops.
+        # endpoints), and opens and migrates the ledger only where it runs it: ingest and the
+        # notifier never read or write it (no database access), and the API only reads it
+        # (:meth:`deps` opens it then, unmigrated: its database user may be read-only, and
+        # several API processes never race to migrate). Only the chosen ones subscribe and
+        # start their loops.
         ledger = None
-        if {"ledger", "ingest"} & set(self.services):
+        if "ledger" in self.services:
             ledger = await LedgerService.open(wiring, runs="ledger" in self.services)
             self.ledger = ledger.ledger
         ingest = IngestService(wiring)

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         default=None,
         pattern=r"^[^:\s]+:\d{1,5}$",
         description="Serve /healthz, /readyz and /metrics here, open to whoever reaches it "
-        "(a private address): `serve ledger`/`serve notifier` only here, `up` and `serve ingest` "
+        "(a private address): `serve ingest|ledger|notifier` only here, `up` and `serve api` "
         "besides the API.",
     )
     metrics_token_sha256: Sha256Hex | None = Field(

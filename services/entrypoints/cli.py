@@ -72,14 +72,22 @@ def up() -> None:
     asyncio.run(run_services(_settings(), services, console, http=True, webhooks_apart=apart))
 
 
+SERVABLE = ("api", "ingest", "ledger", "notifier")
+"""What ``liaison serve`` runs: the HTTP API (and the web console), or one service's consumers."""
+
+
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help="ingest, ledger or notifier")]) -> None:
-    """Run one service (scaled deployments); ingest also serves the HTTP API."""
+def serve(service: Annotated[str, typer.Argument(help="api, ingest, ledger or notifier")]) -> None:
+    """Run one part (scaled deployments): api serves the HTTP API and the web console (stateless:
+    run several behind a load balancer); ingest, ledger and notifier consume their streams."""
     from services.entrypoints.runner import run_services
 
-    if service not in ("ingest", "ledger", "notifier"):
-        raise ConfigError(f"unknown service {service!r}: choose ingest, ledger or notifier")
-    asyncio.run(run_services(_settings(), (service,), console, http=service == "ingest"))
+    if service not in SERVABLE:
+        raise ConfigError(f"unknown service {service!r}: choose {', '.join(SERVABLE)}")
+    if service == "api":
+        asyncio.run(run_services(_settings(), (), console, http=True))
+    else:
+        asyncio.run(run_services(_settings(), (service,), console, http=False))
 
 
 @app.command()

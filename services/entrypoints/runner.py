@@ -62,7 +62,7 @@ async def _serve(
 ) -> str:
     """Start the API (``http``) and the health listener (``HEALTH_ADDR``); say where they are."""
     limits = HttpLimits.of(settings)
-    names = ", ".join(services)
+    names = ", ".join(services) or "api"
     running = f"Liaison Exchange {names} running"
     if http:
         servers.append(ApiServer(create_app(runtime.deps()), *settings.host_port, limits))

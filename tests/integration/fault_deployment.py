@@ -1,6 +1,6 @@
 """A split deployment for fault injection: its own server, one process per service.
 
-``liaison serve ingest`` (the HTTP API), ``serve ledger`` and ``serve
+``liaison serve api`` (the HTTP API), ``serve ledger`` and ``serve
 notifier`` run as separate processes on a server of the test's own (so that
 it can be SIGKILLed and restarted from its AOF on the same port); every
 process answers ``/readyz``, which a :class:`ReadinessLog` polls throughout.
@@ -21,7 +21,8 @@ from services.core.auth import token_digest
 from services.core.redis_server import EmbeddedRedis, free_port
 from tests.integration.processes import ServiceProcess, ServiceProcesses, wait_for
 
-SERVICES = ("ingest", "ledger", "notifier")
+SERVICES = ("api", "ledger", "notifier")
+"""The HTTP API and the consumers the load needs (it publishes over HTTP: no Redis ingress)."""
 TOKEN = "fault-publisher-token"
 UNITS = ("BLO-OYBEK", "IMT-GULISTAN")
 """The units the load publishes for (its principal may publish for these)."""
@@ -62,21 +63,22 @@ class Deployment:
         self.processes = ServiceProcesses(self.root / "logs", env)
 
     def url(self, service: str) -> str:
-        """Where ``service`` answers HTTP (the API for ingest, health for the others)."""
+        """Where ``service`` answers HTTP (the API for api, health for the others)."""
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def start(self, service: str) -> ServiceProcess:
         """Start (or start again) one service's process."""
         addr = f"127.0.0.1:{self.ports[service]}"
-        variable = "LIAISON_HTTP_ADDR" if service == "ingest" else "LIAISON_HEALTH_ADDR"
+        variable = "LIAISON_HTTP_ADDR" if service == "api" else "LIAISON_HEALTH_ADDR"
         self.current[service] = self.processes.start(service, {variable: addr})
         return self.current[service]
 
     async def start_all(self) -> None:
-        """Ledger first (it creates the schema), then the others; until every one is ready."""
+        """Ledger first (it creates the schema the API reads), then the others; until every one
+        is ready."""
         self.start("ledger")
         await self.wait_ready("ledger", timeout=60)
-        for service in ("notifier", "ingest"):
+        for service in ("notifier", "api"):
             self.start(service)
         for service in SERVICES:
             await self.wait_ready(service, timeout=60)

@@ -29,6 +29,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from services.bootstrap import Runtime
 from services.core import streams
+from services.core.auth import token_digest
 from services.core.config import Webhook
 from services.core.redis_server import find_server_binary, free_port
 from services.core.settings import Settings
@@ -36,14 +37,15 @@ from services.entrypoints.http import create_app
 from services.ingest import dlq
 from services.notifier.inbox import RedisInbox
 from tests import factories
-from tests.integration.conftest import auth, eventually, principals_config
+from tests.integration.conftest import TOKENS, auth, eventually, principals_config
+from tests.integration.console_client import sign_in
 from tests.integration.test_webhooks import SECRET, Receiver, receiver
 
 __all__ = ["receiver"]  # a fixture, imported so pytest finds it here
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PLACEHOLDER = re.compile(r"#<([a-z-]+)-sha256>")
-USERS = ("admin", "agency", "ingest", "ledger", "notifier", "ops")
+USERS = ("admin", "agency", "api", "ingest", "ledger", "notifier", "ops", "replication", "sentinel")
 AGENCY_PUBLISHER = "uz-customs"
 """The publisher principal whose ingress the shipped ``agency`` user is filled in for."""
 OWN_INGRESS = streams.ingress_stream(AGENCY_PUBLISHER)
@@ -146,20 +148,24 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
     config = principals_config().model_copy(update={"webhooks": (hook,)})
     alert, seizure = factories.alert(), factories.seizure()
     async with AsyncExitStack() as stack:
-        apis: dict[str, httpx.AsyncClient] = {}
-        for service in ("notifier", "ledger", "ingest"):
+        for service in ("notifier", "ledger", "ingest"):  # consumers only, as `liaison serve`
             settings = Settings(data_dir=data_dir, redis_url=acl_server.url(service),
                                 database_url=None, config=None, durability="strict")  # fmt: skip
-            runtime = await stack.enter_async_context(Runtime(settings, config, (service,)))
-            transport = httpx.ASGITransport(app=create_app(runtime.deps()))
-            apis[service] = await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, base_url="http://liaison")
-            )
-        published = await apis["ingest"].post("/v1/events", json=alert, headers=auth("customs"))
+            await stack.enter_async_context(Runtime(settings, config, (service,)))
+        # `liaison serve api`: every HTTP request (and the console) as the `api` user
+        settings = Settings(data_dir=data_dir, redis_url=acl_server.url("api"),
+                            database_url=None, config=None, durability="strict",
+                            metrics_token_sha256=token_digest(TOKENS["metrics"]))  # fmt: skip
+        runtime = await stack.enter_async_context(Runtime(settings, config, ()))
+        transport = httpx.ASGITransport(app=create_app(runtime.deps()))
+        api = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://liaison")
+        )
+        published = await api.post("/v1/events", json=alert, headers=auth("customs"))
         assert published.status_code < 300, published.text
-        again = await apis["ingest"].post("/v1/events", json=alert, headers=auth("customs"))
+        again = await api.post("/v1/events", json=alert, headers=auth("customs"))
         assert again.json()["duplicates"] == [alert["id"]], again.text
-        await apis["ingest"].post("/v1/events", json=seizure, headers=auth("mia"))
+        await api.post("/v1/events", json=seizure, headers=auth("mia"))
         agency = acl_server.client("agency")
         stack.push_async_callback(agency.aclose)
         raw = factories.seizure(unit="BLO-OYBEK", grams=5)  # one of uz-customs' units
@@ -169,22 +175,29 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
         inbox = "/v1/units/IMT-GULISTAN/alerts"
 
         async def delivered() -> bool:
-            page = (await apis["notifier"].get(inbox, headers=auth("gulistan"))).json()
+            page = (await api.get(inbox, headers=auth("gulistan"))).json()
             return [a["alert_id"] for a in page.get("alerts", [])] == [alert["id"]]
 
         await eventually(delivered)
-        ack = await apis["notifier"].post(f"{inbox}/{alert['id']}/ack", headers=auth("gulistan"))
+        ack = await api.post(f"{inbox}/{alert['id']}/ack", headers=auth("gulistan"))
         assert ack.status_code < 300, ack.text
+        await sign_in(api, "gulistan")  # the console: sessions and sign-in throttle in Redis
+        page = await api.get("/console/units/IMT-GULISTAN?show=all")
+        assert page.status_code == 200, page.text
+        assert alert["id"] in page.text
+        assert (await api.get("/readyz")).json() == {"ready": True}
+        metrics = await api.get("/metrics", headers=auth("metrics"))  # the streams' figures
+        assert "liaison_redis_scrape_ok 1.0" in metrics.text
         # ingest reads the notifier's register (and its own index) to refuse another unit's change
         foreign = factories.event(
             "alert.closed", "BLO-AYRITOM", {"reason": "x"}, subject=alert["id"]
         )
-        refused = await apis["ingest"].post("/v1/events", json=foreign, headers=auth("customs"))
+        refused = await api.post("/v1/events", json=foreign, headers=auth("customs"))
         assert refused.status_code == 409, refused.text
         await eventually(lambda: _arrived(recv))
 
         async def recorded() -> bool:
-            kinds = Counter(await _ledger_types(apis["ledger"]))
+            kinds = Counter(await _ledger_types(api))
             wanted = {"alert.raised": 1, "seizure.reported": 2, "alert.acknowledged": 1}
             return kinds["alert.delivered"] >= 1 and all(kinds[k] == n for k, n in wanted.items())
 
@@ -228,9 +241,31 @@ REFUSED: list[tuple[str, tuple[Any, ...]]] = [
     ("notifier", READ_AS_LEDGER),
     ("notifier", ("XADD", streams.ALERTS, "*", "f", "v")),
     ("notifier", ("XADD", streams.SEIZURES, "*", "f", "v")),
+    # `liaison serve api` publishes and acknowledges through scripts (whose appends it may
+    # therefore make), reads inboxes, keeps console sessions: it consumes no stream
+    ("api", READ_AS_LEDGER),
+    ("api", ("XRANGE", streams.SEIZURES, "-", "+")),
+    ("api", ("XRANGE", streams.DEAD_LETTERS, "-", "+")),
+    ("api", ("XADD", OWN_INGRESS, "*", "f", "v")),
+    ("api", ("XADD", streams.DEAD_LETTERS, "*", "f", "v")),
+    ("api", ("XACK", streams.ALERTS, streams.NOTIFIER_GROUP, "0-1")),
+    ("api", ("HSET", INBOX, "a", "b")),
+    ("api", ("DEL", INBOX)),
+    ("api", ("HSET", streams.ALERT_ORIGINS, "BT-1", "/units/BLO-FOTEHOBOD")),
+    ("api", ("EVAL", SNEAK_LUA, 1, streams.SEIZURES)),
+    ("api", ("KEYS", "*")),
+    ("api", ("CONFIG", "GET", "*")),
+    ("api", ("FLUSHALL",)),
     ("ops", ("XADD", streams.DEAD_LETTERS, "*", "f", "v")),
     ("ops", ("HSET", INBOX, "a", "b")),
     ("ops", ("XRANGE", streams.SEIZURES, "-", "+")),
+    # the replicas' and the Sentinels' users (compose.yaml, deploy/k8s) touch no key
+    ("replication", ("XRANGE", streams.SEIZURES, "-", "+")),
+    ("replication", ("GET", "x")),
+    ("sentinel", ("XRANGE", streams.SEIZURES, "-", "+")),
+    ("sentinel", ("HGETALL", INBOX)),
+    ("sentinel", ("CONFIG", "GET", "*")),
+    ("sentinel", ("FLUSHALL",)),
     ("agency", ("XRANGE", OWN_INGRESS, "-", "+")),
     ("agency", ("XTRIM", OWN_INGRESS, "MAXLEN", "0")),
     ("agency", ("XDEL", OWN_INGRESS, "0-1")),

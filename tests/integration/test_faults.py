@@ -1,6 +1,6 @@
 """Fault injection under a steady load: nothing acknowledged is lost or doubled.
 
-Each test runs the three services as separate ``liaison serve`` processes on
+Each test runs the API, the ledger and the notifier as separate ``liaison serve`` processes on
 a server of its own, publishes 10,000 events over HTTP at a steady rate
 (one in ten an alert to four units) and, while that runs, breaks one thing:
 it SIGKILLs each service at a random moment, or the server, or takes the
@@ -72,7 +72,7 @@ async def run_load_with(deployment: Deployment, fault: Fault) -> ReadinessLog:
     await deployment.start_all()
     events = make_events(TOTAL)
     expected = Expected.of(events)
-    load = Load(deployment.url("ingest"), events, RATE)
+    load = Load(deployment.url("api"), events, RATE)
     readiness = ReadinessLog(deployment)
     database = deployment.database_url or Settings(data_dir=deployment.root / "var").sqlite_url
     redis = Redis.from_url(deployment.server.url)
@@ -201,7 +201,7 @@ async def test_sqlite_locked_for_a_while(deployment: Deployment) -> None:
 
     readiness = await run_load_with(deployment, lock_database)
     assert "ready" in readiness.seen("ledger", moments["released"])
-    assert _never_unready(readiness, "ingest", moments["locked"], moments["released"])
+    assert _never_unready(readiness, "api", moments["locked"], moments["released"])
 
 
 @pytest.mark.timeout(300)
@@ -231,4 +231,4 @@ async def test_postgresql_stopped_for_a_while(tmp_path: Path) -> None:
             cluster.stop()
         cluster.remove()
     assert "ready" in readiness.seen("ledger", moments["started"])
-    assert _never_unready(readiness, "ingest", moments["stopped"], moments["started"])
+    assert _never_unready(readiness, "api", moments["stopped"], moments["started"])

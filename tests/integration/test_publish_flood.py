@@ -1,7 +1,7 @@
 """A publisher flooding ``POST /v1/events`` with bodies that are refused does not stall the others
 (issue 13, item 5).
 
-``liaison serve ingest`` runs as its own process; two other processes post refused bodies in a
+``liaison serve api`` runs as its own process; two other processes post refused bodies in a
 loop while another publisher's small publishes are timed, before and during the flood. Its
 latency may grow (the machine is shared), but within 3x. Each way a body is screened is flooded
 with what costs it most (services/ingest/screening.py):
@@ -114,7 +114,7 @@ def _bodies(directory: Path, flood: Flood) -> list[Path]:
 
 @pytest.fixture
 def ingest(tmp_path: Path) -> Iterator[tuple[str, ServiceProcesses]]:
-    """``liaison serve ingest`` on a server of its own, with a victim and a flooder."""
+    """``liaison serve api`` on a server of its own, with a victim and a flooder."""
     server = EmbeddedRedis(tmp_path / "redis")
     config = tmp_path / "liaison.yaml"
     config.write_text(
@@ -134,7 +134,7 @@ def ingest(tmp_path: Path) -> Iterator[tuple[str, ServiceProcesses]]:
     }
     processes = ServiceProcesses(tmp_path / "logs", env)
     try:
-        processes.start("ingest")
+        processes.start("api")
         yield f"http://127.0.0.1:{port}", processes
     finally:
         processes.close()
