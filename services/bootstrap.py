@@ -35,7 +35,7 @@ from services.core.config import (
 from services.core.loops import forever, log_failure
 from services.core.private import data_directory
 from services.core.prometheus import PrometheusMetrics
-from services.core.redis_client import blocking_timeout, connect
+from services.core.redis_client import RedisTarget, blocking_timeout, configured_target, connect
 from services.core.redis_server import EmbeddedRedis
 from services.core.settings import Settings
 from services.core.streaming import Background, redis_broker
@@ -125,16 +125,15 @@ class Runtime:
 
     async def _start(self) -> None:
         data_directory(self.settings, create=True)  # personal data: no other account may enter
-        url = self.settings.redis_url
-        if url is None:
-            self.embedded = EmbeddedRedis(
-                self.settings.data_dir / "redis", appendfsync=self.settings.appendfsync
-            )
-            url = self.embedded.start()
+        s = self.settings
+        target = configured_target(s.redis_url, s.sentinel_nodes, s.redis_sentinel_master)
+        if target is None:
+            self.embedded = EmbeddedRedis(s.data_dir / "redis", appendfsync=s.appendfsync)
+            target = RedisTarget(self.embedded.start())
             self._stack.callback(self.embedded.stop)
-            log.info("embedded server at %s", url)
-        self.redis_url = url
-        self._clients(url)
+            log.info("embedded server at %s", target)
+        self.redis_url, self.redis_target = str(target), target
+        self._clients(target)
         await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
         wiring = self._wiring()
         self.publisher = wiring.publisher
@@ -157,7 +156,7 @@ class Runtime:
         if ledger is not None:
             parts["ledger"] = ledger
         self._running = [parts[name] for name in self.services]
-        self.broker = redis_broker(url)
+        self.broker = redis_broker(target)
         loops: list[Background] = []  # claimers, group commits
         for service in self._running:
             loops += service.subscribe(self.broker)
@@ -171,7 +170,7 @@ class Runtime:
         ingress = self.ingress_streams if "ingest" in self.services else ()
         self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
 
-    def _clients(self, url: str) -> None:
+    def _clients(self, url: RedisTarget) -> None:
         """One client per kind of work, each with its own bounded pool, so that no kind can
         take the connections another needs (~100 live streams once starved publishing,
         escalation and trimming of a shared pool).
@@ -197,6 +196,7 @@ class Runtime:
         return Wiring(
             settings=self.settings,
             redis_url=self.redis_url,
+            redis_target=self.redis_target,
             config=self.config,
             topology=self.topology,
             redis=self.redis,
