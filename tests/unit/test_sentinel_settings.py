@@ -38,11 +38,11 @@ def test_replicated_without_a_replica_count_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LIAISON_DURABILITY", "replicated")
-    with pytest.raises(ConfigError, match="^LIAISON_DURABILITY=replicated needs LIAISON_REDIS_"):
+    with pytest.raises(ConfigError, match=r"^LIAISON_DURABILITY=replicated needs LIAISON_REDIS_"):
         settings_from_env()
 
 
 def test_a_malformed_sentinel_list_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIAISON_REDIS_SENTINELS", "a:26379;b")
-    with pytest.raises(ConfigError, match="^LIAISON_REDIS_SENTINELS: "):
+    with pytest.raises(ConfigError, match=r"^LIAISON_REDIS_SENTINELS: "):
         settings_from_env()
