@@ -55,6 +55,12 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "ledger", "notifier")
 TRIM_PAUSE = 1.0
+READY_TIMEOUT = 1.0
+"""Seconds the readiness checks wait for the server: a hung (SIGSTOPped, cut-off) primary
+answers nothing, and readiness must say so before the prober gives up on us."""
+REPLICA_LAG = 2
+"""Seconds since a replica's last acknowledgement beyond which ``replicated`` readiness no
+longer counts it (replicas acknowledge every second)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,16 +245,33 @@ class Runtime:
 
     async def readiness(self) -> dict[str, bool]:
         """Each check that must hold for the process to take traffic."""
-        checks = {"redis": False, "subscribers": all(s.running for s in self.broker.subscribers)}
+        checks = {"redis": False} | ({"replicas": False} if self.settings.replicas else {})
+        checks |= {"subscribers": all(s.running for s in self.broker.subscribers)}
         for service in self._running:
             checks |= await service.checks()
         try:
-            checks["redis"] = bool(await self.api_redis.ping())
-        except OSError:
+            async with asyncio.timeout(READY_TIMEOUT):  # a hung server is not a ready one
+                checks["redis"] = bool(await self.api_redis.ping())
+                if self.settings.replicas:
+                    checks["replicas"] = await self._replicas_in_sync()
+        except (OSError, TimeoutError):
             pass
         except Exception:
             log_failure(log, "readiness: redis ping failed")
         return checks
+
+    async def _replicas_in_sync(self) -> bool:
+        """``replicated``: every configured replica is attached and acknowledged recently, so
+        publishes can be acknowledged (else they answer 503)."""
+        info = await self.api_redis.info("replication")
+        lags = [
+            value.get("lag", REPLICA_LAG + 1)
+            for key, value in info.items()
+            if key.startswith("slave")
+            and isinstance(value, dict)
+            and value.get("state") == "online"
+        ]
+        return sum(1 for lag in lags if lag <= REPLICA_LAG) >= self.settings.replicas
 
     def _ledger_for_the_api(self) -> SqlLedger:
         """The ledger the API reads: a process that neither runs it nor ingest opens it only

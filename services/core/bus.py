@@ -66,6 +66,18 @@ Sentinel client reconnects to the new primary on the next command): the caller a
 503 or retries, nothing is dropped."""
 
 
+REFUSALS_FOR_WANT_OF_REPLICAS = ("NOREPLICAS", "MASTERDOWN")
+"""Error replies of a server that is fine but will not write now: a primary without enough
+replicas (``min-replicas-to-write``), a replica that lost its primary."""
+
+
+def as_outage(exc: Exception) -> Exception:
+    """``exc``, or an :class:`Unavailable` when the server refused for want of replicas."""
+    if isinstance(exc, ResponseError) and str(exc).startswith(REFUSALS_FOR_WANT_OF_REPLICAS):
+        return Unavailable(f"the server refuses writes for now: {exc}")
+    return exc
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One stream entry as handlers see it."""
@@ -165,14 +177,17 @@ class RedisPublisher:
             index = streams.CANONICAL_STREAMS.index(streams.stream_for(encoded.type)) + 3
             argv += [str(index), seen_field(encoded), encoded.payload]
         if not self.durable:
-            flags = await self._script(keys=keys, args=argv)
+            try:
+                flags = await self._script(keys=keys, args=argv)
+            except ResponseError as exc:
+                raise as_outage(exc) from exc
             return [bool(flag) for flag in flags]
         flags, *waits = await self._publish_and_wait(keys, argv)
         if isinstance(flags, NoScriptError):  # a restarted or newly promoted server lacks it
             await self._redis.script_load(_PUBLISH_LUA)
             flags, *waits = await self._publish_and_wait(keys, argv)
         if isinstance(flags, Exception):
-            raise flags
+            raise as_outage(flags)
         if self.replicas:
             replicated, *waits = waits
             self._check_replicated(replicated)

@@ -126,20 +126,33 @@ async def test_replicated_durability_refuses_to_acknowledge_while_a_replica_is_m
     cluster: SentinelCluster, data_dir: Path
 ) -> None:
     """``LIAISON_DURABILITY=replicated``: 202 only once both replicas have the event; with
-    one stopped, 503 + Retry-After; once it is back, the retried event is accepted."""
+    one stopped, 503 + Retry-After and readiness red; once it is back, the retried event is
+    accepted and readiness green."""
     event = factories.seizure()
-    async with _liaison(cluster, data_dir, durability="replicated", redis_replicas=2) as (_, api):
+    settings = {"durability": "replicated", "redis_replicas": 2}
+    async with _liaison(cluster, data_dir, **settings) as (runtime, api):
         await _until_accepted(api, factories.seizure())
+        assert (await runtime.readiness())["replicas"]
         replica = cluster.servers[2]
         replica.signal(signal.SIGSTOP)
         try:
             refused = await api.post("/v1/events", json=event, headers=auth("mia"))
+
+            async def unready() -> bool:
+                return not (await runtime.readiness())["replicas"]
+
+            await eventually(unready)
         finally:
             replica.signal(signal.SIGCONT)
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"] == "1"
         assert refused.headers["content-type"] == "application/problem+json"
         await _until_accepted(api, event)
+
+        async def ready() -> bool:
+            return all((await runtime.readiness()).values())
+
+        await eventually(ready)
 
 
 async def test_standard_durability_acknowledges_with_a_replica_missing(
@@ -200,3 +213,22 @@ async def test_a_one_shot_command_finds_the_new_primary(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "8 rows: 8 published" in done.stdout
     assert new.client().xlen(streams.SEIZURES) == 8
+
+
+@pytest.mark.parametrize("durability", ["standard", "strict"])
+async def test_a_primary_refusing_writes_for_want_of_replicas_gives_503_not_500(
+    tmp_path: Path, data_dir: Path, durability: str
+) -> None:
+    """``min-replicas-to-write``: a primary cut off from its replicas answers NOREPLICAS —
+    an outage (503, retry), not a bad request or an internal error."""
+    with EmbeddedRedis(tmp_path / "a") as server:
+        settings = Settings(data_dir=data_dir, redis_url=server.url, durability=durability)
+        async with Runtime(settings, principals_config(), services=("ingest",)) as runtime:
+            transport = httpx.ASGITransport(app=create_app(runtime.deps()))
+            async with httpx.AsyncClient(transport=transport, base_url="http://x") as api:
+                await runtime.redis.config_set("min-replicas-to-write", "1")
+                response = await api.post(
+                    "/v1/events", json=factories.seizure(), headers=auth("mia")
+                )
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
