@@ -112,7 +112,9 @@ class Host:
 class Network:
     """A bridge (``A``), a spare one for partitions (``B``), and the hosts on them."""
 
-    tag: str = field(default_factory=lambda: f"{PREFIX}{os.getpid():x}x{random.randrange(16**3):03x}")
+    tag: str = field(
+        default_factory=lambda: f"{PREFIX}{os.getpid():x}x{random.randrange(16**3):03x}"
+    )
     subnet: str = field(default_factory=_free_subnet)
     hosts: dict[str, Host] = field(default_factory=dict)
     cut: set[str] = field(default_factory=set)
