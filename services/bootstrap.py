@@ -252,18 +252,29 @@ class Runtime:
         try:
             async with asyncio.timeout(READY_TIMEOUT):  # a hung server is not a ready one
                 checks["redis"] = bool(await self.api_redis.ping())
-                if self.settings.replicas:
-                    checks["replicas"] = await self._replicas_in_sync()
+                if self.redis_target.sentinels or self.settings.replicas:
+                    info = await self.api_redis.info("replication")
+                    checks["redis"] = await self._on_the_primary(info)
+                    if self.settings.replicas:
+                        checks["replicas"] = self._replicas_in_sync(info)
         except (OSError, TimeoutError):
             pass
         except Exception:
             log_failure(log, "readiness: redis ping failed")
         return checks
 
-    async def _replicas_in_sync(self) -> bool:
+    async def _on_the_primary(self, info: dict[str, Any]) -> bool:
+        """Whether the server this process reads from is the primary. A pool that only reads
+        (readiness, inbox reads) never hears ``READONLY`` after a failover, so it would go on
+        reading the demoted server: drop its idle connections, the next ask the Sentinels."""
+        if info.get("role") == "master":
+            return True
+        await self.api_redis.connection_pool.disconnect(inuse_connections=False)
+        return False
+
+    def _replicas_in_sync(self, info: dict[str, Any]) -> bool:
         """``replicated``: every configured replica is attached and acknowledged recently, so
         publishes can be acknowledged (else they answer 503)."""
-        info = await self.api_redis.info("replication")
         lags = [
             value.get("lag", REPLICA_LAG + 1)
             for key, value in info.items()

@@ -76,6 +76,17 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel pool that, like the single-server one, waits for a free connection."""
 
 
+class SentinelRedis(Redis):
+    """A client of the Sentinels' primary that, closed, also closes its Sentinel clients."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        """Close the client, its pool and the connections to the Sentinels."""
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            await pool.sentinel_manager.aclose()
+
+
 @dataclass(frozen=True, slots=True)
 class RedisTarget:
     """Where a process's server is: one URL, or the primary that Sentinels name.
@@ -201,6 +212,7 @@ def _primary_of(
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asking)
     client: Redis = sentinel.master_for(
         target.master,
+        redis_class=SentinelRedis,
         connection_pool_class=BlockingSentinelPool,
         max_connections=max_connections,
         timeout=pool_timeout,

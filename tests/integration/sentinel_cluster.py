@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,8 @@ class SentinelCluster:
     replicas: int = 2
     hosts: Sequence[str] = ()
     launcher: Callable[[str], list[str]] = lambda _name: []
+    server_args: Sequence[str] = ()
+    """Extra settings of every server (``--min-replicas-to-write 1`` …)."""
     servers: list[Node] = field(default_factory=list)
     sentinels: list[Node] = field(default_factory=list)
 
@@ -103,7 +106,7 @@ class SentinelCluster:
             port, host = free_port(), hosts[i]
             command = [binary, "--port", str(port), "--bind", host, "--protected-mode", "no",
                        "--dir", ".", "--appendonly", "yes", "--appendfsync", "everysec",
-                       "--save", "", "--replica-announce-ip", host]  # fmt: skip
+                       "--save", "", "--replica-announce-ip", host, *self.server_args]  # fmt: skip
             self.servers.append(Node(f"valkey{i}", host, port, self.directory / f"valkey{i}",
                                      command))  # fmt: skip
         primary = self.servers[0]
@@ -133,6 +136,10 @@ class SentinelCluster:
         self.wait(lambda: all(self._sees_all(s) for s in self.sentinels))
         return self
 
+    def restart(self, node: Node) -> None:
+        """Start a killed node again on its port and data."""
+        node.start(self.launcher)
+
     def stop(self) -> None:
         """Stop every node."""
         for node in [*self.sentinels, *self.servers]:
@@ -149,13 +156,17 @@ class SentinelCluster:
         return ",".join(f"{s.host}:{s.port}" for s in self.sentinels)
 
     def primary(self) -> Node:
-        """The server the Sentinels name primary now (asked of the first that answers)."""
+        """The server most Sentinels name primary now (a Sentinel cut off with the old
+        primary still names it)."""
+        votes: Counter[tuple[str, int]] = Counter()
         for sentinel in self.sentinels:
             with contextlib.suppress(redis.RedisError):
-                host, port = sentinel.client().sentinel_get_master_addr_by_name(MASTER)
-                named = (host.decode() if isinstance(host, bytes) else host, int(port))
-                return next(s for s in self.servers if (s.host, s.port) == named)
-        raise RuntimeError("no Sentinel answers")
+                host, port = sentinel.client(timeout=0.5).sentinel_get_master_addr_by_name(MASTER)
+                votes[(host.decode() if isinstance(host, bytes) else host, int(port))] += 1
+        if not votes:
+            raise RuntimeError("no Sentinel answers")
+        named, _ = votes.most_common(1)[0]
+        return next(s for s in self.servers if (s.host, s.port) == named)
 
     def connected_replicas(self, server: Node) -> int:
         """How many replicas are attached to ``server`` and in sync now."""
