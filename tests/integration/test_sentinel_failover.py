@@ -28,6 +28,8 @@ from services.core import streams
 from services.core.redis_server import EmbeddedRedis, free_port
 from services.core.settings import Settings
 from services.entrypoints.http import create_app
+from services.notifier.webhook_outcomes import RedisWebhookOutcomes
+from services.notifier.webhooks import WebhookWorker, WorkerOptions
 from tests import factories
 from tests.e2e.test_cli import LIAISON
 from tests.integration.conftest import auth, eventually, principals_config
@@ -232,3 +234,32 @@ async def test_a_primary_refusing_writes_for_want_of_replicas_gives_503_not_500(
                 )
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"
+
+
+async def test_the_webhook_worker_outlives_a_primary_refusing_writes(redis: Redis) -> None:
+    """NOREPLICAS on the worker's reads and claims (an isolated primary under
+    ``min-replicas-to-write``) is an outage to wait out, not the end of the worker: it
+    stopped for good, and the notifier stayed unready after the failover healed."""
+    worker = WebhookWorker(redis, [], RedisWebhookOutcomes(redis), "w1",
+                           options=WorkerOptions(claim_idle=0.6, block=0.1))  # fmt: skip
+    task = asyncio.create_task(worker.run())
+
+    async def refused(times: int) -> bool:
+        stats = await redis.info("errorstats")
+        return int(stats.get("errorstat_NOREPLICAS", {}).get("count", 0)) >= times
+
+    try:
+        await eventually(lambda: _true(worker.running))
+        await redis.config_set("min-replicas-to-write", "1")
+        await eventually(lambda: refused(3))
+        assert not task.done(), task.exception()
+        assert worker.running
+    finally:
+        await redis.config_set("min-replicas-to-write", "0")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _true(value: bool) -> bool:
+    return value
