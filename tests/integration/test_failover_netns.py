@@ -194,7 +194,11 @@ async def _run(d: HaDeployment, fault: Fault) -> None:
                 await wait_for(lambda: _recorded_all(d, expected), "all recorded", d.processes, 60)
             after = time.monotonic()
             print(f"fault and healing {healed - began:.1f}s, then settled in {after - healed:.1f}s")
-            await asyncio.sleep(0.5)  # one more readiness round, all green
+
+            def probed_again() -> bool:  # one more verdict on each, to be checked green below
+                return all(readiness.seen(name, after) for name in d.urls)
+
+            await wait_for(probed_again, "one more readiness round", d.processes, 30)
         await _check(d, expected, loads)
     finally:
         await redis.aclose()
@@ -238,18 +242,24 @@ async def _check(d: HaDeployment, expected: Expected, loads: list[Load]) -> None
     assert report.ok, report
 
 
-VALKEY_FAULTS = [primary_killed]
-UNVERIFIED = [primary_hung, primary_cut_off, service_host_crashed, postgres_failed_over]
-"""Written, not yet passing or not yet run (issue 18, see the branch's report): the cut-off
-primary's scenario leaves the cut-off notifier unready for over a minute after healing
-(NOREPLICAS from XREADGROUP restarts FastStream's reader in a loop); the others were not run
-for want of time. They are not collected until they pass."""
+REPLICATED_FAULTS = [primary_killed, primary_hung, primary_cut_off, service_host_crashed]
+STANDARD_FAULTS = [primary_killed]
+UNVERIFIED = [postgres_failed_over]
+"""Written, not yet run to a pass (issue 18): not collected until it passes. ``standard``
+under the hung and cut-off primary is not collected yet either."""
 
 
 @pytest.mark.timeout(420)
-@pytest.mark.parametrize("durability", ["replicated", "standard"])
-@pytest.mark.parametrize("fault", VALKEY_FAULTS, ids=lambda f: f.__name__)
-async def test_valkey_primary_failover(
-    make_deployment: Callable[[str], HaDeployment], fault: Fault, durability: str
+@pytest.mark.parametrize("fault", REPLICATED_FAULTS, ids=lambda f: f.__name__)
+async def test_replicated_loses_nothing_acknowledged(
+    make_deployment: Callable[[str], HaDeployment], fault: Fault
 ) -> None:
-    await _run(make_deployment(durability), fault)
+    await _run(make_deployment("replicated"), fault)
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("fault", STANDARD_FAULTS, ids=lambda f: f.__name__)
+async def test_standard_loss_is_measured(
+    make_deployment: Callable[[str], HaDeployment], fault: Fault
+) -> None:
+    await _run(make_deployment("standard"), fault)
