@@ -51,8 +51,10 @@ def three_servers(root: Path) -> Iterator[str]:
         primary = redis.Redis(port=ports[0])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
-                if primary.info("replication").get("connected_slaves") == 2:
+            try:  # attached and done with the first full sync (until then WAIT counts 0)
+                info = primary.info("replication")
+                online = [info.get(f"slave{i}", {}).get("state") for i in range(2)]
+                if online == ["online", "online"]:
                     break
             except redis.ConnectionError:
                 pass
