@@ -35,7 +35,7 @@ from services.core.config import (
 from services.core.loops import forever, log_failure
 from services.core.private import data_directory
 from services.core.prometheus import PrometheusMetrics
-from services.core.redis_client import blocking_timeout, connect
+from services.core.redis_client import RedisTarget, blocking_timeout, configured_target, connect
 from services.core.redis_server import EmbeddedRedis
 from services.core.settings import Settings
 from services.core.streaming import Background, redis_broker
@@ -55,6 +55,12 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "ledger", "notifier")
 TRIM_PAUSE = 1.0
+READY_TIMEOUT = 1.0
+"""Seconds the readiness checks wait for the server: a hung (SIGSTOPped, cut-off) primary
+answers nothing, and readiness must say so before the prober gives up on us."""
+REPLICA_LAG = 2
+"""Seconds since a replica's last acknowledgement beyond which ``replicated`` readiness no
+longer counts it (replicas acknowledge every second)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,16 +131,15 @@ class Runtime:
 
     async def _start(self) -> None:
         data_directory(self.settings, create=True)  # personal data: no other account may enter
-        url = self.settings.redis_url
-        if url is None:
-            self.embedded = EmbeddedRedis(
-                self.settings.data_dir / "redis", appendfsync=self.settings.appendfsync
-            )
-            url = self.embedded.start()
+        s = self.settings
+        target = configured_target(s.redis_url, s.sentinel_nodes, s.redis_sentinel_master)
+        if target is None:
+            self.embedded = EmbeddedRedis(s.data_dir / "redis", appendfsync=s.appendfsync)
+            target = RedisTarget(self.embedded.start())
             self._stack.callback(self.embedded.stop)
-            log.info("embedded server at %s", url)
-        self.redis_url = url
-        self._clients(url)
+            log.info("embedded server at %s", target)
+        self.redis_url, self.redis_target = str(target), target
+        self._clients(target)
         await ensure_groups(self.redis, self.publishers)  # before anything publishes or reads
         wiring = self._wiring()
         self.publisher = wiring.publisher
@@ -158,7 +163,7 @@ class Runtime:
         if ledger is not None:
             parts["ledger"] = ledger
         self._running = [parts[name] for name in self.services]
-        self.broker = redis_broker(url)
+        self.broker = redis_broker(target)
         loops: list[Background] = []  # claimers, group commits
         for service in self._running:
             loops += service.subscribe(self.broker)
@@ -172,7 +177,7 @@ class Runtime:
         ingress = self.ingress_streams if "ingest" in self.services else ()
         self.metrics.watch(self.api_redis, self.readiness, ingress)  # every check's subject exists
 
-    def _clients(self, url: str) -> None:
+    def _clients(self, url: RedisTarget) -> None:
         """One client per kind of work, each with its own bounded pool, so that no kind can
         take the connections another needs (~100 live streams once starved publishing,
         escalation and trimming of a shared pool).
@@ -198,6 +203,7 @@ class Runtime:
         return Wiring(
             settings=self.settings,
             redis_url=self.redis_url,
+            redis_target=self.redis_target,
             config=self.config,
             topology=self.topology,
             redis=self.redis,
@@ -240,16 +246,44 @@ class Runtime:
 
     async def readiness(self) -> dict[str, bool]:
         """Each check that must hold for the process to take traffic."""
-        checks = {"redis": False, "subscribers": all(s.running for s in self.broker.subscribers)}
+        checks = {"redis": False} | ({"replicas": False} if self.settings.replicas else {})
+        checks |= {"subscribers": all(s.running for s in self.broker.subscribers)}
         for service in self._running:
             checks |= await service.checks()
         try:
-            checks["redis"] = bool(await self.api_redis.ping())
-        except OSError:
+            async with asyncio.timeout(READY_TIMEOUT):  # a hung server is not a ready one
+                checks["redis"] = bool(await self.api_redis.ping())
+                if self.redis_target.sentinels or self.settings.replicas:
+                    info = await self.api_redis.info("replication")
+                    checks["redis"] = await self._on_the_primary(info)
+                    if self.settings.replicas:
+                        checks["replicas"] = self._replicas_in_sync(info)
+        except (OSError, TimeoutError):
             pass
         except Exception:
             log_failure(log, "readiness: redis ping failed")
         return checks
+
+    async def _on_the_primary(self, info: dict[str, Any]) -> bool:
+        """Whether the server this process reads from is the primary. A pool that only reads
+        (readiness, inbox reads) never hears ``READONLY`` after a failover, so it would go on
+        reading the demoted server: drop its idle connections, the next ask the Sentinels."""
+        if info.get("role") == "master":
+            return True
+        await self.api_redis.connection_pool.disconnect(inuse_connections=False)
+        return False
+
+    def _replicas_in_sync(self, info: dict[str, Any]) -> bool:
+        """``replicated``: every configured replica is attached and acknowledged recently, so
+        publishes can be acknowledged (else they answer 503)."""
+        lags = [
+            value.get("lag", REPLICA_LAG + 1)
+            for key, value in info.items()
+            if key.startswith("slave")
+            and isinstance(value, dict)
+            and value.get("state") == "online"
+        ]
+        return sum(1 for lag in lags if lag <= REPLICA_LAG) >= self.settings.replicas
 
     def _ledger_for_the_api(self) -> SqlLedger:
         """The ledger the API reads: a process that neither runs it nor ingest opens it only

@@ -4,7 +4,8 @@ Publishing goes through one Lua script so that "is this ``(source, id)``
 new?" and "append it to its stream" happen atomically, for a whole batch at
 once: a batch is all-or-nothing and a retried publish never appends twice.
 A durable publisher also waits, on the same connection, until the server
-has fsynced the batch to its append-only file (``WAITAOF``).
+has fsynced the batch to its append-only file (``WAITAOF``); a replicated one
+first until every replica has it (``WAIT``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
@@ -56,11 +57,25 @@ class Unavailable(Exception):
     """
 
 
-OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError, OutOfMemoryError)
+OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError)
 """Failures that say nothing about the work at hand: the server or the database is away
 (a server still loading its AOF answers ``BusyLoadingError``, a ``ConnectionError`` too),
 or the server is full (``maxmemory`` with ``noeviction`` refuses writes until consumers
-and trimming free memory): the caller answers 503 or retries, nothing is dropped."""
+and trimming free memory), or it was demoted to a replica in a failover (``READONLY``: a
+Sentinel client reconnects to the new primary on the next command): the caller answers
+503 or retries, nothing is dropped."""
+
+
+REFUSALS_FOR_WANT_OF_REPLICAS = ("NOREPLICAS", "MASTERDOWN")
+"""Error replies of a server that is fine but will not write now: a primary without enough
+replicas (``min-replicas-to-write``), a replica that lost its primary."""
+
+
+def as_outage(exc: Exception) -> Exception:
+    """``exc``, or an :class:`Unavailable` when the server refused for want of replicas."""
+    if isinstance(exc, ResponseError) and str(exc).startswith(REFUSALS_FOR_WANT_OF_REPLICAS):
+        return Unavailable(f"the server refuses writes for now: {exc}")
+    return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,22 +134,38 @@ DEDUPE_WINDOW = 7 * 86400
 appended again (later, the ledger and the inboxes still ignore it: they key on it too)."""
 FSYNC_TIMEOUT_MS = 5000
 """How long a durable publish waits for the server's fsync before reporting it unavailable."""
+REPLICA_TIMEOUT_MS = 2000
+"""How long a replicated publish waits for every replica (``WAIT``) before reporting them
+unavailable: a replica that is down costs each publish this much, then a 503."""
+
+
+class ReplicasMissing(Unavailable):
+    """Fewer replicas than configured confirmed a replicated publish: it may be lost in a
+    failover, so it is not acknowledged (the publisher retries; the dedupe makes that safe)."""
 
 
 class RedisPublisher:
-    """:class:`Publisher` on Redis Streams; ``durable``: return only once fsynced (WAITAOF)."""
+    """:class:`Publisher` on Redis Streams; ``durable``: return only once fsynced (WAITAOF);
+    ``replicas``: and once that many replicas have the events (WAIT), else
+    :class:`ReplicasMissing`."""
 
     def __init__(
         self,
         redis: Redis,
         *,
         durable: bool = False,
+        replicas: int = 0,
         dedupe_window: int = DEDUPE_WINDOW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self._script = redis.register_script(_PUBLISH_LUA)
-        self.durable, self.dedupe_window, self._clock = durable, dedupe_window, clock
+        self.durable, self.dedupe_window, self._clock = (
+            durable or replicas > 0,
+            dedupe_window,
+            clock,
+        )
+        self.replicas = replicas
 
     async def publish(self, events: Sequence[CloudEvent | Encoded]) -> list[bool]:
         if not events:
@@ -146,14 +177,21 @@ class RedisPublisher:
             index = streams.CANONICAL_STREAMS.index(streams.stream_for(encoded.type)) + 3
             argv += [str(index), seen_field(encoded), encoded.payload]
         if not self.durable:
-            flags = await self._script(keys=keys, args=argv)
+            try:
+                flags = await self._script(keys=keys, args=argv)
+            except ResponseError as exc:
+                raise as_outage(exc) from exc
             return [bool(flag) for flag in flags]
-        flags, synced = await self._publish_and_wait(keys, argv)
-        if isinstance(flags, NoScriptError):  # a restarted server forgot the script
+        flags, *waits = await self._publish_and_wait(keys, argv)
+        if isinstance(flags, NoScriptError):  # a restarted or newly promoted server lacks it
             await self._redis.script_load(_PUBLISH_LUA)
-            flags, synced = await self._publish_and_wait(keys, argv)
+            flags, *waits = await self._publish_and_wait(keys, argv)
         if isinstance(flags, Exception):
-            raise flags
+            raise as_outage(flags)
+        if self.replicas:
+            replicated, *waits = waits
+            self._check_replicated(replicated)
+        synced = waits[0]
         if isinstance(synced, Exception):  # e.g. the server runs without an append-only file
             raise Unavailable(f"the server cannot confirm an fsync: {synced}") from synced
         if synced[0] < 1:
@@ -165,8 +203,20 @@ class RedisPublisher:
         # as a pipeline's script check (SCRIPT EXISTS) needs a permission the ACL users lack.
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._script.sha, len(keys), *keys, *argv)
+            if self.replicas:
+                pipe.wait(self.replicas, REPLICA_TIMEOUT_MS)
             pipe.waitaof(1, 0, FSYNC_TIMEOUT_MS)
             return await pipe.execute(raise_on_error=False)
+
+    def _check_replicated(self, replicated: object) -> None:
+        """Raise unless ``WAIT``'s answer says every replica has the batch."""
+        if isinstance(replicated, Exception):
+            raise Unavailable(f"the server cannot count its replicas: {replicated}") from replicated
+        if not isinstance(replicated, int) or replicated < self.replicas:
+            raise ReplicasMissing(
+                f"{replicated} of {self.replicas} replicas confirmed the events within "
+                f"{REPLICA_TIMEOUT_MS} ms"
+            )
 
 
 async def ensure_groups(redis: Redis, publishers: Iterable[str] = ()) -> None:

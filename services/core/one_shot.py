@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.core.config import ConfigError
 from services.core.private import data_directory, describe_data_dir
-from services.core.redis_client import connect
+from services.core.redis_client import RedisTarget, configured_target, connect
 from services.core.redis_server import EmbeddedRedis
 from services.core.settings import Settings
 
@@ -26,7 +26,8 @@ async def connect_redis(settings: Settings, *, create: bool = False) -> AsyncIte
     an empty server and showing an empty system as if it were the real one.
     """
     embedded = None
-    url = settings.redis_url
+    nodes, master = settings.sentinel_nodes, settings.redis_sentinel_master
+    url: str | RedisTarget | None = configured_target(settings.redis_url, nodes, master)
     if url is None:
         directory = data_directory(settings, create=create) / "redis"
         url = await _answering(_url_in(directory / "url"))

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.config import ConfigError, ConsoleOptions, Duration, Sha256Hex
@@ -21,7 +21,26 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LIAISON_", frozen=True)
 
-    redis_url: str | None = Field(default=None, description="Unset: start an embedded server.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Unset: start an embedded server (unless REDIS_SENTINELS is set). With "
+        "REDIS_SENTINELS: only its scheme, credentials and database number are used.",
+    )
+    redis_sentinels: str | None = Field(
+        default=None,
+        pattern=r"^[^:,\s]+:\d{1,5}(,[^:,\s]+:\d{1,5})*$",
+        description="host:port,… of the Sentinels that name the primary: every client and "
+        "reader follows a failover.",
+    )
+    redis_sentinel_master: str = Field(
+        default="liaison", min_length=1, description="The primary's name in the Sentinels."
+    )
+    redis_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="replicated durability: how many replicas must hold an event before it is "
+        "acknowledged (every replica the deployment has).",
+    )
     database_url: str | None = Field(default=None, description="Unset: SQLite in DATA_DIR.")
     data_dir: Path = Path("./var")
     http_addr: str = Field(default="127.0.0.1:8700", pattern=r"^[^:\s]+:\d{1,5}$")
@@ -61,11 +80,12 @@ class Settings(BaseSettings):
         default=timedelta(days=7),
         description="How long a re-published (source, id) is answered as a duplicate.",
     )
-    durability: Literal["standard", "strict"] = Field(
+    durability: Literal["standard", "strict", "replicated"] = Field(
         default="standard",
         description="standard: acknowledge once the server has the event (AOF fsynced every "
         "second); strict: only once the server has fsynced it (WAITAOF; the embedded server "
-        "runs appendfsync always).",
+        "runs appendfsync always); replicated: only once every replica (REDIS_REPLICAS) has it "
+        "and the primary has fsynced it (WAIT + WAITAOF).",
     )
     health_addr: str | None = Field(
         default=None,
@@ -148,9 +168,34 @@ class Settings(BaseSettings):
         return self.durability == "strict"
 
     @property
+    def replicas(self) -> int:
+        """How many replicas an acknowledgement waits for (0 unless ``replicated``)."""
+        return (self.redis_replicas or 0) if self.durability == "replicated" else 0
+
+    @property
     def publisher_options(self) -> dict[str, Any]:
         """How this deployment's publishers behave (``RedisPublisher`` keyword arguments)."""
-        return {"durable": self.strict, "dedupe_window": int(self.dedupe_window.total_seconds())}
+        return {
+            "durable": self.durability != "standard",
+            "replicas": self.replicas,
+            "dedupe_window": int(self.dedupe_window.total_seconds()),
+        }
+
+    @property
+    def sentinel_nodes(self) -> tuple[tuple[str, int], ...]:
+        """``REDIS_SENTINELS`` as (host, port) pairs; empty without Sentinels."""
+        if not self.redis_sentinels:
+            return ()
+        return tuple(_split(node) for node in self.redis_sentinels.split(","))
+
+    @model_validator(mode="after")
+    def _replicated_names_its_replicas(self) -> Settings:
+        if self.durability == "replicated" and self.redis_replicas is None:
+            raise ValueError(
+                "LIAISON_DURABILITY=replicated needs LIAISON_REDIS_REPLICAS (how many replicas "
+                "must hold an event before it is acknowledged)"
+            )
+        return self
 
     @property
     def console(self) -> ConsoleOptions:
@@ -174,4 +219,6 @@ def settings_from_env() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
+        if not first["loc"]:  # a rule across settings: its message names them
+            raise ConfigError(str(first["msg"]).removeprefix("Value error, ")) from None
         raise ConfigError(f"LIAISON_{str(first['loc'][0]).upper()}: {first['msg']}") from None

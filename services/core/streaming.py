@@ -31,14 +31,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from faststream import AckPolicy
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker, RedisSentinelBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage
+from faststream.redis.subscriber.usecases import stream_subscriber
 from redis.asyncio import Redis
 
 from services.core.bus import Entry
 from services.core.claimer import Claimer, EntryHandler, GroupOptions, stream_entry
 from services.core.group_commit import GroupCommit
 from services.core.metrics import NO_METRICS, Metrics
+from services.core.redis_client import RedisTarget, sentinel_options
 
 __all__ = [
     "Background",
@@ -70,7 +72,17 @@ class Background(Protocol):
 DEFAULT_OPTIONS = GroupOptions()
 
 
-def redis_broker(url: str) -> RedisBroker:
+READ_ERROR_PAUSE = 0.5
+"""Seconds a reader waits after a failed read before reading again (FastStream's own is 5 s).
+
+A failover fails every reader's ``XREADGROUP`` once (the demoted primary unblocks them, or
+the connection drops): the next read asks the Sentinels and finds the new primary. With
+FastStream's 5 s every service stood still that long after each failover; a server that
+stays away is retried twice a second, each attempt bounded by the connect timeout."""
+stream_subscriber.CONSUME_ERROR_BACKOFF_SECONDS = READ_ERROR_PAUSE  # type: ignore[attr-defined,assignment]
+
+
+def redis_broker(url: str | RedisTarget) -> RedisBroker:
     """The broker of a service's stream readers, on connections without a read timeout.
 
     redis-py 8 gives every connection a 5 s read timeout. A reader always has
@@ -82,8 +94,23 @@ def redis_broker(url: str) -> RedisBroker:
     claimer takes them over (``claim_idle_ms``, 30 s). The server answers
     every read within ``polling_ms``; a dead peer is still noticed by TCP
     keepalive (on by default in redis-py 8: ~45 s).
+
+    With Sentinels, FastStream's Sentinel broker: its readers ask the Sentinels for the primary
+    on every reconnect, so they follow a failover.
     """
-    return RedisBroker(url, logger=logging.getLogger("liaison.broker"), socket_timeout=None)
+    logger = logging.getLogger("liaison.broker")
+    if isinstance(url, RedisTarget) and url.sentinels:
+        options = sentinel_options(url)
+        asking = {k: options[k] for k in ("username", "password") if options.get(k) is not None}
+        return RedisSentinelBroker(
+            sentinels=list(url.sentinels),
+            sentinel_master_name=url.master,
+            sentinel_kwargs=asking,
+            logger=logger,
+            socket_timeout=None,
+            **options,
+        )
+    return RedisBroker(str(url), logger=logger, socket_timeout=None)
 
 
 def _entries(stream: str, msg: RedisBatchStreamMessage) -> list[Entry]:

@@ -23,6 +23,7 @@ from schemas.topology import Topology
 from services.core.bus import RedisPublisher
 from services.core.config import FileConfig
 from services.core.metrics import Metrics
+from services.core.redis_client import RedisTarget
 from services.core.settings import Settings
 from services.core.streaming import Background, GroupOptions
 
@@ -46,6 +47,8 @@ class Wiring:
     settings: Settings
     redis_url: str
     """The server every client here talks to (the embedded one's when none was configured)."""
+    redis_target: RedisTarget
+    """The same, with the Sentinels that name it when they do (what clients connect to)."""
     config: FileConfig
     topology: Topology
     redis: Redis

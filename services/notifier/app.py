@@ -121,7 +121,7 @@ class NotifierService:
         w.start_task(self._escalate(), "escalation")
         w.start_task(self._expire_inboxes(), "inbox retention")
         if self._webhooks_apart:
-            apart = self.webhook_worker = WebhookProcess(w.redis_url, w.metrics)
+            apart = self.webhook_worker = WebhookProcess(w.redis_target, w.metrics)
             w.stack.push_async_callback(apart.stop)
             await apart.start()
             return

@@ -30,6 +30,7 @@ import sys
 from services.core.config import FileConfig, read_file_config
 from services.core.loops import log_failure
 from services.core.metrics import COUNTERS, CounterSpec, Metrics
+from services.core.redis_client import RedisTarget
 from services.core.settings import Settings, settings_from_env
 
 log = logging.getLogger(__name__)
@@ -68,14 +69,16 @@ def _say(message: dict[str, object]) -> None:
 async def run_worker(settings: Settings, config: FileConfig) -> None:
     """The child: one webhook worker on ``settings.redis_url`` until told to stop."""
     from services.core.bus import RedisPublisher
-    from services.core.redis_client import connect
+    from services.core.redis_client import configured_target, connect
     from services.core.wiring import consumer_name
     from services.notifier.webhook_metrics import CountedWebhookOutcomes
     from services.notifier.webhook_outcomes import RecordedWebhookOutcomes
     from services.notifier.webhooks import WebhookWorker, WorkerOptions
 
-    assert settings.redis_url is not None  # the parent passes its server's
-    redis = connect(settings.redis_url)
+    nodes, master = settings.sentinel_nodes, settings.redis_sentinel_master
+    target = configured_target(settings.redis_url, nodes, master)
+    assert target is not None  # the parent passes its server's
+    redis = connect(target)
     tally = _Tally()
     outcomes = CountedWebhookOutcomes(
         RecordedWebhookOutcomes(redis, RedisPublisher(redis, **settings.publisher_options)), tally
@@ -111,8 +114,11 @@ async def run_worker(settings: Settings, config: FileConfig) -> None:
 class WebhookProcess:
     """The parent's side: starts the child, keeps it running, adds its counts, stops it."""
 
-    def __init__(self, redis_url: str, metrics: Metrics) -> None:
-        self._env = {**os.environ, "LIAISON_REDIS_URL": redis_url}
+    def __init__(self, target: RedisTarget, metrics: Metrics) -> None:
+        self._env = {**os.environ, "LIAISON_REDIS_URL": target.url}
+        if target.sentinels:  # the parent's settings may not come from its environment
+            self._env["LIAISON_REDIS_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in target.sentinels)
+            self._env["LIAISON_REDIS_SENTINEL_MASTER"] = target.master
         self._metrics = metrics
         self._proc: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None

@@ -61,7 +61,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from services.core.bus import dead_letter
+from services.core.bus import Unavailable, as_outage, dead_letter
 from services.core.config import Webhook
 from services.core.loops import log_failure, stop_if_cancelled
 from services.notifier.webhook_batch import Batched, Coalescer
@@ -245,6 +245,10 @@ class WebhookWorker:
                     block=max(1, int(block * 1000)),
                 )
             except ResponseError as exc:
+                if isinstance(as_outage(exc), Unavailable):  # a primary without its replicas
+                    log_failure(log, "webhooks: the server refuses for now; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
                 if "NOGROUP" not in str(exc):
                     raise
                 await ensure_webhook_group(self._redis)  # the stream was deleted under us

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,16 +82,20 @@ class ServiceProcesses:
     started: list[ServiceProcess] = field(default_factory=list)
 
     def start(
-        self, service: str = "ledger", env: Mapping[str, str] | None = None
+        self,
+        service: str = "ledger",
+        env: Mapping[str, str] | None = None,
+        launcher: Sequence[str] = (),
     ) -> ServiceProcess:
-        """Start ``liaison serve SERVICE`` (``env`` on top of the shared one); returns at once."""
+        """Start ``liaison serve SERVICE`` (``env`` on top of the shared one); returns at once.
+        ``launcher``: a command prefix (``ip netns exec HOST``: run it on a simulated host)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         name = f"{service}-{len(self.started) + 1}"
         log = self.log_dir / f"{name}.log"
         base = {k: v for k, v in os.environ.items() if not k.startswith("LIAISON_")}
         with log.open("wb") as out:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
-                [str(LIAISON), "serve", service],
+                [*launcher, str(LIAISON), "serve", service],
                 env={**base, "PYTHONUNBUFFERED": "1", **self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import fanout, ingest, peer_alertmanager, pipeline, pipeline_report
+from bench import fanout, ingest, peer_alertmanager, pipeline, pipeline_report, replicated
 from bench.e2e import Phase, Point
 from bench.pipeline_notes import render
 from bench.smoke import smoke
@@ -26,6 +26,14 @@ async def test_ingest_benchmark_runs_end_to_end() -> None:
     [figure, *_] = report.figures["Ingest"]
     assert figure.rate > 0
     assert figure.limit > 0
+
+
+@pytest.mark.timeout(120)
+async def test_replicated_benchmark_runs_end_to_end() -> None:
+    # each mode waits until the ledger holds every event published
+    results = await replicated.run(1000, senders=2)
+    assert set(results) == {"standard", "replicated"}
+    assert all(row["ledger persisted/s"] > 0 for row in results.values())
 
 
 @pytest.mark.timeout(120)

@@ -43,14 +43,6 @@ KUBERNETES = "1.32.0"
 """The Kubernetes version the objects are validated against (kubectl here is 1.32)."""
 IMAGE = "liaison-exchange"
 
-# Settings being added by issue 18 (ha18: Sentinel and the replicated durability), used in the
-# manifests already. A name (or value) here is accepted only while the product lacks it; once
-# the product has them this list is removed and the check is strict again.
-ANNOUNCED_BY_ISSUE_18: dict[str, str | None] = {
-    "LIAISON_REDIS_SENTINELS": None,  # any value: host:port,…
-    "LIAISON_REDIS_SENTINEL_MASTER": None,
-    "LIAISON_DURABILITY": "replicated",  # this value of an existing setting
-}
 NOT_SETTINGS = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
 """Variables of the image that are the interpreter's, not the product's."""
 
@@ -332,30 +324,14 @@ def test_every_variable_is_a_setting_with_a_value_it_takes() -> None:
                     f"{part.where}: {name} is not a variable the image uses"
                 )
                 continue
-            announced = name in ANNOUNCED_BY_ISSUE_18 and (
-                name not in known or ANNOUNCED_BY_ISSUE_18[name] == value
-            )
-            if announced and not _takes(name, value, known):
-                continue  # issue 18 adds it (ANNOUNCED_BY_ISSUE_18)
             assert name in known, f"{part.where}: {name} is no setting of the product"
             values[name.removeprefix("LIAISON_").lower()] = value
         Settings(**values)  # every value is one its setting takes (a ValidationError names it)
 
 
-def _takes(name: str, value: str, known: set[str]) -> bool:
-    """Whether the product takes this variable with this value already."""
-    if name not in known:
-        return False
-    try:
-        Settings(**{name.removeprefix("LIAISON_").lower(): value})
-    except ValueError:
-        return False
-    return True
-
-
-def test_the_announced_settings_are_named_as_issue_18_announced_them() -> None:
-    """Until ha18 merges: the Sentinel addresses are host:port pairs, and the master set is the
-    one the Sentinels monitor."""
+def test_the_sentinel_settings_name_what_the_sentinels_monitor() -> None:
+    """The Sentinel addresses are host:port pairs, and the master set is the one the Sentinels
+    monitor."""
     monitored = set(re.findall(r"sentinel monitor (\S+) ", (DEPLOY / "sentinel.conf").read_text()))
     sentinels = next(
         o
