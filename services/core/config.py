@@ -4,6 +4,8 @@ share: :class:`ConfigError`, durations, redaction of secrets in URLs."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -40,6 +42,7 @@ class ConfigError(ValueError):
 
 _SECRET_PATTERNS = (
     (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_…"),
+    (re.compile(r"whsk_[A-Za-z0-9+/=]+"), "whsk_…"),
     (re.compile(r"(?<=://)[^/?#@\s'\"]*@"), "…@"),  # URL user:password@
     (
         re.compile(
@@ -147,7 +150,17 @@ class Webhook(BaseModel):
 
     unit: str
     url: str = Field(pattern=r"^https?://")
-    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]+$")
+    secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/=]+$",
+        description="Standard Webhooks symmetric secret: deliveries carry a v1 (HMAC) signature.",
+    )
+    signing_key: str | None = Field(
+        default=None,
+        pattern=r"^whsk_[A-Za-z0-9+/=]+$",
+        description="Standard Webhooks asymmetric key (Ed25519, 32-byte seed in base64): "
+        "deliveries carry a v1a signature the receiver checks with the whpk_ public key alone.",
+    )
     name: str | None = Field(
         default=None,
         min_length=1,
@@ -164,6 +177,15 @@ class Webhook(BaseModel):
 
     @model_validator(mode="after")
     def _https_only(self) -> Webhook:
+        if self.secret is None and self.signing_key is None:
+            raise ValueError(
+                "an endpoint needs 'secret' (v1 signatures), 'signing_key' (v1a), or both"
+            )
+        if self.signing_key is not None and _key_length(self.signing_key) not in (32, 64):
+            raise ValueError(
+                "signing_key: a whsk_ key is the base64 of a 32-byte Ed25519 seed "
+                "(or of 64 bytes: seed and public key)"
+            )
         if self.url.startswith("http://") and not self.allow_http:
             raise ValueError(
                 "plain http:// would send personal data unencrypted: use https://, "
@@ -175,6 +197,15 @@ class Webhook(BaseModel):
     def endpoint(self) -> str:
         """The endpoint's name: what the inbox, Redis, the ledger and logs show."""
         return self.name or redact_url(self.url)
+
+
+def _key_length(text: str) -> int:
+    """Bytes in a ``whsk_…`` key's base64 (-1: not base64); the notifier decodes it in full."""
+    encoded = text.split("_", 1)[1].rstrip("=")
+    try:
+        return len(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True))
+    except binascii.Error:
+        return -1
 
 
 class AckDeadlines(BaseModel):
