@@ -101,6 +101,7 @@ class Role(StrEnum):
     PUBLISHER = "publisher"
     OFFICER = "officer"
     AUDITOR = "auditor"
+    WITNESS = "witness"
 
 
 PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -123,8 +124,20 @@ class Principal(BaseModel):
         "acknowledgements record it beside the principal's name.",
     )
 
+    witness_key: str | None = Field(
+        default=None,
+        pattern=r"^[\x21-\x7e]{1,200}\+[0-9a-fA-F]{8}\+[A-Za-z0-9+/]+=*$",
+        description="A witness's public key, a C2SP vkey (name+keyid+base64): the ledger keeps "
+        "only cosignatures it made.",
+    )
+
     @model_validator(mode="after")
     def _role_fields(self) -> Principal:
+        if (self.role is Role.WITNESS) != (self.witness_key is not None):
+            raise ValueError(
+                f"principal {self.name!r}: a witness needs 'witness_key' (its vkey), "
+                "and only a witness has one"
+            )
         if self.role is Role.PUBLISHER and not self.units:
             raise ValueError(f"publisher {self.name!r} needs 'units'")
         if self.role is Role.PUBLISHER and not PUBLISHER_NAME.fullmatch(self.name):
