@@ -109,13 +109,27 @@ PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Principal(BaseModel):
-    """A caller of the HTTP API, identified by the SHA-256 of its bearer token."""
+    """A caller of the HTTP API, identified by the SHA-256 of its bearer token, or by its TLS
+    client certificate (mutual TLS: its SHA-256 pin and/or a SAN URI)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, description="Who this is, for audit trails.")
     role: Role
-    token_sha256: Sha256Hex = Field(description="Hex SHA-256 of the bearer token; never the token.")
+    token_sha256: Sha256Hex | None = Field(
+        default=None, description="Hex SHA-256 of the bearer token; never the token."
+    )
+    client_cert_sha256: Sha256Hex | None = Field(
+        default=None,
+        description="Mutual TLS: hex SHA-256 of the client certificate (DER) it presents.",
+    )
+    client_cert_uri: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+$",
+        max_length=300,
+        description="Mutual TLS: a URI its client certificate names in subjectAltName, e.g. "
+        "urn:liaison:agency:uz-customs (with client_cert_sha256 too, both must match).",
+    )
     units: tuple[str, ...] = Field(default=(), description="Units a publisher may publish for.")
     unit: str | None = Field(default=None, description="The unit an officer belongs to.")
     person: Name | None = Field(
@@ -131,8 +145,18 @@ class Principal(BaseModel):
         "only cosignatures it made.",
     )
 
+    @property
+    def by_certificate(self) -> bool:
+        """Whether a TLS client certificate identifies it (mutual TLS)."""
+        return self.client_cert_sha256 is not None or self.client_cert_uri is not None
+
     @model_validator(mode="after")
     def _role_fields(self) -> Principal:
+        if self.token_sha256 is None and not self.by_certificate:
+            raise ValueError(
+                f"principal {self.name!r} needs 'token_sha256', or a client certificate "
+                "('client_cert_sha256' and/or 'client_cert_uri')"
+            )
         if (self.role is Role.WITNESS) != (self.witness_key is not None):
             raise ValueError(
                 f"principal {self.name!r}: a witness needs 'witness_key' (its vkey), "
@@ -307,6 +331,8 @@ def _check_unique(config: FileConfig) -> None:
     """Refuse two principals with one token (the last would win) and two endpoints with one name."""
     tokens: dict[str, int] = {}
     for i, principal in enumerate(config.principals):
+        if principal.token_sha256 is None:
+            continue
         first = tokens.setdefault(principal.token_sha256, i)
         if first != i:
             raise ConfigError(

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         description="The ledger's name (C2SP checkpoint origin) in what witnesses cosign: "
         "give each deployment its own, e.g. exchange.niac.uz/ledger.",
     )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="Serve the API over HTTPS with this certificate chain (PEM); with TLS_KEY.",
+    )
+    tls_key: Path | None = Field(default=None, description="The API certificate's private key.")
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="Ask clients for a certificate chaining to these CAs (PEM): mutual TLS; "
+        "principals are then known by their certificate's SHA-256 or SAN URI.",
+    )
     checkpoint_every: int = Field(
         default=1000, ge=1, description="Sign a checkpoint every N entries…"
     )

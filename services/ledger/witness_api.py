@@ -69,14 +69,18 @@ async def latest_checkpoint(
     "/v1/ledger/cosignatures",
     summary="Hand in a witness's cosignature of a checkpoint",
     status_code=201,
-    responses=documented(401, 403, 409, 422),
+    responses={
+        200: {"description": "This cosignature was kept already"},
+        **documented(400, 401, 403, 409, 422),
+    },
 )
 async def add_cosignature(
     body: CosignatureIn,
     principal: Annotated[Principal, Depends(caller)],
     runtime: Annotated[WitnessApi, Depends(witness_api)],
 ) -> JSONResponse:
-    """201 ``{"witness", "size", "new": true}`` (200 when it was kept already); 409 when it
+    """201 ``{"witness", "size", "new": true}`` (200 when it was kept already); 400 when the
+    body is not JSON; 409 when it
     cosigns a head this ledger does not have; 422 when it is malformed or does not verify
     with the calling witness's key."""
     require(principal, Role.WITNESS)

@@ -40,7 +40,12 @@ UNAVAILABLE_BY_DESIGN = {"/readyz"}
 TOPOLOGY_DEPENDENT = {"/v1/events"}
 # since/until also take Unix seconds (pydantic's datetime parsing), which the schema omits.
 LENIENT = {"/v1/ledger/events"}
-WHO = {"/v1/events": "customs", "/v1/ledger": "auditor", "/v1/units": "gulistan"}
+WHO = {
+    "/v1/events": "customs",
+    "/v1/ledger/cosignatures": "witness",  # the caller it is for: deeper than a 403
+    "/v1/ledger": "auditor",
+    "/v1/units": "gulistan",
+}
 
 
 def _headers(path: str) -> dict[str, str]:

@@ -258,3 +258,38 @@ def test_a_signing_key_is_never_echoed_in_an_error(tmp_path: Path) -> None:
     assert "webhooks.0.url" in message
     assert SIGNING_KEY[5:] not in message
     assert SIGNING_KEY[5:20] not in message
+
+
+def test_a_principal_may_be_known_by_its_certificate_instead_of_a_token(tmp_path: Path) -> None:
+    path = _write(tmp_path, f"""
+principals:
+  - {{name: uz-customs, role: publisher, units: [BLO-OYBEK], client_cert_uri: "urn:liaison:agency:uz-customs"}}
+  - {{name: audit, role: auditor, client_cert_sha256: {"c" * 64}}}
+""")  # fmt: skip
+    customs, audit = read_file_config(path).principals
+    assert (customs.token_sha256, customs.client_cert_uri) == (
+        None,
+        "urn:liaison:agency:uz-customs",
+    )
+    assert audit.by_certificate
+
+
+def test_a_principal_with_neither_token_nor_certificate_is_refused(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "principals:\n  - {name: a, role: auditor}"))
+    assert "principals.0" in message
+    assert "needs 'token_sha256', or a client certificate" in message
+
+
+def test_a_witness_needs_its_key_and_only_a_witness_has_one(tmp_path: Path) -> None:
+    vkey = "niac.uz/witness+becf2fe9+BJ759ogBWQFd1VOiCEe0YRr8M0TcKP8F0QFKhzPT7LuO"
+    missing = _error(
+        _write(tmp_path, f"principals:\n  - {{name: w, role: witness, token_sha256: {'d' * 64}}}")
+    )
+    assert "a witness needs 'witness_key'" in missing
+    stray = _error(
+        _write(
+            tmp_path,
+            f"principals:\n  - {{name: a, role: auditor, token_sha256: {'d' * 64}, witness_key: '{vkey}'}}",
+        )
+    )
+    assert "only a witness has one" in stray
