@@ -37,7 +37,7 @@ from services.core.private import data_directory
 from services.core.prometheus import PrometheusMetrics
 from services.core.redis_client import RedisTarget, blocking_timeout, configured_target, connect
 from services.core.redis_server import EmbeddedRedis
-from services.core.settings import Settings
+from services.core.settings import DEFAULT_LEDGER_ORIGIN, Settings
 from services.core.streaming import Background, redis_broker
 from services.core.wiring import Service, Wiring
 from services.ingest.app import IngestService
@@ -84,6 +84,8 @@ class Deps:
     console: ConsoleOptions = field(default_factory=ConsoleOptions)
     metrics_token_sha256: str | None = None
     """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
+    ledger_origin: str = DEFAULT_LEDGER_ORIGIN
+    """The ledger's name in what witnesses cosign (``LIAISON_LEDGER_ORIGIN``)."""
 
 
 class Runtime:
@@ -311,4 +313,5 @@ class Runtime:
             live=self.live,
             console=self.settings.console,
             metrics_token_sha256=self.settings.metrics_token_sha256,
+            ledger_origin=self.settings.ledger_origin,
         )

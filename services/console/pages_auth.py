@@ -112,7 +112,7 @@ async def login(request: Request) -> Response:
     if principal is None:
         wait = await throttle.failed(client, digest)
         return _login_page(request, status=401, error="wrong", retry_after=wait)
-    if principal.role is Role.PUBLISHER:
+    if principal.role in (Role.PUBLISHER, Role.WITNESS):  # systems, not people
         return _login_page(request, status=403, error="publisher")
     await throttle.succeeded(client)
     store = sessions(request)

@@ -6,6 +6,9 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 from services.core.config import Principal, Role
 from services.core.problems import Problem
 
@@ -49,9 +52,45 @@ class Authenticator:
         keep the digest, never the token)."""
         found = None
         for principal in self._principals:  # compare with every one, in constant time
-            if hmac.compare_digest(principal.token_sha256, digest):
+            if principal.token_sha256 is not None and hmac.compare_digest(
+                principal.token_sha256, digest
+            ):
                 found = principal
         return found
+
+    def by_certificate(self, pem: str) -> Principal:
+        """The principal a verified TLS client certificate identifies (mutual TLS), or 401.
+
+        The TLS layer has checked that it chains to ``TLS_CLIENT_CA`` and is valid now;
+        here it must also be one a principal names: by the SHA-256 of its DER form, by a URI
+        of its subjectAltName, or both (then both must match). Several principals matching
+        is a configuration mistake: 401 rather than a guess.
+        """
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+        pin = certificate.fingerprint(hashes.SHA256()).hex()
+        uris = _san_uris(certificate)
+        found = [
+            p
+            for p in self._principals
+            if p.by_certificate
+            and (p.client_cert_sha256 is None or hmac.compare_digest(p.client_cert_sha256, pin))
+            and (p.client_cert_uri is None or p.client_cert_uri in uris)
+        ]
+        if len(found) != 1:
+            raise Problem(
+                401,
+                "Unauthorized",
+                f"no principal is configured for this client certificate (SHA-256 {pin})",
+            )
+        return found[0]
+
+
+def _san_uris(certificate: x509.Certificate) -> list[str]:
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return list(extension.value.get_values_for_type(x509.UniformResourceIdentifier))
 
 
 def require(principal: Principal, *roles: Role) -> None:

@@ -4,6 +4,8 @@ share: :class:`ConfigError`, durations, redaction of secrets in URLs."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -40,6 +42,7 @@ class ConfigError(ValueError):
 
 _SECRET_PATTERNS = (
     (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_…"),
+    (re.compile(r"whsk_[A-Za-z0-9+/=]+"), "whsk_…"),
     (re.compile(r"(?<=://)[^/?#@\s'\"]*@"), "…@"),  # URL user:password@
     (
         re.compile(
@@ -98,6 +101,7 @@ class Role(StrEnum):
     PUBLISHER = "publisher"
     OFFICER = "officer"
     AUDITOR = "auditor"
+    WITNESS = "witness"
 
 
 PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -105,13 +109,27 @@ PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Principal(BaseModel):
-    """A caller of the HTTP API, identified by the SHA-256 of its bearer token."""
+    """A caller of the HTTP API, identified by the SHA-256 of its bearer token, or by its TLS
+    client certificate (mutual TLS: its SHA-256 pin and/or a SAN URI)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, description="Who this is, for audit trails.")
     role: Role
-    token_sha256: Sha256Hex = Field(description="Hex SHA-256 of the bearer token; never the token.")
+    token_sha256: Sha256Hex | None = Field(
+        default=None, description="Hex SHA-256 of the bearer token; never the token."
+    )
+    client_cert_sha256: Sha256Hex | None = Field(
+        default=None,
+        description="Mutual TLS: hex SHA-256 of the client certificate (DER) it presents.",
+    )
+    client_cert_uri: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+$",
+        max_length=300,
+        description="Mutual TLS: a URI its client certificate names in subjectAltName, e.g. "
+        "urn:liaison:agency:uz-customs (with client_cert_sha256 too, both must match).",
+    )
     units: tuple[str, ...] = Field(default=(), description="Units a publisher may publish for.")
     unit: str | None = Field(default=None, description="The unit an officer belongs to.")
     person: Name | None = Field(
@@ -120,8 +138,30 @@ class Principal(BaseModel):
         "acknowledgements record it beside the principal's name.",
     )
 
+    witness_key: str | None = Field(
+        default=None,
+        pattern=r"^[\x21-\x7e]{1,200}\+[0-9a-fA-F]{8}\+[A-Za-z0-9+/]+=*$",
+        description="A witness's public key, a C2SP vkey (name+keyid+base64): the ledger keeps "
+        "only cosignatures it made.",
+    )
+
+    @property
+    def by_certificate(self) -> bool:
+        """Whether a TLS client certificate identifies it (mutual TLS)."""
+        return self.client_cert_sha256 is not None or self.client_cert_uri is not None
+
     @model_validator(mode="after")
     def _role_fields(self) -> Principal:
+        if self.token_sha256 is None and not self.by_certificate:
+            raise ValueError(
+                f"principal {self.name!r} needs 'token_sha256', or a client certificate "
+                "('client_cert_sha256' and/or 'client_cert_uri')"
+            )
+        if (self.role is Role.WITNESS) != (self.witness_key is not None):
+            raise ValueError(
+                f"principal {self.name!r}: a witness needs 'witness_key' (its vkey), "
+                "and only a witness has one"
+            )
         if self.role is Role.PUBLISHER and not self.units:
             raise ValueError(f"publisher {self.name!r} needs 'units'")
         if self.role is Role.PUBLISHER and not PUBLISHER_NAME.fullmatch(self.name):
@@ -147,7 +187,17 @@ class Webhook(BaseModel):
 
     unit: str
     url: str = Field(pattern=r"^https?://")
-    secret: str = Field(pattern=r"^whsec_[A-Za-z0-9+/=]+$")
+    secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/=]+$",
+        description="Standard Webhooks symmetric secret: deliveries carry a v1 (HMAC) signature.",
+    )
+    signing_key: str | None = Field(
+        default=None,
+        pattern=r"^whsk_[A-Za-z0-9+/=]+$",
+        description="Standard Webhooks asymmetric key (Ed25519, 32-byte seed in base64): "
+        "deliveries carry a v1a signature the receiver checks with the whpk_ public key alone.",
+    )
     name: str | None = Field(
         default=None,
         min_length=1,
@@ -164,6 +214,15 @@ class Webhook(BaseModel):
 
     @model_validator(mode="after")
     def _https_only(self) -> Webhook:
+        if self.secret is None and self.signing_key is None:
+            raise ValueError(
+                "an endpoint needs 'secret' (v1 signatures), 'signing_key' (v1a), or both"
+            )
+        if self.signing_key is not None and _key_length(self.signing_key) not in (32, 64):
+            raise ValueError(
+                "signing_key: a whsk_ key is the base64 of a 32-byte Ed25519 seed "
+                "(or of 64 bytes: seed and public key)"
+            )
         if self.url.startswith("http://") and not self.allow_http:
             raise ValueError(
                 "plain http:// would send personal data unencrypted: use https://, "
@@ -175,6 +234,15 @@ class Webhook(BaseModel):
     def endpoint(self) -> str:
         """The endpoint's name: what the inbox, Redis, the ledger and logs show."""
         return self.name or redact_url(self.url)
+
+
+def _key_length(text: str) -> int:
+    """Bytes in a ``whsk_…`` key's base64 (-1: not base64); the notifier decodes it in full."""
+    encoded = text.split("_", 1)[1].rstrip("=")
+    try:
+        return len(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True))
+    except binascii.Error:
+        return -1
 
 
 class AckDeadlines(BaseModel):
@@ -263,6 +331,8 @@ def _check_unique(config: FileConfig) -> None:
     """Refuse two principals with one token (the last would win) and two endpoints with one name."""
     tokens: dict[str, int] = {}
     for i, principal in enumerate(config.principals):
+        if principal.token_sha256 is None:
+            continue
         first = tokens.setdefault(principal.token_sha256, i)
         if first != i:
             raise ConfigError(

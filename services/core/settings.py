@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.config import ConfigError, ConsoleOptions, Duration, Sha256Hex
 
+DEFAULT_LEDGER_ORIGIN = "liaison.exchange/ledger"
+"""The ledger's name in the checkpoints witnesses cosign (``LIAISON_LEDGER_ORIGIN``)."""
+
 
 class Settings(BaseSettings):
     """Environment variables, prefix ``LIAISON_`` (docs/configuration.md)."""
@@ -58,6 +61,27 @@ class Settings(BaseSettings):
         default=None,
         description="`liaison ledger verify`: a PEM file of the ledger public keys this auditor "
         "trusts (pinned), used when no --public-key is given.",
+    )
+    witness_keys: Path | None = Field(
+        default=None,
+        description="`liaison ledger verify`: a file of the witness keys (C2SP vkeys) this "
+        "auditor trusts and requires, used when no --witness-key is given.",
+    )
+    ledger_origin: str = Field(
+        default=DEFAULT_LEDGER_ORIGIN,
+        pattern=r"^[\x21-\x7e]{1,200}$",
+        description="The ledger's name (C2SP checkpoint origin) in what witnesses cosign: "
+        "give each deployment its own, e.g. exchange.niac.uz/ledger.",
+    )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="Serve the API over HTTPS with this certificate chain (PEM); with TLS_KEY.",
+    )
+    tls_key: Path | None = Field(default=None, description="The API certificate's private key.")
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="Ask clients for a certificate chaining to these CAs (PEM): mutual TLS; "
+        "principals are then known by their certificate's SHA-256 or SAN URI.",
     )
     checkpoint_every: int = Field(
         default=1000, ge=1, description="Sign a checkpoint every N entries…"

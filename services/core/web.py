@@ -21,6 +21,11 @@ def collaborators(request: Request) -> Any:
 
 
 def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """FastAPI dependency: the authenticated principal (401 otherwise)."""
+    """FastAPI dependency: the authenticated principal (401 otherwise) — by the TLS client
+    certificate the connection presented (mutual TLS, when the API serves TLS itself), else
+    by the bearer token."""
     authenticator: Authenticator = collaborators(request).authenticator
+    chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain")
+    if chain:  # put there by our TLS server only (services/entrypoints/http_tls.py)
+        return authenticator.by_certificate(chain[0])
     return authenticator.authenticate(authorization)

@@ -28,6 +28,8 @@ from services.core.web import collaborators
 from services.ingest.api import IngestApi
 from services.ingest.api import router as ingest_router
 from services.ledger.api import router as ledger_router
+from services.ledger.witness_api import WitnessApi
+from services.ledger.witness_api import router as witness_router
 from services.notifier.api import router as notifier_router
 
 Guard = Callable[..., None]
@@ -48,6 +50,7 @@ def create_app(deps: Deps) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(notifier_router)
     app.include_router(ledger_router)
+    app.include_router(witness_router)
     # looked up per request, as the routers do
     add_health(app, lambda: app.state.deps.ready(), _shows_figures)
     add_metrics(app, lambda: app.state.deps.metrics.scrape(), _require_figures)
@@ -56,10 +59,10 @@ def create_app(deps: Deps) -> FastAPI:
     return app
 
 
-def _serves_every_router(deps: Deps) -> tuple[IngestApi, ConsoleApi]:
+def _serves_every_router(deps: Deps) -> tuple[IngestApi, ConsoleApi, WitnessApi]:
     """Never called: mypy checks here that ``Deps`` provides what each router declares (the
     console's protocol includes the ledger's and the notifier's)."""
-    return deps, deps
+    return deps, deps, deps
 
 
 def add_asyncapi(app: FastAPI) -> None:

@@ -13,6 +13,7 @@ from services.core.collector import tune_collector
 from services.core.settings import Settings
 from services.entrypoints.http import create_app, create_health_app
 from services.entrypoints.http_limits import HttpLimits
+from services.entrypoints.http_tls import TlsOptions
 from services.entrypoints.serve import ApiServer, wait_for_signal
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ async def _serve(
     names = ", ".join(services) or "api"
     running = f"Liaison Exchange {names} running"
     if http:
-        servers.append(ApiServer(create_app(runtime.deps()), *settings.host_port, limits))
+        tls = TlsOptions.of(settings)
+        servers.append(ApiServer(create_app(runtime.deps()), *settings.host_port, limits, tls))
         url = await servers[-1].start()
         running = f"Liaison Exchange ready at {url} ({names}); web console at {console_url(url)}"
     if settings.health_host_port is not None:

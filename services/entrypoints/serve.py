@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.entrypoints.http_limits import DEFAULT_LIMITS, HttpLimits
+from services.entrypoints.http_tls import TlsOptions, peer_certificate_protocol
 
 GRACEFUL_SHUTDOWN = 10
 """Seconds requests in flight may take to finish when the server stops (then cancelled)."""
@@ -28,8 +29,17 @@ class ApiServer:
     """uvicorn on ``host:port`` as an asyncio task (port 0 picks a free one), with ``limits``."""
 
     def __init__(
-        self, app: FastAPI, host: str, port: int, limits: HttpLimits = DEFAULT_LIMITS
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        limits: HttpLimits = DEFAULT_LIMITS,
+        tls: TlsOptions | None = None,
     ) -> None:
+        options = limits.uvicorn_options()
+        if tls is not None:  # HTTPS, and each request learns its client's certificate
+            options |= tls.uvicorn_options() | {"http": peer_certificate_protocol(options["http"])}
+        self._scheme = "https" if tls is not None else "http"
         config = uvicorn.Config(
             app,
             host=host,
@@ -37,7 +47,7 @@ class ApiServer:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-            **limits.uvicorn_options(),
+            **options,
         )
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
@@ -52,7 +62,7 @@ class ApiServer:
                     raise RuntimeError("the HTTP server stopped during start-up")
                 await asyncio.sleep(0.01)
         sock = self._server.servers[0].sockets[0].getsockname()
-        return f"http://{sock[0]}:{sock[1]}"
+        return f"{self._scheme}://{sock[0]}:{sock[1]}"
 
     async def stop(self) -> None:
         """Finish in-flight requests and close."""

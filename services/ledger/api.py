@@ -80,8 +80,9 @@ async def ledger_events(
         Query(description="Event time before (RFC 3339; without a UTC offset: UTC)."),
     ] = None,
 ) -> Response:
-    """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``."""
-    require(principal, Role.AUDITOR)
+    """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``
+    (auditors; witnesses, who recompute the chain before they cosign)."""
+    require(principal, Role.AUDITOR, Role.WITNESS)
     query = LedgerQuery(
         after=after,
         limit=limit,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,12 +15,13 @@ from typing import IO, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from schemas.vocabulary import SYSTEM_TYPES
-from services.ledger import scan
+from services.ledger import scan, witness_store
 from services.ledger.checkpoints import Checkpoint
 from services.ledger.scan import Query
 from services.ledger.signing import key_id, load_public_key, public_pem
 from services.ledger.store import LedgerEntry, SqlLedger, UnreadableEntry
 from services.ledger.verify import ChainVerifier, VerifyReport
+from services.ledger.witness import DEFAULT_ORIGIN, Cosignature
 
 BUNDLE_FORMAT = "liaison-ledger-bundle/v2"
 BUNDLE_FORMATS = (BUNDLE_FORMAT, "liaison-ledger-bundle/v1")
@@ -191,9 +192,9 @@ def _well_formed(entry: LedgerEntry) -> Iterator[None]:
         raise UnreadableEntry(entry.seq, f"is not a well-formed event ({exc!r})") from None
 
 
-async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:
-    """Write header, checkpoints and entries as JSON lines, ending at a signed checkpoint (the
-    head is signed first if it is not); returns the entry count."""
+async def export_bundle(ledger: SqlLedger, out: IO[str], origin: str = DEFAULT_ORIGIN) -> int:
+    """Write header, checkpoints, witnesses' cosignatures and entries as JSON lines, ending at a
+    signed checkpoint (the head is signed first if it is not); returns the entry count."""
     if ledger.signer is None:
         raise ValueError("the ledger has no signing key to export")
     await ledger.checkpoint_if_due(force=True)
@@ -206,10 +207,13 @@ async def export_bundle(ledger: SqlLedger, out: IO[str]) -> int:
         "key_id": ledger.signer.key_id,
         "checkpoint_every": ledger.policy.every,
         "checkpoint_interval": ledger.policy.interval,
+        "origin": origin,
     }
     out.write(json.dumps(header) + "\n")
     for checkpoint in checkpoints:
         out.write(json.dumps({"checkpoint": checkpoint.to_dict()}) + "\n")
+    for cosignature in await witness_store.load(ledger.engine, upto=size):
+        out.write(json.dumps({"cosignature": cosignature.to_dict()}) + "\n")
     count = 0
     async for page in ledger.pages(Query(limit=size)):
         out.writelines(scan.bundle_lines(page))
@@ -233,6 +237,28 @@ def verify_bundle(path: Path, keys: Mapping[str, Ed25519PublicKey] | None = None
     proves only that it is consistent: anyone can re-sign a forged bundle with
     a key of their own, so the report's origin stays unverified.
     """
+    return read_bundle(path, keys).report
+
+
+@dataclass(slots=True)
+class BundleRead:
+    """A bundle verified: the report, and what witnesses are checked with."""
+
+    report: VerifyReport
+    origin: str
+    """The ledger's name (C2SP origin) its header states (older bundles: the default)."""
+    cosignatures: list[Cosignature]
+    heads: dict[int, str]
+    """The verified entry hash at each size a cosignature (or ``want``) names."""
+
+
+def read_bundle(
+    path: Path, keys: Mapping[str, Ed25519PublicKey] | None = None, want: Iterable[int] = ()
+) -> BundleRead:
+    """:func:`verify_bundle`, keeping its cosignature lines and the entry hashes at the sizes
+    they (and ``want``) name, for :func:`services.ledger.witness.check`."""
+    cosignatures: list[Cosignature] = []
+    wanted, heads = set(want), {}
     lines = _lines(path)
     header = next(lines, None)
     if not header or header.get("format") not in BUNDLE_FORMATS:
@@ -250,8 +276,16 @@ def verify_bundle(path: Path, keys: Mapping[str, Ed25519PublicKey] | None = None
                 raise ValueError(f"{path}: a checkpoint line after the entries")
             checkpoints.append(Checkpoint.from_dict(line["checkpoint"]))
             continue
+        if "cosignature" in line:  # witnesses' (bundles since issue 19)
+            cosignatures.append(Cosignature.from_dict(line["cosignature"]))
+            wanted.add(cosignatures[-1].size)
+            continue
         if verifier is None:
             verifier = ChainVerifier(checkpoints, keys, trusted=trusted, bundle=True)
-        if not verifier.feed(BundleRow(**line["entry"])):
+        row = BundleRow(**line["entry"])
+        if not verifier.feed(row):
             break
-    return (verifier or ChainVerifier(checkpoints, keys, trusted=trusted, bundle=True)).finish()
+        if row.seq in wanted:  # verified: it links and hashes
+            heads[row.seq] = row.hash
+    report = (verifier or ChainVerifier(checkpoints, keys, trusted=trusted, bundle=True)).finish()
+    return BundleRead(report, str(header.get("origin") or DEFAULT_ORIGIN), cosignatures, heads)

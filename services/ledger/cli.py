@@ -16,11 +16,11 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
-from services.core.config import ConfigError
+from services.core.config import ConfigError, read_file_config
 from services.core.settings import settings_from_env
 from services.core.terminal import console as make_console
 from services.core.terminal import printable, safe
-from services.ledger import audit
+from services.ledger import audit, witness, witness_cli, witness_store
 from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
 from services.ledger.records import utc_text
@@ -28,6 +28,7 @@ from services.ledger.scan import Query
 from services.ledger.signing import load_public_keys, public_pem
 from services.ledger.store import SqlLedger
 from services.ledger.verify import VerifyReport
+from services.ledger.witness import Witnessed
 
 app = typer.Typer(
     no_args_is_help=True, help="Audit the ledger: replay, verify, trail, stats, export."
@@ -160,20 +161,60 @@ def verify(
         list[Path] | None,
         typer.Option(help="Trust this public key (PEM; repeatable, a file may hold several)."),
     ] = None,
+    witness_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="Require this witness (a file of C2SP vkeys; repeatable)."),
+    ] = None,
+    cosigned: Annotated[
+        list[Path] | None,
+        typer.Option(help="Also hold the ledger to this cosigned checkpoint (a witness's note)."),
+    ] = None,
 ) -> None:
-    """Recompute the chain and check the signed checkpoints with a key you trust: exit 0 OK,
-    1 naming the first bad seq, 2 when it cannot run, 3 when no trusted key vouches for it."""
+    """Recompute the chain and check the signed checkpoints with a key you trust, and the
+    cosignatures of the witnesses you require: exit 0 OK, 1 naming the first bad seq, 2 when
+    it cannot run, 3 when no trusted key (or a required witness) vouches for it."""
     keys = _trusted_keys(public_key)
+    settings = settings_from_env()
+    witnesses = witness_cli.trusted_witnesses(witness_key, settings.witness_keys)
+    extra = witness_cli.cosigned_notes(cosigned)
+    seen: Witnessed | None = None
     if bundle is not None:
         try:
-            report = audit.verify_bundle(bundle, keys)
+            read = audit.read_bundle(bundle, keys, want=[c.size for c in extra])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{bundle}: cannot read the bundle: {exc}") from None
+        report = read.report
+        if witnesses or extra:
+            found = [*read.cosignatures, *extra]
+            seen = witness.check(found, witnesses, read.origin, read.heads, report.count)
         where = "they are signed only by the key the bundle itself carries"
     else:
-        report = _run(lambda ledger: ledger.verify(keys))
+
+        async def work(ledger: SqlLedger) -> tuple[VerifyReport, Witnessed | None]:
+            report = await ledger.verify(keys)
+            if not (witnesses or extra):
+                return report, None
+            origin, count = settings.ledger_origin, report.count
+            return report, await witness_store.witnessed(
+                ledger.engine, witnesses, origin, count, extra
+            )
+
+        report, seen = _run(work)
         where = "there is no key to check their signatures with (no signing key here)"
-    raise typer.Exit(_report(report, where))
+    missing = witness_cli.judge(report, seen, witnesses) if seen is not None else []
+    if report.ok and report.origin_verified and missing:
+        console.print(
+            f"UNWITNESSED: {report.count} entries verify with the operator's key, but no "
+            f"cosignature of {', '.join(map(safe, missing))} matches them: a witness you "
+            "require has not vouched for this ledger (or its cosignatures were dropped).",
+            highlight=False,
+        )
+        raise typer.Exit(Exit.UNVERIFIED)
+    code = _report(report, where)
+    if code is Exit.OK and seen is not None:
+        for line in witness_cli.witnessed_lines(seen, report.count):
+            console.print(line, highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -231,9 +272,11 @@ def export(
     """A self-contained bundle — entries, checkpoints, public key — that verifies offline; the
     head is signed first, so that the bundle ends at a signed checkpoint."""
 
+    origin = settings_from_env().ledger_origin
+
     async def work(ledger: SqlLedger) -> int:
         with file.open("w", encoding="utf-8") as out:
-            return await audit.export_bundle(ledger, out)
+            return await audit.export_bundle(ledger, out, origin)
 
     try:
         count = _run(work)
@@ -255,3 +298,35 @@ def public_key_command() -> None:
         return public_pem(ledger.signer.public_key)
 
     sys.stdout.write(_run(work))
+
+
+@app.command("cosignature")
+def cosignature_command(
+    note: Annotated[Path, typer.Argument(help="A cosigned checkpoint (`liaison witness cosign`).")],
+) -> None:
+    """Store a witness's cosignature made from a bundle: it must verify with the witness key
+    of a `witness` principal of the configuration and cosign a head this ledger has."""
+    settings = settings_from_env()
+    keys = {}
+    for principal in read_file_config(settings.config).principals:
+        if principal.witness_key is not None:
+            try:
+                found = witness.parse_vkey(principal.witness_key)
+            except ValueError as exc:
+                raise ConfigError(f"principal {principal.name!r}: witness_key: {exc}") from None
+            keys[found.name] = found
+    try:
+        text = note.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{note}: cannot read: {exc.strerror}") from None
+
+    async def work(ledger: SqlLedger) -> list[tuple[witness.Cosignature, bool]]:
+        return await witness_store.accept(ledger.engine, settings.ledger_origin, text, keys)
+
+    try:
+        kept = _run(work)
+    except ValueError as exc:  # Mismatch included: the witness saw another history
+        raise ConfigError(f"{note}: {exc}") from None
+    for c, new in kept:
+        state = "stored" if new else "already stored"
+        console.print(f"{state}: {safe(c.witness)} cosigned {c.size} entries", highlight=False)

@@ -15,9 +15,6 @@ with httpx, as before; the rest with :class:`~services.notifier.webhook_http.Kee
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import urllib.request
 from collections.abc import Callable
 
@@ -36,20 +33,19 @@ from services.notifier.webhook_signing import (
     ID_HEADER,
     MSG_ID,
     SIGNATURE_HEADER,
-    SIGNATURE_VERSION,
     TIMESTAMP_HEADER,
-    secret_key,
-    signed_headers,
+    Signing,
+    endpoint_signing,
 )
 
 
 class _Endpoint:
     """What one endpoint needs at each attempt, worked out once."""
 
-    __slots__ = ("keys", "slot", "target", "unusable")
+    __slots__ = ("sign", "slot", "target", "unusable")
 
     def __init__(self, webhook: Webhook, per_endpoint: int) -> None:
-        self.keys = [secret_key(webhook.secret)]
+        self.sign = endpoint_signing(webhook.secret, webhook.signing_key)
         self.slot = asyncio.Semaphore(per_endpoint)
         self.target: Target | None = None
         self.unusable: str | None = None
@@ -121,7 +117,7 @@ class Sender:
                         status, retry_after = await self._via_httpx(job, webhook, timestamp)
                 else:
                     assert endpoint.target is not None
-                    head = _headers(endpoint.keys, job.msg_id, timestamp, job.body)
+                    head = _headers(endpoint.sign, job.msg_id, timestamp, job.body)
                     status, retry_after = await self._fast.post(
                         endpoint.target, head, job.body, timeout
                     )
@@ -153,7 +149,9 @@ class Sender:
             )
         headers = {
             "content-type": CONTENT_TYPE,
-            **signed_headers(webhook.secret, job.msg_id, timestamp, job.body),
+            ID_HEADER: job.msg_id,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: self._endpoint(webhook).sign(job.msg_id, timestamp, job.body),
         }
         request = self._httpx.stream("POST", webhook.url, content=job.body, headers=headers)
         async with request as response:
@@ -168,19 +166,14 @@ class Sender:
             self._httpx = None
 
 
-def _headers(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> bytes:
+def _headers(sign: Signing, msg_id: str, timestamp: int, body: bytes) -> bytes:
     """The Standard Webhooks headers of one attempt, as CRLF-terminated lines.
 
-    The same signature as :func:`~services.notifier.webhook_signing.signature`, with the
-    keys decoded once per endpoint; ``msg_id`` was checked when the job was queued
+    ``sign`` is the endpoint's (:func:`~services.notifier.webhook_signing.endpoint_signing`,
+    keys decoded once per endpoint); ``msg_id`` was checked when the job was queued
     (:func:`~services.notifier.webhook_queue.webhook_id` makes only ``[A-Za-z0-9_-]``).
     """
-    content = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    signatures = " ".join(
-        f"{SIGNATURE_VERSION},"
-        + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode("ascii")
-        for key in keys
-    )
+    signatures = sign(msg_id, timestamp, body)
     return (
         f"{ID_HEADER}: {msg_id}\r\n{TIMESTAMP_HEADER}: {timestamp}\r\n"
         f"{SIGNATURE_HEADER}: {signatures}\r\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from services.bootstrap import Runtime
@@ -16,6 +17,7 @@ from services.core.auth import token_digest
 from services.core.config import FileConfig, Principal, Role
 from services.core.settings import Settings
 from services.entrypoints.http import create_app
+from services.ledger.witness import WitnessKey
 
 TOKENS = {
     "customs": "customs-token",
@@ -24,7 +26,16 @@ TOKENS = {
     "tashkent": "tashkent-officer-token",
     "auditor": "auditor-token",
     "metrics": "metrics-token",  # not a principal: LIAISON_METRICS_TOKEN_SHA256
+    "witness": "witness-token",
 }
+WITNESS_SEED = b"niac-witness-test-seed-32-bytes!"
+"""The test witness's Ed25519 private key (its vkey is the witness principal's)."""
+
+
+def witness_vkey() -> str:
+    """The C2SP vkey of the test witness, ``niac.uz/witness``."""
+    key = Ed25519PrivateKey.from_private_bytes(WITNESS_SEED).public_key()
+    return WitnessKey("niac.uz/witness", key).vkey()
 
 
 def principals_config() -> FileConfig:
@@ -40,6 +51,8 @@ def principals_config() -> FileConfig:
             Principal(name="tashkent-duty", role=Role.OFFICER,
                       token_sha256=token_digest(TOKENS["tashkent"]), unit="IMT-TASHKENT"),
             Principal(name="audit-office", role=Role.AUDITOR, token_sha256=token_digest(TOKENS["auditor"])),
+            Principal(name="niac-witness", role=Role.WITNESS, token_sha256=token_digest(TOKENS["witness"]),
+                      witness_key=witness_vkey()),
         )
     )  # fmt: skip
 

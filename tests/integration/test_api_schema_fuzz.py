@@ -36,11 +36,17 @@ OPERATIONS = sorted(
 )
 # Readiness answers 503 (declared) while a subscriber is still starting: its contract.
 UNAVAILABLE_BY_DESIGN = {"/readyz"}
-# A schema-valid event may still name a unit the caller does not publish for (422/403).
-TOPOLOGY_DEPENDENT = {"/v1/events"}
+# A schema-valid event may still name a unit the caller does not publish for (422/403); a
+# schema-valid cosignature note is still a signature to check (422 when it is not one).
+TOPOLOGY_DEPENDENT = {"/v1/events", "/v1/ledger/cosignatures"}
 # since/until also take Unix seconds (pydantic's datetime parsing), which the schema omits.
 LENIENT = {"/v1/ledger/events"}
-WHO = {"/v1/events": "customs", "/v1/ledger": "auditor", "/v1/units": "gulistan"}
+WHO = {
+    "/v1/events": "customs",
+    "/v1/ledger/cosignatures": "witness",  # the caller it is for: deeper than a 403
+    "/v1/ledger": "auditor",
+    "/v1/units": "gulistan",
+}
 
 
 def _headers(path: str) -> dict[str, str]:

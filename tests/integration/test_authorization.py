@@ -2,7 +2,8 @@
 
 The unit under test is IMT-GULISTAN throughout: ``uz-mia`` publishes for it (own unit),
 ``uz-customs`` does not (other unit); ``gulistan-duty`` is its officer, ``tashkent-duty``
-an officer of another unit; the metrics token (not a principal) reads only the figures. The stream endpoint is driven on the raw ASGI interface
+an officer of another unit; the metrics token (not a principal) reads only the figures;
+``niac-witness`` reads the ledger's entries and checkpoint and hands in cosignatures. The stream endpoint is driven on the raw ASGI interface
 (an SSE response never ends, so only its start line is awaited).
 """
 
@@ -15,12 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from schemas.events import CloudEvent
 from services.bootstrap import Runtime
+from services.core.settings import DEFAULT_LEDGER_ORIGIN
 from services.entrypoints.http import create_app
+from services.ledger import witness, witness_store
 from tests import factories
-from tests.integration.conftest import TOKENS, eventually
+from tests.integration.conftest import TOKENS, WITNESS_SEED, eventually
 
 UNIT = "IMT-GULISTAN"
 CALLERS: dict[str, str | None] = {
@@ -32,6 +37,7 @@ CALLERS: dict[str, str | None] = {
     "officer-other": f"Bearer {TOKENS['tashkent']}",
     "auditor": f"Bearer {TOKENS['auditor']}",
     "metrics-token": f"Bearer {TOKENS['metrics']}",
+    "witness": f"Bearer {TOKENS['witness']}",
 }
 PUBLIC = dict.fromkeys(CALLERS, 200)
 DENIED = {"anonymous": 401, "wrong-token": 401, "metrics-token": 401}
@@ -56,8 +62,10 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", f"/v1/units/{UNIT}/alerts", _table(officer_own=200, auditor=200)),
     ("GET", f"/v1/units/{UNIT}/alerts/stream", _table(officer_own=200)),
     ("POST", f"/v1/units/{UNIT}/alerts/{{alert}}/ack", _table(officer_own=200)),
-    ("GET", "/v1/ledger/events", _table(auditor=200)),
+    ("GET", "/v1/ledger/events", _table(auditor=200, witness=200)),
     ("GET", "/v1/ledger/verify", _table(auditor=200)),
+    ("GET", "/v1/ledger/checkpoint", _table(auditor=200, witness=200)),
+    ("POST", "/v1/ledger/cosignatures", _table(witness=201)),
 ]
 
 
@@ -131,6 +139,7 @@ async def test_each_caller_gets_exactly_its_status(
             if "{alert}" in template
             else template
         )
+        cosignature = await _cosignature(runtime) if "/v1/ledger/c" in path else None
         actual: dict[str, int] = {}
         for caller, authorization in CALLERS.items():
             headers = {"Authorization": authorization} if authorization else {}
@@ -141,6 +150,7 @@ async def test_each_caller_gets_exactly_its_status(
             if method == "POST":
                 event = json.dumps(factories.alert(unit=UNIT)).encode()
                 body = b'{"note": "seen"}' if path.endswith("/ack") else event
+                body = cosignature if path.endswith("/cosignatures") else body
             response = await api.request(
                 method, path, content=body, headers={**headers, "content-type": "application/json"}
             )
@@ -148,6 +158,18 @@ async def test_each_caller_gets_exactly_its_status(
             if response.status_code >= 400:
                 assert response.headers["content-type"] == "application/problem+json"
         assert actual == expected
+
+
+async def _cosignature(runtime: Runtime) -> bytes:
+    """A signed checkpoint, and the test witness's cosignature of it (the request's body)."""
+    await runtime.ledger.append([CloudEvent.model_validate(factories.seizure())])
+    await runtime.ledger.checkpoint_if_due(force=True)
+    checkpoint = await witness_store.latest_checkpoint(runtime.ledger.engine)
+    assert checkpoint is not None
+    private = Ed25519PrivateKey.from_private_bytes(WITNESS_SEED)
+    head = (checkpoint.size, checkpoint.head_hash)
+    made = witness.cosign(private, "niac.uz/witness", DEFAULT_LEDGER_ORIGIN, head, 1)
+    return json.dumps({"note": made.note(DEFAULT_LEDGER_ORIGIN)}).encode()
 
 
 async def _ready(api: httpx.AsyncClient) -> bool:

@@ -7,7 +7,8 @@ attempt. Every command the server receives meanwhile is recorded with
 ``MONITOR``, so a secret written into a job and deleted with it once the job
 is done is seen all the same; then every key and value left is read. Neither
 may hold an endpoint's secret (in its ``whsec_`` form, its base64 part or
-its raw key bytes), a URL's credentials, nor a principal's bearer token.
+its raw key bytes), the Ed25519 private key of an endpoint signed asymmetrically
+(``whsk_``, Standard Webhooks ``v1a``), a URL's credentials, nor a principal's bearer token.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from services.core.config import Webhook
 from services.core.settings import Settings
 from services.entrypoints.http import create_app
 from services.notifier import app as notifier_app
+from services.notifier import webhook_signing as signing
 from services.notifier.webhooks import WebhookWorker
 from tests import factories
 from tests.integration.conftest import TOKENS, auth, eventually, principals_config
@@ -40,6 +42,8 @@ SECRETS = {
     "dead": "whsec_" + base64.b64encode(b"dead-endpoint-secret-of-32-bytes").decode(),
     "waiting": "whsec_" + base64.b64encode(b"waiting-endpoint-secret-32-bytes").decode(),
 }
+SIGNING_KEY = "whsk_" + base64.b64encode(b"asymmetric-endpoint-seed-32bytes").decode()
+"""The ``v1a`` (Ed25519) private key of the endpoint waiting for its next attempt."""
 
 
 def forbidden() -> dict[str, bytes]:
@@ -52,6 +56,12 @@ def forbidden() -> dict[str, bytes]:
             f"{name} secret's base64": key.encode(),
             f"{name} key bytes": base64.b64decode(key),
         }
+    seed = SIGNING_KEY.removeprefix("whsk_")
+    found |= {
+        "signing key": SIGNING_KEY.encode(),
+        "signing key's base64": seed.encode(),
+        "signing key's seed": base64.b64decode(seed),
+    }
     found |= {f"{who}'s bearer token": token.encode() for who, token in TOKENS.items()}
     found |= {"URL password": b"hunter2", "URL api_key": b"K3Y-SECRET", "URL token": b"T0K3N"}
     return found
@@ -141,7 +151,13 @@ async def test_no_secret_or_token_reaches_redis_through_deliveries_retries_and_f
             allow_http=True,
             url=dead_url.replace("://", "://ops:swordfish@") + "?token=T0K3N",
         ),
-        Webhook(unit="NIAC-UZ", url=f"{base}/niac", secret=SECRETS["waiting"], allow_http=True),
+        Webhook(
+            unit="NIAC-UZ",
+            url=f"{base}/niac",
+            secret=SECRETS["waiting"],
+            signing_key=SIGNING_KEY,
+            allow_http=True,
+        ),
     )
     # the runtime's worker on a short schedule, so that the dead endpoint is given up on
     monkeypatch.setattr(
@@ -185,6 +201,12 @@ async def test_no_secret_or_token_reaches_redis_through_deliveries_retries_and_f
             await eventually(lambda: _answered(recv, "niac", 1))
             assert [r.status for r in recv.to("fotehobod")] == [503, 200]
             assert [r.status for r in recv.to("niac")] == [503]
+            # the v1a signature verifies with the public key alone (the spec's definition)
+            [niac] = recv.to("niac")
+            public = signing.private_key(SIGNING_KEY).public_key()
+            v1a = [s for s in niac.headers["webhook-signature"].split() if s.startswith("v1a,")]
+            content = f"{niac.headers['webhook-id']}.{niac.headers['webhook-timestamp']}."
+            public.verify(base64.b64decode(v1a[0][4:]), content.encode() + niac.body)
     stored = await every_value(redis)
     wire = b"\n".join(map(_unescape, commands))
     assert b'"XADD" "{liaison}:stream:webhooks"' in wire  # MONITOR saw the jobs queued

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from pathlib import Path
 
@@ -216,3 +217,79 @@ def test_a_publisher_name_must_be_fit_for_its_ingress_stream(tmp_path: Path, nam
     )
     with pytest.raises(ConfigError, match="names its Redis ingress stream"):
         read_file_config(path)
+
+
+SIGNING_KEY = "whsk_" + base64.b64encode(b"liaison-v1a-test-seed-32-bytes!!").decode()
+
+
+def test_an_endpoint_may_sign_with_a_key_pair_instead_of_a_secret(tmp_path: Path) -> None:
+    path = _write(tmp_path, f"""
+webhooks:
+  - {{unit: IMT-GULISTAN, url: "https://siem.invalid/in", signing_key: {SIGNING_KEY}}}
+""")  # fmt: skip
+    [hook] = read_file_config(path).webhooks
+    assert (hook.secret, hook.signing_key) == (None, SIGNING_KEY)
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("{unit: IMT-GULISTAN, url: 'https://x.invalid/h'}", "needs 'secret'"),
+        ("{unit: IMT-GULISTAN, url: 'https://x.invalid/h', signing_key: whsk_c2hvcnQ=}",
+         "32-byte Ed25519 seed"),
+    ],
+)  # fmt: skip
+def test_an_endpoint_without_a_usable_secret_or_key_is_refused(
+    tmp_path: Path, entry: str, reason: str
+) -> None:
+    message = _error(_write(tmp_path, f"webhooks:\n  - {entry}"))
+    assert "webhooks.0" in message
+    assert reason in message
+
+
+def test_a_signing_key_is_never_echoed_in_an_error(tmp_path: Path) -> None:
+    # the key where the URL belongs: the error quotes the value, redacted
+    message = _error(
+        _write(
+            tmp_path,
+            f"webhooks:\n  - {{unit: IMT-GULISTAN, url: {SIGNING_KEY}, signing_key: {SIGNING_KEY}}}",
+        )
+    )
+    assert "webhooks.0.url" in message
+    assert SIGNING_KEY[5:] not in message
+    assert SIGNING_KEY[5:20] not in message
+
+
+def test_a_principal_may_be_known_by_its_certificate_instead_of_a_token(tmp_path: Path) -> None:
+    path = _write(tmp_path, f"""
+principals:
+  - {{name: uz-customs, role: publisher, units: [BLO-OYBEK], client_cert_uri: "urn:liaison:agency:uz-customs"}}
+  - {{name: audit, role: auditor, client_cert_sha256: {"c" * 64}}}
+""")  # fmt: skip
+    customs, audit = read_file_config(path).principals
+    assert (customs.token_sha256, customs.client_cert_uri) == (
+        None,
+        "urn:liaison:agency:uz-customs",
+    )
+    assert audit.by_certificate
+
+
+def test_a_principal_with_neither_token_nor_certificate_is_refused(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "principals:\n  - {name: a, role: auditor}"))
+    assert "principals.0" in message
+    assert "needs 'token_sha256', or a client certificate" in message
+
+
+def test_a_witness_needs_its_key_and_only_a_witness_has_one(tmp_path: Path) -> None:
+    vkey = "niac.uz/witness+becf2fe9+BJ759ogBWQFd1VOiCEe0YRr8M0TcKP8F0QFKhzPT7LuO"
+    missing = _error(
+        _write(tmp_path, f"principals:\n  - {{name: w, role: witness, token_sha256: {'d' * 64}}}")
+    )
+    assert "a witness needs 'witness_key'" in missing
+    stray = _error(
+        _write(
+            tmp_path,
+            f"principals:\n  - {{name: a, role: auditor, token_sha256: {'d' * 64}, witness_key: '{vkey}'}}",
+        )
+    )
+    assert "only a witness has one" in stray

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.notifier import webhook_signing as signing
@@ -224,3 +226,76 @@ def test_a_secret_is_read_with_or_without_its_padding() -> None:
 def test_signing_needs_a_secret() -> None:
     with pytest.raises(ValueError, match=r"^at least one secret is needed to sign$"):
         signing.signed_headers([], "msg_1", _now(), b"{}")
+
+
+# --- asymmetric (v1a, Ed25519) ----------------------------------------------------------------
+
+SEED = b"liaison-v1a-test-seed-32-bytes!!"
+SIGNING_KEY = "whsk_" + base64.b64encode(SEED).decode()
+
+
+def _v1a(header: str) -> list[bytes]:
+    return [base64.b64decode(s[4:]) for s in header.split() if s.startswith("v1a,")]
+
+
+def test_a_v1a_signature_verifies_with_the_public_key_as_the_specification_defines_it() -> None:
+    # Independent of our code: the key from the seed with `cryptography`, the signed content
+    # `msg_id.timestamp.payload` as the specification's "Signature scheme" defines it.
+    public = Ed25519PrivateKey.from_private_bytes(SEED).public_key()
+    body = encode_body(factories.alert())
+    sign = signing.endpoint_signing(None, SIGNING_KEY)
+    header = sign("msg_1", 1674087231, body)
+    [signature] = _v1a(header)
+    assert header.startswith("v1a,")
+    assert " " not in header
+    public.verify(signature, b"msg_1.1674087231." + body)  # raises if it does not verify
+    with pytest.raises(InvalidSignature):
+        public.verify(signature, b"msg_1.1674087232." + body)  # the timestamp is signed
+    with pytest.raises(InvalidSignature):
+        public.verify(signature, b"msg_1.1674087231." + body.replace(b"urgent", b"flash"))
+
+
+def test_the_whpk_public_key_is_the_raw_key_in_base64() -> None:
+    key = signing.private_key(SIGNING_KEY)
+    whpk = signing.public_key_text(key)
+    raw = base64.b64decode(whpk.removeprefix("whpk_"))
+    assert whpk.startswith("whpk_")
+    assert len(raw) == 32
+    Ed25519PublicKey.from_public_bytes(raw).verify(
+        _v1a(signing.endpoint_signing(None, SIGNING_KEY)("m", 1, b"x"))[0], b"m.1.x"
+    )
+    assert signing.private_key_text(key) == SIGNING_KEY
+
+
+def test_a_64_byte_libsodium_secret_key_is_accepted_if_its_halves_match() -> None:
+    key = Ed25519PrivateKey.from_private_bytes(SEED)
+    raw_public = base64.b64decode(signing.public_key_text(key)[5:])
+    sodium = "whsk_" + base64.b64encode(SEED + raw_public).decode()
+    assert signing.private_key_text(signing.private_key(sodium)) == SIGNING_KEY
+    mismatched = "whsk_" + base64.b64encode(SEED + bytes(32)).decode()
+    with pytest.raises(ValueError, match="public half"):
+        signing.private_key(mismatched)
+    with pytest.raises(ValueError, match="32 bytes"):
+        signing.private_key("whsk_" + base64.b64encode(b"short").decode())
+
+
+def test_secret_and_signing_key_together_give_both_signatures_and_v1_still_verifies() -> None:
+    # a receiver moving from the shared secret to the public key verifies either meanwhile;
+    # the reference library (standardwebhooks 1.3, which has no v1a) still finds its v1
+    body = encode_body(factories.alert())
+    now = _now()
+    header = signing.endpoint_signing(SECRET, SIGNING_KEY)("msg_1", now, body)
+    assert [s.split(",")[0] for s in header.split()] == ["v1", "v1a"]
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), "webhook-signature": header}
+    assert Webhook(SECRET).verify(body, headers) == json.loads(body)
+    public = Ed25519PrivateKey.from_private_bytes(SEED).public_key()
+    public.verify(_v1a(header)[0], f"msg_1.{now}.".encode() + body)
+
+
+def test_endpoint_signing_matches_the_one_shot_v1_signature() -> None:
+    body = b'{"a":1}'
+    assert signing.endpoint_signing(SECRET, None)("msg_1", 5, body) == signing.sign(
+        SECRET, "msg_1", 5, body
+    )
+    with pytest.raises(ValueError, match="secret"):
+        signing.endpoint_signing(None, None)
