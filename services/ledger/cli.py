@@ -20,7 +20,7 @@ from services.core.config import ConfigError
 from services.core.settings import settings_from_env
 from services.core.terminal import console as make_console
 from services.core.terminal import printable, safe
-from services.ledger import audit
+from services.ledger import audit, provenance
 from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
 from services.ledger.records import utc_text
@@ -167,13 +167,35 @@ def verify(
     if bundle is not None:
         try:
             report = audit.verify_bundle(bundle, keys)
+            signatures = provenance.check_bundle(bundle)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{bundle}: cannot read the bundle: {exc}") from None
         where = "they are signed only by the key the bundle itself carries"
     else:
         report = _run(lambda ledger: ledger.verify(keys))
+        signatures = _run(provenance.check_ledger)
         where = "there is no key to check their signatures with (no signing key here)"
-    raise typer.Exit(_report(report, where))
+    if report.ok and not signatures.ok:  # the chain holds, a publisher's signature does not
+        console.print(
+            f"BROKEN at seq {signatures.first_bad_seq}: {safe(signatures.problem or '')}",
+            highlight=False,
+        )
+        raise typer.Exit(Exit.BROKEN)
+    code = _report(report, where)
+    if report.ok:
+        _signatures(signatures)
+    raise typer.Exit(code)
+
+
+def _signatures(signatures: provenance.ProvenanceReport) -> None:
+    """A line saying how many agency events carry a verified publisher signature, and by which
+    keys (the auditor compares them with the agencies' own)."""
+    keys = ", ".join(sorted(signatures.keys)) or "none"
+    console.print(
+        f"signatures: {signatures.signed} events verified against their publisher's key "
+        f"({safe(keys)}), {signatures.unsigned} unsigned",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import fanout, ingest, peer_alertmanager, pipeline, pipeline_report
+from bench import fanout, ingest, peer_alertmanager, pipeline, pipeline_report, signed
 from bench.e2e import Phase, Point
 from bench.pipeline_notes import render
 from bench.smoke import smoke
@@ -26,6 +26,13 @@ async def test_ingest_benchmark_runs_end_to_end() -> None:
     [figure, *_] = report.figures["Ingest"]
     assert figure.rate > 0
     assert figure.limit > 0
+
+
+@pytest.mark.timeout(120)
+async def test_signed_ingest_benchmark_runs_both_phases() -> None:
+    text = await signed.run(300, senders=2)  # raises unless the stream holds all 600 events
+    assert "| unsigned |" in text
+    assert "| signed, verified |" in text
 
 
 @pytest.mark.timeout(120)

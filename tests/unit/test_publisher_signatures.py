@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import rfc8785
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -311,3 +311,20 @@ def test_the_spec_s_malformed_materials_are_discarded(payload: dict[str, Any]) -
     }
     with pytest.raises(SignatureInvalid):
         dsse.open_envelope(dsse.b64(json.dumps(envelope).encode()))
+
+
+def test_the_readme_s_integrator_example_signs_what_the_exchange_verifies() -> None:
+    """The Python an agency integrator copies from the README (section "Signed events")."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Signed events", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    pem = KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    event = json.loads(CloudEvent.model_validate(_alert()).to_json())  # the canonical form
+    signed = namespace["sign"](event, pem, KEYID)
+    assert REGISTRY.check(signed, NOW, "uz-customs") == KEYID
+    stored = json.loads(CloudEvent.model_validate(signed).to_json())
+    assert REGISTRY.check(view_of(CloudEvent.model_validate(stored), View.NON_NOMINAL), NOW)
