@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,9 @@ from services.ingest import dlq
 from services.ingest.adapters import ADAPTERS
 from services.ingest.importer import import_file
 from services.ledger import audit, provenance
+from services.ledger.signing import public_pem
 from tests import factories
+from tests.e2e.test_cli import run
 from tests.integration.conftest import TOKENS, auth, eventually, principals_config
 
 K1, K0, K2, STRANGER = (Ed25519PrivateKey.generate() for _ in range(4))
@@ -118,6 +121,19 @@ async def test_a_signed_alert_is_accepted_and_verifies_offline_from_the_bundle(
     assert {"uz-customs/k1", "uz-customs/k0", "uz-customs/k2"} <= set(registered)
     assert any(k.startswith("ledger/") for k in registered)  # the checkpoint key is listed too
     assert any('"key.revoked"' in t and "uz-customs/k0" in t for t in types)
+    verdict = _verify_cli(bundle, signed_runtime, tmp_path)
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+    assert "signatures: 1 events verified against their publisher's key (uz-customs/k1)" in (
+        verdict.stdout
+    )
+
+
+def _verify_cli(bundle: Path, runtime: Runtime, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``liaison ledger verify --bundle`` as an auditor runs it, with the ledger's public key."""
+    assert runtime.ledger.signer is not None
+    pem = tmp_path / "ledger.pub.pem"
+    pem.write_text(public_pem(runtime.ledger.signer.public_key))
+    return run("ledger", "verify", "--bundle", str(bundle), "--public-key", str(pem))
 
 
 async def test_the_bundle_names_an_altered_signed_event(
@@ -250,6 +266,17 @@ async def test_a_key_revoked_at_t_refuses_what_comes_after_and_keeps_what_came_b
         report = await provenance.check_ledger(runtime.ledger)
         assert report.first_bad_seq == seq
         assert "was revoked at" in (report.problem or "")
+        bundle = data_dir / "bundle.jsonl"
+        with bundle.open("w", encoding="utf-8") as out:
+            await audit.export_bundle(runtime.ledger, out)
+        verdict = _verify_cli(bundle, runtime, data_dir)
+        assert (
+            verdict.returncode == 1
+        )  # the chain holds: the operator signed it; the agency did not
+        assert (
+            f"BROKEN at seq {seq}: publisher signature: dssematerial: key uz-customs/k1 was revoked at"
+            in verdict.stdout
+        )
 
 
 async def test_an_import_row_for_a_unit_whose_publisher_signs_is_rejected_and_dead_lettered(
