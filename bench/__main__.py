@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.pipeline import RESULTS, SIZES, run
 from bench.pipeline_notes import render
 
-FIGURES = ("ledger", "ingest", "fanout", "console", "smoke", "replicated")
+FIGURES = ("ledger", "ingest", "signed", "fanout", "console", "smoke", "replicated")
 """The figures measured alone, each ``bench/<name>.py`` with its ``main(argv)``."""
 
 

@@ -39,6 +39,7 @@ from schemas.alerts import (
     field_error,
     pattern_check,
 )
+from schemas.keys import KeyRegistered, KeyRevoked
 from schemas.limits import MAX_COUNTRY_LIST, MAX_URI, ONE_LINE_PATTERN
 from schemas.receipts import (
     AlertAcknowledged,
@@ -66,6 +67,8 @@ EventData: TypeAlias = (
     | AlertAcknowledged
     | AlertEscalated
     | AlertWebhookFailed
+    | KeyRegistered
+    | KeyRevoked
 )
 """The data of any event; which one is set by the event's ``type``."""
 
@@ -79,6 +82,8 @@ DATA_MODELS: Final[dict[EventType, type[EventData]]] = {
     EventType.ALERT_ACKNOWLEDGED: AlertAcknowledged,
     EventType.ALERT_ESCALATED: AlertEscalated,
     EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
+    EventType.KEY_REGISTERED: KeyRegistered,
+    EventType.KEY_REVOKED: KeyRevoked,
 }
 """The data model of each event type."""
 
@@ -126,6 +131,11 @@ EventId = Annotated[
 ]
 """An event id: no control characters, 1-256 characters from an agency (:data:`REF_MAX`),
 up to 512 from the system (:data:`SYSTEM_ID_MAX`), whose ids embed an alert's."""
+
+Dsse = Annotated[str, StringConstraints(max_length=8192, pattern=r"^[A-Za-z0-9+/]+={0,2}$")]
+"""A ``dssematerial``: Base64 of a DSSE JSON envelope."""
+Disclosures = Annotated[str, StringConstraints(max_length=262_144, pattern=r"^[A-Za-z0-9_~-]*$")]
+"""Base64url parts joined by ``~``."""
 
 CountryList = Annotated[
     str,
@@ -181,6 +191,22 @@ class CloudEvent(BaseModel):
         None,
         description="Comma-separated ISO 3166 alpha-2 codes of the countries that may see "
         "personal data (persons' identities); absent: none abroad.",
+    )
+    dssematerial: Dsse | None = Field(
+        None,
+        description="The publisher's signature: the CloudEvents Verifiability extension's DSSE "
+        "envelope, Base64 (docs/provenance.md).",
+    )
+    piidisclosures: Disclosures | None = Field(
+        None,
+        description="With a signed event's persons: their salted disclosures (RFC 9901), "
+        "'~'-separated, one per person in order; dropped with the persons in the non-nominal "
+        "view.",
+    )
+    piidigests: Disclosures | None = Field(
+        None,
+        description="In the non-nominal view of a signed event: the signed digests of the "
+        "withheld persons, '~'-separated, so that the copy still verifies.",
     )
     data: EventData = Field(description="The payload: the data model of the event's type.")
 

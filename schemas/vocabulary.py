@@ -22,6 +22,8 @@ class EventType(StrEnum):
     ALERT_ACKNOWLEDGED = "alert.acknowledged"
     ALERT_ESCALATED = "alert.escalated"
     ALERT_WEBHOOK_FAILED = "alert.webhook_failed"
+    KEY_REGISTERED = "key.registered"
+    KEY_REVOKED = "key.revoked"
 
 
 AGENCY_TYPES = frozenset(
@@ -37,6 +39,9 @@ AGENCY_TYPES = frozenset(
 
 SYSTEM_TYPES = frozenset(set(EventType) - AGENCY_TYPES)
 """Types only Liaison Exchange itself emits."""
+
+LEDGER_TYPES = frozenset({EventType.KEY_REGISTERED, EventType.KEY_REVOKED})
+"""System types the ledger records itself, on no stream: the key registry."""
 
 
 class Tlp(StrEnum):

@@ -32,7 +32,7 @@ from faststream.specification import AsyncAPI
 
 from schemas.events import DATA_MODELS
 from schemas.export import event_schema
-from schemas.vocabulary import AGENCY_TYPES, SYSTEM_TYPES, EventType
+from schemas.vocabulary import AGENCY_TYPES, LEDGER_TYPES, SYSTEM_TYPES, EventType
 from services.core import streams
 
 VERSION = "0.1.0"
@@ -44,7 +44,7 @@ PUBLISHER = "{publisher}"
 _CANONICAL_TYPES: dict[str, tuple[EventType, ...]] = {
     streams.SEIZURES: (EventType.SEIZURE_REPORTED,),
     streams.ALERTS: tuple(sorted(AGENCY_TYPES - {EventType.SEIZURE_REPORTED})),
-    streams.RECEIPTS: tuple(sorted(SYSTEM_TYPES)),
+    streams.RECEIPTS: tuple(sorted(SYSTEM_TYPES - LEDGER_TYPES)),
 }
 _NAMES = {
     streams.SEIZURES: "seizures",
@@ -237,7 +237,8 @@ def _complete(generated: dict[str, Any]) -> dict[str, Any]:
             "summary": _summary(operation["action"], channels[channel_id]),
             "messages": [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in messages],
         }
-    messages = {t.value: _message(t) for t in sorted(EventType, key=lambda t: t.value)}
+    on_streams = sorted(set(EventType) - LEDGER_TYPES, key=lambda t: t.value)
+    messages = {t.value: _message(t) for t in on_streams}
     messages[_DEAD_LETTER] = {
         "name": _DEAD_LETTER,
         "title": "A dead letter",

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,6 +28,7 @@ from pydantic import (
 from schemas.alerts import Name
 from schemas.topology import Topology, TopologyError, default_topology, load_topology
 from schemas.vocabulary import Severity
+from services.core.dsse import public_key
 
 
 class ConfigError(ValueError):
@@ -108,6 +110,44 @@ PUBLISHER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A publisher's name: it is part of its ingress stream's key and of its ACL key pattern."""
 
 
+class Signatures(StrEnum):
+    """Whether a publisher's events must carry its signature (docs/provenance.md)."""
+
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+
+
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class PublisherKey(BaseModel):
+    """One Ed25519 public key a publisher signs its events with, and when it may."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(description="The key's name; its DSSE keyid is '<publisher>/<id>'.")
+    public_key: str = Field(
+        min_length=1, description="The public key: PEM, or Base64 of its 32 raw bytes."
+    )
+    not_before: AwareDatetime | None = Field(None, description="Valid from (default: always).")
+    not_after: AwareDatetime | None = Field(None, description="Valid until (default: always).")
+    revoked_at: AwareDatetime | None = Field(
+        None, description="Revoked: events recorded from this moment on are refused."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> PublisherKey:
+        if not KEY_NAME.fullmatch(self.id):
+            raise ValueError(f"key id {self.id!r}: letters, digits, '.', '_' or '-' (up to 64)")
+        try:
+            public_key(self.public_key)
+        except ValueError as exc:
+            raise ValueError(f"key {self.id!r}: {exc}") from None
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise ValueError(f"key {self.id!r}: not_after must come after not_before")
+        return self
+
+
 class Principal(BaseModel):
     """A caller of the HTTP API, identified by the SHA-256 of its bearer token, or by its TLS
     client certificate (mutual TLS: its SHA-256 pin and/or a SAN URI)."""
@@ -136,6 +176,13 @@ class Principal(BaseModel):
         default=None,
         description="The person this token was issued to (one token per person, for officers): "
         "acknowledgements record it beside the principal's name.",
+    )
+    signatures: Signatures = Field(
+        default=Signatures.OPTIONAL,
+        description="A publisher's events must be signed (required) or may be (optional).",
+    )
+    keys: tuple[PublisherKey, ...] = Field(
+        default=(), description="A publisher's Ed25519 public keys (docs/provenance.md)."
     )
 
     witness_key: str | None = Field(
@@ -172,6 +219,12 @@ class Principal(BaseModel):
             )
         if self.role is Role.OFFICER and not self.unit:
             raise ValueError(f"officer {self.name!r} needs 'unit'")
+        if self.keys and self.role is not Role.PUBLISHER:
+            raise ValueError(f"{self.name!r}: only a publisher has signing keys")
+        if self.signatures is Signatures.REQUIRED and not self.keys:
+            raise ValueError(f"publisher {self.name!r} requires signatures but has no 'keys'")
+        if len({key.id for key in self.keys}) != len(self.keys):
+            raise ValueError(f"publisher {self.name!r}: two keys with one id")
         return self
 
 

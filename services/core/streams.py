@@ -7,7 +7,7 @@ scripts that touch several of them at once stay on one slot.
 from collections.abc import Iterable
 
 from schemas.alerts import AlertRef
-from schemas.vocabulary import SYSTEM_TYPES, EventType
+from schemas.vocabulary import LEDGER_TYPES, SYSTEM_TYPES, EventType
 
 PREFIX = "{liaison}"
 
@@ -106,6 +106,8 @@ def stream_for(event_type: EventType) -> str:
     """The canonical stream an event of this type is published to."""
     if event_type is EventType.SEIZURE_REPORTED:
         return SEIZURES
+    if event_type in LEDGER_TYPES:
+        raise ValueError(f"{event_type} is recorded by the ledger itself, on no stream")
     if event_type in SYSTEM_TYPES:
         return RECEIPTS
     return ALERTS

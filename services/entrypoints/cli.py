@@ -20,6 +20,7 @@ from services.core.config import ConfigError, read_file_config, resolve_topology
 from services.core.private import PRIVATE_UMASK
 from services.core.redis_server import EmbeddedServerError
 from services.core.settings import Settings, settings_from_env
+from services.entrypoints import keys_cli
 from services.ingest import cli as ingest_cli
 from services.ledger import cli as ledger_cli
 from services.ledger import witness_cli
@@ -35,6 +36,8 @@ app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(witness_cli.app, name="witness")
 app.add_typer(ingest_cli.dlq_app, name="dlq")
 app.command("import")(ingest_cli.import_command)
+app.add_typer(keys_cli.keys_app, name="keys")
+app.command("sign")(keys_cli.sign_command)
 console = terminal.console()
 errors = terminal.console(stderr=True)
 

@@ -12,6 +12,7 @@ from services.core import streams
 from services.core.alert_register import AlertRegister, OwnerCheck
 from services.core.bus import Entry, Publisher
 from services.core.config import Principal, Role
+from services.core.keyring import Registry
 from services.core.metrics import NO_METRICS, Metrics
 from services.core.streaming import Background, Claimer, GroupOptions, subscribe_group
 from services.core.wiring import Wiring, consumer_name
@@ -62,7 +63,9 @@ class IngestService:
 
     def __init__(self, wiring: Wiring) -> None:
         self._wiring = wiring
-        self.screener = Screener(wiring.topology)
+        self.screener = Screener(
+            wiring.topology, registry=Registry.of_principals(wiring.config.principals)
+        )
         wiring.stack.callback(self.screener.close)
         self.alert_register = AlertRegister(wiring.redis, dedupe_window=wiring.dedupe_window)
         """Which unit raised each alert, for the handlers."""

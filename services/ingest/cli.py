@@ -17,6 +17,7 @@ from rich.table import Table
 from services.core.alert_register import AlertRegister
 from services.core.bus import RedisPublisher, Unavailable, ensure_groups
 from services.core.config import ConfigError, read_file_config, resolve_topology
+from services.core.keyring import Registry
 from services.core.one_shot import connect_redis
 from services.core.settings import Settings
 from services.core.settings import settings_from_env as _settings
@@ -41,7 +42,8 @@ async def run_import(
         adapter = adapter_named(adapter_name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    topology = resolve_topology(read_file_config(settings.config))
+    config = read_file_config(settings.config)
+    topology = resolve_topology(config)
     try:
         file = path.open("rb")
     except OSError as exc:
@@ -70,6 +72,7 @@ async def run_import(
                     dead_letters=redis if dead_letter else None,
                     label=path.name,
                     progress=lambda: bar.update(task, completed=file.tell()),
+                    registry=Registry.of_principals(config.principals),
                 )
             except FileUnreadable as exc:
                 raise ConfigError(f"{path}: {exc}") from None

@@ -30,6 +30,7 @@ from services.core import streams
 from services.core.alert_register import AlertRegister
 from services.core.bus import RedisPublisher
 from services.core.config import Principal
+from services.core.keyring import Registry
 from services.ingest.adapters import ADAPTERS
 from services.ingest.adapters.base import Record, RowInvalid
 from services.ingest.importer import IMPORT_ORIGIN, check_record
@@ -153,7 +154,7 @@ def _event(letter: DeadLetter, topology: Topology, principals: Sequence[Principa
         if agency is None:
             raise StillInvalid(f"no publisher {publisher!r} in the configuration: whose units?")
         try:
-            return event_of(letter.payload, topology, agency)
+            return event_of(letter.payload, topology, agency, Registry.of_principals(principals))
         except NotAnEvent as exc:
             raise StillInvalid(str(exc)) from None
     name = letter.origin.removeprefix(IMPORT_ORIGIN)
@@ -162,7 +163,7 @@ def _event(letter: DeadLetter, topology: Topology, principals: Sequence[Principa
         raise StillInvalid(f"no adapter {name!r} to read the row with")
     try:
         raw = adapter.load(_text(letter.payload))
-        return check_record(adapter, Record(0, raw), topology)
+        return check_record(adapter, Record(0, raw), topology, Registry.of_principals(principals))
     except RowInvalid as exc:
         raise StillInvalid(str(exc)) from None
 

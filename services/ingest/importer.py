@@ -21,6 +21,7 @@ from schemas.topology import Topology
 from services.core import streams
 from services.core.alert_register import OwnerCheck
 from services.core.bus import Publisher, dead_letter_fields, seen_field
+from services.core.keyring import Registry
 from services.ingest.adapters.base import Adapter, Record, RowInvalid, agency_field
 from services.ingest.intake import Rejected, foreign_changes, validate_event
 
@@ -49,21 +50,33 @@ class ImportSummary:
     rejected_rows: int = 0
 
 
-def check_record(adapter: Adapter, record: Record, topology: Topology) -> CloudEvent:
-    """The canonical event of one record, or :class:`RowInvalid` in the agency's terms."""
+def check_record(
+    adapter: Adapter, record: Record, topology: Topology, registry: Registry | None = None
+) -> CloudEvent:
+    """The canonical event of one record, or :class:`RowInvalid` in the agency's terms; with
+    ``registry``, refused when its unit's publisher requires signed events (an agency file
+    carries no signatures: docs/provenance.md)."""
     if record.problem is not None:
         raise RowInvalid([("(row)", record.problem)])
     candidate = adapter.to_event(record.raw, topology)
     try:
-        return validate_event(candidate, topology)
+        event = validate_event(candidate, topology)
     except Rejected as exc:
         raise RowInvalid(
             [(agency_field(r.field, adapter.fields), r.message) for r in exc.rejections]
         ) from None
+    publisher = registry.requires(event.unit) if registry and event.unit else None
+    if publisher is not None:
+        reason = (
+            f"signature required: {publisher} signs every event for {event.unit}; an agency "
+            "file carries none (publish signed events over HTTP or the Redis ingress)"
+        )
+        raise RowInvalid([("(row)", reason)])
+    return event
 
 
 def checked(
-    adapter: Adapter, file: IO[bytes], topology: Topology
+    adapter: Adapter, file: IO[bytes], topology: Topology, registry: Registry | None = None
 ) -> Iterator[tuple[Record, CloudEvent | RowInvalid]]:
     """Every record of the file with its event or why it was rejected.
 
@@ -73,7 +86,7 @@ def checked(
     first_row: dict[str, int] = {}
     for record in adapter.records(file):
         try:
-            event = check_record(adapter, record, topology)
+            event = check_record(adapter, record, topology, registry)
         except RowInvalid as exc:
             yield record, exc
             continue
@@ -94,6 +107,7 @@ async def import_file(
     dead_letters: Redis | None = None,
     label: str = "",
     progress: Callable[[], None] | None = None,
+    registry: Registry | None = None,
 ) -> ImportSummary:
     """Publish a file's valid rows in batches; report the others (and dead-letter them if asked).
 
@@ -125,7 +139,7 @@ async def import_file(
         if progress is not None:
             progress()
 
-    for record, outcome in checked(adapter, file, topology):
+    for record, outcome in checked(adapter, file, topology, registry):
         summary.rows += 1
         if isinstance(outcome, RowInvalid):
             summary.rejected_rows += 1

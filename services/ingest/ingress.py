@@ -32,10 +32,12 @@ from services.core import streams
 from services.core.alert_register import AlertRegister, OwnerCheck
 from services.core.bus import Entry, Publisher, dead_letter_fields
 from services.core.config import Principal
+from services.core.keyring import Registry
 from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, NO_METRICS, Metrics
 from services.core.problems import Problem
 from services.ingest.intake import Rejected, foreign_changes, validate_event
 from services.ingest.screening import INLINE_MAX, MAX_BODY, Screened, Screener
+from services.ingest.signatures import refused_signatures
 
 
 class NotAnEvent(ValueError):
@@ -55,10 +57,14 @@ def parse_payload(payload: bytes | str) -> Any:
 
 
 def event_of(
-    payload: bytes | str, topology: Topology, agency: Principal | None = None
+    payload: bytes | str,
+    topology: Topology,
+    agency: Principal | None = None,
+    registry: Registry | None = None,
 ) -> CloudEvent:
     """The canonical event of an ingress payload, or :class:`NotAnEvent` with every error
-    located; with ``agency``, only for that publisher's units."""
+    located; with ``agency``, only for that publisher's units, and with ``registry`` signed as
+    that publisher must (docs/provenance.md)."""
     raw = parse_payload(payload)
     if isinstance(raw, dict) and not {"specversion", "type", "source"} & raw.keys():
         # an entry without __data__ reaches us as all its fields: say which field is expected
@@ -70,6 +76,12 @@ def event_of(
             "invalid event: " + "; ".join(f"{r.field}: {r.message}" for r in exc.rejections)
         ) from None
     check_units(event, agency)
+    if agency is not None and registry is not None:
+        refused = refused_signatures([event.to_json()], registry, agency.name, False)
+        if refused:
+            raise NotAnEvent(
+                "invalid event: " + "; ".join(f"{r.field}: {r.message}" for r in refused)
+            )
     return event
 
 
@@ -117,7 +129,8 @@ async def forward(
             if len(entry.payload) > INLINE_MAX:
                 parsed.append((entry, await _screened(entry.payload, agency, screener)))
             else:
-                parsed.append((entry, event_of(entry.payload, screener.topology, agency)))
+                event = event_of(entry.payload, screener.topology, agency, screener.registry)
+                parsed.append((entry, event))
         except NotAnEvent as exc:
             refused.append((entry, str(exc)))
         await asyncio.sleep(0)  # a batch of 500 entries never holds the loop for long

@@ -42,10 +42,12 @@ from schemas.topology import Topology
 from schemas.vocabulary import EventType
 from services.core.bus import Encoded, Unavailable
 from services.core.collector import tune_collector
+from services.core.keyring import Registry
 from services.core.problems import Problem
 from services.ingest.content_modes import decode, locate, maybe_batch
 from services.ingest.intake import MAX_BATCH, Rejected, foreign_units, validate_batch
 from services.ingest.refusals import Allowance
+from services.ingest.signatures import refused_signatures
 from services.ingest.slices import Irregular, OverBudget, Slices, parse_array, validate_array
 
 MAX_BODY = 8 * 1024 * 1024
@@ -61,6 +63,8 @@ WORKERS = 2
 PER_PUBLISHER = WORKERS
 """Requests of one publisher in the pool at once: its concurrent senders use every worker,
 and a flood of one queues behind itself once the pool is full."""
+NO_KEYS = Registry()
+"""No publisher signs: nothing to check."""
 NICENESS = 10
 """The workers' CPU priority below the API's (``nice``): weight 110 against 1024."""
 
@@ -102,7 +106,12 @@ def foreign_sources(body: Any, units: Collection[str], topology: Topology) -> li
 
 
 def screen(
-    headers: Mapping[str, str], body: bytes, name: str, units: Collection[str], topology: Topology
+    headers: Mapping[str, str],
+    body: bytes,
+    name: str,
+    units: Collection[str],
+    topology: Topology,
+    registry: Registry = NO_KEYS,
 ) -> list[Screened]:
     """The request's canonical events, or :class:`Problem` (400, 403, 413, 415, 422)."""
     try:
@@ -115,17 +124,33 @@ def screen(
     if foreign:
         raise forbidden(name, foreign)
     try:
-        events, _ = validate_batch(decoded.body, topology)
+        events, batch = validate_batch(decoded.body, topology)
     except Rejected as exc:
         raise invalid(exc, decoded.binary) from None
     late = foreign_units(events, units)  # the canonical sources, should they ever differ
     if late:
         raise forbidden(name, late)
-    return [Screened.of(event) for event in events]
+    screened = [Screened.of(event) for event in events]
+    return signed(screened, registry, name, batch, decoded.binary)
+
+
+def signed(
+    events: list[Screened], registry: Registry, name: str, batch: bool, binary: bool = False
+) -> list[Screened]:
+    """``events`` when each signature holds (or may be absent); else the 422 naming each."""
+    refused = refused_signatures([e.payload for e in events], registry, name, batch)
+    if refused:
+        raise invalid(Rejected(refused), binary)
+    return events
 
 
 async def screen_in_slices(
-    body: bytes, name: str, units: Collection[str], topology: Topology, slices: Slices
+    body: bytes,
+    name: str,
+    units: Collection[str],
+    topology: Topology,
+    slices: Slices,
+    registry: Registry = NO_KEYS,
 ) -> list[Screened]:
     """:func:`screen` of a batch body (``maybe_batch``), a slice at a time (:mod:`.slices`);
     :class:`Irregular` if the body is not a plain array of small events."""
@@ -140,7 +165,7 @@ async def screen_in_slices(
     late = sorted({e.unit for e in events if e.unit and e.unit not in units})
     if late:
         raise forbidden(name, late)
-    return events
+    return signed(events, registry, name, True)
 
 
 def forbidden(name: str, foreign: Sequence[str]) -> Problem:
@@ -160,13 +185,14 @@ def invalid(exc: Rejected, binary: bool = False) -> Problem:
     return Problem(422, "Invalid event", detail, errors=errors)
 
 
-# In the worker processes: the topology, set once when each starts.
+# In the worker processes: the topology and the key registry, set once when each starts.
 _topology: Topology | None = None
+_registry: Registry = NO_KEYS
 
 
-def _start_worker(topology: Topology, api: int) -> None:
-    global _topology
-    _topology = topology
+def _start_worker(topology: Topology, api: int, registry: Registry = NO_KEYS) -> None:
+    global _topology, _registry
+    _topology, _registry = topology, registry
     _lower_priority()  # inherited already, unless another thread started the fork server
     tune_collector()  # as the API's process: with Python's defaults, a batch cost ~1.6x the CPU
     threading.Thread(target=_exit_with, args=(api,), name="api-watch", daemon=True).start()
@@ -211,7 +237,7 @@ def _screen_in_worker(
     than to validate)."""
     assert _topology is not None
     try:
-        events = screen(headers, body, name, units, _topology)
+        events = screen(headers, body, name, units, _topology, _registry)
     except Problem as problem:
         return ("problem", problem.status, problem.title, problem.detail, problem.errors)
     return ("ok", [(e.type.value, e.source, e.id, e.payload, e.subject) for e in events])
@@ -227,9 +253,12 @@ class Screener:
         topology: Topology,
         workers: int = WORKERS,
         allowance: Callable[[], Allowance] = Allowance,
+        registry: Registry = NO_KEYS,
     ) -> None:
-        """``allowance`` makes each publisher's :class:`~.refusals.Allowance`."""
+        """``allowance`` makes each publisher's :class:`~.refusals.Allowance`; ``registry``:
+        the publishers' signing keys, checked before an event is accepted."""
         self.topology, self._workers, self._allowance = topology, workers, allowance
+        self.registry = registry
         self._pool: ProcessPoolExecutor | None = None
         self._turns: dict[str, asyncio.Lock] = {}
         self._allowances: dict[str, Allowance] = {}
@@ -249,7 +278,7 @@ class Screener:
             self.on_loop += 1
             started = time.perf_counter()
             try:
-                return screen(headers, body, name, units, self.topology)
+                return screen(headers, body, name, units, self.topology, self.registry)
             except Problem:
                 allowance.charge(time.perf_counter() - started)
                 raise
@@ -259,7 +288,9 @@ class Screener:
                     self.on_loop += 1
                     slices = Slices(refusal=allowance.left)
                     try:
-                        return await screen_in_slices(body, name, units, self.topology, slices)
+                        return await screen_in_slices(
+                            body, name, units, self.topology, slices, self.registry
+                        )
                     except Problem:
                         allowance.charge(slices.used())
                         raise
@@ -305,7 +336,7 @@ class Screener:
             self._workers,
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_start_worker,
-            initargs=(self.topology, os.getpid()),
+            initargs=(self.topology, os.getpid(), self.registry),
         )
         for started in [pool.submit(os.getpid) for _ in range(self._workers)]:
             started.result()  # every worker up before the first request waits on one

@@ -10,13 +10,14 @@ from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from services.core import streams
-from services.core.bus import Entry, RedisDeadLetters
+from services.core.bus import Entry, RedisDeadLetters, Unavailable
 from services.core.loops import forever, log_failure
 from services.core.metrics import LEDGER_APPENDED, LEDGER_DUPLICATES, NO_METRICS, Metrics
 from services.core.streaming import Background, GroupOptions, subscribe_pipelined
 from services.core.wiring import Wiring, consumer_name
 from services.ledger.handlers import append_prepared, prepare_entries
 from services.ledger.open import open_ledger
+from services.ledger.provenance import record_registry
 from services.ledger.records import Record
 from services.ledger.store import SqlLedger
 
@@ -77,7 +78,10 @@ class LedgerService:
         wiring.stack.push_async_callback(ledger.close)
         await ledger.create_schema()
         service = cls(wiring, ledger)
-        if runs:  # unwound after the broker stopped (registered before it starts)
+        if runs:
+            await (
+                service._record_registry()
+            )  # unwound after the broker stopped (registered before it starts)
             wiring.stack.push_async_callback(service._final_checkpoint)
         return service
 
@@ -101,6 +105,14 @@ class LedgerService:
     async def checks(self) -> dict[str, bool]:
         """The database takes writes."""
         return {"database": await self.ledger.ready()}
+
+    async def _record_registry(self) -> None:
+        """The key registry into the chain before any event it vouches for is consumed
+        (docs/provenance.md); a refusing signer logs its reason and the next start retries."""
+        try:
+            await record_registry(self.ledger, self._wiring.config.principals)
+        except Unavailable as exc:
+            log.error("could not record the key registry in the ledger: %s", exc)
 
     async def _sign_checkpoints(self) -> None:
         pause = max(self._wiring.settings.checkpoint_interval.total_seconds() / 2, 0.05)

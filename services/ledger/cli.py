@@ -20,7 +20,7 @@ from services.core.config import ConfigError, read_file_config
 from services.core.settings import settings_from_env
 from services.core.terminal import console as make_console
 from services.core.terminal import printable, safe
-from services.ledger import audit, witness, witness_cli, witness_store
+from services.ledger import audit, provenance, witness, witness_cli, witness_store
 from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
 from services.ledger.records import utc_text
@@ -181,6 +181,7 @@ def verify(
     if bundle is not None:
         try:
             read = audit.read_bundle(bundle, keys, want=[c.size for c in extra])
+            signatures = provenance.check_bundle(bundle)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{bundle}: cannot read the bundle: {exc}") from None
         report = read.report
@@ -200,7 +201,14 @@ def verify(
             )
 
         report, seen = _run(work)
+        signatures = _run(provenance.check_ledger)
         where = "there is no key to check their signatures with (no signing key here)"
+    if report.ok and not signatures.ok:  # the chain holds, a publisher's signature does not
+        console.print(
+            f"BROKEN at seq {signatures.first_bad_seq}: {safe(signatures.problem or '')}",
+            highlight=False,
+        )
+        raise typer.Exit(Exit.BROKEN)
     missing = witness_cli.judge(report, seen, witnesses) if seen is not None else []
     if report.ok and report.origin_verified and missing:
         console.print(
@@ -211,10 +219,23 @@ def verify(
         )
         raise typer.Exit(Exit.UNVERIFIED)
     code = _report(report, where)
+    if report.ok:
+        _signatures(signatures)
     if code is Exit.OK and seen is not None:
         for line in witness_cli.witnessed_lines(seen, report.count):
             console.print(line, highlight=False)
     raise typer.Exit(code)
+
+
+def _signatures(signatures: provenance.ProvenanceReport) -> None:
+    """A line saying how many agency events carry a verified publisher signature, and by which
+    keys (the auditor compares them with the agencies' own)."""
+    keys = ", ".join(sorted(signatures.keys)) or "none"
+    console.print(
+        f"signatures: {signatures.signed} events verified against their publisher's key "
+        f"({safe(keys)}), {signatures.unsigned} unsigned",
+        highlight=False,
+    )
 
 
 @app.command()

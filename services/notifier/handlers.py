@@ -27,7 +27,7 @@ from services.notifier.model import Delivery, Escalation, Notice, StoredAck
 from services.notifier.routing import (
     AlertFacts,
     Recipient,
-    non_nominal,
+    non_nominal_event,
     route_alert,
 )
 
@@ -89,7 +89,7 @@ def views_of(event: CloudEvent, views: Iterable[View]) -> dict[View, dict[str, A
     result: dict[View, dict[str, Any]] = {}
     for view in views:
         if view is View.NON_NOMINAL and "persons" in wire["data"]:
-            result[view] = {**wire, "data": non_nominal(wire["data"])}
+            result[view] = non_nominal_event(wire)
         else:
             result[view] = wire
     return result

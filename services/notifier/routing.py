@@ -19,6 +19,7 @@ from typing import Any
 
 from schemas.topology import Topology
 from schemas.vocabulary import Reason, Tlp, View
+from services.core.dsse import digest_of
 
 _ORDER = {reason: index for index, reason in enumerate(Reason)}
 
@@ -173,6 +174,18 @@ def route_change(
         else:
             views[unit] = View.NON_NOMINAL
     return views
+
+
+def non_nominal_event(wire: Mapping[str, Any]) -> dict[str, Any]:
+    """The event without persons' identities. A signed event's disclosures go with them (their
+    salts would confirm a guessed name); their digests stay, in ``piidigests``, so that the
+    copy still verifies against the publisher's signature (docs/provenance.md)."""
+    view = {key: value for key, value in wire.items() if key != "piidisclosures"}
+    view["data"] = non_nominal(wire["data"])
+    disclosures = wire.get("piidisclosures")
+    if disclosures:
+        view["piidigests"] = "~".join(digest_of(d) for d in disclosures.split("~"))
+    return view
 
 
 def non_nominal(data: Mapping[str, Any]) -> dict[str, Any]:

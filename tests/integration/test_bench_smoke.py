@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import fanout, ingest, peer_alertmanager, pipeline, pipeline_report, replicated
+from bench import fanout, ingest, peer_alertmanager, pipeline, pipeline_report, replicated, signed
 from bench.e2e import Phase, Point
 from bench.pipeline_notes import render
 from bench.smoke import smoke
@@ -34,6 +34,12 @@ async def test_replicated_benchmark_runs_end_to_end() -> None:
     results = await replicated.run(1000, senders=2)
     assert set(results) == {"standard", "replicated"}
     assert all(row["ledger persisted/s"] > 0 for row in results.values())
+
+
+async def test_signed_ingest_benchmark_runs_both_phases() -> None:
+    text = await signed.run(300, senders=2)  # raises unless the stream holds all 600 events
+    assert "| unsigned |" in text
+    assert "| signed, verified |" in text
 
 
 @pytest.mark.timeout(120)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import AlertCancelled, AlertClosed, AlertRaised, AlertUpdated, Window
 from schemas.events import DATA_MODELS, NEEDS_SUBJECT, CloudEvent
+from schemas.keys import KeyRegistered, KeyRevoked
 from schemas.receipts import (
     AlertAcknowledged,
     AlertDelivered,
@@ -86,6 +87,16 @@ DATA: dict[EventType, dict[str, Any]] = {
         "queued_at": T0,
         "failed_at": T1,
     },
+    EventType.KEY_REGISTERED: {
+        "keyid": "uz-customs/2026-01",
+        "purpose": "publisher",
+        "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        "publisher": "uz-customs",
+        "units": ["BLO-OYBEK"],
+        "signatures": "required",
+        "not_before": T0,
+    },
+    EventType.KEY_REVOKED: {"keyid": "uz-customs/2026-01", "revoked_at": T1, "reason": "lost"},
 }
 
 
@@ -126,6 +137,8 @@ def test_every_type_has_a_data_model() -> None:
         EventType.ALERT_ACKNOWLEDGED: AlertAcknowledged,
         EventType.ALERT_ESCALATED: AlertEscalated,
         EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
+        EventType.KEY_REGISTERED: KeyRegistered,
+        EventType.KEY_REVOKED: KeyRevoked,
     } == DATA_MODELS
 
 
