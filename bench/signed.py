@@ -1,7 +1,7 @@
 """Signed ingest next to unsigned, in the same run: what verifying publishers' signatures costs.
 
 ``python -m bench signed [--events N] [--senders K] [--out FILE | --no-out]`` starts an embedded
-server and one ``liaison serve ingest`` process with two publishers of the same units:
+server and one ``liaison serve api`` process with two publishers of the same units:
 ``plain`` (no keys) and ``signer`` (``signatures: required``, one Ed25519 key). It POSTs N
 unsigned ``seizure.reported`` events as ``plain``, then N others signed beforehand (the
 publisher's cost, not the exchange's) as ``signer``, in batches of 1000 from K senders, and
@@ -57,7 +57,7 @@ def _events(n: int, tag: str) -> list[dict[str, Any]]:
 async def two_publishers(
     redis_url: str, workdir: Path, units: Sequence[str], key: Ed25519PrivateKey
 ) -> AsyncIterator[tuple[str, str, str]]:
-    """``liaison serve ingest`` with ``plain`` and ``signer``; yields (URL, their tokens)."""
+    """``liaison serve api`` with ``plain`` and ``signer``; yields (URL, their tokens)."""
     plain, signer = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     principals = [
         {"name": "plain", "role": "publisher", "token_sha256": token_digest(plain),
@@ -78,7 +78,7 @@ async def two_publishers(
     }
     with (workdir / "ingest.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            str(LIAISON), "serve", "ingest", env=env, stdout=log, stderr=log
+            str(LIAISON), "serve", "api", env=env, stdout=log, stderr=log
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -145,7 +145,7 @@ async def run(events: int, senders: int) -> str:
         redis = Redis.from_url(server.url)
         try:
             async with two_publishers(server.url, Path(tmp), units, key) as (base, plain, signer):
-                pid = child_matching("serve ingest")
+                pid = child_matching("serve api")
                 for name, token, batch in (
                     ("unsigned", plain, plain_events),
                     ("signed, verified", signer, signed_events),
@@ -168,7 +168,7 @@ async def run(events: int, senders: int) -> str:
         f"# Signed ingest — {events:,} events each, same run",
         "",
         f"- **host**: {os.uname().nodename}, {os.cpu_count()} CPUs; "
-        f"{BATCH} events per request, {senders} senders; `liaison serve ingest` in its own process",
+        f"{BATCH} events per request, {senders} senders; `liaison serve api` in its own process",
         "",
         "| events | events/s | CPU per event (ingest process and its workers) |",
         "|---|---:|---:|",

@@ -1,7 +1,7 @@
 """The services as their own processes, as deployed: ``liaison serve ledger``, and the
 auditor's ``liaison ledger replay|verify`` timed with their peak memory.
 
-``liaison serve ingest`` is started by :func:`bench.ingest.ingest_process`;
+``liaison serve api`` is started by :func:`bench.ingest.ingest_process`;
 both share one data directory (``<workdir>/var``), hence one SQLite ledger.
 """
 
