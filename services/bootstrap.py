@@ -41,6 +41,7 @@ from services.core.settings import Settings
 from services.core.streaming import Background, redis_broker
 from services.core.wiring import Service, Wiring
 from services.ingest.app import IngestService
+from services.ingest.quotas import Quotas
 from services.ingest.screening import Screener
 from services.ledger.app import LedgerService
 from services.ledger.open import open_ledger
@@ -75,6 +76,8 @@ class Deps:
     metrics: PrometheusMetrics
     screener: Screener
     live: LiveFeeds
+    quotas: Quotas
+    """Each publisher's rate limit (ingest's)."""
     console: ConsoleOptions = field(default_factory=ConsoleOptions)
     metrics_token_sha256: str | None = None
     """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
@@ -276,4 +279,5 @@ class Runtime:
             live=self.live,
             console=self.settings.console,
             metrics_token_sha256=self.settings.metrics_token_sha256,
+            quotas=ingest.quotas,
         )

@@ -16,6 +16,7 @@ from services.core.metrics import NO_METRICS, Metrics
 from services.core.streaming import Background, Claimer, GroupOptions, subscribe_group
 from services.core.wiring import Wiring, consumer_name
 from services.ingest.ingress import forward
+from services.ingest.quotas import Quotas
 from services.ingest.screening import Screener
 
 INGEST_OPTIONS = GroupOptions(max_records=500)
@@ -69,6 +70,8 @@ class IngestService:
         self.owners = AlertRegister(wiring.api_redis, dedupe_window=wiring.dedupe_window)
         """The same register on the API's client: ingest refuses another unit's change."""
         self.publishers = [p for p in wiring.config.principals if p.role is Role.PUBLISHER]
+        self.quotas = Quotas(wiring.api_redis)
+        """Each publisher's rate limit on the API (in Redis: shared by every API process)."""
 
     @property
     def trimmed(self) -> list[str]:
