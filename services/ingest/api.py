@@ -14,6 +14,7 @@ from services.core.config import Principal, Role
 from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, PUBLISHER_EVENTS, Metrics
 from services.core.problems import Problem
 from services.core.web import caller, collaborators
+from services.ingest.backpressure import BackPressure
 from services.ingest.content_modes import locate, located_in
 from services.ingest.intake import MAX_BATCH, foreign_changes
 from services.ingest.quotas import Quotas
@@ -44,6 +45,10 @@ class IngestApi(Protocol):
     @property
     def quotas(self) -> Quotas:
         """Each publisher's rate limit."""
+
+    @property
+    def backpressure(self) -> BackPressure:
+        """Whether new events are taken now."""
 
 
 def ingest_api(request: Request) -> IngestApi:
@@ -90,7 +95,8 @@ async def _read_body(request: Request) -> bytes:
     "409 when a change (`alert.updated`/`cancelled`/`closed`) names an alert that another "
     "unit raised: only the unit that raised an alert may change it. "
     "429 with `Retry-After` when the publisher is over its rate limit (`limits` in the "
-    "configuration), 413 over its batch size.",
+    "configuration), 413 over its batch size. 503 with `Retry-After` while the ledger or the "
+    "notifier is too far behind (back-pressure).",
     responses={
         202: {
             "description": '{"accepted": [ids], "duplicates": [ids]}',
@@ -120,6 +126,11 @@ async def publish_events(
             "; ".join(r.message for r in refused),
             errors=[locate(r, binary).to_dict() for r in refused],
         )
+    try:
+        await runtime.backpressure.admit(len(events))
+    except Problem:
+        runtime.metrics.inc(PUBLISHER_EVENTS, len(events), principal.name, "overloaded")
+        raise
     try:
         await runtime.quotas.admit(principal, len(events))
     except Problem:
