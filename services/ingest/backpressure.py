@@ -4,7 +4,8 @@ rather than filling the server until it runs out of memory.
 Two readings of the server, at most every :data:`EVERY` seconds per process (shared by the
 requests meanwhile): the **backlog** — for each canonical stream, the entries its slowest
 consumer group (the ledger, the notifier) has not handled yet (lag + pending), summed — and
-the server's ``used_memory`` as a share of its ``maxmemory`` (when one is set). Past a
+the server's ``used_memory`` as a share of its ``maxmemory`` (when one is set), and whether it
+can write its append-only file (a full volume: it refuses every write until it can). Past a
 high-water mark (``LIAISON_BACKLOG_HIGH``, ``LIAISON_MEMORY_HIGH``) the intake closes; it
 opens again by itself once both are at or below their low-water marks (``…_LOW``): the gap
 keeps it from flapping at the mark. Between readings a process counts the events it admitted
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.asyncio import Redis
 
@@ -51,11 +52,15 @@ class Reading:
     backlog: int
     used: int
     maxmemory: int
+    persisting: bool = True
+    """False while the server cannot write its append-only file (``aof_last_write_status``)."""
 
 
 def why_closed(reading: Reading, marks: WaterMarks, closed: bool) -> str | None:
     """Why the intake is closed after ``reading`` (None: open). Closed now, it stays closed
     until every figure is back at or below its low-water mark; open, it closes at a high one."""
+    if not reading.persisting:  # every write is refused until it can: no mark to wait for
+        return "the server cannot write its append-only file (is its volume full?)"
     share = reading.used / reading.maxmemory if reading.maxmemory else 0.0
     backlog_mark = marks.backlog_low if closed else marks.backlog_high - 1
     memory_mark = marks.memory_low if closed else marks.memory_high
@@ -73,17 +78,21 @@ async def read_server(redis: Redis) -> Reading:
             pipe.xinfo_groups(stream)
             pipe.xlen(stream)
         pipe.info("memory")
+        pipe.info("persistence")
         replies = await pipe.execute()
     backlog = 0
-    for groups, length in zip(replies[0:-1:2], replies[1:-1:2], strict=True):
+    for groups, length in zip(replies[0:-2:2], replies[1:-2:2], strict=True):
         behind = [
             # lag is unknown (None) after some deletions: then the whole stream may be behind
             (length if group.get("lag") is None else int(group["lag"])) + int(group["pending"])
             for group in groups
         ]
         backlog += max(behind, default=0)
-    memory = replies[-1]
-    return Reading(backlog, int(memory["used_memory"]), int(memory.get("maxmemory") or 0))
+    memory, persistence = replies[-2], replies[-1]
+    persisting = persistence.get("aof_last_write_status", "ok") == "ok"
+    return Reading(
+        backlog, int(memory["used_memory"]), int(memory.get("maxmemory") or 0), persisting
+    )
 
 
 class BackPressure:
@@ -104,8 +113,7 @@ class BackPressure:
             if time.monotonic() - self._read_at >= self._every:
                 self._reading, self._since = await read_server(self._redis), 0
                 self._read_at = time.monotonic()
-            r = self._reading
-            reading = Reading(r.backlog + self._since, r.used, r.maxmemory)
+            reading = replace(self._reading, backlog=self._reading.backlog + self._since)
             reason = why_closed(reading, self._marks, self._reason is not None)
             if (reason is None) != (self._reason is None):
                 log.warning("intake %s", f"closed: {reason}" if reason else "open again")

@@ -119,3 +119,5 @@ def test_the_intake_closes_at_a_high_mark_and_opens_at_a_low_one() -> None:
     assert reason(0, used=750, closed=True) is not None
     assert reason(0, used=700, closed=True) is None
     assert why_closed(Reading(0, 10**9, 0), MARKS, False) is None  # no maxmemory: no share
+    full_disk = why_closed(Reading(0, 0, 0, persisting=False), MARKS, False)
+    assert full_disk == "the server cannot write its append-only file (is its volume full?)"
