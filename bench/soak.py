@@ -10,8 +10,8 @@ mix for ``--duration``, open-loop (sends on a clock, never waiting for an answer
   is its fan-out; the officer acknowledges 80 % of deliveries (half of the flash ones, so the
   rest escalate after the 45 s flash deadline) a few seconds later;
 * webhooks of three units to a receiver that fails 20 % of deliveries and is slow for 5 %;
-* readers: a unit's inbox every 2 s, the ledger's tail every 5 s (auditor), an officer's
-  console page every 10 s.
+* readers: a unit's inbox every 2 s, the ledger's tail (auditor) and an officer's console
+  page every 10 s.
 
 Every minute: publish, fan-out and acknowledgement latency (p50 / p99), the backlog of each
 stream (group lag + pending), the server's ``used_memory`` and every process's resident
@@ -213,7 +213,7 @@ class Soak:
         self.window.ack.append(time.monotonic() - start)
 
     async def readers(self, deadline: float) -> None:
-        """Inboxes every 2 s, the ledger's tail every 5 s, a console page every 10 s."""
+        """Inboxes every 2 s, the ledger's tail and a console page every 10 s."""
         auditor = {"authorization": f"Bearer {sp.AUDITOR}"}
         after, tick = 0, 0
         console = await self.console_session()
