@@ -25,11 +25,14 @@ from services.core.auth import token_digest
 from services.core.config import FileConfig, Principal, PublisherLimits, Role
 from services.core.settings import Settings
 from services.entrypoints.http import create_app
+from services.ingest.quotas import Quotas
 from tests import factories
 from tests.integration.conftest import eventually
+from tests.integration.test_acl import AclServer, acl_server
 from tests.integration.test_metrics import parse, value
 
 pytestmark = pytest.mark.integration
+__all__ = ["acl_server"]  # a fixture, imported so pytest finds it here
 
 FLOODER, CALM, METRICS = "flooder-token", "calm-token", "metrics-token"
 RATE, BURST, BATCH = 5.0, 20, 10
@@ -161,3 +164,17 @@ def test_limits_belong_to_publishers_and_fit_their_burst() -> None:
         PublisherLimits(events_per_second=1, burst=10, max_batch=50)
     assert PublisherLimits(events_per_second=1, burst=10).batch == 10
     assert PublisherLimits(events_per_second=1, burst=5000).batch == 1000
+
+
+async def test_the_ingest_user_may_keep_the_buckets(acl_server: AclServer) -> None:
+    """Under the shipped ACL (deploy/users.acl) the ingest user runs the bucket's script."""
+    ingest = acl_server.client("ingest")
+    try:
+        quotas = Quotas(ingest)
+        limits = PublisherLimits(events_per_second=1, burst=2)
+        publisher = Principal(name="runaway", role=Role.PUBLISHER, token_sha256="0" * 64,
+                              units=("BLO-OYBEK",), limits=limits)  # fmt: skip
+        assert await quotas.wait(publisher, 2) == 0
+        assert await quotas.wait(publisher, 2) > 0
+    finally:
+        await ingest.aclose()
