@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench bench-peer clean browser kubectl screenshots mutation
+.PHONY: demo test lint typecheck schemas bench bench-peer soak clean browser kubectl screenshots mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,13 @@ bench: $(STAMP)  ## whole pipeline: figures next to this machine's raw limits (b
 
 bench-peer: $(STAMP)  ## webhook delivery beside Prometheus Alertmanager (installs it from Debian if absent; bench/results/peer-alertmanager.md)
 	$(BIN)/python -m bench.peer_alertmanager $(BENCH_ARGS)
+
+# A day of traffic, compressed (bench/soak.py): a steady mix against `liaison up` for DURATION
+# (90s, 3m, 1h), a row every minute; bench/results/soak.{md,json,png}. Not part of `test`.
+DURATION ?= 3m
+soak: $(STAMP)  ## the soak: latency, backlog and memory per minute, with a plot
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.soak --duration $(DURATION) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache mutants

@@ -41,6 +41,8 @@ from services.core.settings import DEFAULT_LEDGER_ORIGIN, Settings
 from services.core.streaming import Background, redis_broker
 from services.core.wiring import Service, Wiring
 from services.ingest.app import IngestService
+from services.ingest.backpressure import BackPressure
+from services.ingest.quotas import Quotas
 from services.ingest.screening import Screener
 from services.ledger.app import LedgerService
 from services.ledger.open import open_ledger
@@ -81,6 +83,10 @@ class Deps:
     metrics: PrometheusMetrics
     screener: Screener
     live: LiveFeeds
+    quotas: Quotas
+    """Each publisher's rate limit (ingest's)."""
+    backpressure: BackPressure
+    """Whether ingest takes new events now (ingest's)."""
     console: ConsoleOptions = field(default_factory=ConsoleOptions)
     metrics_token_sha256: str | None = None
     """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
@@ -314,4 +320,6 @@ class Runtime:
             console=self.settings.console,
             metrics_token_sha256=self.settings.metrics_token_sha256,
             ledger_origin=self.settings.ledger_origin,
+            quotas=ingest.quotas,
+            backpressure=ingest.backpressure,
         )

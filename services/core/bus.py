@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
@@ -57,13 +58,29 @@ class Unavailable(Exception):
     """
 
 
-OUTAGES = (Unavailable, RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError)
+class CannotPersist(ResponseError):
+    """``MISCONF``: the server cannot write its append-only file (its volume is full, say) and
+    refuses every write until it can again; it retries by itself."""
+
+
+# redis-py turns an error reply into the class registered for its first word; MISCONF has
+# none (a plain ResponseError, a 500 and a claimer's retry counted), so it gets ours.
+BaseParser.EXCEPTION_CLASSES["MISCONF"] = CannotPersist
+
+OUTAGES = (
+    Unavailable,
+    RedisConnectionError,
+    RedisTimeoutError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    CannotPersist,
+)
 """Failures that say nothing about the work at hand: the server or the database is away
 (a server still loading its AOF answers ``BusyLoadingError``, a ``ConnectionError`` too),
 or the server is full (``maxmemory`` with ``noeviction`` refuses writes until consumers
-and trimming free memory), or it was demoted to a replica in a failover (``READONLY``: a
-Sentinel client reconnects to the new primary on the next command): the caller answers
-503 or retries, nothing is dropped."""
+and trimming free memory), or its disk is (``MISCONF``, :class:`CannotPersist`), or it was
+demoted to a replica in a failover (``READONLY``: a Sentinel client reconnects to the new
+primary on the next command): the caller answers 503 or retries, nothing is dropped."""
 
 
 REFUSALS_FOR_WANT_OF_REPLICAS = ("NOREPLICAS", "MASTERDOWN")

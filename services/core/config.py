@@ -148,6 +148,32 @@ class PublisherKey(BaseModel):
         return self
 
 
+class PublisherLimits(BaseModel):
+    """A publisher's fair share of ``POST /v1/events``, enforced across every API process
+    (a token bucket in Redis): at most ``events_per_second`` on average, ``burst`` at once,
+    ``max_batch`` per request. Over it: 429 with ``Retry-After``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events_per_second: float = Field(gt=0, description="Events per second on average.")
+    burst: int = Field(ge=1, description="Events accepted at once after a quiet spell.")
+    max_batch: int | None = Field(
+        default=None, ge=1, le=1000, description="Events per request (default: burst, ≤ 1000)."
+    )
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> PublisherLimits:
+        if self.max_batch is not None and self.max_batch > self.burst:
+            # such a batch could never be admitted: say so now rather than 429 it forever
+            raise ValueError(f"max_batch ({self.max_batch}) is more than burst ({self.burst})")
+        return self
+
+    @property
+    def batch(self) -> int:
+        """The most events one request may carry."""
+        return min(self.max_batch or self.burst, self.burst, 1000)
+
+
 class Principal(BaseModel):
     """A caller of the HTTP API, identified by the SHA-256 of its bearer token, or by its TLS
     client certificate (mutual TLS: its SHA-256 pin and/or a SAN URI)."""
@@ -185,6 +211,9 @@ class Principal(BaseModel):
         default=(), description="A publisher's Ed25519 public keys (docs/provenance.md)."
     )
 
+    limits: PublisherLimits | None = Field(
+        default=None, description="A publisher's rate limit and batch size (none: unlimited)."
+    )
     witness_key: str | None = Field(
         default=None,
         pattern=r"^[\x21-\x7e]{1,200}\+[0-9a-fA-F]{8}\+[A-Za-z0-9+/]+=*$",
@@ -199,6 +228,8 @@ class Principal(BaseModel):
 
     @model_validator(mode="after")
     def _role_fields(self) -> Principal:
+        if self.limits is not None and self.role is not Role.PUBLISHER:
+            raise ValueError(f"{self.name!r}: only a publisher has 'limits'")
         if self.token_sha256 is None and not self.by_certificate:
             raise ValueError(
                 f"principal {self.name!r} needs 'token_sha256', or a client certificate "

@@ -36,6 +36,13 @@ EVENTS_DUPLICATE = CounterSpec(
     ("via",),
     (("http",), ("ingress",)),
 )
+PUBLISHER_EVENTS = CounterSpec(
+    "liaison_publisher_events",
+    "Events of POST /v1/events per publisher, by outcome: accepted (published), duplicate, "
+    "limited (refused with 429: over the publisher's rate limit), overloaded (refused with 503: "
+    "the pipeline is behind, back-pressure).",
+    ("publisher", "outcome"),
+)
 LEDGER_APPENDED = CounterSpec(
     "liaison_ledger_appended", "Entries appended to the ledger's hash chain by this process."
 )
@@ -74,6 +81,7 @@ DEAD_LETTERED = CounterSpec(
 COUNTERS = (
     EVENTS_ACCEPTED,
     EVENTS_DUPLICATE,
+    PUBLISHER_EVENTS,
     LEDGER_APPENDED,
     LEDGER_DUPLICATES,
     DELIVERIES,

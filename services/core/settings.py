@@ -152,6 +152,23 @@ class Settings(BaseSettings):
         description="Connections the API holds at once: requests beyond are answered 503, "
         "connections beyond are closed on arrival.",
     )
+    backlog_high: int = Field(
+        default=200_000,
+        ge=1,
+        description="Back-pressure: events the slowest consumer (ledger, notifier) may be "
+        "behind before ingest answers 503…",
+    )
+    backlog_low: int = Field(
+        default=100_000, ge=0, description="…until it is back at or below this."
+    )
+    memory_high: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Back-pressure: the server's used_memory as a share of its maxmemory "
+        "(when set) at which ingest answers 503…",
+    )
+    memory_low: float = Field(default=0.7, gt=0, le=1, description="…until it is back below.")
     console_idle: Duration = Field(
         default=timedelta(minutes=30),
         description="A console session ends after this long without the officer doing anything.",
@@ -160,6 +177,14 @@ class Settings(BaseSettings):
         default=timedelta(hours=12),
         description="A console session ends this long after sign-in, whatever happens.",
     )
+
+    @model_validator(mode="after")
+    def _water_marks(self) -> Settings:
+        if self.backlog_low >= self.backlog_high:
+            raise ValueError("LIAISON_BACKLOG_LOW must be below LIAISON_BACKLOG_HIGH")
+        if self.memory_low >= self.memory_high:
+            raise ValueError("LIAISON_MEMORY_LOW must be below LIAISON_MEMORY_HIGH")
+        return self
 
     @property
     def sqlite_url(self) -> str:
@@ -243,6 +268,6 @@ def settings_from_env() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        if not first["loc"]:  # a rule across settings: its message names them
+        if not first["loc"]:  # a rule between settings: its message names them
             raise ConfigError(str(first["msg"]).removeprefix("Value error, ")) from None
         raise ConfigError(f"LIAISON_{str(first['loc'][0]).upper()}: {first['msg']}") from None

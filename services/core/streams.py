@@ -197,3 +197,13 @@ def console_signin_block_key(kind: str, subject: str) -> str:
     """Present while sign-ins from this client (or with this token) must wait; its TTL says how
     long."""
     return f"{CONSOLE_PREFIX}signin-wait:{kind}:{subject}"
+
+
+QUOTA_PREFIX = f"{PREFIX}:quota:"
+
+
+def quota_key(publisher: str) -> str:
+    """Hash of a publisher's token bucket (``tokens``, ``at`` in ms of the server's clock),
+    shared by every API process: its fair share of ``POST /v1/events``
+    (:mod:`services.ingest.quotas`). Expires once the bucket would be full again."""
+    return f"{QUOTA_PREFIX}{publisher}"

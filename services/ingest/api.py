@@ -11,11 +11,13 @@ from services.core import problems
 from services.core.alert_register import OwnerCheck
 from services.core.bus import Publisher
 from services.core.config import Principal, Role
-from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, Metrics
+from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, PUBLISHER_EVENTS, Metrics
 from services.core.problems import Problem
 from services.core.web import caller, collaborators
+from services.ingest.backpressure import BackPressure
 from services.ingest.content_modes import locate, located_in
 from services.ingest.intake import MAX_BATCH, foreign_changes
+from services.ingest.quotas import Quotas
 from services.ingest.screening import MAX_BODY, Screener
 
 router = APIRouter(tags=["ingest"])
@@ -39,6 +41,14 @@ class IngestApi(Protocol):
     @property
     def metrics(self) -> Metrics:
         """The process's counters."""
+
+    @property
+    def quotas(self) -> Quotas:
+        """Each publisher's rate limit."""
+
+    @property
+    def backpressure(self) -> BackPressure:
+        """Whether new events are taken now."""
 
 
 def ingest_api(request: Request) -> IngestApi:
@@ -83,13 +93,16 @@ async def _read_body(request: Request) -> bytes:
     "for an event without `datacontenttype`) or a batch "
     f"(`application/cloudevents-batch+json` or a JSON array, at most {MAX_BATCH}). "
     "409 when a change (`alert.updated`/`cancelled`/`closed`) names an alert that another "
-    "unit raised: only the unit that raised an alert may change it.",
+    "unit raised: only the unit that raised an alert may change it. "
+    "429 with `Retry-After` when the publisher is over its rate limit (`limits` in the "
+    "configuration), 413 over its batch size. 503 with `Retry-After` while the ledger or the "
+    "notifier is too far behind (back-pressure).",
     responses={
         202: {
             "description": '{"accepted": [ids], "duplicates": [ids]}',
             "content": {"application/json": {"schema": _ACCEPTED}},
         },
-        **problems.documented(400, 401, 403, 409, 413, 415, 422, 503),
+        **problems.documented(400, 401, 403, 409, 413, 415, 422, 429, 503),
     },
     openapi_extra={"requestBody": {"required": True, "content": _BODIES}},
 )
@@ -113,10 +126,22 @@ async def publish_events(
             "; ".join(r.message for r in refused),
             errors=[locate(r, binary).to_dict() for r in refused],
         )
+    try:
+        await runtime.backpressure.admit(len(events))
+    except Problem:
+        runtime.metrics.inc(PUBLISHER_EVENTS, len(events), principal.name, "overloaded")
+        raise
+    try:
+        await runtime.quotas.admit(principal, len(events))
+    except Problem:
+        runtime.metrics.inc(PUBLISHER_EVENTS, len(events), principal.name, "limited")
+        raise
     flags = await runtime.publisher.publish(events)
     new = sum(flags)
     runtime.metrics.inc(EVENTS_ACCEPTED, new, "http")
     runtime.metrics.inc(EVENTS_DUPLICATE, len(flags) - new, "http")
+    runtime.metrics.inc(PUBLISHER_EVENTS, new, principal.name, "accepted")
+    runtime.metrics.inc(PUBLISHER_EVENTS, len(flags) - new, principal.name, "duplicate")
     return JSONResponse(
         {
             "accepted": [ev.id for ev, new in zip(events, flags, strict=True) if new],

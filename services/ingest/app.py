@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.core import streams
 from services.core.alert_register import AlertRegister, OwnerCheck
@@ -16,7 +17,9 @@ from services.core.keyring import Registry
 from services.core.metrics import NO_METRICS, Metrics
 from services.core.streaming import Background, Claimer, GroupOptions, subscribe_group
 from services.core.wiring import Wiring, consumer_name
+from services.ingest.backpressure import BackPressure, WaterMarks
 from services.ingest.ingress import forward
+from services.ingest.quotas import Quotas
 from services.ingest.screening import Screener
 
 INGEST_OPTIONS = GroupOptions(max_records=500)
@@ -72,6 +75,14 @@ class IngestService:
         self.owners = AlertRegister(wiring.api_redis, dedupe_window=wiring.dedupe_window)
         """The same register on the API's client: ingest refuses another unit's change."""
         self.publishers = [p for p in wiring.config.principals if p.role is Role.PUBLISHER]
+        self.quotas = Quotas(wiring.api_redis)
+        """Each publisher's rate limit on the API (in Redis: shared by every API process)."""
+        settings = wiring.settings
+        marks = WaterMarks(
+            settings.backlog_high, settings.backlog_low, settings.memory_high, settings.memory_low
+        )
+        self.backpressure = BackPressure(wiring.api_redis, marks)
+        """Whether the API takes new events now (503 while the pipeline is behind)."""
 
     @property
     def trimmed(self) -> list[str]:
@@ -98,5 +109,9 @@ class IngestService:
         """Ingest has no loop of its own."""
 
     async def checks(self) -> dict[str, bool]:
-        """No check of its own: the process's (server, subscribers) cover it."""
-        return {}
+        """``intake``: not refusing events for back-pressure (the process's checks cover the
+        server and the subscribers)."""
+        try:
+            return await self.backpressure.checks()
+        except (OSError, RedisError):  # the server is away: the "redis" check says so
+            return {}

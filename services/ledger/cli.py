@@ -309,6 +309,66 @@ def export(
     console.print(f"wrote {count} entries to {safe(file)}, to a signed checkpoint", highlight=False)
 
 
+@app.command()
+def restore(
+    bundle: Annotated[Path, typer.Argument(help="A bundle written by `liaison ledger export`.")],
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="Trust this public key (PEM; repeatable, a file may hold several)."),
+    ] = None,
+) -> None:
+    """Re-create the ledger from a bundle into an empty database, byte for byte, once it
+    verifies against a trusted key (--public-key, LIAISON_TRUSTED_KEYS, else the signing key
+    here): exit 0 restored, 1 the bundle is broken, 2 it cannot run (not empty, unreadable,
+    unknown fields), 3 no trusted key vouches for it."""
+    from services.core.private import data_directory
+    from services.ledger.open import open_ledger
+    from services.ledger.restore import Restored, RestoreRefused, restore_bundle
+
+    settings = settings_from_env()
+    keys = _trusted_keys(public_key) or {}
+    if not keys and settings.signing_key_path.exists():
+        from services.ledger.signing import load_or_create_signer
+
+        try:
+            own = load_or_create_signer(settings.signing_key_path)  # it exists: only loaded
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{settings.signing_key_path}: cannot read: {exc}") from None
+        keys = {own.key_id: own.public_key}
+    if settings.database_url is None:
+        data_directory(settings, create=True)
+
+    async def main() -> Restored:
+        ledger = open_ledger(settings, create_key=False)
+        try:
+            await ledger.create_schema()
+            return await restore_bundle(ledger, bundle, keys)
+        finally:
+            await ledger.close()
+
+    try:
+        restored = asyncio.run(main())
+    except RestoreRefused as exc:
+        typer.echo(f"not restored: {printable(exc)}", err=True)
+        code = Exit.BROKEN if exc.broken else Exit.UNVERIFIED if exc.unverified else Exit.USAGE
+        raise typer.Exit(code) from None
+    except OSError as exc:
+        raise ConfigError(f"{bundle}: cannot read: {exc.strerror}") from None
+    if restored.ignored_header_fields:
+        notes.print(
+            f"note: header field(s) {safe(', '.join(restored.ignored_header_fields))} "
+            "not stored (information only)",
+            highlight=False,
+        )
+    console.print(
+        f"restored {restored.entries} entries and {restored.checkpoints} signed checkpoints "
+        f"from {safe(bundle)}; the next entry is seq {restored.entries + 1}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(_report(restored.report, "the signing key is not here"))
+
+
 @app.command("public-key")
 def public_key_command() -> None:
     """Print the ledger's public key (PEM), for auditors to keep."""

@@ -81,10 +81,12 @@ end
 return {created, redis.call('HGET', KEYS[2], ARGV[1])}
 """
 
-# KEYS[1..4] = inbox expiry, the alert's recipients, its views, deadlines; then per
-# recipient: inbox, order, acks, escalations, changes, webhook outcomes; then the notices
-# hashes of the coordinators told of it. ARGV = alert key, now, number of recipients, each
-# recipient, then each notice's field (one per notices hash). 0 if the alert was touched
+# KEYS[1..5] = inbox expiry, the alert's recipients, its views, deadlines, the register of
+# alert origins; then per recipient: inbox, order, acks, escalations, changes, webhook
+# outcomes; then the notices hashes of the coordinators told of it. ARGV = alert key, now,
+# number of recipients, each recipient, then each notice's field (one per notices hash), then
+# the alert's id and source (taken off its id's entry of the register: the register would
+# otherwise keep every alert ever delivered). 0 if the alert was touched
 # since it fell due (its expiry moved on): nothing is removed. Deletions only, so it runs
 # on a server that is out of memory too.
 EXPIRE = """
@@ -95,7 +97,7 @@ end
 local alert, units = ARGV[1], tonumber(ARGV[3])
 redis.call('DEL', KEYS[2], KEYS[3])
 for i = 0, units - 1 do
-  local k = 5 + i * 6
+  local k = 6 + i * 6
   redis.call('HDEL', KEYS[k], alert)
   redis.call('ZREM', KEYS[k + 1], alert)
   redis.call('HDEL', KEYS[k + 2], alert)
@@ -103,8 +105,21 @@ for i = 0, units - 1 do
   redis.call('DEL', KEYS[k + 4], KEYS[k + 5])
   redis.call('ZREM', KEYS[4], ARGV[4 + i] .. '\\n' .. alert)
 end
-for j = 5 + units * 6, #KEYS do
-  redis.call('HDEL', KEYS[j], ARGV[4 + units + j - (5 + units * 6)])
+for j = 6 + units * 6, #KEYS do
+  redis.call('HDEL', KEYS[j], ARGV[4 + units + j - (6 + units * 6)])
+end
+local id, source = ARGV[#ARGV - 1], ARGV[#ARGV]
+local known = redis.call('HGET', KEYS[5], id)
+if known then
+  local kept = {}
+  for each in string.gmatch(known, '%S+') do
+    if each ~= source then kept[#kept + 1] = each end
+  end
+  if #kept == 0 then
+    redis.call('HDEL', KEYS[5], id)
+  else
+    redis.call('HSET', KEYS[5], id, table.concat(kept, ' '))
+  end
 end
 redis.call('ZREM', KEYS[1], alert)
 return 1

@@ -5,7 +5,8 @@ Each write of an alert's entries moves its expiry (``ZADD … GT`` on
 :data:`~services.core.streams.INBOX_EXPIRY`); :func:`expire_inboxes` removes every alert
 whose expiry has passed from every inbox that holds it — the entries, acknowledgements,
 escalations, changes, webhook outcomes, deadlines, coordinators' notices, the recipient
-list and the shared views — in one script per alert, which checks the expiry again so an
+list, the shared views and its entry in the register of alert origins (which ingest reads
+to refuse another unit's change: an expired alert is no longer in it) — in one script per alert, which checks the expiry again so an
 alert touched meanwhile stays. It only deletes, so it also runs on a full server.
 """
 
@@ -52,6 +53,7 @@ async def _everything_of(redis: Redis, key: str, now: float) -> tuple[list[KeyT]
         streams.recipients_key(alert),
         streams.views_key(alert),
         streams.DEADLINES,
+        streams.ALERT_ORIGINS,
     ]
     for unit in units:
         keys += [
@@ -67,5 +69,5 @@ async def _everything_of(redis: Redis, key: str, now: float) -> tuple[list[KeyT]
         for coordinator in json.loads(escalation).get("coordinators", []) if escalation else []:
             keys.append(streams.inbox_notices_key(coordinator))
             notices.append(f"{unit}/{key}")
-    args: list[EncodableT] = [key, repr(now), len(units), *units, *notices]
+    args: list[EncodableT] = [key, repr(now), len(units), *units, *notices, alert.id, alert.source]
     return keys, args

@@ -186,7 +186,13 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     await eventually(ready)
     assert (await api.get("/readyz")).json() == {"ready": True}  # the status, to anyone
     checks = (await api.get("/readyz", headers=auth("metrics"))).json()["checks"]
-    assert checks == {"redis": True, "subscribers": True, "webhooks": True, "database": True}
+    assert checks == {
+        "redis": True,
+        "subscribers": True,
+        "webhooks": True,
+        "database": True,
+        "intake": True,
+    }
 
 
 async def test_only_the_originator_closes_an_alert(
