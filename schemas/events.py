@@ -40,6 +40,7 @@ from schemas.alerts import (
     pattern_check,
 )
 from schemas.limits import MAX_COUNTRY_LIST, MAX_URI, ONE_LINE_PATTERN
+from schemas.operations import OperationClosed, OperationName, OperationOpened
 from schemas.receipts import (
     AlertAcknowledged,
     AlertDelivered,
@@ -66,6 +67,8 @@ EventData: TypeAlias = (
     | AlertAcknowledged
     | AlertEscalated
     | AlertWebhookFailed
+    | OperationOpened
+    | OperationClosed
 )
 """The data of any event; which one is set by the event's ``type``."""
 
@@ -79,6 +82,8 @@ DATA_MODELS: Final[dict[EventType, type[EventData]]] = {
     EventType.ALERT_ACKNOWLEDGED: AlertAcknowledged,
     EventType.ALERT_ESCALATED: AlertEscalated,
     EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
+    EventType.OPERATION_OPENED: OperationOpened,
+    EventType.OPERATION_CLOSED: OperationClosed,
 }
 """The data model of each event type."""
 
@@ -181,6 +186,12 @@ class CloudEvent(BaseModel):
         None,
         description="Comma-separated ISO 3166 alpha-2 codes of the countries that may see "
         "personal data (persons' identities); absent: none abroad.",
+    )
+    operation: OperationName | None = Field(
+        None,
+        description="The operation (closed group, opened by operation.opened) an alert or a "
+        "seizure belongs to: an alert goes to the operation's members only, within every "
+        "other handling code; absent: no operation.",
     )
     data: EventData = Field(description="The payload: the data model of the event's type.")
 

@@ -22,6 +22,8 @@ class EventType(StrEnum):
     ALERT_ACKNOWLEDGED = "alert.acknowledged"
     ALERT_ESCALATED = "alert.escalated"
     ALERT_WEBHOOK_FAILED = "alert.webhook_failed"
+    OPERATION_OPENED = "operation.opened"
+    OPERATION_CLOSED = "operation.closed"
 
 
 AGENCY_TYPES = frozenset(
@@ -31,6 +33,8 @@ AGENCY_TYPES = frozenset(
         EventType.ALERT_UPDATED,
         EventType.ALERT_CANCELLED,
         EventType.ALERT_CLOSED,
+        EventType.OPERATION_OPENED,
+        EventType.OPERATION_CLOSED,
     }
 )
 """Types an agency system may publish."""
@@ -65,6 +69,8 @@ class Reason(StrEnum):
     COUNTERPART = "counterpart"
     COORDINATOR = "coordinator"
     EXPLICIT = "explicit"
+    OPERATION = "operation"
+    """A member of the operation the alert belongs to (docs/routing.md, "Operations")."""
 
 
 class View(StrEnum):

@@ -33,6 +33,7 @@ from services.core.config import (
     resolve_topology,
 )
 from services.core.loops import forever, log_failure
+from services.core.operations import OperationRegister
 from services.core.private import data_directory
 from services.core.prometheus import PrometheusMetrics
 from services.core.redis_client import blocking_timeout, connect
@@ -78,6 +79,8 @@ class Deps:
     console: ConsoleOptions = field(default_factory=ConsoleOptions)
     metrics_token_sha256: str | None = None
     """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
+    operations: OperationRegister | None = None
+    """The register of operations: ingest refuses an alert of an unknown or closed one."""
 
 
 class Runtime:
@@ -276,4 +279,5 @@ class Runtime:
             live=self.live,
             console=self.settings.console,
             metrics_token_sha256=self.settings.metrics_token_sha256,
+            operations=OperationRegister(self.api_redis),
         )

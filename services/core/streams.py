@@ -15,7 +15,9 @@ SEIZURES = f"{PREFIX}:stream:seizures"
 """``seizure.reported`` events."""
 
 ALERTS = f"{PREFIX}:stream:alerts"
-"""Alert lifecycle events published by agencies (raised, updated, cancelled, closed)."""
+"""Alert lifecycle events published by agencies (raised, updated, cancelled, closed), and
+``operation.opened``/``operation.closed``: on one stream, the notifier reads an operation's
+opening before the alerts published after it."""
 
 RECEIPTS = f"{PREFIX}:stream:receipts"
 """Events the system emits: ``alert.delivered``, ``alert.acknowledged``, ``alert.escalated``."""
@@ -97,6 +99,11 @@ ALERT_ORIGINS = f"{PREFIX}:alert-origins"
 """Hash alert id → the sources that raised an alert with that id, space-separated, in the
 order the notifier first delivered them (``/units/BLO-OYBEK /units/BLO-FOTEHOBOD``). Written
 by the notifier, read by ingest to refuse another unit's change (:mod:`services.core.alert_register`)."""
+
+OPERATIONS = f"{PREFIX}:operations"
+"""Hash operation name → the operation (JSON: owner, members, start, end, closed_at). Written
+by the notifier from ``operation.opened``/``closed``, read by ingest to refuse an alert of an
+unknown or closed operation (:mod:`services.core.operations`)."""
 
 INBOX_PREFIX = f"{PREFIX}:inbox:"
 ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"

@@ -86,18 +86,27 @@ def serve(service: Annotated[str, typer.Argument(help="ingest, ledger or notifie
 def route(
     file: Annotated[Path, typer.Argument(help="An alert.raised CloudEvent (JSON).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    operation: Annotated[
+        Path | None,
+        typer.Option(
+            "--operation", help="The operation.opened event of the alert's operation (JSON)."
+        ),
+    ] = None,
 ) -> None:
     """Dry run: who would receive this alert, why, and with which view."""
     from services.notifier.cli import print_route
 
     settings = _settings()
     topology = resolve_topology(read_file_config(settings.config))
-    try:
-        raw = file.read_bytes()
-        event = CloudEvent.from_json(raw)
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
-    print_route(event, topology, console, as_json=as_json)
+    events = []
+    for path in (file, operation):
+        if path is None:
+            continue
+        try:
+            events.append(CloudEvent.from_json(path.read_bytes()))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    print_route(events[0], topology, console, as_json=as_json, operation=events[1:])
 
 
 @app.command()

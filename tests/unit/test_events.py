@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import AlertCancelled, AlertClosed, AlertRaised, AlertUpdated, Window
 from schemas.events import DATA_MODELS, NEEDS_SUBJECT, CloudEvent
+from schemas.operations import OperationClosed, OperationOpened
 from schemas.receipts import (
     AlertAcknowledged,
     AlertDelivered,
@@ -86,6 +87,14 @@ DATA: dict[EventType, dict[str, Any]] = {
         "queued_at": T0,
         "failed_at": T1,
     },
+    EventType.OPERATION_OPENED: {
+        "name": "OP-NORTH-2026",
+        "title": "Northern route",
+        "members": ["IMT-GULISTAN", "BLO-FOTEHOBOD"],
+        "start": T0,
+        "end": T1,
+    },
+    EventType.OPERATION_CLOSED: {"name": "OP-NORTH-2026", "reason": "done"},
 }
 
 
@@ -126,6 +135,8 @@ def test_every_type_has_a_data_model() -> None:
         EventType.ALERT_ACKNOWLEDGED: AlertAcknowledged,
         EventType.ALERT_ESCALATED: AlertEscalated,
         EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
+        EventType.OPERATION_OPENED: OperationOpened,
+        EventType.OPERATION_CLOSED: OperationClosed,
     } == DATA_MODELS
 
 
