@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from schemas.topology import Topology
 from services.core import log_hygiene, streams
+from services.core.access import AccessLog, PersonIndex
 from services.core.alert_register import OwnerCheck
 from services.core.auth import Authenticator
 from services.core.bus import Publisher, RedisPublisher, ensure_groups
@@ -81,6 +82,8 @@ class Deps:
     """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
     operations: OperationRegister | None = None
     """The register of operations: ingest refuses an alert of an unknown or closed one."""
+    access: AccessLog | None = None
+    """Records every read of personal data before it is answered (None: reads are refused)."""
 
 
 class Runtime:
@@ -280,4 +283,10 @@ class Runtime:
             console=self.settings.console,
             metrics_token_sha256=self.settings.metrics_token_sha256,
             operations=OperationRegister(self.api_redis),
+            access=AccessLog(
+                self.api_redis,
+                PersonIndex.at(self.settings.access_index_key_path, create=True),
+                required=self.settings.access_purpose == "required",
+                durable=self.settings.strict,
+            ),
         )

@@ -27,6 +27,10 @@ DEAD_LETTERS = f"{PREFIX}:stream:dead-letters"
 
 CANONICAL_STREAMS = (SEIZURES, ALERTS, RECEIPTS)
 
+ACCESS = f"{PREFIX}:stream:access"
+"""Records of reads of personal data (the access record, :mod:`services.core.access`): the
+API appends one before it answers, the ledger appends it to its access chain."""
+
 INGRESS_PREFIX = f"{PREFIX}:stream:ingress:"
 """Prefix of the ingress streams: one per publisher (:func:`ingress_stream`)."""
 
@@ -64,6 +68,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ALERTS: (LEDGER_GROUP, NOTIFIER_GROUP),
     RECEIPTS: (LEDGER_GROUP,),
     WEBHOOKS: (WEBHOOKS_GROUP,),
+    ACCESS: (LEDGER_GROUP,),
 }
 """Consumer groups per stream; created at id ``0`` before anything publishes. The ingress
 streams, one per publisher of the configuration, come on top (:func:`groups`)."""

@@ -21,6 +21,7 @@ from services.core.private import PRIVATE_UMASK
 from services.core.redis_server import EmbeddedServerError
 from services.core.settings import Settings, settings_from_env
 from services.ingest import cli as ingest_cli
+from services.ledger import access_cli
 from services.ledger import cli as ledger_cli
 from services.ledger.store import UnreadableEntry
 
@@ -31,6 +32,7 @@ app = typer.Typer(
     help="Liaison Exchange.",
 )
 app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(access_cli.app, name="access")
 app.add_typer(ingest_cli.dlq_app, name="dlq")
 app.command("import")(ingest_cli.import_command)
 console = terminal.console()
