@@ -41,7 +41,9 @@ from services.core.problems import Problem
 
 PURPOSE_MAX = 200
 """Characters of a purpose at most (a case reference and a few words)."""
-_ONE_LINE = re.compile(r"[^\x00-\x1F\x7F-\x9F\u2028\u2029]+")
+PURPOSE_PATTERN = r"^[^\x00-\x1F\x7F-\x9F\u2028\u2029]*$"
+"""One line: no control character, nor the Unicode line and paragraph separators."""
+_ONE_LINE = re.compile(PURPOSE_PATTERN)
 _SPACES = re.compile(r"[\s\-./]+")
 KEY_BYTES = 32
 FSYNC_TIMEOUT_MS = 5000
@@ -151,7 +153,7 @@ def clean_purpose(raw: str | None, where: str = "query.purpose") -> str | None:
     if raw is None or not raw.strip():
         return None
     text = raw.strip()
-    if len(text) > PURPOSE_MAX or not _ONE_LINE.fullmatch(text):
+    if len(text) > PURPOSE_MAX or not _ONE_LINE.match(text):
         message = f"one line of at most {PURPOSE_MAX} characters, no control characters"
         raise Problem(422, "Invalid request", errors=[{"field": where, "message": message}])
     return text

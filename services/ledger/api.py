@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from services.core.access import PURPOSE_DOC, AccessLog, clean_purpose, record_read
+from services.core.access import (
+    PURPOSE_DOC,
+    PURPOSE_MAX,
+    PURPOSE_PATTERN,
+    AccessLog,
+    clean_purpose,
+    record_read,
+)
 from services.core.auth import require
 from services.core.config import Principal, Role
 from services.core.problems import Problem, documented
@@ -87,7 +94,10 @@ async def ledger_events(
         datetime | None,
         Query(description="Event time before (RFC 3339; without a UTC offset: UTC)."),
     ] = None,
-    purpose: Annotated[str | None, Query(max_length=1000, description=PURPOSE_DOC)] = None,
+    purpose: Annotated[
+        str | None,
+        Query(max_length=PURPOSE_MAX, pattern=PURPOSE_PATTERN, description=PURPOSE_DOC),
+    ] = None,
 ) -> Response:
     """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``;
     a page that shows persons' identities is recorded in the access record first."""

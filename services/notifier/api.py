@@ -13,7 +13,14 @@ from starlette.types import Receive, Scope, Send
 from schemas.alerts import Name, Text
 from schemas.topology import Topology
 from services.core import problems
-from services.core.access import PURPOSE_DOC, AccessLog, clean_purpose, record_read
+from services.core.access import (
+    PURPOSE_DOC,
+    PURPOSE_MAX,
+    PURPOSE_PATTERN,
+    AccessLog,
+    clean_purpose,
+    record_read,
+)
 from services.core.auth import require_officer_of, require_unit_reader
 from services.core.config import Principal
 from services.core.problems import Problem
@@ -125,7 +132,10 @@ async def list_alerts(
             description="The previous page's `next`: the page after it.",
         ),
     ] = None,
-    purpose: Annotated[str | None, Query(max_length=1000, description=PURPOSE_DOC)] = None,
+    purpose: Annotated[
+        str | None,
+        Query(max_length=PURPOSE_MAX, pattern=PURPOSE_PATTERN, description=PURPOSE_DOC),
+    ] = None,
 ) -> JSONResponse:
     """The unit's inbox, a page at a time: each alert as this unit may see it, with reasons
     and acks, and ``next`` (the cursor of the following page, or null). A page that shows
