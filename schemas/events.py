@@ -41,6 +41,7 @@ from schemas.alerts import (
 )
 from schemas.keys import KeyRegistered, KeyRevoked
 from schemas.limits import MAX_COUNTRY_LIST, MAX_URI, ONE_LINE_PATTERN
+from schemas.operations import OperationClosed, OperationName, OperationOpened
 from schemas.receipts import (
     AlertAcknowledged,
     AlertDelivered,
@@ -69,6 +70,8 @@ EventData: TypeAlias = (
     | AlertWebhookFailed
     | KeyRegistered
     | KeyRevoked
+    | OperationOpened
+    | OperationClosed
 )
 """The data of any event; which one is set by the event's ``type``."""
 
@@ -84,6 +87,8 @@ DATA_MODELS: Final[dict[EventType, type[EventData]]] = {
     EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
     EventType.KEY_REGISTERED: KeyRegistered,
     EventType.KEY_REVOKED: KeyRevoked,
+    EventType.OPERATION_OPENED: OperationOpened,
+    EventType.OPERATION_CLOSED: OperationClosed,
 }
 """The data model of each event type."""
 
@@ -207,6 +212,12 @@ class CloudEvent(BaseModel):
         None,
         description="In the non-nominal view of a signed event: the signed digests of the "
         "withheld persons, '~'-separated, so that the copy still verifies.",
+    )
+    operation: OperationName | None = Field(
+        None,
+        description="The operation (closed group, opened by operation.opened) an alert or a "
+        "seizure belongs to: an alert goes to the operation's members only, within every "
+        "other handling code; absent: no operation.",
     )
     data: EventData = Field(description="The payload: the data model of the event's type.")
 

@@ -24,6 +24,8 @@ class EventType(StrEnum):
     ALERT_WEBHOOK_FAILED = "alert.webhook_failed"
     KEY_REGISTERED = "key.registered"
     KEY_REVOKED = "key.revoked"
+    OPERATION_OPENED = "operation.opened"
+    OPERATION_CLOSED = "operation.closed"
 
 
 AGENCY_TYPES = frozenset(
@@ -33,6 +35,8 @@ AGENCY_TYPES = frozenset(
         EventType.ALERT_UPDATED,
         EventType.ALERT_CANCELLED,
         EventType.ALERT_CLOSED,
+        EventType.OPERATION_OPENED,
+        EventType.OPERATION_CLOSED,
     }
 )
 """Types an agency system may publish."""
@@ -70,6 +74,8 @@ class Reason(StrEnum):
     COUNTERPART = "counterpart"
     COORDINATOR = "coordinator"
     EXPLICIT = "explicit"
+    OPERATION = "operation"
+    """A member of the operation the alert belongs to (docs/routing.md, "Operations")."""
 
 
 class View(StrEnum):

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from schemas.topology import Topology
 from services.core import log_hygiene, streams
+from services.core.access import AccessLog, PersonIndex
 from services.core.alert_register import OwnerCheck
 from services.core.auth import Authenticator
 from services.core.bus import Publisher, RedisPublisher, ensure_groups
@@ -33,6 +34,7 @@ from services.core.config import (
     resolve_topology,
 )
 from services.core.loops import forever, log_failure
+from services.core.operations import OperationRegister
 from services.core.private import data_directory
 from services.core.prometheus import PrometheusMetrics
 from services.core.redis_client import RedisTarget, blocking_timeout, configured_target, connect
@@ -92,6 +94,10 @@ class Deps:
     """Who may read /metrics and the readiness checks on the API's address (None: nobody)."""
     ledger_origin: str = DEFAULT_LEDGER_ORIGIN
     """The ledger's name in what witnesses cosign (``LIAISON_LEDGER_ORIGIN``)."""
+    operations: OperationRegister | None = None
+    """The register of operations: ingest refuses an alert of an unknown or closed one."""
+    access: AccessLog | None = None
+    """Records every read of personal data before it is answered (None: reads are refused)."""
 
 
 class Runtime:
@@ -322,4 +328,11 @@ class Runtime:
             ledger_origin=self.settings.ledger_origin,
             quotas=ingest.quotas,
             backpressure=ingest.backpressure,
+            operations=OperationRegister(self.api_redis),
+            access=AccessLog(
+                self.api_redis,
+                PersonIndex.at(self.settings.access_index_key_path, create=True),
+                required=self.settings.access_purpose == "required",
+                durable=self.settings.strict,
+            ),
         )

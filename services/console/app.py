@@ -16,14 +16,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from services.console import pages_audit, pages_auth, pages_officer
+from services.console import pages_access, pages_audit, pages_auth, pages_officer
 from services.console.render import PREFIX, render
 from services.console.security import SecurityHeaders
 from services.console.web import ConsoleApi, NeedsSignIn, login_url
 from services.core.problems import Problem
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (pages_auth.router, pages_officer.router, pages_audit.router)
+ROUTERS = (pages_auth.router, pages_officer.router, pages_audit.router, pages_access.router)
 """Every page of the console (the authorization matrix test has a row for each)."""
 
 

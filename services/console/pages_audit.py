@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from schemas.vocabulary import EventType
 from services.console import timeline
+from services.console.pages_access import recorded_read
 from services.console.render import PREFIX, Viewer, render
 from services.console.stats import stats_view
 from services.console.svgmap import Marks
@@ -157,6 +158,9 @@ async def entry_page(request: Request, seq: int) -> Response:
     except ValueError:
         event = {}
     whose = alert_source_of(event) if isinstance(event, dict) else None
+    asked = await recorded_read(request, who, deps, "console.ledger.entry", event)
+    if asked is not None:
+        return asked  # a purpose is required first
     return render(
         request,
         "entry.html",
@@ -333,9 +337,20 @@ async def stats_csv(request: Request) -> Response:
 
 @router.get("/ledger/bundle")
 async def bundle(request: Request) -> Response:
-    """The offline bundle (``liaison ledger export``), written to a temporary file first."""
-    await _auditor(request)
-    ledger = runtime(request).ledger
+    """The offline bundle (``liaison ledger export``), written to a temporary file first; what
+    it holds of persons is recorded in the access record before."""
+    who = await _auditor(request)
+    deps = runtime(request)
+    ledger = deps.ledger
+    named = [
+        json.loads(row[4])
+        async for page in ledger.pages(Query())
+        for row in page
+        if '"persons":[{' in row[4]
+    ]
+    asked = await recorded_read(request, who, deps, "console.export", named)
+    if asked is not None:
+        return asked  # a purpose is required first
     handle, path = tempfile.mkstemp(prefix="liaison-bundle-", suffix=".jsonl")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:

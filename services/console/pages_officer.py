@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from schemas.alerts import AlertRef
 from services.console import timeline, views
+from services.console.pages_access import recorded_read
 from services.console.render import PREFIX, Viewer, path_id, render
 from services.console.svgmap import Marks
 from services.console.web import ConsoleApi, form_text, posted, runtime, safe_back, sessions, viewer
@@ -197,6 +198,9 @@ async def alert_page(request: Request, unit: str, alert_id: str) -> Response:
     delivery = await deps.inbox.get(unit, alert)
     if delivery is None:
         raise Problem(404, "No such delivery", f"{unit} has not received alert {alert_id!r}")
+    asked = await recorded_read(request, who, deps, "console.alert", delivery, unit)
+    if asked is not None:
+        return asked  # a purpose is required first
     async with aclosing(deps.ledger.entries(Query(about=alert_id))) as entries:
         listed = [
             (e.seq, e.hash, e.event) async for e in entries if in_trail_of(e.event, alert.origin)

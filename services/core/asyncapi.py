@@ -51,9 +51,11 @@ _NAMES = {
     streams.ALERTS: "alerts",
     streams.RECEIPTS: "receipts",
     streams.DEAD_LETTERS: "dead-letters",
+    streams.ACCESS: "access",
     streams.ingress_stream(PUBLISHER): "ingress",
 }
 _DEAD_LETTER = "dead-letter"
+_ACCESS_RECORD = "access-record"
 
 _ENTRY = (
     "One stream entry per event: field `__data__` holds the CloudEvent as canonical JSON "
@@ -78,6 +80,8 @@ _PUBLISHED_BY = {
     "acknowledgements, escalations, webhook failures (sources `/liaison/…`).",
     streams.DEAD_LETTERS: "Every service appends what it could not handle, with the reason; "
     "`liaison dlq list` shows them and `liaison dlq retry ID` re-drives one.",
+    streams.ACCESS: "The API appends one access record per read of personal data, before it "
+    "answers; the ledger appends them to the access chain (`docs/ledger.md`).",
 }
 
 
@@ -160,7 +164,44 @@ def _schemas() -> dict[str, Any]:
             "payload": {"type": "string", "description": "What was refused, as it was."},
         },
     }
+    found[_ACCESS_RECORD] = _ACCESS_SCHEMA
     return dict(sorted(found.items()))
+
+
+_ACCESS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Access record",
+    "description": "One read of personal data, as JSON in field `__data__` (canonical form).",
+    "required": ["id", "at", "principal", "role", "channel", "events", "persons", "named"],
+    "properties": {
+        "id": {"type": "string", "maxLength": 64, "description": "Unique id (uuid hex)."},
+        "at": {"type": "string", "format": "date-time", "description": "When it was read (UTC)."},
+        "principal": {"type": "string", "description": "Who read it (`cli:<OS user>` on the CLI)."},
+        "role": {"type": "string", "enum": ["officer", "auditor", "publisher"]},
+        "person": {
+            "type": ["string", "null"],
+            "description": "The person the token was issued to.",
+        },
+        "channel": {
+            "type": "string",
+            "description": "Through what: `api.inbox`, `console.alert`, …",
+        },
+        "purpose": {"type": ["string", "null"], "description": "Why, as the reader gave it."},
+        "unit": {"type": ["string", "null"], "description": "Whose inbox was read."},
+        "events": {
+            "type": "array",
+            "description": "`[source, id]` of each event whose persons were shown.",
+            "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+        },
+        "persons": {
+            "type": "array",
+            "description": "HMAC-SHA-256 (hex) of each document number shown, under the "
+            "deployment's access index key: never the number.",
+            "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
+        "named": {"type": "integer", "minimum": 0, "description": "Persons shown."},
+    },
+}
 
 
 def _message(event_type: EventType) -> dict[str, Any]:
@@ -180,6 +221,8 @@ def _message(event_type: EventType) -> dict[str, Any]:
 def _messages_of(stream: str) -> list[str]:
     if stream == streams.DEAD_LETTERS:
         return [_DEAD_LETTER]
+    if stream == streams.ACCESS:
+        return [_ACCESS_RECORD]
     if stream in _CANONICAL_TYPES:
         return [t.value for t in _CANONICAL_TYPES[stream]]
     return sorted(t.value for t in AGENCY_TYPES)  # an ingress stream
@@ -239,6 +282,13 @@ def _complete(generated: dict[str, Any]) -> dict[str, Any]:
         }
     on_streams = sorted(set(EventType) - LEDGER_TYPES, key=lambda t: t.value)
     messages = {t.value: _message(t) for t in on_streams}
+    messages[_ACCESS_RECORD] = {
+        "name": _ACCESS_RECORD,
+        "title": "An access record",
+        "summary": "One read of personal data: who, when, through what, why, what.",
+        "contentType": "application/json",
+        "payload": {"$ref": f"#/components/schemas/{_ACCESS_RECORD}"},
+    }
     messages[_DEAD_LETTER] = {
         "name": _DEAD_LETTER,
         "title": "A dead letter",

@@ -111,6 +111,18 @@ class Settings(BaseSettings):
         "runs appendfsync always); replicated: only once every replica (REDIS_REPLICAS) has it "
         "and the primary has fsynced it (WAIT + WAITAOF).",
     )
+    access_purpose: Literal["optional", "required"] = Field(
+        default="optional",
+        description="required: a read that shows personal data (the API's inbox and ledger "
+        "pages, the console's alert page, `ledger replay`/`export`) without a purpose is "
+        "refused (428; the console asks for one); optional: the purpose is recorded when given.",
+    )
+    access_index_key: Path | None = Field(
+        default=None,
+        description="The secret key of the access record's index of document numbers (32 bytes, "
+        "created on first use, mode 0600); unset: DATA_DIR/access-index-key. Every process that "
+        "serves the API, and `liaison access report`, must share it.",
+    )
     health_addr: str | None = Field(
         default=None,
         pattern=r"^[^:\s]+:\d{1,5}$",
@@ -200,6 +212,11 @@ class Settings(BaseSettings):
     def signing_key_path(self) -> Path:
         """Where the ledger's private key lives (never in the database)."""
         return self.signing_key or self.data_dir / "ledger-signing-key.pem"
+
+    @property
+    def access_index_key_path(self) -> Path:
+        """Where the access record's index key lives (never in the database)."""
+        return self.access_index_key or self.data_dir / "access-index-key"
 
     @property
     def host_port(self) -> tuple[str, int]:

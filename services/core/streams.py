@@ -15,7 +15,9 @@ SEIZURES = f"{PREFIX}:stream:seizures"
 """``seizure.reported`` events."""
 
 ALERTS = f"{PREFIX}:stream:alerts"
-"""Alert lifecycle events published by agencies (raised, updated, cancelled, closed)."""
+"""Alert lifecycle events published by agencies (raised, updated, cancelled, closed), and
+``operation.opened``/``operation.closed``: on one stream, the notifier reads an operation's
+opening before the alerts published after it."""
 
 RECEIPTS = f"{PREFIX}:stream:receipts"
 """Events the system emits: ``alert.delivered``, ``alert.acknowledged``, ``alert.escalated``."""
@@ -24,6 +26,10 @@ DEAD_LETTERS = f"{PREFIX}:stream:dead-letters"
 """Entries that could not be processed, each with its reason."""
 
 CANONICAL_STREAMS = (SEIZURES, ALERTS, RECEIPTS)
+
+ACCESS = f"{PREFIX}:stream:access"
+"""Records of reads of personal data (the access record, :mod:`services.core.access`): the
+API appends one before it answers, the ledger appends it to its access chain."""
 
 INGRESS_PREFIX = f"{PREFIX}:stream:ingress:"
 """Prefix of the ingress streams: one per publisher (:func:`ingress_stream`)."""
@@ -62,6 +68,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ALERTS: (LEDGER_GROUP, NOTIFIER_GROUP),
     RECEIPTS: (LEDGER_GROUP,),
     WEBHOOKS: (WEBHOOKS_GROUP,),
+    ACCESS: (LEDGER_GROUP,),
 }
 """Consumer groups per stream; created at id ``0`` before anything publishes. The ingress
 streams, one per publisher of the configuration, come on top (:func:`groups`)."""
@@ -97,6 +104,11 @@ ALERT_ORIGINS = f"{PREFIX}:alert-origins"
 """Hash alert id → the sources that raised an alert with that id, space-separated, in the
 order the notifier first delivered them (``/units/BLO-OYBEK /units/BLO-FOTEHOBOD``). Written
 by the notifier, read by ingest to refuse another unit's change (:mod:`services.core.alert_register`)."""
+
+OPERATIONS = f"{PREFIX}:operations"
+"""Hash operation name → the operation (JSON: owner, members, start, end, closed_at). Written
+by the notifier from ``operation.opened``/``closed``, read by ingest to refuse an alert of an
+unknown or closed operation (:mod:`services.core.operations`)."""
 
 INBOX_PREFIX = f"{PREFIX}:inbox:"
 ALERT_RECIPIENTS_PREFIX = f"{PREFIX}:recipients:"

@@ -22,8 +22,8 @@ from services.core.redis_server import EmbeddedServerError
 from services.core.settings import Settings, settings_from_env
 from services.entrypoints import keys_cli
 from services.ingest import cli as ingest_cli
+from services.ledger import access_cli, witness_cli
 from services.ledger import cli as ledger_cli
-from services.ledger import witness_cli
 from services.ledger.store import UnreadableEntry
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(witness_cli.app, name="witness")
+app.add_typer(access_cli.app, name="access")
 app.add_typer(ingest_cli.dlq_app, name="dlq")
 app.command("import")(ingest_cli.import_command)
 app.add_typer(keys_cli.keys_app, name="keys")
@@ -99,18 +100,27 @@ def serve(service: Annotated[str, typer.Argument(help="api, ingest, ledger or no
 def route(
     file: Annotated[Path, typer.Argument(help="An alert.raised CloudEvent (JSON).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    operation: Annotated[
+        Path | None,
+        typer.Option(
+            "--operation", help="The operation.opened event of the alert's operation (JSON)."
+        ),
+    ] = None,
 ) -> None:
     """Dry run: who would receive this alert, why, and with which view."""
     from services.notifier.cli import print_route
 
     settings = _settings()
     topology = resolve_topology(read_file_config(settings.config))
-    try:
-        raw = file.read_bytes()
-        event = CloudEvent.from_json(raw)
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
-    print_route(event, topology, console, as_json=as_json)
+    events = []
+    for path in (file, operation):
+        if path is None:
+            continue
+        try:
+            events.append(CloudEvent.from_json(path.read_bytes()))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    print_route(events[0], topology, console, as_json=as_json, operation=events[1:])
 
 
 @app.command()

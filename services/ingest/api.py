@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Request
@@ -12,11 +13,13 @@ from services.core.alert_register import OwnerCheck
 from services.core.bus import Publisher
 from services.core.config import Principal, Role
 from services.core.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, PUBLISHER_EVENTS, Metrics
+from services.core.operations import OperationRegister
 from services.core.problems import Problem
 from services.core.web import caller, collaborators
 from services.ingest.backpressure import BackPressure
 from services.ingest.content_modes import locate, located_in
 from services.ingest.intake import MAX_BATCH, foreign_changes
+from services.ingest.operation_check import concerned, operation_refusals, register_accepted
 from services.ingest.quotas import Quotas
 from services.ingest.screening import MAX_BODY, Screener
 
@@ -33,6 +36,10 @@ class IngestApi(Protocol):
     @property
     def owners(self) -> OwnerCheck:
         """Which unit raised each alert."""
+
+    @property
+    def operations(self) -> OperationRegister | None:
+        """The register of operations (closed groups)."""
 
     @property
     def publisher(self) -> Publisher:
@@ -136,7 +143,20 @@ async def publish_events(
     except Problem:
         runtime.metrics.inc(PUBLISHER_EVENTS, len(events), principal.name, "limited")
         raise
+    # an alert or seizure of an operation, and the operation events, against the register
+    involved = [(i, ev.event()) for i, ev in enumerate(events) if concerned(ev.type, ev.payload)]
+    now = datetime.now(UTC)
+    refused = await operation_refusals(involved, runtime.operations, now, batch)
+    if refused:
+        raise Problem(
+            422,
+            "Unprocessable operation",
+            "; ".join(r.message for r in refused),
+            errors=[locate(r, binary).to_dict() for r in refused],
+        )
     flags = await runtime.publisher.publish(events)
+    if involved and runtime.operations is not None:
+        await register_accepted([ev for _, ev in involved], runtime.operations, now)
     new = sum(flags)
     runtime.metrics.inc(EVENTS_ACCEPTED, new, "http")
     runtime.metrics.inc(EVENTS_DUPLICATE, len(flags) - new, "http")

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from schemas.alerts import MAX_ALERT_BYTES, AlertRaised
 from schemas.events import NEEDS_SUBJECT, CloudEvent, alert_ref_of, canonical_json
 from schemas.limits import explain
+from schemas.operations import OperationOpened
 from schemas.topology import Topology
 from schemas.vocabulary import AGENCY_TYPES, EventType
 from services.core.alert_register import OwnerCheck, not_theirs
@@ -66,6 +67,7 @@ def validate_event(raw: Any, topology: Topology, index: int | None = None) -> Cl
         for i, unit in enumerate(event.data.recipients):
             if unit not in topology:
                 problems.append(Rejection(index, f"data.recipients.{i}", f"unknown unit {unit!r}"))
+    problems += static_refusals(event, topology, index)
     if not problems and event.type in ALERT_TYPES:
         problems += _oversize(event, index)
     if problems:
@@ -82,6 +84,26 @@ ALERT_TYPES = frozenset(
     }
 )
 """The events bounded by :data:`~schemas.alerts.MAX_ALERT_BYTES`."""
+
+
+IN_OPERATIONS = frozenset({EventType.ALERT_RAISED, EventType.SEIZURE_REPORTED})
+"""The types that may belong to an operation (carry the ``operation`` attribute)."""
+
+
+def static_refusals(event: CloudEvent, topology: Topology, index: int | None) -> list[Rejection]:
+    """What needs no register: ``operation`` on a type that cannot belong to one, members the
+    topology does not know."""
+    problems = []
+    if event.operation is not None and event.type not in IN_OPERATIONS:
+        message = (
+            f"{event.type} cannot belong to an operation: only alert.raised and seizure.reported"
+        )
+        problems.append(Rejection(index, "operation", message))
+    if isinstance(event.data, OperationOpened):
+        for i, unit in enumerate(event.data.members):
+            if unit not in topology:
+                problems.append(Rejection(index, f"data.members.{i}", f"unknown unit {unit!r}"))
+    return problems
 
 
 def _oversize(event: CloudEvent, index: int | None) -> list[Rejection]:

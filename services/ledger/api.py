@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
@@ -9,6 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from services.core.access import (
+    PURPOSE_DOC,
+    PURPOSE_MAX,
+    PURPOSE_PATTERN,
+    AccessLog,
+    clean_purpose,
+    record_read,
+)
 from services.core.auth import require
 from services.core.config import Principal, Role
 from services.core.problems import Problem, documented
@@ -19,6 +28,8 @@ from services.ledger.scan import entry_json
 from services.ledger.store import SqlLedger
 
 router = APIRouter(tags=["ledger"])
+_PERSONS = '"persons":[{'
+"""How persons start in an event's canonical text (a non-nominal view has none)."""
 
 
 class LedgerApi(Protocol):
@@ -27,6 +38,10 @@ class LedgerApi(Protocol):
     @property
     def ledger(self) -> SqlLedger:
         """The ledger, read-only here."""
+
+    @property
+    def access(self) -> AccessLog | None:
+        """Records reads of personal data."""
 
 
 class VerifyResult(BaseModel):
@@ -63,7 +78,7 @@ def _utc(moment: datetime | None, name: str) -> str | None:
     "/v1/ledger/events",
     summary="Ledger entries after a seq",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, **documented(401, 403, 422)},
+    responses={200: {"content": {"application/json": {}}}, **documented(401, 403, 422, 428, 503)},
 )
 async def ledger_events(
     principal: Annotated[Principal, Depends(caller)],
@@ -79,10 +94,16 @@ async def ledger_events(
         datetime | None,
         Query(description="Event time before (RFC 3339; without a UTC offset: UTC)."),
     ] = None,
+    purpose: Annotated[
+        str | None,
+        Query(max_length=PURPOSE_MAX, pattern=PURPOSE_PATTERN, description=PURPOSE_DOC),
+    ] = None,
 ) -> Response:
     """One page ``{"events": [{seq, hash, prev_hash, recorded_at, event}], "next": seq | null}``
-    (auditors; witnesses, who recompute the chain before they cosign)."""
+    (auditors; witnesses, who recompute the chain before they cosign); a page that shows
+    persons' identities is recorded in the access record first."""
     require(principal, Role.AUDITOR, Role.WITNESS)
+    why = clean_purpose(purpose)
     query = LedgerQuery(
         after=after,
         limit=limit,
@@ -91,6 +112,9 @@ async def ledger_events(
         until=_utc(until, "until"),
     )
     rows = [row async for page in runtime.ledger.pages(query) for row in page]
+    # only the events that name persons are parsed, to find whom the page shows
+    named = [json.loads(row[4]) for row in rows if _PERSONS in row[4]]
+    await record_read(runtime.access, principal, "api.ledger.events", why, named)
     following = str(rows[-1][0]) if len(rows) == limit else "null"
     # the stored event text is canonical JSON already: embedded as it is, never re-parsed
     body = f'{{"events":[{",".join(map(entry_json, rows))}],"next":{following}}}'

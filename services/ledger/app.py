@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -15,6 +16,8 @@ from services.core.loops import forever, log_failure
 from services.core.metrics import LEDGER_APPENDED, LEDGER_DUPLICATES, NO_METRICS, Metrics
 from services.core.streaming import Background, GroupOptions, subscribe_pipelined
 from services.core.wiring import Wiring, consumer_name
+from services.ledger.access_feed import ACCESS_OPTIONS, prepare_access
+from services.ledger.access_store import AccessStore
 from services.ledger.handlers import append_prepared, prepare_entries
 from services.ledger.open import open_ledger
 from services.ledger.provenance import record_registry
@@ -63,12 +66,44 @@ def register_ledger(
     )
 
 
+def register_access(
+    broker: RedisBroker,
+    redis: Redis,
+    store: AccessStore,
+    consumer: str,
+    options: GroupOptions = ACCESS_OPTIONS,
+    metrics: Metrics = NO_METRICS,
+) -> list[Background]:
+    """Subscribe the ledger's group to the access stream; returns the writer and the claimer."""
+    dead = RedisDeadLetters(redis)
+
+    async def prepare(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+        return await prepare_access(entries, dead)
+
+    async def commit(batches: Sequence[list[dict[str, Any]]]) -> None:
+        await store.append([record for batch in batches for record in batch])
+
+    return subscribe_pipelined(
+        broker,
+        redis,
+        streams=[streams.ACCESS],
+        group=streams.LEDGER_GROUP,
+        consumer=consumer,
+        prepare=prepare,
+        commit=commit,
+        options=options,
+        metrics=metrics,
+    )
+
+
 class LedgerService:
     """The ledger's part of a process: the database (opened where the ledger runs, and where
     the HTTP API serves its endpoints), its readers and group commit, checkpoint signing."""
 
     def __init__(self, wiring: Wiring, ledger: SqlLedger) -> None:
         self._wiring, self.ledger = wiring, ledger
+        self.access = AccessStore(ledger.engine)
+        """The access record's chain, in the ledger's database."""
 
     @classmethod
     async def open(cls, wiring: Wiring, *, runs: bool) -> LedgerService:
@@ -87,16 +122,21 @@ class LedgerService:
 
     @property
     def trimmed(self) -> tuple[str, ...]:
-        """The canonical streams."""
-        return streams.CANONICAL_STREAMS
+        """The canonical streams and the access stream."""
+        return (*streams.CANONICAL_STREAMS, streams.ACCESS)
 
     def subscribe(self, broker: RedisBroker) -> list[Background]:
-        """The readers of every canonical stream, their claimers and the group commit."""
+        """The readers of every canonical stream, their claimers and the group commit; the
+        access stream's reader, claimer and writer."""
         w = self._wiring
         options = w.group_options(LEDGER_OPTIONS)
-        return register_ledger(
-            broker, w.redis, self.ledger, consumer_name("ledger"), options, w.metrics
-        )
+        consumer = consumer_name("ledger")
+        return [
+            *register_ledger(broker, w.redis, self.ledger, consumer, options, w.metrics),
+            *register_access(
+                broker, w.redis, self.access, consumer, w.group_options(ACCESS_OPTIONS), w.metrics
+            ),
+        ]
 
     async def start(self) -> None:
         """Sign the head when entries have waited ``checkpoint_interval``, even if no more come."""

@@ -21,6 +21,7 @@ from services.core.settings import settings_from_env
 from services.core.terminal import console as make_console
 from services.core.terminal import printable, safe
 from services.ledger import audit, provenance, witness, witness_cli, witness_store
+from services.ledger.access_cli import purpose_of, record_cli_read
 from services.ledger.notary import SignerRefused
 from services.ledger.open import open_existing_ledger
 from services.ledger.records import utc_text
@@ -50,6 +51,10 @@ def _run(work: Callable[[SqlLedger], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+PURPOSE_HELP = (
+    "Why personal data is read (a case reference), recorded in the access record; required "
+    "when LIAISON_ACCESS_PURPOSE=required and the entries name persons."
+)
 TIME_HELP = (
     "(ISO 8601: 2024-03-15, 2024-03-15T08:00+05:00 or …Z); without a UTC offset it is read"
     " as UTC, and a note on stderr says so."
@@ -140,16 +145,23 @@ def replay(
         str | None, typer.Option(help=f"Event time at or after this {TIME_HELP}")
     ] = None,
     until: Annotated[str | None, typer.Option(help=f"Event time before this {TIME_HELP}")] = None,
+    purpose: Annotated[str | None, typer.Option(help=PURPOSE_HELP)] = None,
 ) -> None:
-    """Entries as JSON lines — one CloudEvent each with its seq and hash — streamed."""
+    """Entries as JSON lines — one CloudEvent each with its seq and hash — streamed; what it
+    shows of persons is recorded in the access record first."""
     query = Query(
         after=after,
         types=tuple(type_ or ()),
         since=_time(since, "--since"),
         until=_time(until, "--until"),
     )
+    why = purpose_of(purpose)
 
-    _run(lambda ledger: audit.replay(ledger, query, sys.stdout))
+    async def work(ledger: SqlLedger) -> int:
+        await record_cli_read(ledger, settings_from_env(), "cli.replay", why, query)
+        return await audit.replay(ledger, query, sys.stdout)
+
+    _run(work)
 
 
 @app.command()
@@ -289,13 +301,17 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON rows.")] = 
 @app.command()
 def export(
     file: Annotated[Path, typer.Argument(help="Where to write the bundle (JSON lines).")],
+    purpose: Annotated[str | None, typer.Option(help=PURPOSE_HELP)] = None,
 ) -> None:
     """A self-contained bundle — entries, checkpoints, public key — that verifies offline; the
-    head is signed first, so that the bundle ends at a signed checkpoint."""
+    head is signed first, so that the bundle ends at a signed checkpoint. What it holds of
+    persons is recorded in the access record first."""
+    why = purpose_of(purpose)
 
     origin = settings_from_env().ledger_origin
 
     async def work(ledger: SqlLedger) -> int:
+        await record_cli_read(ledger, settings_from_env(), "cli.export", why, Query())
         with file.open("w", encoding="utf-8") as out:
             return await audit.export_bundle(ledger, out, origin)
 

@@ -80,3 +80,35 @@ checkpoints = Table(
         comment="v2: SHA-256 of the indexed columns of the entries it newly covers.",
     ),
 )
+
+access_entries = Table(
+    "access_entries",
+    metadata,
+    Column(
+        "seq",
+        BigInteger,
+        primary_key=True,
+        autoincrement=False,
+        comment="Gapless position in the access chain, from 1.",
+    ),
+    Column("record_id", String(64), nullable=False, comment="The record's id (uuid hex)."),
+    Column("at", String(40), nullable=False, comment="When the data was read, RFC 3339 UTC."),
+    Column("principal", String(200), nullable=False),
+    Column("recorded_at", String(40), nullable=False, comment="RFC 3339 UTC, when appended."),
+    Column("record", Text, nullable=False, comment="The access record, canonical JSON."),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("record_id", name="uq_access_record_id"),
+)
+"""The access record (services/core/access.py): its own hash chain, the ledger's formula."""
+
+access_persons = Table(
+    "access_persons",
+    metadata,
+    Column("person", String(64), nullable=False, comment="Keyed digest of a document number."),
+    Column("seq", BigInteger, nullable=False, comment="The access entry that shows them."),
+)
+"""Which access entries show which person: the report's index (the chained record says it
+too, and the report checks it there)."""
+
+Index("ix_access_persons", access_persons.c.person, access_persons.c.seq)

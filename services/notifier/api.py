@@ -13,6 +13,14 @@ from starlette.types import Receive, Scope, Send
 from schemas.alerts import Name, Text
 from schemas.topology import Topology
 from services.core import problems
+from services.core.access import (
+    PURPOSE_DOC,
+    PURPOSE_MAX,
+    PURPOSE_PATTERN,
+    AccessLog,
+    clean_purpose,
+    record_read,
+)
 from services.core.auth import require_officer_of, require_unit_reader
 from services.core.config import Principal
 from services.core.problems import Problem
@@ -46,6 +54,10 @@ class NotifierApi(Protocol):
     @property
     def live(self) -> live.LiveFeeds:
         """The live streams."""
+
+    @property
+    def access(self) -> AccessLog | None:
+        """Records reads of personal data."""
 
 
 def notifier_api(request: Request) -> NotifierApi:
@@ -105,7 +117,7 @@ RETRY_STREAM = "10"
     "/v1/units/{unit}/alerts",
     summary="A unit's deliveries, newest first",
     response_model=InboxPage,
-    responses=_REFUSED,
+    responses={**_REFUSED, **problems.documented(428, 503)},
 )
 async def list_alerts(
     unit: str,
@@ -120,11 +132,17 @@ async def list_alerts(
             description="The previous page's `next`: the page after it.",
         ),
     ] = None,
+    purpose: Annotated[
+        str | None,
+        Query(max_length=PURPOSE_MAX, pattern=PURPOSE_PATTERN, description=PURPOSE_DOC),
+    ] = None,
 ) -> JSONResponse:
     """The unit's inbox, a page at a time: each alert as this unit may see it, with reasons
-    and acks, and ``next`` (the cursor of the following page, or null)."""
+    and acks, and ``next`` (the cursor of the following page, or null). A page that shows
+    persons' identities is recorded in the access record first (with ``purpose``)."""
     require_unit_reader(principal, unit)
     _known_unit(runtime, unit)
+    why = clean_purpose(purpose)
     try:
         alerts, following = await runtime.inbox.page(unit, limit, after)
     except InvalidCursor as exc:
@@ -138,6 +156,7 @@ async def list_alerts(
         "notices": await runtime.inbox.notices(unit),
         "next": following,
     }
+    await record_read(runtime.access, principal, "api.inbox", why, alerts, unit)
     return JSONResponse(page)
 
 

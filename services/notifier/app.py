@@ -14,6 +14,7 @@ from services.core import streams
 from services.core.bus import Entry, RedisDeadLetters
 from services.core.loops import forever
 from services.core.metrics import ESCALATIONS, NO_METRICS, Metrics
+from services.core.operations import OperationRegister
 from services.core.streaming import Background, GroupOptions, subscribe_pipelined
 from services.core.wiring import Wiring, consumer_name
 from services.notifier.batches import PreparedBatch, commit_alerts, prepare_alerts
@@ -83,6 +84,7 @@ class NotifierService:
             deadlines=config.ack_deadlines,
             webhooks=WebhookQueue(wiring.redis, config.webhooks),
             metrics=wiring.metrics,
+            operations=OperationRegister(wiring.redis),
         )
         self.api_inbox = self._inbox(wiring.api_redis)
         self.api_deps = replace(
@@ -90,6 +92,7 @@ class NotifierService:
             inbox=self.api_inbox,
             publisher=wiring.api_publisher,
             webhooks=WebhookQueue(wiring.api_redis, config.webhooks),
+            operations=OperationRegister(wiring.api_redis),
         )
         """The same handlers on the API's client."""
         self.live = LiveFeeds(

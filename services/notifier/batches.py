@@ -22,6 +22,7 @@ from services.core.bus import DeadLetters, Entry
 from services.notifier.admission import CHANGE_TYPES, UnknownAlert, admit
 from services.notifier.changes import pass_on_change
 from services.notifier.handlers import NotifierDeps, Rendered, deliver, render
+from services.notifier.operation_gate import sort_operations
 
 WRITE_ALERTS = 100
 """Alerts per inbox script at most: a longer script holds other clients up (~15 ms at 300)."""
@@ -49,10 +50,10 @@ async def prepare_alerts(
         except ValidationError as exc:
             await dead.put(entry, f"notifier: not a valid event: {exc.error_count()} error(s)")
     now = deps.clock()
-    rendered = {
+    rendered = {  # an operation's alerts once their members are known (commit_alerts)
         id(event): render(event, deps, now)
         for _, event in parsed
-        if event.type is EventType.ALERT_RAISED
+        if event.type is EventType.ALERT_RAISED and event.operation is None
     }
     return PreparedBatch(parsed, rendered)
 
@@ -71,8 +72,13 @@ async def commit_alerts(
     """
     parsed = [item for batch in batches for item in batch.parsed]
     rendered = {key: r for batch in batches for key, r in batch.rendered.items()}
-    admission = await admit(parsed, deps.inbox)
-    for entry, reason in admission.refused:
+    now = deps.clock()
+    gate = await sort_operations(parsed, deps.operations, now)
+    for event in (ev for _, ev in gate.passed if id(ev) in gate.members):
+        rendered[id(event)] = render(event, deps, now, gate.members[id(event)])
+    admission = await admit(gate.passed, deps.inbox)
+    admission.held += gate.held
+    for entry, reason in [*gate.refused, *admission.refused]:
         await dead.put(entry, reason)
     raised: list[Rendered] = []
     for event in admission.admitted:

@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +16,7 @@ from schemas.topology import Topology
 from services.core.bus import RedisPublisher
 from services.core.config import ConfigError, read_file_config, resolve_topology
 from services.core.one_shot import connect_redis
+from services.core.operations import Operation
 from services.core.settings import Settings
 from services.core.terminal import safe
 from services.notifier.acknowledgement import Acknowledger, acknowledge
@@ -29,10 +31,19 @@ def _topology(settings: Settings) -> Topology:
     return resolve_topology(read_file_config(settings.config))
 
 
-def print_route(event: CloudEvent, topology: Topology, console: Console, *, as_json: bool) -> None:
-    """Who would receive this alert, why, and with which view."""
+def print_route(
+    event: CloudEvent,
+    topology: Topology,
+    console: Console,
+    *,
+    as_json: bool,
+    operation: Sequence[CloudEvent] = (),
+) -> None:
+    """Who would receive this alert, why, and with which view; ``operation``: the
+    ``operation.opened`` event of the alert's operation (its members receive it, nobody else)."""
     try:
-        recipients = route_alert(facts_of(event), topology)
+        members = _members(event, operation)
+        recipients = route_alert(facts_of(event, members), topology)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
     if as_json:
@@ -50,6 +61,25 @@ def print_route(event: CloudEvent, topology: Topology, console: Console, *, as_j
     for r in recipients:
         table.add_row(safe(r.unit), safe(", ".join(r.reasons)), safe(r.view))
     console.print(table)
+
+
+def _members(event: CloudEvent, operation: Sequence[CloudEvent]) -> frozenset[str] | None:
+    """The members of the alert's operation, from its ``operation.opened`` event."""
+    if event.operation is None:
+        if operation:
+            raise ConfigError("--operation: the alert names no operation")
+        return None
+    if not operation:
+        raise ConfigError(
+            f"the alert belongs to operation {event.operation}: "
+            "give its operation.opened event with --operation FILE"
+        )
+    opened = Operation.of(operation[0])
+    if opened.name != event.operation:
+        raise ConfigError(
+            f"--operation: it opens {opened.name}, the alert belongs to {event.operation}"
+        )
+    return opened.members
 
 
 async def show_inbox(settings: Settings, unit: str, console: Console, *, as_json: bool) -> None:

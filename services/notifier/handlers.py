@@ -24,6 +24,7 @@ from services.core.config import AckDeadlines
 from services.core.metrics import DELIVERIES, NO_METRICS, Metrics
 from services.notifier.admission import AlertOwners
 from services.notifier.model import Delivery, Escalation, Notice, StoredAck
+from services.notifier.operation_gate import Operations
 from services.notifier.routing import (
     AlertFacts,
     Recipient,
@@ -76,6 +77,9 @@ class NotifierDeps:
     webhooks: WebhookEnqueuer | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     metrics: Metrics = NO_METRICS
+    operations: Operations | None = None
+    """The register of operations; None: an alert of an operation waits (and is
+    dead-lettered at the retry cap), as for an operation nobody opened."""
 
 
 def view_of(event: CloudEvent, view: View) -> dict[str, Any]:
@@ -101,8 +105,9 @@ def _route(facts: AlertFacts, topology: Topology) -> tuple[Recipient, ...]:
     return route_alert(facts, topology)
 
 
-def facts_of(event: CloudEvent) -> AlertFacts:
-    """What routing needs to know of an ``alert.raised`` event."""
+def facts_of(event: CloudEvent, members: frozenset[str] | None = None) -> AlertFacts:
+    """What routing needs to know of an ``alert.raised`` event; ``members``: those of its
+    operation (the register's), when it carries one."""
     data = event.data
     if not isinstance(data, AlertRaised) or event.unit is None:
         raise TypeError(f"{event.type} from {event.source} is not an agency's alert.raised")
@@ -113,6 +118,7 @@ def facts_of(event: CloudEvent) -> AlertFacts:
         tlp=event.tlp,
         releasableto=event.releasable_countries,
         piireleasableto=event.pii_countries,
+        members=members,
     )
 
 
@@ -127,9 +133,12 @@ class Rendered:
     at: datetime
 
 
-def render(event: CloudEvent, deps: NotifierDeps, now: datetime) -> Rendered:
-    """Route an ``alert.raised`` event and render its deliveries and receipts (no I/O)."""
-    recipients = _route(facts_of(event), deps.topology)
+def render(
+    event: CloudEvent, deps: NotifierDeps, now: datetime, members: frozenset[str] | None = None
+) -> Rendered:
+    """Route an ``alert.raised`` event and render its deliveries and receipts (no I/O);
+    ``members``: those of the alert's operation (see :func:`facts_of`)."""
+    recipients = _route(facts_of(event, members), deps.topology)
     deliveries = _deliveries(event, recipients, now, deps)
     receipts = _receipts(event, recipients, now)
     return Rendered(event, recipients, deliveries, receipts, now)

@@ -7,6 +7,13 @@ counterpart BLO; the explicitly named units. They are filtered — never O, only
 countries the originator released the alert to (C always) — and then the
 national coordinators of C and of every other receiving country are added.
 ``tlp`` red keeps only the explicit recipients (filtered the same way).
+
+An alert of an operation (a closed group) goes to the operation's members and to nobody
+else: every member is a candidate (reason ``operation``), every non-member is dropped —
+neighbours, corridor, counterparts, coordinators and explicit recipients alike — and then
+the same filters apply (never O, ``releasableto``, ``tlp`` red: explicit members only,
+``piireleasableto`` for the view). So an operation never widens what the handling codes
+allow, and non-members learn nothing of it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class AlertFacts:
     """Countries the alert may reach; None → the originator's country only."""
     piireleasableto: frozenset[str] | None = None
     """Countries that may see personal data; None → no foreign country."""
+    members: frozenset[str] | None = None
+    """The members of the alert's operation; None → the alert belongs to no operation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,8 @@ def _candidates(facts: AlertFacts, topology: Topology, country: str) -> dict[str
     add((u for u in facts.recipients if u in topology), Reason.EXPLICIT)
     if facts.tlp is Tlp.RED:
         return reasons
+    if facts.members is not None:
+        add((u for u in facts.members if u in topology), Reason.OPERATION)
     add(topology.neighbours(facts.origin), Reason.NEIGHBOUR)
     for exit_country in next_countries(facts.route, country):
         add(corridor(facts.origin, exit_country, topology), Reason.CORRIDOR)
@@ -124,16 +135,20 @@ def route_alert(facts: AlertFacts, topology: Topology) -> tuple[Recipient, ...]:
     # Releasability restricts crossing borders: the originator's own country is always in.
     allowed = {country} | (facts.releasableto or frozenset())
     pii = {country} | (facts.piireleasableto or frozenset())
+    members = facts.members
     reasons = {
         unit: why
         for unit, why in _candidates(facts, topology, country).items()
-        if unit != facts.origin and topology.country_of(unit) in allowed
+        if unit != facts.origin
+        and topology.country_of(unit) in allowed
+        and (members is None or unit in members)
     }
     if facts.tlp is not Tlp.RED:
-        # Coordinators follow the alert: each receiving country's coordinator hears of it.
+        # Coordinators follow the alert: each receiving country's coordinator hears of it
+        # (of an operation's alert, only a coordinator that is a member).
         receiving = {country} | {topology.country_of(u) for u in reasons}
         for coordinator in (c for k in receiving for c in topology.coordinators(k)):
-            if coordinator != facts.origin:
+            if coordinator != facts.origin and (members is None or coordinator in members):
                 reasons.setdefault(coordinator, set()).add(Reason.COORDINATOR)
     return tuple(
         Recipient(

@@ -45,3 +45,29 @@ def test_route_as_a_table() -> None:
     assert result.returncode == 0, result.stderr
     assert "BLO-FOTEHOBOD" in result.stdout
     assert "counterpart" in result.stdout
+
+
+def test_an_operations_alert_reaches_its_members_only_and_says_why() -> None:
+    result = run(
+        "route",
+        str(EXAMPLES / "route" / "oybek-operation.json"),
+        "--json",
+        "--operation",
+        str(EXAMPLES / "events" / "operation.opened.json"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    recipients = {
+        r["unit"]: (r["reasons"], r["view"]) for r in json.loads(result.stdout)["recipients"]
+    }
+    assert recipients == {  # not IMT-TASHKENT nor NIAC-UZ: they are no members
+        "IMT-GULISTAN": (["neighbour", "corridor", "operation"], "full"),
+        "BLO-FOTEHOBOD": (["counterpart", "operation"], "non-nominal"),
+        "IMT-NUKUS": (["operation"], "full"),
+    }
+
+
+def test_an_operations_alert_without_its_operation_is_one_line_exit_2() -> None:
+    result = run("route", str(EXAMPLES / "route" / "oybek-operation.json"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "belongs to operation OP-NORTHERN-2026" in result.stderr
+    assert "Traceback" not in result.stderr

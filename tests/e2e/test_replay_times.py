@@ -28,7 +28,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ledger = open_ledger(Settings(data_dir=path, redis_url=None, database_url=None))
         await ledger.create_schema()
         await ledger.append(
-            [CloudEvent.from_json(p.read_bytes()) for p in sorted(EVENTS.glob("*.json"))]
+            [  # the alert and seizure examples (the operations' are of 2026)
+                CloudEvent.from_json(p.read_bytes())
+                for p in sorted(EVENTS.glob("*.json"))
+                if p.name.startswith(("alert.", "seizure."))
+            ]
         )
         await ledger.close()
 

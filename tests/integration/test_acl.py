@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +195,25 @@ async def test_every_service_works_as_its_own_user_and_nothing_is_refused(  # st
         )
         refused = await api.post("/v1/events", json=foreign, headers=auth("customs"))
         assert refused.status_code == 409, refused.text
+        # the API reads and writes the register of operations, the notifier too (issue 20)
+        now = datetime.now(UTC)
+        opened = factories.event(
+            "operation.opened",
+            "BLO-OYBEK",
+            {"name": "OP-ACL", "members": ["IMT-NUKUS"], "start": now.isoformat(),
+             "end": (now + timedelta(days=1)).isoformat()},
+        )  # fmt: skip
+        in_operation = factories.alert(operation="OP-ACL")
+        for event in (opened, in_operation):
+            sent = await api.post("/v1/events", json=event, headers=auth("customs"))
+            assert sent.status_code == 202, sent.text
         await eventually(lambda: _arrived(recv))
 
         async def recorded() -> bool:
             kinds = Counter(await _ledger_types(api))
-            wanted = {"alert.raised": 1, "seizure.reported": 2, "alert.acknowledged": 1}
-            return kinds["alert.delivered"] >= 1 and all(kinds[k] == n for k, n in wanted.items())
+            wanted = {"alert.raised": 2, "seizure.reported": 2, "alert.acknowledged": 1,
+                      "operation.opened": 1}  # fmt: skip
+            return kinds["alert.delivered"] >= 2 and all(kinds[k] == n for k, n in wanted.items())
 
         await eventually(recorded)
 

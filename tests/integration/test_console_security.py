@@ -59,6 +59,7 @@ MATRIX: list[tuple[str, str, dict[str, int]]] = [
     ("GET", "/console/export/trail.jsonl?alert_id={alert}", AUDITOR_READS),
     ("GET", "/console/stats", AUDITOR_READS),
     ("GET", "/console/stats.csv", AUDITOR_READS),
+    ("GET", "/console/access", AUDITOR_READS),
     ("GET", "/console/static/console.css", EVERYONE),
 ]
 

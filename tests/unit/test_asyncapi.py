@@ -98,6 +98,7 @@ def test_streams_and_their_messages() -> None:
         streams.ALERTS: agency - {EventType.SEIZURE_REPORTED.value},
         streams.RECEIPTS: {t.value for t in SYSTEM_TYPES - LEDGER_TYPES},
         streams.DEAD_LETTERS: {"dead-letter"},
+        streams.ACCESS: {"access-record"},
     }
     receive = {
         (

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from schemas.alerts import AlertCancelled, AlertClosed, AlertRaised, AlertUpdated, Window
 from schemas.events import DATA_MODELS, NEEDS_SUBJECT, CloudEvent
 from schemas.keys import KeyRegistered, KeyRevoked
+from schemas.operations import OperationClosed, OperationOpened
 from schemas.receipts import (
     AlertAcknowledged,
     AlertDelivered,
@@ -97,6 +98,14 @@ DATA: dict[EventType, dict[str, Any]] = {
         "not_before": T0,
     },
     EventType.KEY_REVOKED: {"keyid": "uz-customs/2026-01", "revoked_at": T1, "reason": "lost"},
+    EventType.OPERATION_OPENED: {
+        "name": "OP-NORTH-2026",
+        "title": "Northern route",
+        "members": ["IMT-GULISTAN", "BLO-FOTEHOBOD"],
+        "start": T0,
+        "end": T1,
+    },
+    EventType.OPERATION_CLOSED: {"name": "OP-NORTH-2026", "reason": "done"},
 }
 
 
@@ -139,6 +148,8 @@ def test_every_type_has_a_data_model() -> None:
         EventType.ALERT_WEBHOOK_FAILED: AlertWebhookFailed,
         EventType.KEY_REGISTERED: KeyRegistered,
         EventType.KEY_REVOKED: KeyRevoked,
+        EventType.OPERATION_OPENED: OperationOpened,
+        EventType.OPERATION_CLOSED: OperationClosed,
     } == DATA_MODELS
 
 
