@@ -1,14 +1,14 @@
 """The access record: every read of personal data, in a hash chain of its own (issue 20).
 
-Revision ID: 0004_access
-Revises: 0003
+Revision ID: 0005_access
+Revises: 0004_witness
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_access"
-down_revision = "0003"
+revision = "0005_access"
+down_revision = "0004_witness"
 
 
 def upgrade() -> None:
