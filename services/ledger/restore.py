@@ -13,6 +13,13 @@ a database that already holds entries or checkpoints; and a checkpoint or entry 
 field this release does not know (a bundle of a later format that adds one would lose it:
 restore it with that release). Unknown fields of the header are ignored: the header is
 information, written again by every export, and nothing in it is stored or signed.
+
+The witnesses' cosignatures a bundle carries (``{"cosignature": …}`` lines) are restored
+with it, so the restored ledger is still held to what they vouched for; the time each was
+first received is not in the bundle, so they are recorded as received at the restore. They
+are kept as the bundle has them, as the export wrote them: an auditor's ``verify
+--witness-key`` checks each against the witness's own key, and one that does not verify is
+``BROKEN``.
 """
 
 from __future__ import annotations
@@ -20,16 +27,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.ledger import append, audit, tables
+from services.ledger import append, audit, tables, witness_store
 from services.ledger.checkpoints import Checkpoint
-from services.ledger.records import record_of_payload
+from services.ledger.records import record_of_payload, utc_text
 from services.ledger.store import SqlLedger
 from services.ledger.verify import VerifyReport
+from services.ledger.witness import Cosignature
 
 CHUNK = 1000
 """Entries inserted per statement."""
@@ -48,6 +57,8 @@ CHECKPOINT_FIELDS = frozenset(
         "index_hash",
     ]
 )
+COSIGNATURE_FIELDS = frozenset(["witness", "size", "head_hash", "timestamp", "signature"])
+KINDS = {"checkpoint": CHECKPOINT_FIELDS, "entry": ENTRY_FIELDS, "cosignature": COSIGNATURE_FIELDS}
 
 
 class RestoreRefused(Exception):
@@ -82,16 +93,17 @@ def _known_fields(path: Path) -> tuple[str, ...]:
     header_fields: tuple[str, ...] = ()
     for number, line in _lines(path):
         if number == 1:
-            known = {"format", "exported_at", "public_key", "key_id"}
+            known = {"format", "exported_at", "public_key", "key_id", "origin"}
             known |= {"checkpoint_every", "checkpoint_interval"}
             header_fields = tuple(sorted(set(line) - known))
             continue
-        kind, allowed = (
-            ("checkpoint", CHECKPOINT_FIELDS) if "checkpoint" in line else ("entry", ENTRY_FIELDS)
-        )
+        kind = next(iter(line), "") if len(line) == 1 else ""
         body = line.get(kind)
-        if set(line) != {kind} or not isinstance(body, dict):
-            raise RestoreRefused(f"{path}: line {number}: neither a checkpoint nor an entry")
+        if kind not in KINDS or not isinstance(body, dict):
+            raise RestoreRefused(
+                f"{path}: line {number}: neither a checkpoint, a cosignature nor an entry"
+            )
+        allowed = KINDS[kind]
         if unknown := sorted(set(body) - allowed):
             raise RestoreRefused(
                 f"{path}: line {number}: {kind} field(s) {', '.join(unknown)} unknown to this "
@@ -147,6 +159,8 @@ async def restore_bundle(
 async def _write(ledger: SqlLedger, path: Path) -> tuple[int, int]:
     """Every checkpoint and entry of the bundle, in one transaction."""
     checkpoints: list[dict[str, Any]] = []
+    cosignatures: list[dict[str, Any]] = []
+    restored_at = utc_text(datetime.now(UTC))
     count, rows = 0, []
     async with ledger.engine.begin() as conn:
         for number, line in _lines(path):
@@ -154,6 +168,10 @@ async def _write(ledger: SqlLedger, path: Path) -> tuple[int, int]:
                 continue
             if "checkpoint" in line:
                 checkpoints.append(Checkpoint.from_dict(line["checkpoint"]).to_dict())
+                continue
+            if "cosignature" in line:
+                kept = Cosignature.from_dict(line["cosignature"]).to_dict()
+                cosignatures.append(kept | {"received_at": restored_at})
                 continue
             rows.append(_row(line["entry"]))
             if len(rows) == CHUNK:
@@ -164,4 +182,6 @@ async def _write(ledger: SqlLedger, path: Path) -> tuple[int, int]:
             count += len(rows)
         if checkpoints:
             await conn.execute(tables.checkpoints.insert(), checkpoints)
+        if cosignatures:
+            await conn.execute(witness_store.cosignatures.insert(), cosignatures)
     return len(checkpoints), count

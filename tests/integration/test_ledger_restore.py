@@ -16,14 +16,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from schemas.events import CloudEvent
-from services.ledger import audit
+from services.ledger import audit, witness, witness_cli, witness_store
 from services.ledger.engine import create_engine
 from services.ledger.restore import RestoreRefused, restore_bundle
 from services.ledger.signing import load_or_create_signer
 from services.ledger.store import CheckpointPolicy, SqlLedger
+from services.ledger.witness import WitnessKey
 from tests import factories
 from tests.integration.ledger_backends import fresh_postgres_database, postgres_server
 
@@ -31,6 +33,7 @@ __all__ = ["postgres_server"]  # the fixture, imported so pytest finds it here
 
 pytestmark = pytest.mark.integration
 POLICY = CheckpointPolicy(every=4)
+ORIGIN = "restore.example/ledger"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -146,3 +149,36 @@ async def test_unknown_fields_refuse_an_entry_and_pass_a_header(
     done = await restore_bundle(restored, later, keys)
     assert done.ignored_header_fields == ("anchors",)
     assert await _tables(restored) == await _tables(original)
+
+
+async def test_a_witnessed_ledger_is_restored_with_its_cosignatures(
+    databases: list[SqlLedger], tmp_path: Path
+) -> None:
+    """Issue 19 meets issue 21: a bundle carries the witnesses' cosignatures (and the origin in
+    its header); the restored ledger keeps them, so it is still held to what they vouched."""
+    original, restored = databases
+    for start in range(0, 10, 5):
+        await original.append(_events(5, start))
+    private = Ed25519PrivateKey.generate()
+    vkeys = {"witness.example": WitnessKey("witness.example", private.public_key())}
+    checkpoint = await witness_store.latest_checkpoint(original.engine)
+    assert checkpoint is not None
+    made = witness.cosign(
+        private, "witness.example", ORIGIN, (checkpoint.size, checkpoint.head_hash), 1000
+    )
+    [(_, new)] = await witness_store.accept(original.engine, ORIGIN, made.note(ORIGIN), vkeys)
+    assert new
+    bundle = tmp_path / "bundle.jsonl"
+    with bundle.open("w", encoding="utf-8") as out:
+        await audit.export_bundle(original, out, origin=ORIGIN)
+    assert original.signer is not None
+    keys = {original.signer.key_id: original.signer.public_key}
+
+    done = await restore_bundle(restored, bundle, keys)
+
+    assert done.report.ok
+    assert done.ignored_header_fields == ()  # the origin is known, not dropped with a note
+    assert await witness_store.load(restored.engine) == [made]
+    heads = await witness_store.heads_at(restored.engine, [made.size])
+    seen = witness.check([made], vkeys, ORIGIN, heads, done.entries)
+    assert witness_cli.judge(done.report, seen, vkeys) == []  # nothing unwitnessed
