@@ -166,15 +166,16 @@ def test_limits_belong_to_publishers_and_fit_their_burst() -> None:
     assert PublisherLimits(events_per_second=1, burst=5000).batch == 1000
 
 
-async def test_the_ingest_user_may_keep_the_buckets(acl_server: AclServer) -> None:
-    """Under the shipped ACL (deploy/users.acl) the ingest user runs the bucket's script."""
-    ingest = acl_server.client("ingest")
+async def test_the_api_user_may_keep_the_buckets(acl_server: AclServer) -> None:
+    """Under the shipped ACL (deploy/users.acl) the api user (``liaison serve api``, which
+    answers publishers) runs the bucket's script."""
+    api = acl_server.client("api")
     try:
-        quotas = Quotas(ingest)
+        quotas = Quotas(api)
         limits = PublisherLimits(events_per_second=1, burst=2)
         publisher = Principal(name="runaway", role=Role.PUBLISHER, token_sha256="0" * 64,
                               units=("BLO-OYBEK",), limits=limits)  # fmt: skip
         assert await quotas.wait(publisher, 2) == 0
         assert await quotas.wait(publisher, 2) > 0
     finally:
-        await ingest.aclose()
+        await api.aclose()
