@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -57,20 +58,13 @@ NOTES = [
 
 
 @asynccontextmanager
-async def ingest_process(
-    redis_url: str, workdir: Path, units: Sequence[str]
-) -> AsyncIterator[tuple[str, str]]:
-    """``liaison serve api`` (the publish API) on a free port with one publisher; yields (base URL,
-    token)."""
-    token = secrets.token_urlsafe(24)
+async def api_process(
+    redis_url: str, workdir: Path, principals: Sequence[dict[str, Any]]
+) -> AsyncIterator[str]:
+    """``liaison serve api`` (the publish API) on a free port with these principals; yields its
+    base URL, and stops it after."""
     config = workdir / "liaison.yaml"
-    principal = {
-        "name": "bench",
-        "role": "publisher",
-        "token_sha256": token_digest(token),
-        "units": units,
-    }
-    config.write_text(json.dumps({"principals": [principal]}))  # JSON is YAML
+    config.write_text(json.dumps({"principals": list(principals)}))  # JSON is YAML
     port = free_port()
     env = {
         **os.environ,
@@ -86,7 +80,7 @@ async def ingest_process(
         base = f"http://127.0.0.1:{port}"
         try:
             await _until_ready(base, proc)
-            yield base, token
+            yield base
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -94,6 +88,23 @@ async def ingest_process(
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+@asynccontextmanager
+async def ingest_process(
+    redis_url: str, workdir: Path, units: Sequence[str]
+) -> AsyncIterator[tuple[str, str]]:
+    """``liaison serve api`` (the publish API) on a free port with one publisher; yields (base URL,
+    token)."""
+    token = secrets.token_urlsafe(24)
+    principal = {
+        "name": "bench",
+        "role": "publisher",
+        "token_sha256": token_digest(token),
+        "units": list(units),
+    }
+    async with api_process(redis_url, workdir, [principal]) as base:
+        yield base, token
 
 
 async def _until_ready(base: str, proc: asyncio.subprocess.Process, timeout: float = 30.0) -> None:

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -29,14 +28,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
-from bench.ingest import BATCH, LIAISON, _cpu, _until_ready, post_batches
+from bench.ingest import BATCH, _cpu, api_process, post_batches
 from bench.support.payloads import seizure
 from bench.support.procs import child_matching
 from services.core import dsse, streams
 from services.core.auth import token_digest
 from services.core.jcs import canonical
 from services.core.keyring import KeyTerms, Registry
-from services.core.redis_server import EmbeddedRedis, free_port
+from services.core.redis_server import EmbeddedRedis
 from services.entrypoints.keys_cli import sign_event
 
 RESULTS = Path(__file__).parent / "results" / "signed-latest.md"
@@ -59,38 +58,15 @@ async def two_publishers(
 ) -> AsyncIterator[tuple[str, str, str]]:
     """``liaison serve api`` with ``plain`` and ``signer``; yields (URL, their tokens)."""
     plain, signer = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    principals = [
+    principals: list[dict[str, Any]] = [
         {"name": "plain", "role": "publisher", "token_sha256": token_digest(plain),
          "units": list(units)},
         {"name": "signer", "role": "publisher", "token_sha256": token_digest(signer),
          "units": list(units), "signatures": "required",
          "keys": [{"id": "k1", "public_key": dsse.raw_b64(key.public_key())}]},
     ]  # fmt: skip
-    config = workdir / "liaison.yaml"
-    config.write_text(json.dumps({"principals": principals}))  # JSON is YAML
-    port = free_port()
-    env = {
-        **os.environ,
-        "LIAISON_REDIS_URL": redis_url,
-        "LIAISON_CONFIG": str(config),
-        "LIAISON_DATA_DIR": str(workdir / "var"),
-        "LIAISON_HTTP_ADDR": f"127.0.0.1:{port}",
-    }
-    with (workdir / "ingest.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            str(LIAISON), "serve", "api", env=env, stdout=log, stderr=log
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            await _until_ready(base, proc)
-            yield base, plain, signer
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with api_process(redis_url, workdir, principals) as base:
+        yield base, plain, signer
 
 
 def _bodies(events: list[dict[str, Any]]) -> list[bytes]:
